@@ -1,0 +1,1 @@
+"""PySide6 widgets. Talks to analysis, cases and reports only; never to torch or SQL."""

@@ -1,0 +1,8 @@
+"""Launch the DeCLIP Desktop application (same as the `declip-desktop` entry point)."""
+
+import sys
+
+from declip_desktop.gui.app import main
+
+if __name__ == "__main__":
+    sys.exit(main())
