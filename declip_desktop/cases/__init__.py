@@ -1,0 +1,1 @@
+"""Case folders: SQLite store, evidence import, audit trail, verification. No Qt, no torch."""

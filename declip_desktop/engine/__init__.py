@@ -1,0 +1,4 @@
+"""Networks, checkpoints, preprocessing, Localizer, metrics, training, synthesis. No Qt, no SQL.
+
+Keep this file free of heavy imports: importing the package must not import torch.
+"""

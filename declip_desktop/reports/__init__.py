@@ -1,0 +1,1 @@
+"""PDF reports and image exports (QtGui painting only, no widgets)."""
