@@ -65,11 +65,24 @@ def find_regions(
     keep = [int(i) + 1 for i in order if areas[i] >= min_area_px][:max_regions]
     if not keep:
         return []
-    flat_labels = labels.ravel()
-    flat_prob = prob.ravel()
-    sums = np.bincount(flat_labels, weights=flat_prob, minlength=count)
-    maxima = np.full(count, -np.inf, dtype=np.float64)
-    np.maximum.at(maxima, flat_labels, flat_prob)
+    # Statistics per kept region from its bounding-box crop: proportional to the
+    # regions' size, not the image's (a full-image bincount / ufunc.at costs seconds
+    # on a 12-megapixel map, which the GUI recomputes as the threshold moves).
+    boxes = [tuple(int(v) for v in stats[label]) for label in keep]
+    if sum(w * h for _x, _y, w, h, _a in boxes) > 4 * total:
+        # Pathological nesting (many huge overlapping boxes): one pass over the image instead.
+        flat_labels = labels.ravel()
+        flat_prob = prob.ravel()
+        sums = np.bincount(flat_labels, weights=flat_prob, minlength=count)
+        maxima = np.full(count, -np.inf, dtype=np.float64)
+        np.maximum.at(maxima, flat_labels, flat_prob)
+        per_label = {label: (float(sums[label]), float(maxima[label])) for label in keep}
+    else:
+        per_label = {}
+        for label, (x, y, w, h, _area) in zip(keep, boxes):
+            inside = labels[y : y + h, x : x + w] == label
+            values = prob[y : y + h, x : x + w][inside]
+            per_label[label] = (float(values.sum(dtype=np.float64)), float(values.max()))
     regions = []
     for rank, label in enumerate(keep, start=1):
         x, y, w, h, area = (int(v) for v in stats[label])
@@ -84,8 +97,8 @@ def find_regions(
                 area_px=area,
                 area_pct=100.0 * area / total,
                 bbox=(x, y, w, h),
-                mean_score=float(sums[label] / area),
-                max_score=float(maxima[label]),
+                mean_score=per_label[label][0] / area,
+                max_score=per_label[label][1],
                 contours=contours,
             )
         )
