@@ -1,0 +1,275 @@
+"""Registry and downloader against a local HTTP server on 127.0.0.1 (never the internet)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import socket
+import sys
+import threading
+
+import pytest
+from local_http import LocalServer, Served
+
+from declip_desktop.engine import download, registry
+from declip_desktop.engine.download import DownloadCancelled, DownloadError, fetch
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    # urllib honours proxy variables; a proxy would turn 127.0.0.1 into a remote host.
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv(registry.MIRROR_ENV, raising=False)
+
+
+@pytest.fixture
+def server():
+    with LocalServer() as srv:
+        yield srv
+
+
+def _payload(n: int = 700_000, seed: int = 1) -> bytes:
+    # Deterministic, non-repeating bytes: a splice at the wrong offset changes the hash.
+    out = bytearray()
+    block = seed.to_bytes(4, "little")
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return bytes(out[:n])
+
+
+# ------------------------------------------------------------------------ registry
+
+
+def test_registry_lists_the_nine_checkpoints_with_the_bucket_urls():
+    base = "https://storage.googleapis.com/bitdefender_ml_artifacts/declip/"
+    expected = {
+        "vit-pluralistic": "backbone_VIT/ViT_layer20_conv-20_pluralistic.pth",
+        "vit-lama": "backbone_VIT/ViT_layer20_conv-20_lama.pth",
+        "vit-repaint-p2-9k": "backbone_VIT/ViT_layer20_conv-20_repaint-p2-9k.pth",
+        "vit-ldm": "backbone_VIT/ViT_layer20_conv-20_ldm.pth",
+        "vit-cocosd": "backbone_VIT/ViT_layer20_conv-20_cocosd.pth",
+        "vit+rn50-pluralistic": "backbone_VIT%2BRN50/ViT_layer20%2BRN50_layer3_conv-20_pluralistic.pth",
+        "vit+rn50-lama": "backbone_VIT%2BRN50/ViT_layer20%2BRN50_layer3_conv-20_lama.pth",
+        "vit+rn50-repaint-p2-9k": "backbone_VIT%2BRN50/ViT_layer20%2BRN50_layer3_conv-20_repaint-p2-9k.pth",
+        "vit+rn50-ldm": "backbone_VIT%2BRN50/ViT_layer20%2BRN50_layer3_conv-20_ldm.pth",
+    }
+    assert {n: e.url for n, e in registry.CHECKPOINTS.items()} == {n: base + p for n, p in expected.items()}
+    for entry in registry.CHECKPOINTS.values():
+        assert entry.sha256 is None  # the authors publish none
+        assert (entry.layer, entry.decoder) == ("layer20", "conv-20")
+        assert entry.is_fusion == entry.name.startswith("vit+rn50-")
+        assert entry.backbone == ("ViT-L/14,RN50" if entry.is_fusion else "ViT-L/14")
+    assert registry.get_checkpoint("VIT+RN50-LDM").backbones == ("ViT-L/14", "RN50")
+    with pytest.raises(registry.UnknownModelError, match="vit-ldm"):
+        registry.get_checkpoint("vit-sdxl")
+
+
+def test_openai_backbones_carry_the_hash_in_their_url():
+    for entry in registry.BACKBONES.values():
+        assert entry.url.split("/")[-2] == entry.sha256
+        assert entry.url.endswith("/" + entry.filename)
+    assert registry.VIT_L14.url == (
+        "https://openaipublic.azureedge.net/clip/models/"
+        "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt"
+    )
+    assert registry.RN50.sha256 == "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"
+
+
+def test_mirror_layout(monkeypatch):
+    fusion = registry.get_checkpoint("vit+rn50-lama")
+    assert download.source_url(fusion, "http://m/x") == (
+        "http://m/x/backbone_VIT%2BRN50/ViT_layer20%2BRN50_layer3_conv-20_lama.pth"
+    )
+    monkeypatch.setenv(registry.MIRROR_ENV, "http://lab-mirror:8000/declip/")
+    assert download.source_url(registry.RN50) == "http://lab-mirror:8000/declip/openai/RN50.pt"
+    monkeypatch.setenv(registry.MIRROR_ENV, "")
+    assert download.source_url(registry.RN50) == registry.RN50.url
+
+
+def test_no_network_or_torch_at_import():
+    # The GUI imports engine.download on its UI thread: it must stay light.
+    code = (
+        "import sys, socket\n"
+        "socket.socket.connect = lambda *a: (_ for _ in ()).throw(RuntimeError('network'))\n"
+        "import declip_desktop.engine.download, declip_desktop.engine.registry\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# ---------------------------------------------------------------------------- fetch
+
+
+def test_complete_download_verifies_and_reports_progress(server, tmp_path):
+    data = _payload()
+    digest = server.served.add("/f.bin", data)
+    seen = []
+    result = fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256=digest, progress=seen.append)
+    assert (tmp_path / "f.bin").read_bytes() == data
+    assert result.sha256 == digest and result.size == len(data) and not result.resumed
+    assert not (tmp_path / "f.bin.part").exists() and not (tmp_path / "f.bin.part.json").exists()
+    last = seen[-1]
+    assert (last.stage, last.done, last.total) == ("download", len(data), len(data))
+    assert last.speed > 0 and last.eta == 0
+
+
+def test_connection_cut_halfway_is_resumed_with_range(server, tmp_path):
+    data = _payload()
+    digest = server.served.add("/f.bin", data)
+    server.served.drops["/f.bin"] = 300_000
+    result = fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256=digest, retry_delay=0)
+    assert (tmp_path / "f.bin").read_bytes() == data
+    assert result.resumed and result.attempts == 2
+    assert server.served.requests == [("/f.bin", None), ("/f.bin", "bytes=300000-")]
+
+
+def test_interrupted_download_keeps_part_and_next_run_resumes(server, tmp_path):
+    data = _payload()
+    digest = server.served.add("/f.bin", data)
+    server.served.drops["/f.bin"] = 250_000
+    with pytest.raises(DownloadError, match="cut off.*run the same download again") as err:
+        fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256=digest, retries=0)
+    assert err.value.kind == "incomplete"
+    assert (tmp_path / "f.bin.part").stat().st_size == 250_000
+    assert not (tmp_path / "f.bin").exists()
+
+    seen = []
+    result = fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256=digest, progress=seen.append)
+    assert result.resumed and (tmp_path / "f.bin").read_bytes() == data
+    assert server.served.requests[-1] == ("/f.bin", "bytes=250000-")
+    assert seen[-1].done == len(data) and seen[-1].total == len(data)
+
+
+def test_server_that_ignores_range_restarts_from_zero(server, tmp_path):
+    data = _payload()
+    digest = server.served.add("/f.bin", data)
+    server.served.drops["/f.bin"] = 200_000
+    with pytest.raises(DownloadError):
+        fetch(server.url("/f.bin"), tmp_path / "f.bin", retries=0)
+    server.served.ignore_range = True
+    result = fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256=digest)
+    assert server.served.requests[-1] == ("/f.bin", "bytes=200000-")  # asked, got 200
+    assert (tmp_path / "f.bin").read_bytes() == data  # not the first 200 kB twice
+    assert not result.resumed
+
+
+def test_part_already_complete_gets_416_and_is_verified(server, tmp_path):
+    data = _payload(100_000)
+    digest = server.served.add("/f.bin", data)
+    (tmp_path / "f.bin.part").write_bytes(data)
+    (tmp_path / "f.bin.part.json").write_text('{"url": "%s"}' % server.url("/f.bin"))
+    result = fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256=digest)
+    assert result.sha256 == digest and (tmp_path / "f.bin").read_bytes() == data
+
+
+def test_part_from_another_url_is_not_extended(server, tmp_path):
+    data = _payload()
+    digest = server.served.add("/f.bin", data)
+    (tmp_path / "f.bin.part").write_bytes(b"x" * 1000)
+    (tmp_path / "f.bin.part.json").write_text('{"url": "http://elsewhere/f.bin"}')
+    fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256=digest)
+    assert server.served.requests == [("/f.bin", None)]
+    assert (tmp_path / "f.bin").read_bytes() == data
+
+
+def test_wrong_checksum_is_refused_and_deleted(server, tmp_path):
+    server.served.add("/f.bin", _payload())
+    with pytest.raises(DownloadError, match="SHA-256 .* was expected.*deleted") as err:
+        fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256="0" * 64)
+    assert err.value.kind == "checksum"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_404_names_the_status_and_what_to_do(server, tmp_path):
+    with pytest.raises(DownloadError, match=r"HTTP 404.*docs/MODELS.md") as err:
+        fetch(server.url("/missing.pth"), tmp_path / "m.pth")
+    assert err.value.kind == "http" and err.value.status == 404
+    assert not (tmp_path / "m.pth").exists()
+
+
+def test_no_connection_is_reported_as_such(tmp_path):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    with pytest.raises(DownloadError, match="Could not connect to 127.0.0.1.*mirror") as err:
+        fetch(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", timeout=5)
+    assert err.value.kind == "connection"
+
+
+def test_cancel_between_chunks_keeps_the_part_for_later(server, tmp_path):
+    data = _payload()
+    digest = server.served.add("/f.bin", data)
+    server.served.delay = 0.02
+    cancel = threading.Event()
+
+    def on_progress(p):
+        if p.done >= 64 * 1024:
+            cancel.set()
+
+    with pytest.raises(DownloadCancelled, match="resumes"):
+        fetch(server.url("/f.bin"), tmp_path / "f.bin", progress=on_progress, cancel=cancel)
+    kept = (tmp_path / "f.bin.part").stat().st_size
+    assert 0 < kept < len(data)
+    server.served.delay = 0
+    result = fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256=digest)
+    assert result.resumed and (tmp_path / "f.bin").read_bytes() == data
+
+
+def test_not_enough_free_space_is_refused_up_front(server, tmp_path, monkeypatch):
+    server.served.add("/f.bin", _payload())
+    usage = download.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: usage._replace(free=10_000))
+    with pytest.raises(DownloadError, match="Not enough disk space.*Free some") as err:
+        fetch(server.url("/f.bin"), tmp_path / "f.bin")
+    assert err.value.kind == "disk"
+    assert not (tmp_path / "f.bin.part").exists() or (tmp_path / "f.bin.part").stat().st_size == 0
+
+
+def test_disk_full_while_writing_says_so_and_keeps_the_part(server, tmp_path, monkeypatch):
+    server.served.add("/f.bin", _payload())
+    real_open = open
+
+    class Full:
+        def __init__(self, fh):
+            self.fh, self.n = fh, 0
+
+        def write(self, b):
+            self.n += 1
+            if self.n > 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.fh.write(b)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.fh.close()
+
+    monkeypatch.setattr(download, "open", lambda *a, **k: Full(real_open(*a, **k)), raising=False)
+    with pytest.raises(DownloadError, match="disk holding .* is full.*resumes") as err:
+        fetch(server.url("/f.bin"), tmp_path / "f.bin")
+    assert err.value.kind == "disk"
+    assert (tmp_path / "f.bin.part").exists()
+
+
+def test_backbone_cache_is_reused_and_rechecked(server, tmp_path, monkeypatch):
+    data = _payload(50_000, seed=7)
+    digest = server.served.add("/openai/RN50.pt", data)
+    fake = registry.BackboneEntry(name="RN50", filename="RN50.pt", sha256=digest, approx_size=len(data))
+    base = server.url("/")
+    path = download.ensure_backbone(fake, base_url=base)
+    assert path == download.downloads_dir() / "RN50.pt" and path.read_bytes() == data
+    assert download.ensure_backbone(fake, base_url=base) == path
+    assert len(server.served.requests) == 1  # second call used the cache
+    path.write_bytes(b"tampered")
+    assert download.ensure_backbone(fake, base_url=base).read_bytes() == data
+    assert len(server.served.requests) == 2
