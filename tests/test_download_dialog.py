@@ -1,0 +1,70 @@
+"""Models → Download… against a local HTTP server: listing, failure, cancel, install."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from local_http import LocalServer
+
+from declip_desktop.common.paths import models_dir
+from declip_desktop.engine import download, registry
+from declip_desktop.gui.download_dialog import DownloadDialog
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv(registry.MIRROR_ENV, raising=False)
+
+
+@pytest.fixture
+def server():
+    with LocalServer() as srv:
+        yield srv
+
+
+def _row_status(dialog: DownloadDialog, name: str) -> str:
+    return dialog.table.item(list(registry.CHECKPOINTS).index(name), 4).text()
+
+
+def test_lists_the_registry_and_marks_installed_models(qtbot):
+    folder = models_dir()
+    folder.mkdir(parents=True)
+    (folder / "vit-lama.safetensors").write_bytes(b"weights")
+    (folder / "vit-lama.json").write_text(json.dumps({"name": "vit-lama", "source_sha256": "ab" * 32}))
+    dialog = DownloadDialog()
+    qtbot.addWidget(dialog)
+    assert dialog.table.rowCount() == 9
+    assert _row_status(dialog, "vit-lama") == "Installed"
+    assert _row_status(dialog, "vit-ldm") == "Not installed"
+    assert dialog.selected_name() == registry.RECOMMENDED
+    assert dialog.download_button.isEnabled() and not dialog.cancel_button.isEnabled()
+
+
+def test_a_failed_download_shows_the_reason_and_the_dialog_stays_usable(qtbot, server):
+    dialog = DownloadDialog(base_url=server.url("/mirror"))
+    qtbot.addWidget(dialog)
+    dialog.start_download()  # nothing served: 404
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=10_000)
+    assert "HTTP 404" in dialog.status.text()
+    assert dialog.download_button.isEnabled()
+
+
+def test_cancel_stops_the_background_download_and_keeps_the_part(qtbot, server):
+    entry = registry.get_checkpoint(registry.RECOMMENDED)
+    server.served.add("/mirror/" + entry.mirror_path, b"\0" * 4_000_000)
+    server.served.chunk, server.served.delay = 16 * 1024, 0.02  # ~0.8 MB/s: seconds to finish
+    dialog = DownloadDialog(base_url=server.url("/mirror"))
+    qtbot.addWidget(dialog)
+    dialog.start_download()
+    assert dialog.is_running() and dialog.cancel_button.isEnabled()
+    # The window keeps processing events while bytes arrive: the status text updates.
+    qtbot.waitUntil(lambda: "Downloading" in dialog.status.text() and dialog.progress.value() > 0, timeout=10_000)
+    dialog.cancel_button.click()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=10_000)
+    assert dialog.status.text().startswith("Cancelled.")
+    part = download.downloads_dir() / (entry.filename + ".part")
+    assert 0 < part.stat().st_size < 4_000_000
+    assert _row_status(dialog, registry.RECOMMENDED) == "Not installed"
