@@ -1,0 +1,129 @@
+"""Plain records returned by the cases layer. No behaviour, no database handles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("queued", "analysing", "done", "failed", "skipped")
+VERDICTS = ("not reviewed", "authentic", "manipulated", "inconclusive")
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    number: str
+    title: str
+    analyst: str
+    description: str
+    created: str
+    path: Path
+    uuid: str = ""
+    schema_version: int = 0
+
+
+@dataclass(frozen=True)
+class Evidence:
+    id: int
+    original_name: str
+    original_path: str
+    sha256: str
+    md5: str
+    size: int
+    format: str
+    width: int
+    height: int
+    metadata: dict[str, Any]
+    imported_by: str
+    imported_at: str
+    status: str
+    threshold: float | None
+    verdict: str
+    notes: str
+    score: float | None = None
+    error: str | None = None
+    stored_name: str = ""
+    mode: str = ""
+    reviewed_by: str | None = None
+    reviewed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    id: int
+    evidence_id: int
+    model_name: str
+    model_sha256: str
+    parameters: dict[str, Any]
+    score: float | None
+    map_file: str | None  # relative to the case folder
+    map_sha256: str | None
+    device: str | None
+    seconds: float | None
+    software_version: str
+    started: str | None
+    finished: str | None
+    error: str | None
+    created_by: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    path: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    imported: list[Evidence] = field(default_factory=list)
+    duplicates: list[tuple[str, int]] = field(default_factory=list)  # (path, id of the evidence it duplicates)
+    rejected: list[Rejection] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # hidden/system files skipped while walking folders
+    stopped: bool = False  # should_stop() asked to stop before every file was seen
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    timestamp: str
+    actor: str
+    action: str
+    object: str
+    evidence_id: int | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+    os_user: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # e.g. evidence_changed, evidence_missing, map_changed, unknown_file, audit_chain
+    object: str  # what it is about: a relative path, "evidence:12", "audit:37", "database"
+    detail: str  # a plain sentence
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    problems: list[Problem]
+    evidence_checked: int = 0
+    maps_checked: int = 0
+    reports_checked: int = 0
+    audit_entries: int = 0
+    audit_head: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "evidence_checked": self.evidence_checked,
+            "maps_checked": self.maps_checked,
+            "reports_checked": self.reports_checked,
+            "audit_entries": self.audit_entries,
+            "audit_head": self.audit_head,
+            "problems": [{"kind": p.kind, "object": p.object, "detail": p.detail} for p in self.problems],
+        }
