@@ -183,7 +183,8 @@ class DownloadDialog(QDialog):
             return
         self._cancel = threading.Event()
         self._thread = QThread(self)
-        self._worker = _DownloadWorker(name, self.mirror.text().strip() or None, self._cancel)
+        # An empty field means the original hosts, even when DECLIP_MODELS_URL is set.
+        self._worker = _DownloadWorker(name, self.mirror.text().strip(), self._cancel)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.progressed.connect(self._on_progress)
