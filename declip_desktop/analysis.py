@@ -1,1 +1,197 @@
-"""Queue runner shared by the GUI worker and `declip case analyze` (see docs/ARCHITECTURE.md)."""
+"""Queue runner shared by the GUI worker and `declip case analyze` (see docs/ARCHITECTURE.md).
+
+`run_queue` takes the evidence of a case that is waiting for the given model, feeds it
+to a Localizer in batches, and stores every result as soon as it arrives. It never
+imports torch: the caller builds the Localizer (engine layer) and passes it in, so
+the GUI can keep torch in its worker and tests can pass a stand-in.
+
+Resuming: only evidence not yet done with this model is picked up; evidence left
+'analysing' by a killed run is put back in the queue when the next run starts (it
+holds the case's analysis lock, so nobody else can be analysing it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from declip_desktop.cases import Case, CaseBusyError, Evidence
+from declip_desktop.cases.audit import now_iso
+from declip_desktop.common.hashing import sha256_file
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    done: int  # evidence finished in this run (stored results + failures)
+    total: int  # evidence this run set out to analyse
+    evidence_id: int | None
+    status: str  # "analysing" | "done" | "failed" | "out_of_memory" | "stopped" | "finished"
+    eta_seconds: float | None
+    score: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    stopped: bool = False  # should_stop() ended the run early
+    out_of_memory: bool = False  # the device ran out of memory; retry with device="cpu"
+    message: str = ""
+    seconds: float = 0.0
+    model_name: str = ""
+    model_sha256: str = ""
+    device: str = ""
+    failures: list[tuple[int, str]] = field(default_factory=list)  # (evidence id, error)
+    remaining: int = 0  # still queued for this model when the run ended
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.stopped and not self.out_of_memory
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    # Matched by name: the engine defines OutOfDeviceMemory, and importing the engine
+    # here would import torch.
+    return any(cls.__name__ == "OutOfDeviceMemory" for cls in type(exc).__mro__)
+
+
+def _parameters(localizer: Any) -> dict[str, Any]:
+    params = getattr(localizer, "parameters", None)
+    if isinstance(params, dict):
+        return dict(params)
+    out: dict[str, Any] = {}
+    for name in ("fast", "batch_size", "input_size", "threads"):
+        value = getattr(localizer, name, None)
+        if isinstance(value, (bool, int, float, str)):
+            out[name] = value
+    return out
+
+
+def _model_name(localizer: Any) -> str:
+    card = getattr(localizer, "card", None)
+    return str(getattr(card, "name", None) or getattr(localizer, "model_name", None) or "unknown")
+
+
+def run_queue(
+    case: Case,
+    localizer: Any,
+    *,
+    evidence_ids: Iterable[int] | None = None,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    analyst: str | None = None,
+) -> RunSummary:
+    """Analyse the evidence waiting for `localizer`'s model; see the module docstring.
+
+    Raises CaseBusyError if another run holds this case's analysis lock."""
+    t0 = time.monotonic()
+    model_sha = str(localizer.model_sha256)
+    summary = RunSummary(model_name=_model_name(localizer), model_sha256=model_sha,
+                         device=str(getattr(localizer, "device", "") or ""))
+    params = _parameters(localizer)
+    lock = case.analysis_lock()
+    if not lock.acquire(blocking=False):
+        raise CaseBusyError(f"{case.path}: another analysis is already running on this case. "
+                            "Wait for it to finish or stop it, then try again.")
+    try:
+        case.requeue_interrupted()
+        wanted = None if evidence_ids is None else {int(i) for i in evidence_ids}
+        todo = [e for e in case.queued_evidence(model_sha) if wanted is None or e.id in wanted]
+        summary.total = len(todo)
+        batch_size = max(1, int(getattr(localizer, "batch_size", 1) or 1))
+        finished = 0
+
+        def emit(evidence_id: int | None, status: str, score: float | None = None, error: str | None = None) -> None:
+            if on_progress is None:
+                return
+            elapsed = time.monotonic() - t0
+            eta = elapsed / finished * (summary.total - finished) if finished else None
+            on_progress(ProgressEvent(finished, summary.total, evidence_id, status, eta, score, error))
+
+        for start in range(0, len(todo), batch_size):
+            if should_stop is not None and should_stop():
+                summary.stopped = True
+                emit(None, "stopped")
+                break
+            batch = [e for e in todo[start:start + batch_size] if case.mark_analysing(e.id)]
+            if not batch:
+                continue
+            for ev in batch:
+                emit(ev.id, "analysing")
+            started = now_iso()
+            ready, broken = _check_files(case, batch)
+            predictions: Sequence[Any] = []
+            try:
+                if ready:
+                    predictions = localizer.predict([case.evidence_file(e) for e in ready])
+            except Exception as exc:  # noqa: BLE001 - one bad batch must not lose the rest of the queue
+                if _is_out_of_memory(exc):
+                    case.requeue([e.id for e in batch], analyst=analyst)
+                    summary.out_of_memory = True
+                    summary.message = (f"the {summary.device or 'device'} ran out of memory: {exc}. "
+                                       "Run again on the CPU (device 'cpu') or with a smaller batch.")
+                    emit(batch[0].id, "out_of_memory", error=summary.message)
+                    break
+                predictions = [None] * len(ready)
+                broken.extend((e, f"the model failed on this image: {type(exc).__name__}: {exc}") for e in ready)
+                ready = []
+            if len(predictions) != len(ready):
+                broken.extend((e, "the model returned no result for this image") for e in ready)
+                ready = []
+            for ev, pred in zip(ready, predictions):
+                err = getattr(pred, "error", None)
+                if err is None and getattr(pred, "prob_map", None) is None:
+                    err = "the model returned no probability map"
+                if err is not None:
+                    broken.append((ev, str(err)))
+                    continue
+                summary.device = str(getattr(pred, "device", "") or summary.device)
+                case.store_result(
+                    ev.id, model_name=str(getattr(pred, "model_name", None) or summary.model_name),
+                    model_sha256=str(getattr(pred, "model_sha256", None) or model_sha), parameters=params,
+                    score=float(pred.score), prob_map=pred.prob_map, device=summary.device,
+                    seconds=float(getattr(pred, "seconds", 0.0) or 0.0), started=started, finished=now_iso(),
+                    analyst=analyst)
+                summary.done += 1
+                finished += 1
+                emit(ev.id, "done", score=float(pred.score))
+            for ev, err in broken:
+                case.store_failure(ev.id, model_name=summary.model_name, model_sha256=model_sha, parameters=params,
+                                   error=err, started=started, finished=now_iso(), device=summary.device or None,
+                                   analyst=analyst)
+                summary.failed += 1
+                summary.failures.append((ev.id, err))
+                finished += 1
+                emit(ev.id, "failed", error=err)
+        summary.remaining = len([e for e in case.queued_evidence(model_sha) if wanted is None or e.id in wanted])
+    finally:
+        lock.release()
+    summary.seconds = time.monotonic() - t0
+    if on_progress is not None and not summary.out_of_memory:
+        on_progress(ProgressEvent(summary.done + summary.failed, summary.total, None,
+                                  "stopped" if summary.stopped else "finished", 0.0))
+    return summary
+
+
+def _check_files(case: Case, batch: list[Evidence]) -> tuple[list[Evidence], list[tuple[Evidence, str]]]:
+    """Analyse only evidence whose file still has its import hash (a changed file is a finding)."""
+    ready, broken = [], []
+    for ev in batch:
+        path = case.evidence_file(ev)
+        try:
+            actual = sha256_file(path)
+        except FileNotFoundError:
+            broken.append((ev, f"the evidence file {path.name} is missing from the case folder"))
+            continue
+        if actual != ev.sha256:
+            broken.append((ev, "the evidence file changed since import (SHA-256 mismatch); not analysed"))
+        else:
+            ready.append(ev)
+    return ready, broken
+
+
+__all__ = ["ProgressEvent", "RunSummary", "run_queue"]
