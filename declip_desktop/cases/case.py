@@ -377,7 +377,7 @@ class Case:
         `progress(done, total, path)` is called after each file; `should_stop()` is
         checked between files (what was imported so far stays imported)."""
         actor = self._actor(analyst)
-        candidates, rejections, ignored = discover(paths)
+        candidates, rejections, ignored = discover(paths, exclude=self.path)
         report = ImportReport(ignored=ignored)
         total = len(candidates) + len(rejections)
         done = 0

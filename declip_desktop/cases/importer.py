@@ -61,22 +61,35 @@ class Duplicate:
     evidence_id: int
 
 
-def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Candidate], list[Rejection], list[str]]:
+def discover(
+    paths: Iterable[str | os.PathLike[str]], exclude: Path | None = None
+) -> tuple[list[Candidate], list[Rejection], list[str]]:
     """Expand files and folders (recursively) into candidates; reject what cannot be a file.
 
     Symbolic links to files are followed; links to folders are not (loops, and a case
-    should hold what the analyst pointed at). Returns (candidates, rejections, ignored)."""
+    should hold what the analyst pointed at). Anything inside `exclude` (the case
+    folder itself) is never imported. Returns (candidates, rejections, ignored)."""
     candidates: list[Candidate] = []
     rejections: list[Rejection] = []
     ignored: list[str] = []
     seen: set[str] = set()
+
+    excluded = Path(os.path.realpath(exclude)) if exclude is not None else None
+
+    def inside_case(p: Path) -> bool:
+        if excluded is None:
+            return False
+        real = Path(os.path.realpath(p))
+        return real == excluded or excluded in real.parents
 
     def add_file(p: Path) -> None:
         key = str(p)
         if key in seen:
             return
         seen.add(key)
-        if p.is_symlink() and not p.exists():
+        if inside_case(p):
+            rejections.append(Rejection(key, "is part of the case folder itself; import originals from elsewhere"))
+        elif p.is_symlink() and not p.exists():
             rejections.append(Rejection(key, "broken symbolic link (its target does not exist)"))
         elif p.is_symlink() and p.is_dir():
             rejections.append(Rejection(key, "symbolic link to a folder: not followed; import the folder itself"))
@@ -95,7 +108,7 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Candidate], 
                 keep_dirs = []
                 for d in sorted(dirs):
                     full = root_path / d
-                    if d.startswith("."):
+                    if d.startswith(".") or inside_case(full):
                         ignored.append(str(full))
                     elif full.is_symlink():
                         add_file(full)

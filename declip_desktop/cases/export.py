@@ -1,0 +1,83 @@
+"""CSV/JSON export of a case's results: one row per evidence with its latest analysis.
+
+The exported file's SHA-256 is written to the audit log, so a spreadsheet that later
+circulates can be matched to the case."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from declip_desktop.cases.errors import CaseError
+from declip_desktop.common.hashing import sha256_bytes
+from declip_desktop.common.version import software_id
+
+COLUMNS = [
+    "evidence_id", "original_name", "original_path", "sha256", "md5", "size", "format", "width", "height",
+    "imported_by", "imported_at", "status", "score", "threshold", "verdict", "notes", "reviewed_by",
+    "reviewed_at", "model_name", "model_sha256", "map_file", "map_sha256", "device", "seconds",
+    "software_version", "analysis_started", "analysis_finished", "analysis_error",
+]
+
+
+def result_rows(case: Any) -> list[dict[str, Any]]:
+    rows = []
+    for ev in case.evidence_list():
+        a = case.latest_analysis(ev.id)
+        rows.append({
+            "evidence_id": ev.id, "original_name": ev.original_name, "original_path": ev.original_path,
+            "sha256": ev.sha256, "md5": ev.md5, "size": ev.size, "format": ev.format, "width": ev.width,
+            "height": ev.height, "imported_by": ev.imported_by, "imported_at": ev.imported_at, "status": ev.status,
+            "score": a.score if a else None, "threshold": ev.threshold, "verdict": ev.verdict, "notes": ev.notes,
+            "reviewed_by": ev.reviewed_by, "reviewed_at": ev.reviewed_at,
+            "model_name": a.model_name if a else None, "model_sha256": a.model_sha256 if a else None,
+            "map_file": a.map_file if a else None, "map_sha256": a.map_sha256 if a else None,
+            "device": a.device if a else None, "seconds": a.seconds if a else None,
+            "software_version": a.software_version if a else None, "analysis_started": a.started if a else None,
+            "analysis_finished": a.finished if a else None, "analysis_error": a.error if a else None,
+        })
+    return rows
+
+
+def export_results(case: Any, out: str | os.PathLike[str], analyst: str | None = None) -> Path:
+    """Write `out` (.csv or .json) atomically and log its hash. Returns the path written."""
+    out_path = Path(out).expanduser().absolute()
+    suffix = out_path.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise CaseError(f"{out_path}: export to a .csv or .json file (the suffix chooses the format).")
+    rows = result_rows(case)
+    if suffix == ".csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
+        data = buf.getvalue().encode("utf-8")
+    else:
+        info = case.info
+        head, count = case.audit_head()
+        doc = {
+            "case": {"number": info.number, "title": info.title, "analyst": info.analyst,
+                     "description": info.description, "created": info.created, "uuid": info.uuid},
+            "exported_with": software_id(),
+            "audit_head": head,
+            "audit_entries": count,
+            "evidence": rows,
+        }
+        data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, out_path)
+    except OSError as exc:
+        raise CaseError(f"cannot write {out_path}: {exc.strerror or exc}. Choose another location.") from exc
+    case.log_event("case.exported", f"export:{out_path.name}",
+                   {"path": str(out_path), "sha256": sha256_bytes(data), "rows": len(rows), "format": suffix[1:]},
+                   analyst=analyst)
+    return out_path

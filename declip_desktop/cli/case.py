@@ -1,0 +1,254 @@
+"""`declip case …`: create, import, analyze, status, verify and export case folders.
+
+Every command that changes a case writes its audit log (the analyst is `--analyst`,
+else the case's analyst). Heavy imports (torch via the engine) happen only inside
+`case analyze`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from typing import Any
+
+#: Exit codes (docs/ARCHITECTURE.md): 0 ok, 1 some items failed, 2 usage/fatal.
+OK, SOME_FAILED, FATAL = 0, 1, 2
+
+
+def _err(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return FATAL
+
+
+def _open(args: argparse.Namespace):  # noqa: ANN202 - returns a Case
+    from declip_desktop.cases import Case
+
+    return Case.open(args.dir, analyst=getattr(args, "analyst", None))
+
+
+def _guard(func):  # noqa: ANN001, ANN202
+    """Turn CaseError into `error: …` on stderr and exit code 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        from declip_desktop.cases import CaseError
+
+        try:
+            return func(args)
+        except CaseError as exc:
+            return _err(str(exc))
+
+    return run
+
+
+# ---------------------------------------------------------------------- handlers
+@_guard
+def _create(args: argparse.Namespace) -> int:
+    from declip_desktop.cases import Case
+
+    with Case.create(args.dir, number=args.number, title=args.title, analyst=args.analyst,
+                     description=args.description or "") as case:
+        print(f"Created case {case.info.number} “{case.info.title}” in {case.path}")
+    return OK
+
+
+@_guard
+def _import(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from declip_desktop.common.images import DEFAULT_MAX_PIXELS
+
+    with _open(args) as case:
+        bar = tqdm(total=0, unit="file", desc="Importing", disable=args.json or not sys.stderr.isatty(),
+                   file=sys.stderr)
+
+        def progress(done: int, total: int, path: str) -> None:
+            if bar.total != total:
+                bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            report = case.import_paths(args.paths, analyst=args.analyst, progress=progress,
+                                       max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+        finally:
+            bar.close()
+    if args.json:
+        print(json.dumps({
+            "imported": [{"id": e.id, "path": e.original_path, "sha256": e.sha256} for e in report.imported],
+            "duplicates": [{"path": p, "evidence_id": i} for p, i in report.duplicates],
+            "rejected": [{"path": r.path, "reason": r.reason} for r in report.rejected],
+            "ignored": report.ignored,
+        }, indent=2))
+    else:
+        print(f"Imported {len(report.imported)}, duplicates {len(report.duplicates)}, "
+              f"rejected {len(report.rejected)}.")
+        for p, i in report.duplicates:
+            print(f"  duplicate of evidence {i}: {p}")
+        for r in report.rejected:
+            print(f"  rejected: {r.path}: {r.reason}")
+    return SOME_FAILED if report.rejected else OK
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from declip_desktop.analysis import run_queue
+    from declip_desktop.cases import CaseError
+
+    try:
+        from declip_desktop.engine.localizer import Localizer
+    except ImportError as exc:
+        return _err(f"the analysis engine is not available ({exc}). Reinstall DeCLIP Desktop.")
+    try:
+        case = _open(args)
+    except CaseError as exc:
+        return _err(str(exc))
+    with case:
+        model = args.model or case.get_setting("model")
+        device = args.device or "auto"
+        try:
+            localizer = Localizer(model, device=device, fast=args.fast, batch_size=args.batch_size)
+        except Exception as exc:  # noqa: BLE001 - model errors come from the engine; say which and stop
+            return _err(f"could not load the model {model or '(default)'}: {exc}. "
+                        "See `declip models list` for installed models.")
+        if args.model:
+            case.set_setting("model", args.model, analyst=args.analyst)
+        print(f"Model: {localizer.card.name} ({localizer.model_sha256[:12]}…) on {localizer.device}",
+              file=sys.stderr)
+        bar: Any = None
+
+        def progress(event: Any) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(total=event.total, unit="image", desc="Analysing", file=sys.stderr,
+                           disable=not sys.stderr.isatty())
+            bar.n = event.done
+            bar.refresh()
+            if event.status == "failed":
+                tqdm.write(f"failed: evidence {event.evidence_id}: {event.error}", file=sys.stderr)
+
+        try:
+            summary = run_queue(case, localizer, on_progress=progress, analyst=args.analyst)
+            if summary.out_of_memory and str(localizer.device) != "cpu":
+                print(f"note: {summary.message} Continuing on the CPU.", file=sys.stderr)
+                localizer = Localizer(model, device="cpu", fast=args.fast, batch_size=1)
+                summary = run_queue(case, localizer, on_progress=progress, analyst=args.analyst)
+        except CaseError as exc:
+            return _err(str(exc))
+        finally:
+            if bar is not None:
+                bar.close()
+        print(f"Analysed {summary.done}, failed {summary.failed}, still queued {summary.remaining} "
+              f"({summary.seconds:.1f} s, {summary.model_name} on {summary.device}).")
+        if summary.out_of_memory:
+            return _err(summary.message)
+    return SOME_FAILED if summary.failed else OK
+
+
+@_guard
+def _status(args: argparse.Namespace) -> int:
+    with _open(args) as case:
+        info = case.info
+        counts = case.status_counts()
+        evidence = case.evidence_list()
+        head, entries = case.audit_head()
+        rejected = case.rejections()
+        settings = case.settings()
+    if args.json:
+        print(json.dumps({
+            "case": {"number": info.number, "title": info.title, "analyst": info.analyst,
+                     "description": info.description, "created": info.created, "path": str(info.path),
+                     "schema_version": info.schema_version},
+            "counts": counts,
+            "rejected": len(rejected),
+            "settings": settings,
+            "audit": {"entries": entries, "head": head},
+            "evidence": [{"id": e.id, "name": e.original_name, "sha256": e.sha256, "status": e.status,
+                          "score": e.score, "threshold": e.threshold, "verdict": e.verdict, "error": e.error}
+                         for e in evidence],
+        }, indent=2, ensure_ascii=False))
+        return OK
+    print(f"Case {info.number}: {info.title}  (analyst {info.analyst}, created {info.created})")
+    print("Evidence: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f"; rejected files {len(rejected)}")
+    print(f"Audit log: {entries} entries, head {head}")
+    for e in evidence:
+        score = "" if e.score is None else f"{e.score:.3f}"
+        print(f"  {e.id:>5}  {e.status:<9} {score:>6}  {e.verdict:<13} {e.original_name}")
+    return OK
+
+
+@_guard
+def _verify(args: argparse.Namespace) -> int:
+    with _open(args) as case:
+        report = case.verify()
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(f"Checked {report.evidence_checked} evidence files, {report.maps_checked} result maps, "
+              f"{report.reports_checked} reports, {report.audit_entries} audit entries "
+              f"(head {report.audit_head}).")
+        if report.ok:
+            print("OK: nothing changed, nothing missing, history intact.")
+        for p in report.problems:
+            print(f"PROBLEM [{p.kind}] {p.object}: {p.detail}")
+    return OK if report.ok else SOME_FAILED
+
+
+@_guard
+def _export(args: argparse.Namespace) -> int:
+    from declip_desktop.cases.export import export_results
+
+    with _open(args) as case:
+        out = export_results(case, args.out, analyst=args.analyst)
+    print(f"Exported to {out}")
+    return OK
+
+
+# ---------------------------------------------------------------------- parser
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("case", help="create, import, analyse, check and export case folders",
+                                   description="Work with case folders (evidence, results, audit trail).")
+    sub = parser.add_subparsers(dest="case_command", metavar="ACTION", required=True)
+
+    def add(name: str, func: Any, help_text: str, changes: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("dir", metavar="DIR", help="the case folder")
+        if changes:
+            p.add_argument("--analyst", help="who does this (default: the case's analyst); written to the audit log")
+        p.set_defaults(func=func)
+        return p
+
+    p = sub.add_parser("create", help="create a new case folder", description="Create a new, empty case folder.")
+    p.add_argument("dir", metavar="DIR", help="new or empty folder")
+    p.add_argument("--number", required=True, help="case number, e.g. 2026-0141")
+    p.add_argument("--title", required=True)
+    p.add_argument("--analyst", required=True, help="the analyst responsible for the case")
+    p.add_argument("--description", default="")
+    p.set_defaults(func=_create)
+
+    p = add("import", _import, "import image files and folders (recursively) as evidence")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="files or folders to import")
+    p.add_argument("--max-pixels", type=int, default=None, help="reject images larger than this many pixels")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("analyze", _analyze, "analyse queued evidence with a model (resumes where it stopped)")
+    p.add_argument("--model", help="installed model name or file (default: the case's model, else the default)")
+    p.add_argument("--fast", action="store_true", help="faster, slightly less precise inference")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--batch-size", type=int, default=4)
+
+    p = add("status", _status, "show the case, its evidence and their state", changes=False)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("verify", _verify, "re-check hashes, database integrity and the audit trail", changes=False)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("export", _export, "export all results (hashes, scores, thresholds, verdicts, models)")
+    p.add_argument("--out", required=True, metavar="FILE", help="FILE.csv or FILE.json")
+
+    # Hook for `declip case report …`, owned by the reports engineer.
+    if importlib.util.find_spec("declip_desktop.cli.case_report") is not None:
+        importlib.import_module("declip_desktop.cli.case_report").register(sub)
