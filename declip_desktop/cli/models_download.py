@@ -138,7 +138,7 @@ def cmd_download(args: argparse.Namespace) -> int:
             f"{entry.name}: installed — {entry.backbone} {entry.layer} {entry.decoder}, "
             f"trained on {entry.training_set}; downloaded file SHA-256 {result.source_sha256} "
             f"(recorded in the model card; the authors publish no checksum); "
-            f"model SHA-256 {getattr(card, 'sha256', '?')}."
+            f"model SHA-256 {card.sha256}."
         )
     return 1 if failed else 0
 

@@ -100,6 +100,7 @@ class Progress:
     total: int | None = None  # bytes, when the server said
     speed: float = 0.0  # bytes per second over this transfer
     eta: float | None = None  # seconds left, when total and speed are known
+    detail: str = ""  # the importer's own progress message during "import"
 
     @property
     def fraction(self) -> float | None:
@@ -570,7 +571,7 @@ def _hash_file(path: Path, progress: ProgressCallback | None, cancel: threading.
 @dataclass
 class InstallResult:
     entry: CheckpointEntry
-    card: Any  # engine.models.ModelCard
+    card: Any  # engine.models.ModelCard of the installed model
     already_installed: bool = False
     source_url: str | None = None
     source_sha256: str | None = None
@@ -579,27 +580,15 @@ class InstallResult:
 
 
 def installed_cards(root: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """Installed models' cards as plain dicts, read from `<name>.json` beside
-    `<name>.safetensors` in the model directory.
+    """Installed models' cards as plain dicts (name → card), from the model store.
 
-    Deliberately light (json only, no torch): the download dialog calls this on the UI
-    thread to mark what is installed. Unreadable cards are skipped here; `declip models
-    verify` is where they get reported.
+    Light (json, no torch): the download dialog calls this on the UI thread to mark
+    what is installed. Bundled models are left out: they are never downloads.
     """
-    folder = Path(root) if root is not None else models_dir()
-    cards: dict[str, dict[str, Any]] = {}
-    if not folder.is_dir():
-        return cards
-    for card_path in sorted(folder.glob("*.json")):
-        if not card_path.with_suffix(".safetensors").exists():
-            continue
-        try:
-            data = json.loads(card_path.read_text("utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict):
-            cards[str(data.get("name") or card_path.stem)] = data
-    return cards
+    from declip_desktop.engine.models import ModelStore  # torch-free module
+
+    store = ModelStore(root=root if root is not None else models_dir(), bundled=None)
+    return {m.name: m.card.to_dict() for m in store.installed()}
 
 
 def download_model(
@@ -631,7 +620,9 @@ def download_model(
     cards = installed_cards(getattr(store, "root", None))
     existing = cards.get(entry.name)
     if existing is not None and not force:
-        return InstallResult(entry=entry, card=existing, already_installed=True,
+        from declip_desktop.engine.models import ModelCard
+
+        return InstallResult(entry=entry, card=ModelCard.from_dict(existing), already_installed=True,
                              source_sha256=existing.get("source_sha256"))
 
     backbone_files = [
@@ -653,8 +644,14 @@ def download_model(
         raise DownloadCancelled(f"Cancelled before installing {entry.name}; the download is kept in {dest}.")
 
     if progress is not None:
-        progress(Progress(stage="import", label=entry.name, done=0, total=None))
-    card = _install(entry, fetched, backbone_files, ckpt_url, note, replace=existing is not None, store=store)
+        progress(Progress(stage="import", label=entry.name))
+
+    def import_progress(message: str) -> None:
+        if progress is not None:
+            progress(Progress(stage="import", label=entry.name, detail=str(message)))
+
+    card = _install(entry, fetched, backbone_files, ckpt_url, note, replace=existing is not None,
+                    store=store, progress=import_progress)
     # The safetensors copy is what the app runs; the 2 GB pickle is no longer needed
     # (its SHA-256 stays in the card as source_sha256).
     _remove(dest, note)
@@ -693,15 +690,21 @@ def _install(
     *,
     replace: bool,
     store: Any,
+    progress: Callable[[str], None] | None = None,
 ) -> Any:
-    """Hand the verified file to the same importer as `declip models import`."""
-    from declip_desktop.engine import models as model_store  # torch: imported only now
+    """Hand the verified file to the same importer as `declip models import`, then note
+    in the card where the file came from (its hash is the card's `source_sha256`)."""
+    from declip_desktop.engine import models as model_store  # the importer imports torch
 
+    store = store or model_store.ModelStore()
     try:
         if replace:
-            (store or model_store.ModelStore()).remove(entry.name)
+            # Same bytes as the installed source (the hash was pinned), so the import
+            # below succeeds exactly as it did the first time.
+            store.remove(entry.name)
         card = model_store.import_checkpoint(
-            fetched.path, name=entry.name, clip_weights=[str(p) for p in clip_weights], store=store
+            fetched.path, name=entry.name, clip_weights=[Path(p) for p in clip_weights], store=store,
+            progress=progress,
         )
     except model_store.ModelError as exc:
         _remove(fetched.path, note)
@@ -714,11 +717,30 @@ def _install(
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise DownloadError(
-                f"The disk filled up while installing {entry.name} into {models_dir()}. "
+                f"The disk filled up while installing {entry.name} into {store.root}. "
                 f"The download is kept in {fetched.path}; free some space and run the "
                 "same download again: the kept file is re-checked and installed without "
                 "fetching it twice.",
                 "disk",
             ) from None
         raise
+    _record_download(store, card, url, fetched.sha256, entry)
     return card
+
+
+def _record_download(store: Any, card: Any, url: str, digest: str, entry: CheckpointEntry) -> None:
+    """Add the download's provenance to the installed card (atomically rewritten)."""
+    card.extra["download"] = {
+        "url": url,
+        "sha256": digest,
+        "registry_name": entry.name,
+        "reference": (
+            "published SHA-256" if entry.sha256 else
+            "first verified download: the authors publish no checksum; later downloads must match it"
+        ),
+        "downloaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _weights, card_path = store.paths_for(card.name)
+    tmp = card_path.with_name(card_path.name + ".tmp")
+    tmp.write_text(card.to_json(), encoding="utf-8")
+    os.replace(tmp, card_path)
