@@ -1,0 +1,225 @@
+"""Models → Choose model…: installed models with their cards, and import of an authors' checkpoint.
+
+Listing reads only the JSON cards (no torch). Importing a checkpoint runs
+`engine.models.import_checkpoint` on the thread pool (it imports torch there, never
+on the UI thread) and shows its progress messages.
+"""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from declip_desktop.gui.background import run_background
+from declip_desktop.gui.progress_relay import ProgressRelay
+
+DEMO_LABEL = "demo model — not for casework"
+
+
+def list_models() -> list:
+    from declip_desktop.engine.models import ModelStore
+
+    return ModelStore().list()
+
+
+def default_model_name() -> str | None:
+    from declip_desktop.engine.models import ModelError, ModelStore
+
+    try:
+        return ModelStore().default().name
+    except (ModelError, LookupError, OSError):
+        return None
+
+
+def find_card(name: str | None):
+    if not name:
+        return None
+    return next((c for c in list_models() if c.name == name), None)
+
+
+def describe_model(card) -> str:
+    """One line for status bars: name plus the demo warning where it applies."""
+    if card is None:
+        return "no model installed"
+    text = card.name
+    if card.demo:
+        text += f" — {card.label or DEMO_LABEL}"
+    return text
+
+
+def card_html(card) -> str:
+    rows = [
+        ("Name", card.name),
+        ("Kind", card.kind),
+        ("Backbone", card.backbone or "—"),
+        ("Layer", card.layer or "—"),
+        ("Decoder", card.decoder or "—"),
+        ("Training data", card.training_set or "—"),
+        ("SHA-256", card.sha256),
+        ("Imported from", f"{card.source_file or '—'}"),
+        ("Source SHA-256", card.source_sha256 or "—"),
+        ("Created", card.created or "—"),
+        ("Software", card.software_version or "—"),
+    ]
+    body = "".join(
+        f"<tr><td style='color:#6b7280;padding-right:8px'>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in rows
+    )
+    warn = ""
+    if card.demo:
+        warn = f"<p style='color:#b91c1c;font-weight:600'>⚠ {html.escape(card.label or DEMO_LABEL)}</p>"
+    notes = f"<p>{html.escape(card.notes)}</p>" if card.notes else ""
+    return f"<h3>{html.escape(card.name)}</h3>{warn}<table>{body}</table>{notes}"
+
+
+class ModelsDialog(QDialog):
+    """Pick the case's model; import an authors' checkpoint."""
+
+    modelChosen = Signal(str)
+    modelImported = Signal(str)
+    errorOccurred = Signal(str, str)
+
+    def __init__(self, current: str | None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Models")
+        self.resize(760, 460)
+        self._current = current
+        layout = QVBoxLayout(self)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        self.list = QListWidget()
+        self.list.currentItemChanged.connect(self._show_card)
+        split.addWidget(self.list)
+        self.card_view = QTextBrowser()
+        split.addWidget(self.card_view)
+        split.setSizes([260, 480])
+        layout.addWidget(split, 1)
+        # import row
+        imp = QWidget()
+        il = QHBoxLayout(imp)
+        il.setContentsMargins(0, 0, 0, 0)
+        self.import_button = QPushButton("Import authors' checkpoint…")
+        self.import_button.setToolTip(
+            "A DeCLIP .pth file released by the authors. Fusion (ViT+RN50) checkpoints also need "
+            "OpenAI's ViT-L-14.pt and RN50.pt: you will be asked for them."
+        )
+        self.import_button.clicked.connect(self._choose_checkpoint)
+        il.addWidget(self.import_button)
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("name (optional)")
+        self.name_edit.setMaximumWidth(180)
+        il.addWidget(self.name_edit)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(False)
+        self.progress.setMaximumWidth(120)
+        il.addWidget(self.progress)
+        self.import_status = QLabel("")
+        self.import_status.setWordWrap(True)
+        il.addWidget(self.import_status, 1)
+        layout.addWidget(imp)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.use_button = QPushButton("Use for this case")
+        self.use_button.clicked.connect(self._use)
+        buttons.addWidget(self.use_button)
+        close = QPushButton("Close")
+        close.clicked.connect(self.accept)
+        buttons.addWidget(close)
+        layout.addLayout(buttons)
+        self.refresh()
+
+    def refresh(self, select: str | None = None) -> None:
+        select = select or self._current
+        self.list.clear()
+        try:
+            cards = list_models()
+        except Exception as exc:  # unreadable model folder
+            self.card_view.setHtml(f"<p style='color:#b91c1c'>Models could not be listed: {html.escape(str(exc))}</p>")
+            return
+        for card in cards:
+            text = card.name + ("   [demo — not for casework]" if card.demo else "")
+            if card.name == self._current:
+                text += "   (in use)"
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, card)
+            if card.demo:
+                item.setForeground(Qt.GlobalColor.darkRed)
+            self.list.addItem(item)
+            if card.name == select:
+                self.list.setCurrentItem(item)
+        if self.list.currentItem() is None and self.list.count():
+            self.list.setCurrentRow(0)
+        if not cards:
+            self.card_view.setHtml("<p>No model is installed. Import an authors' checkpoint, or use Models → Download….</p>")
+        self.use_button.setEnabled(bool(cards))
+
+    def selected_name(self) -> str | None:
+        item = self.list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole).name if item else None
+
+    def _show_card(self, item, _previous=None) -> None:
+        if item is not None:
+            self.card_view.setHtml(card_html(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _use(self) -> None:
+        name = self.selected_name()
+        if name:
+            self._current = name
+            self.modelChosen.emit(name)
+            self.refresh(name)
+
+    def _choose_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Authors' DeCLIP checkpoint", "", "PyTorch checkpoints (*.pth *.pt);;All files (*)"
+        )
+        if not path:
+            return
+        clip = []
+        if "RN50" in path or "+" in path:
+            clip, _ = QFileDialog.getOpenFileNames(
+                self, "OpenAI CLIP weights for the fusion model (ViT-L-14.pt and RN50.pt)", "", "CLIP weights (*.pt)"
+            )
+        self.start_import(path, clip, self.name_edit.text().strip() or None)
+
+    def start_import(self, path: str, clip_weights: list[str], name: str | None) -> None:
+        self.import_button.setEnabled(False)
+        self.progress.setVisible(True)
+        self.import_status.setText("Importing… (verifying keys and writing safetensors)")
+        relay = ProgressRelay(self)
+        relay.message.connect(self.import_status.setText)
+
+        def work():
+            from declip_desktop.engine.models import import_checkpoint
+
+            return import_checkpoint(path, name=name, clip_weights=clip_weights, progress=relay.message.emit)
+
+        run_background(work, self._imported, self._import_failed)
+
+    def _imported(self, card) -> None:
+        self.import_button.setEnabled(True)
+        self.progress.setVisible(False)
+        self.import_status.setText(f"Imported {card.name}.")
+        self.modelImported.emit(card.name)
+        self.refresh(card.name)
+
+    def _import_failed(self, exc: Exception, detail: str) -> None:
+        self.import_button.setEnabled(True)
+        self.progress.setVisible(False)
+        self.import_status.setText(f"Import failed: {exc}")
+        self.errorOccurred.emit(f"The checkpoint could not be imported: {exc}", detail)
