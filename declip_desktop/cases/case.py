@@ -212,8 +212,12 @@ class Case:
     @staticmethod
     def _check_version(db_path: Path) -> None:
         """Refuse a newer schema before anything can write to the file."""
+        # With no WAL file everything is in the main file: read it as immutable, which
+        # creates no -wal/-shm files. With a WAL, a read-only connection must use it.
+        wal = Path(f"{db_path}-wal")
+        flags = "mode=ro" if wal.exists() else "immutable=1"
         try:
-            conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=db.BUSY_TIMEOUT_S)
+            conn = sqlite3.connect(f"{db_path.as_uri()}?{flags}", uri=True, timeout=db.BUSY_TIMEOUT_S)
             try:
                 version = schema.user_version(conn)
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
