@@ -1,0 +1,151 @@
+"""`build_report`: one function for the CLI and the GUI.
+
+The report is written to a scratch file, given its PDF Subject, then linked into
+`<case>/reports/<case number>-<UTC timestamp>.pdf` without ever replacing an existing file,
+registered (SHA-256 into the audit log, which `case verify` re-checks) and only then copied
+to where the user asked. A failure at any step leaves no half-written report behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import unicodedata
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import timezone
+from pathlib import Path
+
+from declip_desktop.reports.collect import SelectionError, collect_report_data
+from declip_desktop.reports.pdf import ProgressFn, RenderStats, ReportCancelled, ReportError, ReportRenderer
+
+REPORTS_DIR = "reports"
+SCRATCH_DIR = ".tmp"  # the case's scratch folder; our files there end in `.pdf.writing`
+
+#: Statistics of the last report built in this process (pages, seconds); for the benchmark.
+last_stats: RenderStats | None = None
+
+
+def safe_file_stem(text: str, fallback: str = "case", limit: int = 80) -> str:
+    """A file-name-safe version of a case number on every OS (letters of any script are kept)."""
+    text = unicodedata.normalize("NFC", str(text))
+    cleaned = "".join(ch if (ch.isalnum() or ch in "-_.") else "_" for ch in text)
+    cleaned = re.sub(r"_+", "_", cleaned).strip("._ ")
+    return (cleaned[:limit].rstrip("._ ") or fallback)
+
+
+def _check_out_path(out_path: Path) -> Path:
+    out = Path(out_path).expanduser()
+    if out.exists() and out.is_dir():
+        raise ReportError(f"{out} is a folder. Give a file name for the report, e.g. {out / 'report.pdf'}")
+    if not out.parent.is_dir():
+        raise ReportError(f"the folder {out.parent} does not exist. Create it or choose another place for the report")
+    return out
+
+
+def _link_without_overwrite(src: Path, folder: Path, stem: str) -> Path:
+    """Move `src` to folder/stem.pdf (or stem-2.pdf, …); an existing report is never replaced."""
+    for attempt in range(1, 1000):
+        target = folder / (f"{stem}.pdf" if attempt == 1 else f"{stem}-{attempt}.pdf")
+        try:
+            os.link(src, target)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+                raise
+            # File systems without hard links (FAT, some network shares): exclusive create + copy.
+            try:
+                with open(target, "xb") as dst, open(src, "rb") as fh:
+                    shutil.copyfileobj(fh, dst, 1 << 20)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+            except FileExistsError:
+                continue
+        src.unlink()
+        return target
+    raise ReportError(f"could not find a free report name for {stem} in {folder}")
+
+
+def _set_subject(path: Path, subject: str, keywords: str) -> None:
+    """Qt writes Title/Author/Creator; the Subject is appended as an incremental PDF update."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(PdfReader(str(path)), incremental=True)
+    writer.add_metadata({"/Subject": subject, "/Keywords": keywords})
+    tmp = path.with_name(path.name + ".meta")
+    with open(tmp, "wb") as fh:
+        writer.write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def build_report(
+    case,
+    out_path: str | os.PathLike[str] | None = None,
+    evidence_ids: Sequence[int] | None = None,
+    threshold: float | None = None,
+    *,
+    analyst: str | None = None,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path:
+    """Make a PDF report of `case` and return the path of the copy kept in the case folder.
+
+    `evidence_ids`: the items to include (default: all, in ID order). `threshold`: one threshold
+    for every item (default: each item's reviewed threshold, else 0.5). `out_path`: also copy the
+    report there. `analyst`: who makes the report (audit log; default: the case's analyst).
+    Raises ReportError (or its subclass ReportCancelled) with a message for the user.
+    """
+    global last_stats
+    out = _check_out_path(Path(out_path)) if out_path is not None else None
+    try:
+        data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst)
+    except SelectionError as exc:
+        raise ReportError(str(exc)) from None
+    root = Path(case.path)
+    reports = root / REPORTS_DIR
+    scratch = root / SCRATCH_DIR
+    try:
+        reports.mkdir(parents=True, exist_ok=True)
+        scratch.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"cannot create {reports}: {exc.strerror or exc}. Check the case folder's permissions") from None
+    tmp = scratch / f"report-{uuid.uuid4().hex}.pdf.writing"
+    try:
+        renderer = ReportRenderer(data, progress=progress, should_stop=should_stop)
+        last_stats = renderer.render(tmp)
+        d = data
+        _set_subject(
+            tmp,
+            f"Forensic image analysis (DeCLIP manipulation localisation) of {len(d.evidence)} evidence item(s) "
+            f"in case {d.case_number}",
+            f"case {d.case_number}; DeCLIP; image forensics; manipulation localization",
+        )
+        stamp = d.generated_at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        final = _link_without_overwrite(tmp, reports, f"{safe_file_stem(d.case_number)}-{stamp}")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".meta").unlink(missing_ok=True)
+        raise
+    os.chmod(final, 0o444)  # kept reports are records: read-only, like the evidence
+    case.register_report(final, analyst=analyst)
+    if out is not None:
+        part = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            shutil.copyfile(final, part)
+            os.chmod(part, 0o644)  # the user's copy is theirs to move or delete
+            os.replace(part, out)
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            raise ReportError(
+                f"the report was made and kept as {final}, but copying it to {out} failed: "
+                f"{exc.strerror or exc}. Copy it from the case folder"
+            ) from None
+    return final
+
+
+__all__ = ["ReportCancelled", "ReportError", "build_report", "safe_file_stem"]

@@ -1,0 +1,199 @@
+"""Gather what a report shows from a `Case` (engineer B's API) into `reports.model` records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from declip_desktop.common.version import software_id
+from declip_desktop.reports.model import (
+    DEFAULT_THRESHOLD,
+    AnalysisInfo,
+    AuditRow,
+    EvidenceItem,
+    ModelInfo,
+    ReportData,
+)
+
+
+class SelectionError(ValueError):
+    """The evidence IDs or threshold asked for do not fit the case."""
+
+
+def check_threshold(threshold: float | None) -> float | None:
+    if threshold is None:
+        return None
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise SelectionError(f"threshold {threshold!r} is not a number. Give a value between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise SelectionError(f"threshold {value} is outside 0…1. Give a value between 0 and 1, e.g. 0.5")
+    return value
+
+
+def select_evidence(case, evidence_ids: Iterable[int] | None) -> list:
+    """The case's evidence in ID order, or the requested IDs in the order given (duplicates dropped)."""
+    everything = case.evidence_list()
+    if evidence_ids is None:
+        return everything
+    by_id = {ev.id: ev for ev in everything}
+    chosen, missing, seen = [], [], set()
+    for raw in evidence_ids:
+        ev_id = int(raw)
+        if ev_id in seen:
+            continue
+        seen.add(ev_id)
+        if ev_id in by_id:
+            chosen.append(by_id[ev_id])
+        else:
+            missing.append(ev_id)
+    if missing:
+        known = ", ".join(str(i) for i in sorted(by_id)) or "none"
+        raise SelectionError(
+            f"no evidence with ID {', '.join(map(str, missing))} in case {case.info.number} "
+            f"(its evidence IDs: {known}). Run `declip case status DIR` to list them"
+        )
+    return chosen
+
+
+def _model_cards() -> dict[str, object]:
+    """Installed model cards by SHA-256. The engine's model store reads JSON only (no torch)."""
+    try:
+        from declip_desktop.engine.models import ModelStore
+
+        return {card.sha256: card for card in ModelStore().list() if card.sha256}
+    except Exception:  # noqa: BLE001 - a broken model folder must not stop a report; cards are then "not installed"
+        return {}
+
+
+def model_info(name: str, sha256: str, parameters: dict, cards: dict[str, object]) -> ModelInfo:
+    card = cards.get(sha256)
+    if card is not None:
+        training = getattr(card, "training_set", None)
+        try:
+            from declip_desktop.engine.models import TRAINING_SETS
+
+            training = TRAINING_SETS.get(training, training)
+        except ImportError:
+            pass
+        return ModelInfo(
+            name=name,
+            sha256=sha256,
+            backbone=getattr(card, "backbone", None) or None,
+            layer=getattr(card, "layer", None),
+            decoder=getattr(card, "decoder", None) or None,
+            training_set=training,
+            kind=getattr(card, "kind", None),
+            demo=bool(getattr(card, "demo", False)),
+            label=getattr(card, "label", None) or None,
+            card_found=True,
+        )
+    # Without the card, say only what the stored result itself records.
+    demo = bool(parameters.get("demo")) or "starter" in name.lower()
+    return ModelInfo(name=name, sha256=sha256, demo=demo, kind="starter" if "starter" in name.lower() else None)
+
+
+def _details_text(details: dict) -> str:
+    parts = []
+    for key, value in details.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        parts.append(f"{key}: {value}")
+    return "; ".join(parts)
+
+
+def collect_report_data(
+    case,
+    evidence_ids: Sequence[int] | None = None,
+    threshold: float | None = None,
+    generated_by: str | None = None,
+) -> ReportData:
+    override = check_threshold(threshold)
+    chosen = select_evidence(case, evidence_ids)
+    info = case.info
+    cards = _model_cards()
+    items: list[EvidenceItem] = []
+    for ev in chosen:
+        latest = case.latest_analysis(ev.id)
+        analysis = None
+        load = None
+        if latest is not None:
+            model = model_info(latest.model_name, latest.model_sha256, latest.parameters or {}, cards)
+            analysis = AnalysisInfo(
+                status="done" if latest.error is None else "failed",
+                model=model,
+                score=latest.score,
+                error=latest.error,
+                parameters=dict(latest.parameters or {}),
+                device=latest.device,
+                seconds=latest.seconds,
+                started=latest.started,
+                finished=latest.finished,
+                software_version=latest.software_version,
+            )
+            if latest.error is None and latest.map_file:
+                load = (lambda a=latest: case.load_map(a))
+        if override is not None:
+            thr = override
+        elif ev.threshold is not None:
+            thr = float(ev.threshold)
+        else:
+            thr = DEFAULT_THRESHOLD
+        items.append(
+            EvidenceItem(
+                id=ev.id,
+                name=ev.original_name,
+                sha256=ev.sha256,
+                md5=ev.md5,
+                size=ev.size,
+                format=ev.format,
+                width=ev.width,
+                height=ev.height,
+                metadata=ev.metadata or {},
+                status=ev.status,
+                verdict=ev.verdict,
+                notes=ev.notes or "",
+                threshold=thr,
+                analysis=analysis,
+                image_path=case.evidence_file(ev),
+                load_map=load,
+                imported_by=ev.imported_by,
+                imported_at=ev.imported_at,
+                reviewed_by=ev.reviewed_by,
+                reviewed_at=ev.reviewed_at,
+            )
+        )
+    ids = [ev.id for ev in chosen]
+    whole_case = evidence_ids is None or len(chosen) == len(case.evidence_list())
+    entries = case.audit_entries(None)
+    # Case-level entries (creation, settings, earlier reports) plus those of the chosen evidence;
+    # entries of evidence left out of the report are left out of its appendix too.
+    wanted = set(ids)
+    audit_rows = [
+        AuditRow(
+            time=e.timestamp,
+            actor=e.actor,
+            action=e.action,
+            object=e.object,
+            details=_details_text(e.details or {}),
+        )
+        for e in entries
+        if e.evidence_id is None or e.evidence_id in wanted
+    ]
+    return ReportData(
+        case_number=info.number,
+        case_title=info.title,
+        analyst=info.analyst,
+        description=info.description,
+        case_created=info.created,
+        generated_at=datetime.now().astimezone(),
+        software=software_id(),
+        evidence=items,
+        audit=audit_rows,
+        generated_by=generated_by,
+        whole_case=whole_case,
+        case_evidence_count=len(case.evidence_list()),
+        threshold_override=override,
+    )

@@ -1,0 +1,134 @@
+"""Per-evidence image exports: the annotated overlay and the binary mask, as PNG files.
+
+Both are at the image's full resolution and use the same regions as the PDF report and the
+GUI (`common.regions`). The CSV/JSON export of the results is the cases layer's
+`declip case export`; it is not duplicated here. Every written file's SHA-256 goes into the
+case's audit log so an exported picture that circulates can be traced back to the case.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from declip_desktop.common.hashing import sha256_file
+from declip_desktop.common.images import ImageError, load_rgb
+from declip_desktop.reports.build import safe_file_stem
+from declip_desktop.reports.collect import SelectionError, collect_report_data
+from declip_desktop.reports.imaging import annotated_image
+from declip_desktop.reports.pdf import ReportError, fmt_threshold
+
+EXPORTS_DIR = "exports"
+
+
+@dataclass
+class ExportResult:
+    folder: Path
+    written: list[Path] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (evidence id, reason)
+
+
+def _write_png(path: Path, arr: np.ndarray) -> None:
+    """Atomic PNG write; cv2.imencode + Python I/O also works for non-ASCII paths on Windows."""
+    bgr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr
+    ok, buf = cv2.imencode(".png", bgr)
+    if not ok:
+        raise ReportError(f"could not encode {path.name} as PNG")
+    part = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        part.write_bytes(buf.tobytes())
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def export_images(
+    case,
+    evidence_ids: Sequence[int] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    threshold: float | None = None,
+    *,
+    analyst: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> ExportResult:
+    """Write `<id>-<name>-overlay.png` and `<id>-<name>-mask-t<T>.png` per analysed item.
+
+    Default folder: a new `exports/<case number>-images-<UTC time>/` in the case (existing
+    exports are never touched). A folder the user gives is created if needed; files of the
+    same name in it are replaced. Items without a successful analysis are skipped with a reason.
+    """
+    try:
+        data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst)
+    except SelectionError as exc:
+        raise ReportError(str(exc)) from None
+    if out_dir is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        folder = Path(case.path) / EXPORTS_DIR / f"{safe_file_stem(data.case_number)}-images-{stamp}"
+        suffix = 2
+        while folder.exists():
+            folder = folder.with_name(f"{safe_file_stem(data.case_number)}-images-{stamp}-{suffix}")
+            suffix += 1
+    else:
+        folder = Path(out_dir).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise ReportError(f"{folder} is a file. Give a folder for the exported images")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"cannot create {folder}: {exc.strerror or exc}. Choose another folder") from None
+    result = ExportResult(folder)
+    hashes: dict[str, str] = {}
+    for index, item in enumerate(data.evidence):
+        if progress:
+            progress(index, len(data.evidence), item.name)
+        if not item.analysed:
+            reason = "analysis failed" if item.failed else f"not analysed (status {item.status})"
+            result.skipped.append((item.id, reason))
+            continue
+        path = item.image_path
+        if path is None or not Path(path).is_file():
+            result.skipped.append((item.id, "the evidence file is missing from the case folder"))
+            continue
+        if sha256_file(path) != item.sha256:
+            result.skipped.append((item.id, "the evidence file no longer matches its recorded SHA-256"))
+            continue
+        try:
+            rgb = load_rgb(path)
+            prob = item.load_map()
+        except ImageError as exc:
+            result.skipped.append((item.id, f"image cannot be decoded: {exc.reason}"))
+            continue
+        except Exception as exc:  # noqa: BLE001 - e.g. a map whose hash no longer matches; reported per item
+            result.skipped.append((item.id, str(exc)))
+            continue
+        over, mask, _ = annotated_image(rgb, prob, item.threshold)
+        stem = f"{item.id:04d}-{safe_file_stem(Path(item.name).stem, 'evidence', 60)}"
+        for name, arr in (
+            (f"{stem}-overlay-t{fmt_threshold(item.threshold)}.png", over),
+            (f"{stem}-mask-t{fmt_threshold(item.threshold)}.png", mask),
+        ):
+            target = folder / name
+            _write_png(target, arr)
+            result.written.append(target)
+            hashes[name] = sha256_file(target)
+    if progress:
+        progress(len(data.evidence), len(data.evidence), "done")
+    case.log_event(
+        "images.exported",
+        "case",
+        {
+            "folder": str(folder),
+            "files": hashes,
+            "skipped": {str(i): r for i, r in result.skipped},
+            "threshold": threshold,
+        },
+        analyst=analyst,
+    )
+    return result

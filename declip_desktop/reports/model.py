@@ -1,0 +1,110 @@
+"""What a report needs to know, independent of how the case store keeps it.
+
+`collect.collect_report_data` fills these from a `Case`; tests and the benchmark may also
+build them directly. Probability maps are loaded lazily (`EvidenceItem.load_map`) because a
+50-item case of 12-megapixel photos would not fit in memory at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Identity of the model that produced an analysis (from its model card when installed)."""
+
+    name: str
+    sha256: str
+    backbone: str | None = None
+    layer: str | None = None
+    decoder: str | None = None
+    training_set: str | None = None
+    kind: str | None = None
+    demo: bool = False
+    label: str | None = None
+    card_found: bool = False  # False: only the name and hash stored with the result are known
+
+
+@dataclass(frozen=True)
+class AnalysisInfo:
+    status: str  # "done" or "failed"
+    model: ModelInfo
+    score: float | None = None
+    error: str | None = None
+    parameters: dict = field(default_factory=dict)
+    device: str | None = None
+    seconds: float | None = None
+    started: str | None = None
+    finished: str | None = None
+    software_version: str | None = None
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    id: int
+    name: str
+    sha256: str
+    md5: str
+    size: int | None
+    format: str | None
+    width: int | None
+    height: int | None
+    metadata: dict
+    status: str  # queued | analysing | done | failed | skipped
+    verdict: str
+    notes: str
+    threshold: float  # the threshold this report applies
+    analysis: AnalysisInfo | None
+    image_path: Path | None
+    #: Returns the float32 map of the latest successful analysis (hash-checked by the case).
+    load_map: Callable[[], np.ndarray] | None = None
+    imported_by: str | None = None
+    imported_at: str | None = None
+    reviewed_by: str | None = None
+    reviewed_at: str | None = None
+
+    @property
+    def score(self) -> float | None:
+        return self.analysis.score if self.analysis and self.analysis.status == "done" else None
+
+    @property
+    def failed(self) -> bool:
+        return self.analysis is not None and self.analysis.status == "failed"
+
+    @property
+    def analysed(self) -> bool:
+        return self.analysis is not None and self.analysis.status == "done" and self.load_map is not None
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    time: str
+    actor: str
+    action: str
+    object: str
+    details: str
+
+
+@dataclass(frozen=True)
+class ReportData:
+    case_number: str
+    case_title: str
+    analyst: str
+    description: str
+    case_created: str | None
+    generated_at: datetime  # timezone-aware
+    software: str
+    evidence: list[EvidenceItem]
+    audit: list[AuditRow]
+    generated_by: str | None = None
+    whole_case: bool = True  # False when the analyst chose a subset of the evidence
+    case_evidence_count: int | None = None
+    threshold_override: float | None = None  # one threshold for every item, chosen for this report
