@@ -1,0 +1,125 @@
+"""`declip models …`: import and list DeCLIP models.
+
+Other subcommands (`download`, `verify`, `remove`) register themselves on the same
+`models` sub-parser: add a `register_<name>(models_sub)` function below and append it
+to `ACTION_REGISTRARS`. Heavy imports (torch) happen inside handlers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "models",
+        help="install and list models",
+        description="Install DeCLIP models (the authors' checkpoints) and list what is installed.",
+    )
+    models_sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
+    parser.set_defaults(func=lambda args: _usage(parser))
+    for registrar in ACTION_REGISTRARS:
+        registrar(models_sub)
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def fail(message: str) -> int:
+    """Print `error: …` to stderr; return the fatal exit code."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+# ---------------------------------------------------------------------- import
+
+
+def register_import(models_sub) -> None:
+    p = models_sub.add_parser(
+        "import",
+        help="install an authors' DeCLIP checkpoint (.pth)",
+        description=(
+            "Convert one of the authors' DeCLIP checkpoints into an installed model "
+            "(safetensors + model card in $DECLIP_HOME/models). The file is read safely "
+            "(weights only; nothing in it is executed) and checked tensor by tensor."
+        ),
+    )
+    p.add_argument("file", help="checkpoint file, e.g. ViT_layer20_conv-20_ldm.pth")
+    p.add_argument("--name", help="model name (default: from the file name, e.g. vit-ldm)")
+    p.add_argument(
+        "--clip-weights",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="OpenAI CLIP ViT-L-14.pt / RN50.pt (needed by the ViT+RN50 fusion checkpoints; give it twice)",
+    )
+    p.add_argument("--json", action="store_true", help="print the model card as JSON")
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_import(args) -> int:
+    from declip_desktop.engine.models import ModelError, import_checkpoint
+
+    def progress(message: str) -> None:
+        print(f"… {message}", file=sys.stderr, flush=True)
+
+    try:
+        card = import_checkpoint(args.file, name=args.name, clip_weights=args.clip_weights, progress=progress)
+    except ModelError as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"{exc}. Check the path, permissions and free disk space")
+    if args.json:
+        print(json.dumps(card.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(f"installed {card.name}: {card.label}")
+        print(f"  sha256 {card.sha256}")
+    return 0
+
+
+# ---------------------------------------------------------------------- list
+
+
+def register_list(models_sub) -> None:
+    p = models_sub.add_parser("list", help="list installed models", description="List installed and bundled models.")
+    p.add_argument("--json", action="store_true", help="machine-readable output (one JSON array of model cards)")
+    p.set_defaults(func=cmd_list)
+
+
+def cmd_list(args) -> int:
+    from declip_desktop.engine.models import ModelError, ModelStore
+
+    store = ModelStore()
+    models = store.installed()
+    try:
+        default = store.default().name if models else None
+    except ModelError:
+        default = None
+    if args.json:
+        rows = []
+        for m in models:
+            row = m.card.to_dict()
+            row.update({"weights_path": str(m.weights_path), "bundled": m.read_only, "default": m.name == default})
+            rows.append(row)
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if not models:
+        print("No models installed. Run `declip models download vit-ldm` or `declip models import FILE`.")
+        return 0
+    width = max(len(m.name) for m in models)
+    for m in models:
+        flags = " (default)" if m.name == default else ""
+        flags += " [bundled]" if m.read_only else ""
+        label = m.card.label or f"{m.card.backbone} {m.card.layer or ''} {m.card.decoder}".strip()
+        print(f"{m.name:<{width}}  {label}{flags}")
+    return 0
+
+
+#: Each adds one action under `declip models`; G's download/verify/remove go here too.
+ACTION_REGISTRARS: list[Callable] = [register_import, register_list]

@@ -1,0 +1,300 @@
+"""Installed models: cards, the model store, resolving a name or file, loading a network.
+
+A model is `<name>.safetensors` (the weights) plus `<name>.json` (its `ModelCard`) in
+the model directory (`$DECLIP_HOME/models`), or read-only in the repository's bundled
+`models/` folder (the starter model). This module imports no torch at import time:
+`declip models list` and the GUI can use it cheaply; `load_network` imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from declip_desktop.common import paths
+from declip_desktop.common.hashing import sha256_file
+from declip_desktop.common.version import SOFTWARE_VERSION
+
+log = logging.getLogger(__name__)
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+DEMO_LABEL = "demo model — not for casework"
+
+#: Training sets named in the authors' checkpoint file names.
+TRAINING_SETS = {
+    "pluralistic": "Dolos Pluralistic",
+    "lama": "Dolos LaMa",
+    "repaint-p2-9k": "Dolos RePaint-p2-9k",
+    "ldm": "Dolos LDM",
+    "cocosd": "COCO-SD",
+}
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]{0,79}")
+
+
+class ModelError(Exception):
+    """A model that cannot be imported, found or loaded; the message says what and what to do."""
+
+
+@dataclass
+class ModelCard:
+    """What a model is and where it came from; stored as `<name>.json`."""
+
+    name: str
+    kind: str = "declip"  # "declip" | "starter"
+    backbone: str = ""  # "ViT-L/14" | "RN50" | "ViT-L/14,RN50" | "starter-fcn"
+    layer: str | None = None  # "layer20"; None for starter models
+    decoder: str = ""  # "conv-20" | "conv-12" | "conv-4" | "linear" | …
+    training_set: str | None = None  # key of TRAINING_SETS ("ldm") or free text
+    source_file: str | None = None  # file name the model was imported from
+    source_sha256: str | None = None
+    sha256: str = ""  # of the .safetensors file
+    created: str = ""  # ISO 8601 UTC
+    software_version: str = SOFTWARE_VERSION
+    demo: bool = False
+    label: str = ""  # shown to users
+    input_size: int = 224  # preprocessing: resize to input_size × input_size (bilinear) …
+    mean: list[float] = field(default_factory=lambda: list(CLIP_MEAN))  # … then normalize
+    std: list[float] = field(default_factory=lambda: list(CLIP_STD))
+    notes: str = ""
+    metrics: dict = field(default_factory=dict)
+    #: Files the weights were assembled from besides `source_file` (fusion backbones):
+    #: [{"role": "ViT-L/14", "file": "ViT-L-14.pt", "sha256": …}, …]
+    backbone_sources: list = field(default_factory=list)
+    #: Card fields this version does not know (written by a newer one); kept on rewrite.
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        extra = data.pop("extra")
+        return {**extra, **data}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelCard:
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        if not isinstance(data, dict) or "name" not in data:
+            raise ValueError("a model card is a JSON object with at least a 'name'")
+        kwargs = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**kwargs, extra=extra)
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> ModelCard:
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise ModelError(f"cannot read model card {path}: {exc}") from None
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.name} ({self.label})" if self.label else self.name
+
+
+@dataclass
+class InstalledModel:
+    card: ModelCard
+    weights_path: Path
+    card_path: Path
+    read_only: bool = False  # bundled with the application
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def sha256(self) -> str:
+        return self.card.sha256
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def check_model_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ModelError(
+            f"invalid model name {name!r}. Use letters, digits and + . _ - (up to 80 characters, "
+            "starting with a letter or digit)"
+        )
+    return name
+
+
+class ModelStore:
+    """The installed models (`root`, default `$DECLIP_HOME/models`) plus the bundled ones."""
+
+    def __init__(self, root: str | Path | None = None, bundled: str | Path | None = ...):
+        self.root = Path(root) if root is not None else paths.models_dir()
+        # `...` = the repository's models/ folder; None = no bundled models (tests).
+        self.bundled = Path(paths.BUNDLED_MODELS_DIR if bundled is ... else bundled) if bundled is not None else None
+
+    # ------------------------------------------------------------------ listing
+
+    def _scan(self, directory: Path | None, read_only: bool) -> dict[str, InstalledModel]:
+        found: dict[str, InstalledModel] = {}
+        if directory is None or not directory.is_dir():
+            return found
+        for card_path in sorted(directory.glob("*.json")):
+            if card_path.name.startswith("."):
+                continue
+            try:
+                card = ModelCard.from_json_file(card_path)
+            except ModelError as exc:
+                log.warning("%s", exc)
+                continue
+            weights = card_path.with_suffix(".safetensors")
+            if card.name != card_path.stem:
+                log.warning("model card %s names %r; ignored (the file name is the model name)", card_path, card.name)
+                continue
+            if not weights.is_file():
+                continue  # a card without weights is not an installed model (e.g. a bare registry file)
+            found[card.name] = InstalledModel(card, weights, card_path, read_only=read_only)
+        return found
+
+    def installed(self) -> list[InstalledModel]:
+        """All usable models; an installed model hides a bundled one of the same name."""
+        models = self._scan(self.bundled, read_only=True)
+        models.update(self._scan(self.root, read_only=False))
+        return sorted(models.values(), key=lambda m: m.name)
+
+    def list(self) -> list[ModelCard]:
+        return [m.card for m in self.installed()]
+
+    def names(self) -> list[str]:
+        return [m.name for m in self.installed()]
+
+    def get(self, name: str) -> InstalledModel:
+        for model in self.installed():
+            if model.name == name:
+                return model
+        names = ", ".join(self.names()) or "none"
+        raise ModelError(
+            f"no model named {name!r} (installed: {names}). "
+            "Run `declip models list`, or install one with `declip models import FILE`"
+        )
+
+    def __contains__(self, name: str) -> bool:
+        return any(m.name == name for m in self.installed())
+
+    def find_by_source(self, source_sha256: str) -> InstalledModel | None:
+        for model in self.installed():
+            if model.card.source_sha256 == source_sha256:
+                return model
+        return None
+
+    # ------------------------------------------------------------------ changes
+
+    def paths_for(self, name: str) -> tuple[Path, Path]:
+        check_model_name(name)
+        return self.root / f"{name}.safetensors", self.root / f"{name}.json"
+
+    def remove(self, name: str) -> None:
+        model = self.get(name)
+        if model.read_only:
+            raise ModelError(f"{name!r} ships with the application ({model.card_path.parent}) and cannot be removed")
+        # Card first: a model without its card is invisible, never half-listed.
+        model.card_path.unlink(missing_ok=True)
+        model.weights_path.unlink(missing_ok=True)
+
+    def verify(self) -> list[tuple[str, bool, str]]:
+        """Re-hash every model's weights against its card: [(name, ok, detail)]."""
+        results = []
+        for model in self.installed():
+            try:
+                actual = sha256_file(model.weights_path)
+            except OSError as exc:
+                results.append((model.name, False, f"cannot read {model.weights_path}: {exc}"))
+                continue
+            if actual == model.card.sha256:
+                results.append((model.name, True, "SHA-256 matches the model card"))
+            else:
+                results.append((model.name, False, f"SHA-256 {actual} differs from the card's {model.card.sha256}"))
+        return results
+
+    def default(self) -> InstalledModel:
+        """The most recently installed non-demo model, else a demo/starter model."""
+        models = self.installed()
+        real = [m for m in models if not m.card.demo and m.card.kind != "starter"]
+        if real:
+            return max(real, key=lambda m: (m.card.created, m.name))
+        if models:
+            return max(models, key=lambda m: (m.card.created, m.name))
+        raise ModelError(
+            "no model installed. Run `declip models download vit-ldm` "
+            "or `declip models import FILE` (an authors' DeCLIP .pth checkpoint)"
+        )
+
+
+# ---------------------------------------------------------------------- import / resolve
+
+
+def import_checkpoint(
+    path: str | Path,
+    name: str | None = None,
+    clip_weights: Iterable[str | Path] = (),
+    store: ModelStore | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ModelCard:
+    """Import an authors' `.pth` checkpoint: see `engine.checkpoints.import_checkpoint`."""
+    from declip_desktop.engine import checkpoints
+
+    return checkpoints.import_checkpoint(path, name=name, clip_weights=clip_weights, store=store, progress=progress)
+
+
+def resolve_model(name_or_path: str | Path | None = None, store: ModelStore | None = None) -> InstalledModel:
+    """A model by name, by path to an installed `.safetensors`, or by an authors' checkpoint file.
+
+    A checkpoint file is imported on first use (and found again by its SHA-256 later);
+    None gives `store.default()`.
+    """
+    store = store or ModelStore()
+    if name_or_path is None:
+        return store.default()
+    if isinstance(name_or_path, InstalledModel):
+        return name_or_path
+    text = str(name_or_path)
+    candidate = Path(text).expanduser()
+    looks_like_path = candidate.suffix.lower() in (".safetensors", ".pth", ".pt", ".ckpt", ".bin") or (
+        "/" in text or "\\" in text
+    )
+    if isinstance(name_or_path, str) and not looks_like_path and name_or_path in store:
+        return store.get(name_or_path)
+    if candidate.is_file():
+        if candidate.suffix.lower() == ".safetensors":
+            card_path = candidate.with_suffix(".json")
+            if not card_path.is_file():
+                raise ModelError(f"{candidate} has no model card beside it ({card_path.name}); import the original checkpoint instead")
+            return InstalledModel(ModelCard.from_json_file(card_path), candidate, card_path,
+                                  read_only=candidate.parent.resolve() != store.root.resolve())
+        existing = store.find_by_source(sha256_file(candidate))
+        if existing is not None:
+            return existing
+        card = import_checkpoint(candidate, store=store)
+        return store.get(card.name)
+    if looks_like_path:
+        raise ModelError(f"model file {candidate} does not exist")
+    return store.get(text)
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def load_network(installed: InstalledModel, device="cpu"):
+    """The model's network in eval mode on `device` (torch module; DeclipNet for DeCLIP models).
+
+    The weights file is hashed and compared with the card first; every tensor the
+    network needs must be present with the right shape and nothing else may be there.
+    """
+    from declip_desktop.engine.checkpoints import load_installed
+
+    return load_installed(installed, device=device)
