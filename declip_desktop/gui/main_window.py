@@ -537,8 +537,9 @@ class MainWindow(QMainWindow):
                              evidence_ids=tuple(ids), requeue=requeue)
         self.controller.start(request)
         self._run_started_at = time.monotonic()
-        self.pause_button.setText("Pause")
-        self.activity_label.setText("Loading model…")
+        paused = self.controller.worker.paused
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.activity_label.setText("Paused" if paused else "Loading model…")
         self._update_actions()
         return True
 

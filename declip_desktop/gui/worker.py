@@ -25,6 +25,13 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 log = logging.getLogger("declip_desktop.gui")
 
 
+def make_localizer(model: str | None, device: str, fast: bool):
+    """Build the engine's Localizer (imports torch: call on the worker thread only)."""
+    from declip_desktop.engine.localizer import Localizer
+
+    return Localizer(model, device=device, fast=fast)
+
+
 @dataclass(frozen=True)
 class RunRequest:
     model: str | None  # installed model name (None: the store's default)
@@ -96,12 +103,10 @@ class AnalysisWorker(QObject):
 
     # ----- the work (worker thread) ------------------------------------------------------------
     def _get_localizer(self, request: RunRequest, device: str):
-        from declip_desktop.engine.localizer import Localizer
-
         key = (request.model, device, request.fast)
         if self._localizer is None or self._localizer_key != key:
             self._localizer = None  # release the previous model's memory first
-            self._localizer = Localizer(request.model, device=device, fast=request.fast)
+            self._localizer = make_localizer(request.model, device, request.fast)
             self._localizer_key = key
             loc = self._localizer
             card = loc.card
@@ -231,7 +236,7 @@ class WorkerController(QObject):
     def start(self, request: RunRequest) -> None:
         self.pending += 1
         self.started_at = time.monotonic()
-        self.worker.request_resume()
+        # A paused queue stays paused (new imports wait); the analyst resumes it.
         self.submit.emit(replace(request, generation=self.worker.cancel_generation))
 
     def _on_finished(self, _reason: str, _summary) -> None:
