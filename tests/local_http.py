@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Served:
     chunk: int = 64 * 1024  # body write size
     delay: float = 0.0  # seconds to sleep between body chunks (slow server)
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range)
+    wrong_range_start: bool = False  # answer 206 with a Content-Range that starts at 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, path: str, data: bytes) -> str:
@@ -43,7 +45,7 @@ def _handler(served: Served):
             pass
 
         def do_GET(self):  # noqa: N802 (http.server's naming)
-            path = self.path.split("?", 1)[0]
+            path = unquote(self.path.split("?", 1)[0])  # like a real server: %2B → +
             rng = self.headers.get("Range")
             with served.lock:
                 served.requests.append((path, rng))
@@ -79,7 +81,8 @@ def _handler(served: Served):
             self.send_header("ETag", etag)
             self.send_header("Accept-Ranges", "none" if served.ignore_range else "bytes")
             if status == 206:
-                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+                shown = 0 if served.wrong_range_start else start
+                self.send_header("Content-Range", f"bytes {shown}-{end}/{len(data)}")
             self.end_headers()
             sent = 0
             try:

@@ -159,6 +159,28 @@ def test_server_that_ignores_range_restarts_from_zero(server, tmp_path):
     assert not result.resumed
 
 
+def test_206_with_a_mismatched_content_range_is_not_spliced(server, tmp_path):
+    data = _payload()
+    digest = server.served.add("/f.bin", data)
+    server.served.drops["/f.bin"] = 100_000
+    with pytest.raises(DownloadError):
+        fetch(server.url("/f.bin"), tmp_path / "f.bin", retries=0)
+    server.served.wrong_range_start = True
+    fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256=digest)
+    assert [r for _, r in server.served.requests] == [None, "bytes=100000-", None]
+
+
+def test_file_changed_on_the_server_is_fetched_whole_not_spliced(server, tmp_path):
+    server.served.add("/f.bin", _payload(seed=1))
+    server.served.drops["/f.bin"] = 100_000
+    with pytest.raises(DownloadError):
+        fetch(server.url("/f.bin"), tmp_path / "f.bin", retries=0)
+    new = _payload(seed=2)
+    digest = server.served.add("/f.bin", new)  # new ETag: If-Range makes the server send 200
+    result = fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256=digest)
+    assert (tmp_path / "f.bin").read_bytes() == new and not result.resumed
+
+
 def test_part_already_complete_gets_416_and_is_verified(server, tmp_path):
     data = _payload(100_000)
     digest = server.served.add("/f.bin", data)

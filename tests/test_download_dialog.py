@@ -68,3 +68,37 @@ def test_cancel_stops_the_background_download_and_keeps_the_part(qtbot, server):
     part = download.downloads_dir() / (entry.filename + ".part")
     assert 0 < part.stat().st_size < 4_000_000
     assert _row_status(dialog, registry.RECOMMENDED) == "Not installed"
+
+
+def test_closing_during_a_download_cancels_it_without_blocking(qtbot, server):
+    entry = registry.get_checkpoint(registry.RECOMMENDED)
+    server.served.add("/mirror/" + entry.mirror_path, b"\0" * 4_000_000)
+    server.served.chunk, server.served.delay = 16 * 1024, 0.02
+    dialog = DownloadDialog(base_url=server.url("/mirror"))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.start_download()
+    qtbot.waitUntil(lambda: dialog.progress.value() > 0, timeout=10_000)
+    dialog.close()  # returns at once: the worker is asked to stop, the dialog closes after
+    assert dialog.isVisible() and dialog.is_running()
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=10_000)
+    assert not dialog.is_running()
+
+
+def test_the_dialog_downloads_and_installs_from_a_local_mirror(qtbot, server, tmp_path):
+    pytest.importorskip("declip_desktop.engine.checkpoints", reason="engine.checkpoints not there yet")
+    import factories
+
+    entry = registry.get_checkpoint("vit-cocosd")
+    src = factories.make_tiny_vit_checkpoint(tmp_path / "c.pth")
+    server.served.add("/mirror/" + entry.mirror_path, src.read_bytes())
+    dialog = DownloadDialog(base_url=server.url("/mirror"))
+    qtbot.addWidget(dialog)
+    dialog.table.selectRow(list(registry.CHECKPOINTS).index("vit-cocosd"))
+    with qtbot.waitSignal(dialog.modelInstalled, timeout=30_000) as installed:
+        dialog.download_button.click()
+    assert installed.args == ["vit-cocosd"]
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=10_000)
+    assert _row_status(dialog, "vit-cocosd") == "Installed"
+    assert "installed" in dialog.status.text()
+    assert "vit-cocosd" in download.installed_cards()

@@ -121,5 +121,12 @@ def cmd_list(args) -> int:
     return 0
 
 
+def register_download_actions(models_sub) -> None:
+    """`download`, `available`, `verify`, `remove`: see cli/models_download.py."""
+    from declip_desktop.cli import models_download
+
+    models_download.register(models_sub)
+
+
 #: Each adds one action under `declip models`; G's download/verify/remove go here too.
-ACTION_REGISTRARS: list[Callable] = [register_import, register_list]
+ACTION_REGISTRARS: list[Callable] = [register_import, register_list, register_download_actions]

@@ -211,7 +211,8 @@ class DownloadDialog(QDialog):
     def _on_progress(self, p: Progress) -> None:
         if p.stage == "import":
             self.progress.setRange(0, 0)  # busy indicator: conversion reports no bytes
-            self.status.setText(f"Installing {p.label} (converting to safetensors)…")
+            detail = f": {p.detail}" if p.detail else ""
+            self.status.setText(f"Installing {p.label} (converting to safetensors){detail}…")
             return
         self.progress.setRange(0, 1000)
         fraction = p.fraction
