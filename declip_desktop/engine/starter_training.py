@@ -1,0 +1,325 @@
+"""Train, evaluate and package the starter model (end to end, from scratch, on synthetic data).
+
+Separate from `engine.training` (the frozen-backbone DeCLIP decoder): here every weight is
+trained, there is no backbone and no feature cache.
+
+    python -m declip_desktop.engine.starter_training train --data data/synth --run runs/starter --steps 1500
+    python -m declip_desktop.engine.starter_training package --data data/synth --run runs/starter --models models
+
+`train` keeps the weights with the best validation IoU in RUN/best.safetensors (so an
+interrupted run still leaves a usable model); `package` evaluates them on the held-out test
+split (photos never used in train/valid), per manipulation type, and writes
+MODELS/starter.safetensors + MODELS/starter.json (the model card).
+
+Images go through the same preprocessing as the Localizer: resized (PIL bilinear) to
+input_size × input_size, normalized with the card's mean/std; the output probability is
+resized (bilinear) back to the image size and thresholded at 0.5 for IoU, as in the paper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from declip_desktop.common.hashing import sha256_file
+from declip_desktop.common.version import SOFTWARE_VERSION
+from declip_desktop.engine import starter
+from declip_desktop.engine.synth import MANIPULATIONS, read_manifest
+
+
+@dataclass
+class Item:
+    image: np.ndarray  # input_size × input_size × 3 uint8 (already resized like the Localizer)
+    mask: np.ndarray  # original-size bool mask (for evaluation)
+    mask_small: np.ndarray  # input_size × input_size float32 in [0, 1] (for the loss)
+    record: dict
+
+
+def resize_like_localizer(image: np.ndarray, size: int) -> np.ndarray:
+    if image.shape[:2] == (size, size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+
+
+def load_split(data_dir: Path, split: str, size: int) -> list[Item]:
+    items = []
+    for rec in read_manifest(data_dir):
+        if rec["split"] != split:
+            continue
+        image = np.asarray(Image.open(data_dir / rec["image"]).convert("RGB"))
+        mask = np.asarray(Image.open(data_dir / rec["mask"]).convert("L")) > 127
+        small = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size), Image.BILINEAR))
+        items.append(Item(resize_like_localizer(image, size), mask, small.astype(np.float32) / 255.0, rec))
+    if not items:
+        raise SystemExit(f"error: no {split} images in {data_dir}/manifest.jsonl. Run `declip synth` first.")
+    return items
+
+
+def iou_percent(pred: np.ndarray, gt: np.ndarray) -> float:
+    """The paper's IoU: prediction > 0.5 vs ground truth > 0.5, in percent."""
+    p, g = pred > 0.5, gt > 0.5
+    inter, union = float(np.logical_and(p, g).sum()), float(np.logical_or(p, g).sum())
+    return (inter + 1e-8) / (union + 1e-8) * 100.0
+
+
+@torch.no_grad()
+def predict_prob(net: torch.nn.Module, image_small: np.ndarray, out_hw: tuple[int, int], mean, std) -> np.ndarray:
+    x = starter.normalize(torch.from_numpy(np.array(image_small)).unsqueeze(0), mean, std)
+    logits = net(x)
+    prob = torch.sigmoid(F.interpolate(logits, size=out_hw, mode="bilinear", align_corners=False))
+    return prob[0, 0].numpy()
+
+
+def evaluate(net, items: list[Item], mean, std, full: bool = False) -> dict[str, Any]:
+    """Mean IoU (percent) overall, per manipulation type and per compression.
+
+    full=True scores with `engine.metrics.image_metrics` (the paper's protocol, also F1/AP);
+    the quick path (validation during training) computes the same IoU directly.
+    """
+    net.eval()
+    per_type: dict[str, list[float]] = defaultdict(list)
+    per_jpeg: dict[str, list[float]] = defaultdict(list)
+    scores, others = [], defaultdict(list)
+    for it in items:
+        prob = predict_prob(net, it.image, it.mask.shape, mean, std)
+        if full:
+            from declip_desktop.engine.metrics import image_metrics
+
+            m = image_metrics(prob, it.mask)
+            s = float(m["iou"])
+            for key in ("f1_best", "f1_fixed", "ap"):
+                if key not in m["undefined"]:
+                    others[key].append(float(m[key]))
+        else:
+            s = iou_percent(prob, it.mask.astype(np.float32))
+        scores.append(s)
+        per_type[it.record["type"]].append(s)
+        per_jpeg["jpeg" if it.record.get("jpeg_quality") else "png"].append(s)
+    return {
+        "n": len(scores),
+        "iou": round(float(np.mean(scores)), 2),
+        "per_type": {t: {"n": len(v), "iou": round(float(np.mean(v)), 2)} for t, v in sorted(per_type.items())},
+        "per_compression": {t: {"n": len(v), "iou": round(float(np.mean(v)), 2)} for t, v in sorted(per_jpeg.items())},
+        **{k: round(float(np.mean(v)), 4) for k, v in others.items()},
+    }
+
+
+def _batch(items: list[Item], rng: np.random.Generator, batch: int, crop: int, mean, std):
+    xs, ys = [], []
+    for _ in range(batch):
+        it = items[int(rng.integers(len(items)))]
+        h, w = it.image.shape[:2]
+        y0, x0 = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+        img = it.image[y0 : y0 + crop, x0 : x0 + crop]
+        m = it.mask_small[y0 : y0 + crop, x0 : x0 + crop]
+        if rng.random() < 0.5:
+            img, m = img[:, ::-1], m[:, ::-1]
+        if rng.random() < 0.5:
+            img, m = img[::-1], m[::-1]
+        xs.append(np.ascontiguousarray(img))
+        ys.append(np.ascontiguousarray(m))
+    x = starter.normalize(torch.from_numpy(np.stack(xs)), mean, std)
+    y = torch.from_numpy(np.stack(ys)).unsqueeze(1)
+    return x, y
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE + soft Dice on full-resolution logits (Dice keeps small masks from being ignored)."""
+    logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum(dim=(1, 2, 3))
+    dice = 1 - (2 * inter + 1) / (p.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3)) + 1)
+    return bce + dice.mean()
+
+
+def _save(net, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+    save_file(state, str(path))
+
+
+def train(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    run = Path(args.run)
+    run.mkdir(parents=True, exist_ok=True)
+    mean, std = starter.DEFAULT_MEAN, starter.DEFAULT_STD
+    train_items = load_split(Path(args.data), "train", args.input_size)
+    # Validation every few hundred steps on a fixed subset keeps its cost small on 2 CPU cores;
+    # the manifest's round-robin order makes the first N cover every manipulation type evenly.
+    valid_items = load_split(Path(args.data), "valid", args.input_size)[: args.val_limit or None]
+    net = starter.build_starter({"mean": mean, "std": std, "widths": list(args.widths)})
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    warmup = min(100, args.steps // 10)
+
+    def progress(step: int) -> float:
+        """Fraction of the run done: by steps, or by wall time when a time budget is set.
+
+        A time budget makes the schedule finish its decay on a busy shared machine instead of
+        being cut off at a high learning rate; the card records the steps actually done.
+        """
+        done = step / args.steps
+        if args.max_minutes:
+            done = max(done, (time.time() - start) / 60 / args.max_minutes)
+        return min(1.0, done)
+
+    def lr_at(step: int) -> float:  # linear warm-up, then cosine decay to 2% of the peak
+        if step < warmup:
+            return args.lr * (step + 1) / warmup
+        t = progress(step)
+        return args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    log = open(run / "log.jsonl", "a")
+    best, start, running = -1.0, time.time(), []
+    for step in range(args.steps):
+        if args.max_minutes and progress(step) >= 1.0:
+            print(f"time budget of {args.max_minutes} minutes used up after {step} steps", flush=True)
+            step -= 1
+            break
+        net.train()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        x, y = _batch(train_items, rng, args.batch, args.crop, mean, std)
+        loss = loss_fn(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running.append(float(loss.detach()))
+        last = step + 1 == args.steps or (args.max_minutes and progress(step + 1) >= 1.0)
+        if (step + 1) % args.val_every == 0 or last:
+            res = evaluate(net, valid_items, mean, std)
+            entry = {"step": step + 1, "loss": round(float(np.mean(running)), 4), "valid_iou": res["iou"],
+                     "valid_per_type": {k: v["iou"] for k, v in res["per_type"].items()},
+                     "lr": lr_at(step), "minutes": round((time.time() - start) / 60, 2)}
+            running = []
+            if res["iou"] > best:
+                best = res["iou"]
+                _save(net, run / "best.safetensors")
+                entry["saved"] = True
+            _save(net, run / "last.safetensors")
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+            print(json.dumps(entry), flush=True)
+    (run / "train_config.json").write_text(json.dumps(
+        {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "func"},
+         "best_valid_iou": best, "steps_done": step + 1, "minutes": round((time.time() - start) / 60, 2)},
+        indent=2) + "\n")
+    return 0
+
+
+def package(args: argparse.Namespace) -> int:
+    """Evaluate RUN/best.safetensors on the test split and write the model + card into MODELS."""
+    torch.set_num_threads(args.threads)
+    run, data, models = Path(args.run), Path(args.data), Path(args.models)
+    config = json.loads((run / "train_config.json").read_text()) if (run / "train_config.json").exists() else {}
+    widths = config.get("widths", list(starter.DEFAULT_WIDTHS))
+    mean, std = list(starter.DEFAULT_MEAN), list(starter.DEFAULT_STD)
+    card: dict[str, Any] = {"mean": mean, "std": std, "widths": widths}
+    weights = run / args.weights
+    net = starter.load_starter(weights, card)
+    test_items = load_split(data, "test", args.input_size)
+    valid_items = load_split(data, "valid", args.input_size)
+    res_test = evaluate(net, test_items, mean, std, full=True)
+    res_valid = evaluate(net, valid_items, mean, std)
+    synth_info = json.loads((data / "synth.json").read_text())
+    sources_path = Path(args.photos) / "SOURCES.json"
+    sources = json.loads(sources_path.read_text()) if sources_path.exists() else {}
+    models.mkdir(parents=True, exist_ok=True)
+    out_weights = models / f"{args.name}.safetensors"
+    _save(net, out_weights)
+    test_photos = sorted(k for k, v in synth_info["photos"].items() if v == "test")
+    card = {
+        "name": args.name,
+        "kind": starter.KIND,
+        "backbone": starter.BACKBONE,
+        "layer": None,
+        "decoder": starter.ARCHITECTURE,
+        "training_set": (f"synthetic manipulations (declip synth, seed {synth_info['seed']}, n {synth_info['n']}, "
+                         f"jpeg-prob {synth_info['jpeg_prob']}) of {len(synth_info['photos'])} registry photos; "
+                         f"test split from {len(test_photos)} photos never used in training"),
+        "source_file": None,
+        "source_sha256": None,
+        "sha256": sha256_file(out_weights),
+        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "software_version": SOFTWARE_VERSION,
+        "demo": True,
+        "label": starter.DEMO_LABEL,
+        "input_size": args.input_size,
+        "mean": mean,
+        "std": std,
+        "widths": widths,
+        "notes": ("Demo model — not for casework. Compact U-Net with fixed SRM high-pass input filters, "
+                  "trained end to end from scratch (no pretrained backbone) on synthetic local manipulations "
+                  "(splice, copy-move, OpenCV Telea/Navier-Stokes inpainting, Poisson blending, resampling, "
+                  "blur, noise). It has never seen generative (diffusion/GAN) inpainting. "
+                  "Training command: scripts/train_starter.sh. Sources and licences: models/README.md."),
+        "metrics": {
+            "test_iou": res_test["iou"],
+            "test_n": res_test["n"],
+            **{f"test_{k}": res_test[k] for k in ("f1_best", "f1_fixed", "ap") if k in res_test},
+            "test_per_type": res_test["per_type"],
+            "test_per_compression": res_test["per_compression"],
+            "valid_iou": res_valid["iou"],
+            "test_photos": test_photos,
+            "widths": widths,
+            "training": {k: config.get(k) for k in ("steps", "steps_done", "batch", "crop", "lr", "seed", "minutes")},
+            "training_photos": {name: sources.get(name, {}) for name in sorted(synth_info["photos"])},
+        },
+    }
+    (models / f"{args.name}.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps({"test": res_test, "valid_iou": res_valid["iou"], "weights": str(out_weights),
+                      "bytes": out_weights.stat().st_size}, indent=2))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m declip_desktop.engine.starter_training",
+                                     description="Train / package the starter model (demo).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--data", required=True)
+    t.add_argument("--run", default="runs/starter")
+    t.add_argument("--steps", type=int, default=1500)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--crop", type=int, default=256)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--val-every", type=int, default=250)
+    t.add_argument("--val-limit", type=int, default=96, help="validate on the first N valid images (0: all)")
+    t.add_argument("--max-minutes", type=float, default=0.0, help="time budget: the schedule decays over min(steps, this many minutes) (0: steps only)")
+    t.add_argument("--input-size", type=int, default=starter.DEFAULT_INPUT_SIZE)
+    t.add_argument("--widths", type=int, nargs=5, default=list(starter.DEFAULT_WIDTHS))
+    t.set_defaults(func=train)
+    p = sub.add_parser("package")
+    p.add_argument("--data", required=True)
+    p.add_argument("--run", default="runs/starter")
+    p.add_argument("--weights", default="best.safetensors", help="file in RUN to package")
+    p.add_argument("--photos", default="data/photos", help="folder with SOURCES.json (licences for the card)")
+    p.add_argument("--models", default="models")
+    p.add_argument("--name", default="starter")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--input-size", type=int, default=starter.DEFAULT_INPUT_SIZE)
+    p.set_defaults(func=package)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
