@@ -85,4 +85,7 @@ def make_font(point_size: float, *, bold: bool = False, italic: bool = False, mo
     # layout (and page count) of a report does not depend on where it was made.
     font.setKerning(False)
     font.setHintingPreference(QFont.HintingPreference.PreferNoHinting)
+    # No ligatures: text copied out of the PDF (hashes, "diffusion") must be the letters
+    # that were printed, not "ﬀ"/"ﬁ" glyphs that break searches and hash comparisons.
+    font.setFeature(QFont.Tag("liga"), 0)
     return font
