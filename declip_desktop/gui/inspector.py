@@ -374,15 +374,24 @@ class Inspector(QWidget):
     def _loaded(self, token: int, result: Loaded) -> None:
         if token != self._load_token:
             return  # the analyst has moved on
-        self.view.set_image(result.levels)
-        self.compare_view.set_image(result.levels)
         if result.map_error:
             self.regions_note.setText(f"The probability map could not be loaded: {result.map_error}")
             self.errorOccurred.emit(
                 f"The probability map of {self.evidence.original_name} could not be loaded.", result.map_error
             )
-        self.prob_map = result.prob_map
-        self.display_map = result.display
+        self.display(result.levels, result.prob_map, result.display)
+
+    def display(self, levels: list[QImage], prob_map: np.ndarray | None, display_map: DisplayMap | None = None) -> None:
+        """Show an image pyramid and its map (also used by benchmarks/gui_threshold.py)."""
+        self.placeholder.setVisible(False)
+        self.splitter.setVisible(True)
+        self.view.set_image(levels)
+        self.compare_view.set_image(levels)
+        self.prob_map = prob_map
+        if prob_map is not None and display_map is None:
+            display_map = DisplayMap(prob_map)
+        self.display_map = display_map
+        self.region_result = None
         if self.display_map is not None:
             self.view.set_heat(self.display_map.heat_image(self.colormap_combo.currentText()))
             self._apply_threshold(self._threshold)

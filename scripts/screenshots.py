@@ -1,0 +1,163 @@
+"""Screenshots of the real window under a virtual X server, for review.
+
+    .venv/bin/python scripts/screenshots.py [--out screenshots/] [--size 1280x800]
+
+Starts Xvfb itself when there is no DISPLAY (or run it under `xvfb-run -a`), uses a
+throw-away DECLIP_HOME with a tiny random-weight model (from tests/factories.py; its
+maps are noise, not evidence), creates a case, drops synthetic photos on the window,
+waits for the analyses and saves:
+
+    01-start.png      the start screen
+    02-case.png       a case with results (evidence list + inspector)
+    03-inspector.png  the inspector zoomed on a region, mask and outlines on
+    04-side-by-side.png  side-by-side compare
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_xvfb(size: str) -> subprocess.Popen | None:
+    if os.environ.get("DISPLAY"):
+        return None
+    if shutil.which("Xvfb") is None:
+        sys.exit("error: no DISPLAY and no Xvfb. Install it (apt-get install -y xvfb) or run under xvfb-run -a.")
+    for number in range(91, 120):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            break
+    proc = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.environ["DISPLAY"] = f":{number}"
+    for _ in range(50):
+        if Path(f"/tmp/.X11-unix/X{number}").exists():
+            return proc
+        time.sleep(0.1)
+    proc.terminate()
+    sys.exit("error: Xvfb did not start")
+
+
+def synthetic_photos(folder: Path, count: int = 4) -> list[Path]:
+    """Smooth 'photos' with a pasted patch (looks like something, hashes differently)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    paths = []
+    for i in range(count):
+        h, w = 900, 1200
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        base = np.stack([
+            120 + 80 * np.sin(x / (140 + 30 * i)), 110 + 70 * np.cos(y / 170), 140 + 60 * np.sin((x + y) / 260)
+        ], axis=-1)
+        base += rng.normal(0, 6, base.shape)
+        img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(img)
+        draw.ellipse((300 + 60 * i, 250, 620 + 60 * i, 560), fill=(210, 190, 150))
+        draw.rectangle((780, 500 - 40 * i, 1040, 760), fill=(60, 90, 150))
+        path = folder / f"photo_{i + 1}.jpg"
+        img.save(path, quality=92)
+        paths.append(path)
+    (folder / "not_an_image.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return paths
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(ROOT / "screenshots"))
+    parser.add_argument("--size", default="1280x800")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    xvfb = start_xvfb(args.size)
+    work = Path(tempfile.mkdtemp(prefix="declip_shots_"))
+    os.environ["DECLIP_HOME"] = str(work / "home")
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    try:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from factories import install_tiny_model
+
+        install_tiny_model(name="tiny-random")
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+
+        from declip_desktop.gui.app import create_application
+        from declip_desktop.gui.main_window import MainWindow
+
+        app = create_application([sys.argv[0]])
+        width, height = (int(v) for v in args.size.split("x"))
+        window = MainWindow(device="cpu")
+        window.resize(width, height)
+        window.show()
+        window.show_start()
+
+        def pump(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                app.processEvents()
+                time.sleep(0.02)
+
+        def wait(cond, timeout=300.0) -> None:
+            end = time.monotonic() + timeout
+            while not cond():
+                if time.monotonic() > end:
+                    raise TimeoutError("the window did not reach the expected state")
+                pump(0.1)
+
+        def shot(name: str) -> None:
+            pump(0.5)
+            window.grab().save(str(out / name))
+            print(out / name)
+
+        window.start_page.analyst_edit.setText("A. Analyst")
+        shot("01-start.png")
+        window.create_case(str(work / "case"), "2025-0142", "Harbour photos, inpainting suspected", "A. Analyst")
+        photos = synthetic_photos(work / "incoming")
+        window.import_paths([str(p) for p in photos] + [str(work / "incoming" / "not_an_image.jpg")])
+        wait(lambda: window.case is not None and len(window.case.evidence_list()) == len(photos))
+        wait(lambda: all(ev.status in ("done", "failed") for ev in window.case.evidence_list()))
+        wait(lambda: not window.controller.running)
+        first = window.case.evidence_list()[0].id
+        window.evidence_panel.select_evidence(first)
+        window.inspector.refresh_current()
+        wait(lambda: window.inspector.region_result is not None)
+        window.inspector.set_threshold(float(__import__("numpy").quantile(window.inspector.prob_map, 0.9)))
+        wait(lambda: window.inspector.region_result is not None
+             and abs(window.inspector.region_result.threshold - window.inspector.threshold) < 1e-9)
+        window.inspector.verdict_combo.setCurrentText("inconclusive")
+        window.inspector.notes_edit.setPlainText("Tiny random-weight model: the map is noise. Screenshot only.")
+        wait(lambda: all(window._thumbs.get(ev.id) for ev in window.case.evidence_list()), timeout=60)
+        shot("02-case.png")
+        window.inspector.mask_check.setChecked(True)
+        if window.inspector.regions_table.rowCount():
+            window.inspector.regions_table.selectRow(0)
+        window.inspector.tabs.setCurrentIndex(0)
+        shot("03-inspector.png")
+        window.inspector.fit()
+        window.inspector.set_side_by_side(True)
+        window.inspector.tabs.setCurrentIndex(1)
+        shot("04-side-by-side.png")
+        QTimer.singleShot(0, window.close)
+        pump(1.0)
+        window.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if xvfb is not None:
+            xvfb.terminate()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
