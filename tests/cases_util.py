@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -57,7 +58,7 @@ class Pred(SimpleNamespace):
 class FakeLocalizer:
     """Stands in for engine.localizer.Localizer: the map is the image's mean-normalised red channel."""
 
-    def __init__(self, name="fake-model", sha="f" * 64, batch_size=2, fail_names=(), oom_after=None):
+    def __init__(self, name="fake-model", sha="f" * 64, batch_size=2, fail_names=(), oom_after=None, delay=0.0):
         self.card = SimpleNamespace(name=name)
         self.model_sha256 = sha
         self.batch_size = batch_size
@@ -67,6 +68,7 @@ class FakeLocalizer:
         self.oom_after = oom_after
         self.calls = 0
         self.seen: list[str] = []
+        self.delay = delay  # seconds per image, to look like a model at work
 
     def predict(self, images):
         self.calls += 1
@@ -74,6 +76,7 @@ class FakeLocalizer:
             raise OutOfDeviceMemory("CUDA out of memory (fake)")
         out = []
         for p in images:
+            time.sleep(self.delay)
             self.seen.append(str(p))
             arr = np.asarray(Image.open(p).convert("RGB"), dtype=np.float32)[:, :, 0] / 255.0
             err = "decoder exploded" if Path(p).name in self.fail_names else None
