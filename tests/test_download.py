@@ -41,6 +41,11 @@ def _payload(n: int = 700_000, seed: int = 1) -> bytes:
     return bytes(out[:n])
 
 
+def _files(folder) -> list[str]:
+    """Files in `folder`, without the (empty) lock files the downloader leaves."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+
+
 # ------------------------------------------------------------------------ registry
 
 
@@ -205,7 +210,7 @@ def test_wrong_checksum_is_refused_and_deleted(server, tmp_path):
     with pytest.raises(DownloadError, match="SHA-256 .* was expected.*deleted") as err:
         fetch(server.url("/f.bin"), tmp_path / "f.bin", sha256="0" * 64)
     assert err.value.kind == "checksum"
-    assert list(tmp_path.iterdir()) == []
+    assert _files(tmp_path) == []
 
 
 def test_404_names_the_status_and_what_to_do(server, tmp_path):
@@ -284,6 +289,32 @@ def test_disk_full_while_writing_says_so_and_keeps_the_part(server, tmp_path, mo
     assert (tmp_path / "f.bin.part").exists()
 
 
+def test_a_second_download_of_the_same_file_is_refused_while_one_runs(server, tmp_path):
+    server.served.add("/f.bin", _payload())
+    server.served.chunk, server.served.delay = 16 * 1024, 0.02
+    started, errors = threading.Event(), []
+    cancel = threading.Event()
+
+    def first():
+        try:
+            fetch(server.url("/f.bin"), tmp_path / "f.bin", cancel=cancel, progress=lambda p: started.set())
+        except DownloadCancelled:
+            pass
+        except DownloadError as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=first)
+    t.start()
+    assert started.wait(10)
+    with pytest.raises(DownloadError, match="already running") as err:
+        fetch(server.url("/f.bin"), tmp_path / "f.bin")
+    assert err.value.kind == "busy"
+    cancel.set()
+    t.join(10)
+    assert not errors
+    fetch(server.url("/f.bin"), tmp_path / "f.bin")  # free again once the first stopped
+
+
 def test_backbone_cache_is_reused_and_rechecked(server, tmp_path, monkeypatch):
     data = _payload(50_000, seed=7)
     digest = server.served.add("/openai/RN50.pt", data)
@@ -333,7 +364,7 @@ def test_download_installs_the_model_and_records_the_download_hash(server, facto
     assert "download" in stages and stages[-1] == "import"
     card = download.installed_cards()["vit-ldm"]
     assert card["source_sha256"] == digest
-    assert list(download.downloads_dir().iterdir()) == []  # the .pth is gone after install
+    assert _files(download.downloads_dir()) == []  # the .pth is gone after install
 
     again = download.download_model("vit-ldm", base_url=server.url("/mirror"))
     assert again.already_installed and len(server.served.requests) == 1
@@ -357,7 +388,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_and_deleted(server, factorie
         download.download_model(entry.name, base_url=server.url("/mirror"))
     assert err.value.kind == "checkpoint"
     assert "vit-cocosd" not in download.installed_cards()
-    assert list(download.downloads_dir().iterdir()) == []
+    assert _files(download.downloads_dir()) == []
 
 
 def test_url_fetches_one_checkpoint_from_an_exact_address(server, factories, tmp_path):
@@ -383,7 +414,7 @@ def test_fusion_model_pulls_and_keeps_its_two_backbones(server, factories, tmp_p
     fetched = [p for p, _ in server.served.requests]
     assert fetched.count("/mirror/openai/ViT-L-14.pt") == 1  # second model reused the cache
     assert fetched.count("/mirror/openai/RN50.pt") == 1
-    assert sorted(p.name for p in download.downloads_dir().iterdir()) == ["RN50.pt", "ViT-L-14.pt"]
+    assert _files(download.downloads_dir()) == ["RN50.pt", "ViT-L-14.pt"]
 
 
 def test_fusion_backbone_with_a_wrong_hash_is_refused(server, factories, tmp_path):

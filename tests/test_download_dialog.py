@@ -9,7 +9,7 @@ from local_http import LocalServer
 
 from declip_desktop.common.paths import models_dir
 from declip_desktop.engine import download, registry
-from declip_desktop.gui.download_dialog import DownloadDialog
+from declip_desktop.gui.download_dialog import DownloadDialog, open_download_dialog
 
 
 @pytest.fixture(autouse=True)
@@ -102,3 +102,16 @@ def test_the_dialog_downloads_and_installs_from_a_local_mirror(qtbot, server, tm
     assert _row_status(dialog, "vit-cocosd") == "Installed"
     assert "installed" in dialog.status.text()
     assert "vit-cocosd" in download.installed_cards()
+
+
+def test_open_download_dialog_reuses_the_open_one(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    first = open_download_dialog(parent)
+    assert first.isVisible() and open_download_dialog(parent) is first
+    first.close()
+    second = open_download_dialog(parent)
+    assert second is not first
+    second.close()

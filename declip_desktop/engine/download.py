@@ -24,6 +24,7 @@ Every failure is a `DownloadError` whose message says what happened and what to 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import http.client
@@ -73,7 +74,7 @@ def downloads_dir() -> Path:
 class DownloadError(Exception):
     """A download or install that failed. `kind` lets callers react without parsing text:
     "connection", "http", "disk", "checksum", "incomplete", "checkpoint", "cancelled",
-    "unknown-model"."""
+    "unknown-model", "busy"."""
 
     def __init__(self, message: str, kind: str, *, status: int | None = None):
         super().__init__(message)
@@ -146,11 +147,62 @@ def fetch(
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(dest):
+        return _fetch_locked(url, dest, sha256=sha256, progress=progress, cancel=cancel,
+                             retries=retries, retry_delay=retry_delay, timeout=timeout)
+
+
+@contextlib.contextmanager
+def _exclusive(dest: Path):
+    """One download per file at a time, across threads and processes (the app and a
+    `declip models download` in a terminal must not append to the same `.part`).
+    An OS file lock, so a crashed process never leaves a stale lock behind."""
+    lock_path = dest.with_name(dest.name + ".lock")
+    fh = open(lock_path, "a+b")
+    try:
+        try:
+            _lock(fh)
+        except OSError:
+            raise DownloadError(
+                f"Another download of {dest.name} is already running (in the app or another "
+                "`declip models download`). Wait for it to finish, or cancel it first.",
+                "busy",
+            ) from None
+        yield
+    finally:
+        fh.close()  # releases the lock
+        # The lock file stays: deleting it while another process waits on it would let
+        # two processes hold locks on two different files of the same name.
+
+
+def _lock(fh) -> None:
+    if os.name == "nt":  # pragma: no cover - Windows
+        import msvcrt
+
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _fetch_locked(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    retries: int,
+    retry_delay: float,
+    timeout: float = 30.0,
+) -> FetchResult:
+    """`fetch` for a caller that already holds `_exclusive(dest)`."""
     part = dest.with_name(dest.name + ".part")
     meta_path = dest.with_name(dest.name + ".part.json")
     label = dest.name
     expected = sha256.lower() if sha256 else None
-
     if dest.exists():
         dest.unlink()  # the caller asked for a fresh copy; never mix old and new bytes
     meta = _read_meta(meta_path)
@@ -530,20 +582,15 @@ def ensure_backbone(
     matches its published hash is deleted and downloaded again.
     """
     dest = downloads_dir() / entry.filename
-    if dest.exists():
-        digest = _hash_file(dest, progress, cancel)
-        if digest == entry.sha256:
-            return dest
-        dest.unlink()  # damaged or replaced on disk: fetch a clean copy
-    fetch(
-        source_url(entry, base_url),
-        dest,
-        sha256=entry.sha256,
-        progress=progress,
-        cancel=cancel,
-        retries=retries,
-        retry_delay=retry_delay,
-    )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(dest):
+        if dest.exists():
+            digest = _hash_file(dest, progress, cancel)
+            if digest == entry.sha256:
+                return dest
+            dest.unlink()  # damaged or replaced on disk: fetch a clean copy
+        _fetch_locked(source_url(entry, base_url), dest, sha256=entry.sha256, progress=progress,
+                      cancel=cancel, retries=retries, retry_delay=retry_delay)
     return dest
 
 
@@ -634,27 +681,31 @@ def download_model(
     ckpt_url = url or source_url(entry, base_url)
     pinned = entry.sha256 or (existing or {}).get("source_sha256")
     dest = downloads_dir() / entry.filename
+    dest.parent.mkdir(parents=True, exist_ok=True)
     note = dest.with_name(dest.name + ".source.json")
-    fetched = _reusable_download(dest, note, ckpt_url, pinned, progress, cancel)
-    if fetched is None:
-        fetched = fetch(ckpt_url, dest, sha256=pinned, progress=progress, cancel=cancel,
-                        retries=retries, retry_delay=retry_delay)
-        _write_meta(note, {"url": ckpt_url, "sha256": fetched.sha256})
-    if cancel is not None and cancel.is_set():
-        raise DownloadCancelled(f"Cancelled before installing {entry.name}; the download is kept in {dest}.")
+    # Held from download to install: a second process must neither append to our
+    # `.part` nor delete the finished file while we import it.
+    with _exclusive(dest):
+        fetched = _reusable_download(dest, note, ckpt_url, pinned, progress, cancel)
+        if fetched is None:
+            fetched = _fetch_locked(ckpt_url, dest, sha256=pinned, progress=progress, cancel=cancel,
+                                    retries=retries, retry_delay=retry_delay)
+            _write_meta(note, {"url": ckpt_url, "sha256": fetched.sha256})
+        if cancel is not None and cancel.is_set():
+            raise DownloadCancelled(f"Cancelled before installing {entry.name}; the download is kept in {dest}.")
 
-    if progress is not None:
-        progress(Progress(stage="import", label=entry.name))
-
-    def import_progress(message: str) -> None:
         if progress is not None:
-            progress(Progress(stage="import", label=entry.name, detail=str(message)))
+            progress(Progress(stage="import", label=entry.name))
 
-    card = _install(entry, fetched, backbone_files, ckpt_url, note, replace=existing is not None,
-                    store=store, progress=import_progress)
-    # The safetensors copy is what the app runs; the 2 GB pickle is no longer needed
-    # (its SHA-256 stays in the card as source_sha256).
-    _remove(dest, note)
+        def import_progress(message: str) -> None:
+            if progress is not None:
+                progress(Progress(stage="import", label=entry.name, detail=str(message)))
+
+        card = _install(entry, fetched, backbone_files, ckpt_url, note, replace=existing is not None,
+                        store=store, progress=import_progress)
+        # The safetensors copy is what the app runs; the 2 GB pickle is no longer needed
+        # (its SHA-256 stays in the card as source_sha256).
+        _remove(dest, note)
     return InstallResult(entry=entry, card=card, source_url=ckpt_url, source_sha256=fetched.sha256,
                          resumed=fetched.resumed, backbone_files=backbone_files)
 

@@ -272,7 +272,14 @@ class DownloadDialog(QDialog):
 
 def open_download_dialog(parent: QWidget | None = None) -> DownloadDialog:
     """Show the (non-modal) download dialog; keep the returned object to connect
-    `modelInstalled` to the window's model picker."""
+    `modelInstalled` to the window's model picker. A dialog already open for `parent`
+    is brought to the front instead of opening a second one."""
+    if parent is not None:
+        for existing in parent.findChildren(DownloadDialog):
+            if existing.isVisible():
+                existing.raise_()
+                existing.activateWindow()
+                return existing
     dialog = DownloadDialog(parent)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.show()
