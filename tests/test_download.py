@@ -230,6 +230,20 @@ def test_no_connection_is_reported_as_such(tmp_path):
     assert err.value.kind == "connection"
 
 
+def test_server_gone_before_the_resume_says_the_part_is_kept(tmp_path):
+    srv = LocalServer()
+    with srv:
+        srv.served.add("/f.bin", _payload())
+        srv.served.drops["/f.bin"] = 300_000
+        with pytest.raises(DownloadError):
+            fetch(srv.url("/f.bin"), tmp_path / "f.bin", retries=0)
+        url = srv.url("/f.bin")
+    with pytest.raises(DownloadError, match="Could not connect.*300 kB downloaded so far are kept") as err:
+        fetch(url, tmp_path / "f.bin", timeout=5)
+    assert err.value.kind == "connection"
+    assert (tmp_path / "f.bin.part").stat().st_size == 300_000
+
+
 def test_cancel_between_chunks_keeps_the_part_for_later(server, tmp_path):
     data = _payload()
     digest = server.served.add("/f.bin", data)

@@ -128,6 +128,14 @@ def cmd_download(args: argparse.Namespace) -> int:
             _error(str(exc))
             failed += 1
             continue
+        except KeyboardInterrupt:
+            bars.close()
+            print(
+                f"Interrupted. The partial download of {entry.name} is kept; run the same "
+                "command again to resume it.",
+                file=sys.stderr,
+            )
+            return 130
         finally:
             bars.close()
         if result.already_installed:

@@ -213,12 +213,17 @@ def _fetch_locked(
 
     attempts = 0
     resumed_any = False
+    carried: tuple[Any, int] | None = None  # (hash state, bytes it covers) after a cut-off
     while True:
         _check_cancel(cancel, part)
         offset = part.stat().st_size if part.exists() else 0
-        hasher = hashlib.sha256()
-        if offset:
-            _hash_existing(part, hasher, offset, label, progress, cancel)
+        if carried is not None and carried[1] == offset:
+            hasher = carried[0]  # no need to re-read gigabytes we just hashed
+        else:
+            hasher = hashlib.sha256()
+            if offset:
+                _hash_existing(part, hasher, offset, label, progress, cancel)
+        carried = None
         attempts += 1
         try:
             outcome = _transfer(
@@ -226,8 +231,9 @@ def _fetch_locked(
             )
             hasher = outcome.hasher
         except _CutOff as cut:
-            # Bytes stopped arriving mid-body. Resume while the server keeps making
-            # progress; give up after `retries` tries, keeping the part for next time.
+            # Bytes stopped arriving mid-body: resume with Range, up to `retries` times;
+            # then give up, keeping the part for the next run.
+            carried = (cut.hasher, cut.have) if cut.hasher is not None else None
             if attempts > retries:
                 raise DownloadError(
                     f"The download of {url} was cut off after {_fmt_size(cut.have)}"
@@ -235,7 +241,10 @@ def _fetch_locked(
                     "The partial file is kept: run the same download again to resume it.",
                     "incomplete",
                 ) from None
-            time.sleep(retry_delay * attempts)
+            if cancel is not None:
+                cancel.wait(retry_delay * attempts)  # a cancel cuts the pause short
+            else:
+                time.sleep(retry_delay * attempts)
             meta = _read_meta(meta_path)
             continue
         except _Restart:
@@ -243,6 +252,16 @@ def _fetch_locked(
             _remove(part)
             meta = _read_meta(meta_path)
             continue
+        except DownloadError as exc:
+            if exc.kind in ("connection", "http") and part.exists() and part.stat().st_size:
+                # e.g. the network went away between two resumes: say what is kept.
+                raise DownloadError(
+                    f"{exc} The {_fmt_size(part.stat().st_size)} downloaded so far are kept; "
+                    "run the download again to resume.",
+                    exc.kind,
+                    status=exc.status,
+                ) from None
+            raise
         resumed_any = resumed_any or outcome.resumed
         break
 
@@ -263,9 +282,9 @@ def _fetch_locked(
 
 
 class _CutOff(Exception):
-    def __init__(self, reason: str, have: int, total: int | None):
+    def __init__(self, reason: str, have: int, total: int | None, hasher: Any = None):
         super().__init__(reason)
-        self.reason, self.have, self.total = reason, have, total
+        self.reason, self.have, self.total, self.hasher = reason, have, total, hasher
 
 
 class _Restart(Exception):
@@ -360,7 +379,7 @@ def _transfer(
                         chunk = response.read(READ_SIZE)
                     except (http.client.IncompleteRead, OSError, http.client.HTTPException) as exc:
                         out.flush()
-                        raise _CutOff(_reason(exc), done, total) from None
+                        raise _CutOff(_reason(exc), done, total, hasher) from None
                     if not chunk:
                         break
                     out.write(chunk)
@@ -383,7 +402,7 @@ def _transfer(
                 "disk",
             ) from None
         if total is not None and done < total:
-            raise _CutOff("the server closed the connection early", done, total)
+            raise _CutOff("the server closed the connection early", done, total, hasher)
         if total is not None and done > total:
             raise DownloadError(
                 f"The server sent {done} bytes for {url} but announced {total}. The file is "
