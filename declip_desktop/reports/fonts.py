@@ -25,6 +25,7 @@ MONO_FAMILIES = ("DejaVu Sans Mono", "Noto Sans Mono", "Consolas", "Menlo", "Cou
 
 _lock = threading.Lock()
 _families: dict[str, list[str]] | None = None
+_app: QGuiApplication | None = None  # an application we created lives as long as the process
 
 
 class FontError(RuntimeError):
@@ -37,9 +38,10 @@ def ensure_gui_application() -> QGuiApplication:
     Painting text needs a QGuiApplication (font database). The CLI has none; on a machine
     without a display the caller sets QT_QPA_PLATFORM=offscreen (the CLI does it for them).
     """
+    global _app
     app = QGuiApplication.instance()
     if app is None:
-        app = QGuiApplication(sys.argv[:1] or ["declip"])
+        app = _app = QGuiApplication(sys.argv[:1] or ["declip"])
     return app  # type: ignore[return-value]
 
 

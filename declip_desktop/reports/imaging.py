@@ -64,21 +64,33 @@ def match_map_to_image(prob_map: np.ndarray, height: int, width: int) -> tuple[n
     return cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR), True
 
 
+def _fill(img: QImage, rows: np.ndarray) -> QImage:
+    """Copy `rows` (H × bytes-per-row uint8) into a QImage Qt allocated itself.
+
+    Wrapping a NumPy buffer with QImage's data constructor ties the buffer's lifetime to
+    the QImage through a PySide6 cleanup hook that crashes the interpreter at exit in
+    PySide6 6.12 ("deallocating None"); Qt-owned memory avoids that path entirely.
+    """
+    h, n = rows.shape
+    view = np.frombuffer(img.bits(), np.uint8).reshape(h, img.bytesPerLine())
+    view[:, :n] = rows
+    return img
+
+
 def qimage_rgb(arr: np.ndarray) -> QImage:
-    """A QImage that owns a copy of an H×W×3 uint8 array."""
-    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    """A QImage holding a copy of an H×W×3 uint8 array."""
+    arr = np.asarray(arr, dtype=np.uint8)
     h, w = arr.shape[:2]
-    return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    return _fill(QImage(w, h, QImage.Format.Format_RGB888), arr.reshape(h, w * 3))
 
 
 def qimage_mask(mask: np.ndarray) -> QImage:
     """A 1-bit QImage (black = 0, white = 1): the PDF engine stores it losslessly in a few KB."""
-    bits = np.ascontiguousarray(mask, dtype=np.uint8)
+    bits = np.asarray(mask, dtype=np.uint8)
     h, w = bits.shape
-    packed = np.ascontiguousarray(np.packbits(bits, axis=1))
-    img = QImage(packed.data, w, h, packed.shape[1], QImage.Format.Format_Mono)
+    img = QImage(w, h, QImage.Format.Format_Mono)
     img.setColorTable([0xFF000000, 0xFFFFFFFF])
-    return img.copy()
+    return _fill(img, np.packbits(bits, axis=1))
 
 
 def jpeg_bytes(arr: np.ndarray, quality: int = QT_PDF_JPEG_QUALITY) -> int:
@@ -113,12 +125,28 @@ def prepare_visuals(
     max_side: int = MAX_SIDE,
     colormap: str = "inferno",
 ) -> Visuals:
-    """Reduce, blend and budget one item's images; regions are found on the full-size map."""
-    height, width = rgb.shape[:2]
-    prob, resized = match_map_to_image(prob_map, height, width)
+    """Reduce, blend and budget one item's images; regions are found on the full-size map.
+
+    `rgb` may already be reduced (see `load_for_report`): the map, stored at the image's full
+    resolution, gives the full size, and the regions and their outlines are computed on it.
+    """
+    prob = np.asarray(prob_map, dtype=np.float32)
+    height, width = prob.shape
     found = regions_mod.find_regions(prob, threshold)
-    small_rgb = scale_to_side(rgb, max_side)
-    small_map = scale_to_side(prob, max_side) if small_rgb is not rgb else prob
+    # The map and the decoded image should have the same shape (or aspect, if the image was
+    # decoded reduced); a mismatch means a foreign or outdated map: shown stretched, and said so.
+    resized = abs(rgb.shape[1] / rgb.shape[0] - width / height) > 0.01 or (
+        max(rgb.shape[:2]) > max(height, width)
+    )
+    side = min(max_side, max(height, width))
+    f = side / max(height, width)
+    size = (max(1, round(width * f)), max(1, round(height * f)))
+    small_map = cv2.resize(prob, size, interpolation=cv2.INTER_AREA) if size != (width, height) else prob
+    if (rgb.shape[1], rgb.shape[0]) != size:
+        shrinking = rgb.shape[1] >= size[0]
+        small_rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    else:
+        small_rgb = rgb
     over = regions_mod.overlay(small_rgb, small_map, colormap)
     mask = regions_mod.binary_mask(small_map, threshold)
 
@@ -137,6 +165,32 @@ def prepare_visuals(
         map_resized=resized,
         estimated_bytes=over_bytes + orig_bytes,
     )
+
+
+def load_for_report(path, min_side: int = MAX_SIDE) -> np.ndarray:
+    """Decode an evidence image for display, no larger than needed.
+
+    JPEG files are decoded directly at a reduced scale (libjpeg's DCT scaling, several times
+    faster than a full decode) while keeping at least `min_side` pixels on the long side; the
+    decoding rules (pixel limit, EXIF orientation, colour modes) are `common.images`' own.
+    """
+    from PIL import Image
+
+    from declip_desktop.common.images import load_rgb, load_rgb_image
+
+    try:
+        img = Image.open(path)
+    except Exception:  # noqa: BLE001 - let load_rgb produce the proper ImageError
+        return load_rgb(path)
+    try:
+        if img.format == "JPEG" and max(img.size) > 2 * min_side:
+            # draft() picks the smallest scale 1/2, 1/4, 1/8 that keeps at least this size.
+            k = max(img.size) / min_side
+            img.draft("RGB", (max(1, int(img.size[0] / k)), max(1, int(img.size[1] / k))))
+            return np.asarray(load_rgb_image(img), dtype=np.uint8)
+    finally:
+        img.close()
+    return load_rgb(path)
 
 
 def annotated_image(rgb: np.ndarray, prob_map: np.ndarray, threshold: float, colormap: str = "inferno"):

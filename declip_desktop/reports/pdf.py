@@ -13,8 +13,12 @@ loaded one item at a time while drawing and released afterwards: memory stays fl
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
@@ -35,7 +39,7 @@ from PySide6.QtGui import (
 
 from declip_desktop.common import regions as regions_mod
 from declip_desktop.common.hashing import sha256_file
-from declip_desktop.common.images import ImageError, load_rgb
+from declip_desktop.common.images import ImageError
 from declip_desktop.reports import imaging
 from declip_desktop.reports import layout as L
 from declip_desktop.reports.fonts import ensure_gui_application
@@ -141,6 +145,22 @@ class RenderStats:
     pages: int
     seconds: float
     estimated_image_bytes: int
+    phases: dict  # seconds spent per phase (load, map, prepare, paint, …), for the benchmark
+    sides: list  # (overlay long side, original long side) embedded per analysed item
+
+
+#: Items prepared ahead of the one being painted (each holds a reduced image and overlay).
+PREFETCH = 2
+
+
+@dataclass
+class _Prepared:
+    integrity: str
+    visuals: imaging.Visuals | None
+    original: np.ndarray | None
+    image_problem: str | None
+    map_problem: str | None
+    estimated_bytes: int
 
 
 @dataclass
@@ -173,6 +193,9 @@ class ReportRenderer:
         self.page_no = 0
         self.total_pages = 0
         self.estimated_image_bytes = 0
+        self.phases: dict[str, float] = {}
+        self._phase_lock = threading.Lock()
+        self.sides: list[tuple[int, int]] = []
 
     # -- public ------------------------------------------------------------------------------
 
@@ -200,12 +223,7 @@ class ReportRenderer:
             self.total_pages = plan.total(len(d.evidence))
             self._cover()
             self._summary()
-            for index, item in enumerate(d.evidence):
-                if self.should_stop is not None and self.should_stop():
-                    raise ReportCancelled("report cancelled; no file was kept")
-                if self.progress:
-                    self.progress(index, len(d.evidence), f"evidence {item.id}: {item.name}")
-                self._evidence(index, item)
+            self._all_evidence()
             self._document_pages(self.method_doc, plan.method_pages)
             self._document_pages(self.appendix_doc, plan.appendix_pages)
             if self.progress:
@@ -214,7 +232,13 @@ class ReportRenderer:
             painter.end()
         if self.page_no != self.total_pages:  # a layout bug, not a user error: fail loudly
             raise ReportError(f"internal layout error: planned {self.total_pages} pages, drew {self.page_no}")
-        return RenderStats(self.page_no, time.perf_counter() - t0, self.estimated_image_bytes)
+        return RenderStats(self.page_no, time.perf_counter() - t0, self.estimated_image_bytes, self.phases, self.sides)
+
+    def _tick(self, phase: str, since: float) -> float:
+        now = time.perf_counter()
+        with self._phase_lock:  # the worker thread and the painter both record phases
+            self.phases[phase] = self.phases.get(phase, 0.0) + now - since
+        return now
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -454,28 +478,67 @@ class ReportRenderer:
 
     # -- evidence ----------------------------------------------------------------------------
 
-    def _evidence(self, index: int, item: EvidenceItem) -> None:
+    def _prepare(self, item: EvidenceItem) -> _Prepared:
+        """Everything slow for one item (hash, decode, map, regions, JPEG budget). Runs in a worker
+        thread one item ahead of the painting; touches no painter and no page."""
+        t = time.perf_counter()
         integrity, rgb, image_problem = self._load_original(item)
+        t = self._tick("hash+decode original", t)
         visuals = None
         map_problem = None
         if item.analysed and rgb is not None:
             try:
                 prob = item.load_map()
+                t = self._tick("load map", t)
                 visuals = imaging.prepare_visuals(rgb, prob, item.threshold, self.item_budget, colormap=COLORMAP)
-                self.estimated_image_bytes += visuals.estimated_bytes
-            except Exception as exc:  # a damaged map must not sink the whole report; the page says so
+                t = self._tick("regions+overlay+budget", t)
+            except Exception as exc:  # noqa: BLE001 - a damaged map must not sink the whole report; the page says so
                 map_problem = f"the stored heat map could not be used: {exc}"
         elif item.analysed:
             map_problem = "the heat map is not shown because the original image could not be used"
         original_small = None
         if visuals is not None:
             original_small = visuals.original
+            estimate = visuals.estimated_bytes
         elif rgb is not None:
             original_small = imaging.scale_to_side(rgb, imaging.MIN_ORIGINAL_SIDE + 300)
-            self.estimated_image_bytes += imaging.jpeg_bytes(original_small)
-        del rgb
-        self._image_page(index, item, visuals, original_small, image_problem, map_problem)
-        self._details_page(index, item, visuals, integrity)
+            estimate = imaging.jpeg_bytes(original_small)
+        else:
+            estimate = 0
+        return _Prepared(integrity, visuals, original_small, image_problem, map_problem, estimate)
+
+    def _evidence_pages(self, index: int, item: EvidenceItem, prep: _Prepared) -> None:
+        t = time.perf_counter()
+        self.estimated_image_bytes += prep.estimated_bytes
+        if prep.visuals is not None:
+            self.sides.append((max(prep.visuals.overlay.shape[:2]), max(prep.visuals.original.shape[:2])))
+        self._image_page(index, item, prep.visuals, prep.original, prep.image_problem, prep.map_problem)
+        self._details_page(index, item, prep.visuals, prep.integrity)
+        self._tick("paint", t)
+
+    def _all_evidence(self) -> None:
+        """Paint the evidence pages in order while a worker prepares the next items."""
+        items = list(enumerate(self.data.evidence))
+        pending: deque = deque()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-prepare") as pool:
+            try:
+                feed = iter(items)
+                for index, item in itertools.islice(feed, PREFETCH):
+                    pending.append((index, item, pool.submit(self._prepare, item)))
+                while pending:
+                    index, item, future = pending.popleft()
+                    if self.should_stop is not None and self.should_stop():
+                        raise ReportCancelled("report cancelled; no file was kept")
+                    if self.progress:
+                        self.progress(index, len(items), f"evidence {item.id}: {item.name}")
+                    prep = future.result()
+                    nxt = next(feed, None)
+                    if nxt is not None:
+                        pending.append((nxt[0], nxt[1], pool.submit(self._prepare, nxt[1])))
+                    self._evidence_pages(index, item, prep)
+            finally:
+                for _, _, future in pending:
+                    future.cancel()
 
     def _load_original(self, item: EvidenceItem):
         """(integrity sentence, pixels or None, problem or None); the file is re-hashed first."""
@@ -490,7 +553,7 @@ class ReportRenderer:
                 "the file in the case folder no longer matches the SHA-256 recorded at import; it is not shown",
             )
         try:
-            rgb = load_rgb(path)
+            rgb = imaging.load_for_report(path)
         except ImageError as exc:
             return ("matches the SHA-256 recorded at import", None, f"the image could not be decoded: {exc.reason}")
         return ("matches the SHA-256 recorded at import (re-hashed for this report)", rgb, None)
