@@ -88,12 +88,17 @@ class _Bars:
             self._key = key
             if p.stage == "import":
                 print(f"Installing {p.label} (converting to safetensors)…", file=sys.stderr)
-                return
+                if not p.detail:
+                    return
             desc = {"download": "Downloading", "verify": "Checking"}.get(p.stage, p.stage)
             self._bar = self._tqdm(
                 total=p.total, initial=0, desc=f"{desc} {p.label}", unit="B", unit_scale=True,
                 unit_divisor=1000, file=sys.stderr, dynamic_ncols=True, leave=True,
             )
+        if p.stage == "import":
+            if p.detail:
+                print(f"  … {p.detail}", file=sys.stderr, flush=True)
+            return
         if self._bar is not None:
             if p.total and self._bar.total != p.total:
                 self._bar.total = p.total
@@ -143,8 +148,7 @@ def cmd_download(args: argparse.Namespace) -> int:
             continue
         card = result.card
         print(
-            f"{entry.name}: installed — {entry.backbone} {entry.layer} {entry.decoder}, "
-            f"trained on {entry.training_set}; downloaded file SHA-256 {result.source_sha256} "
+            f"{entry.name}: installed — {card.label or entry.name}; downloaded file SHA-256 {result.source_sha256} "
             f"(recorded in the model card; the authors publish no checksum); "
             f"model SHA-256 {card.sha256}."
         )

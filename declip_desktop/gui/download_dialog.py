@@ -76,7 +76,7 @@ class DownloadDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Download DeCLIP models")
         self.setObjectName("downloadDialog")
-        self.resize(760, 440)
+        self.resize(780, 500)  # all nine rows visible without scrolling
         self._thread: QThread | None = None
         self._worker: _DownloadWorker | None = None
         self._cancel = threading.Event()
