@@ -244,6 +244,13 @@ def test_server_gone_before_the_resume_says_the_part_is_kept(tmp_path):
     assert (tmp_path / "f.bin.part").stat().st_size == 300_000
 
 
+def test_only_http_urls_are_fetched(tmp_path):
+    (tmp_path / "local.pth").write_bytes(b"x")
+    with pytest.raises(DownloadError, match="not an http.*declip models import"):
+        fetch((tmp_path / "local.pth").as_uri(), tmp_path / "out.pth")
+    assert not (tmp_path / "out.pth").exists()
+
+
 def test_cancel_between_chunks_keeps_the_part_for_later(server, tmp_path):
     data = _payload()
     digest = server.served.add("/f.bin", data)

@@ -115,3 +115,21 @@ def test_open_download_dialog_reuses_the_open_one(qtbot):
     second = open_download_dialog(parent)
     assert second is not first
     second.close()
+
+
+def test_models_menu_opens_the_download_dialog(qtbot):
+    from declip_desktop.gui.background import wait_for_background
+    from declip_desktop.gui.main_window import MainWindow
+    from declip_desktop.gui.settings import Settings
+
+    win = MainWindow(Settings(), device="cpu", fast=False)
+    qtbot.addWidget(win)
+    action = next(a for a in win.menus["Models"].actions() if "Download" in a.text())
+    action.trigger()
+    dialogs = win.findChildren(DownloadDialog)
+    assert len(dialogs) == 1 and dialogs[0].isVisible()
+    action.trigger()  # a second click brings the same dialog forward
+    assert win.findChildren(DownloadDialog) == dialogs
+    dialogs[0].close()
+    win.close()
+    wait_for_background()

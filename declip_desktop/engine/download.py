@@ -145,6 +145,7 @@ def fetch(
     exist; `<dest>.part` is kept when it can be resumed (cancel, cut-off, disk full)
     and deleted when it is wrong (checksum mismatch).
     """
+    _check_scheme(url)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(dest):
@@ -187,6 +188,17 @@ def _lock(fh) -> None:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+def _check_scheme(url: str) -> None:
+    """urllib would also open file:, ftp: and data: URLs; downloads are HTTP(S) only
+    (a file already on disk is installed with `declip models import FILE`)."""
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise DownloadError(
+            f"'{url}' is not an http:// or https:// URL. Give the address of a web server; "
+            "for a file already on this machine use `declip models import FILE`.",
+            "connection",
+        )
+
+
 def _fetch_locked(
     url: str,
     dest: Path,
@@ -199,6 +211,7 @@ def _fetch_locked(
     timeout: float = 30.0,
 ) -> FetchResult:
     """`fetch` for a caller that already holds `_exclusive(dest)`."""
+    _check_scheme(url)
     part = dest.with_name(dest.name + ".part")
     meta_path = dest.with_name(dest.name + ".part.json")
     label = dest.name
@@ -320,7 +333,7 @@ def _transfer(
             headers["If-Range"] = validator
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http/https only, checked)
+        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http/https only: _check_scheme)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             total = _content_range_total(exc.headers.get("Content-Range"))
