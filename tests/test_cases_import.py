@@ -179,3 +179,50 @@ def test_import_can_be_stopped_between_files(tmp_path, case):
     assert report.stopped and 5 <= len(report.imported) < 20
     rest = case.import_paths([src])
     assert len(rest.imported) + len(report.imported) == 20 and len(rest.duplicates) == len(report.imported)
+
+
+def _variants(data: bytes, rng: np.random.Generator):
+    """Truncations and byte flips at random places, as damaged files arrive."""
+    for cut in rng.integers(20, len(data) - 1, 8):
+        yield f"cut{cut}", data[:cut]
+    for at in rng.integers(100, len(data) - 10, 8):
+        flipped = bytearray(data)
+        flipped[at:at + 4] = bytes(b ^ 0x5A for b in flipped[at:at + 4])
+        yield f"flip{at}", bytes(flipped)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_fast_validation_rejects_whatever_a_full_decode_rejects(tmp_path, fmt):
+    from declip_desktop.cases.importer import validate_image
+    from declip_desktop.common.images import ImageError, probe_image
+
+    rng = np.random.default_rng(5)
+    src = noise_image(tmp_path / f"src.{fmt.lower()}", (120, 90), seed=3, fmt=fmt)
+    assert validate_image(src, 10**8) == probe_image(src)
+    for name, data in _variants(src.read_bytes(), rng):
+        p = tmp_path / f"{name}.{fmt.lower()}"
+        p.write_bytes(data)
+        try:
+            probe_image(p)
+            full_ok = True
+        except ImageError:
+            full_ok = False
+        try:
+            validate_image(p, 10**8)
+            fast_ok = True
+        except ImageError:
+            fast_ok = False
+        assert fast_ok <= full_ok, f"{name}: the full decode rejects it, the fast check did not"
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGBA", "LA", "I;16", "RGB"])
+def test_fast_validation_accepts_every_png_pixel_layout(tmp_path, mode):
+    from declip_desktop.cases.importer import validate_image
+    from declip_desktop.common.images import probe_image
+
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (33, 47, 3), dtype=np.uint8))
+    img = img.convert(mode) if mode != "I;16" else Image.fromarray(
+        np.random.default_rng(0).integers(0, 65535, (33, 47), dtype=np.uint16))
+    p = tmp_path / "layout.png"
+    img.save(p)
+    assert validate_image(p, 10**8) == probe_image(p)

@@ -84,9 +84,18 @@ def extract_metadata(path: str | Path) -> dict[str, Any]:
             meta["dpi"] = _plain(info["dpi"])
         meta["icc_profile"] = bool(info.get("icc_profile"))
         meta["xmp"] = bool(info.get("xmp") or info.get("XML:com.adobe.xmp"))
-        text = getattr(img, "text", None)  # PNG tEXt/iTXt/zTXt chunks
-        if text:
-            meta["text"] = {str(k)[:200]: _plain(v) for k, v in list(text.items())[:50]}
+        # PNG tEXt/iTXt/zTXt chunks before the pixel data land in `info` as strings.
+        # (`img.text` would decode the whole image to find chunks after it: too slow here.)
+        text = {k: v for k, v in info.items() if isinstance(k, str) and isinstance(v, str) and k != "xmp"}
+        if text and (img.format or "") == "PNG":
+            meta["text"] = {k[:200]: _plain(v) for k, v in list(text.items())[:50]}
+        if img.format == "PNG" and "exif" not in info:
+            # PIL's PNG getexif() decodes every pixel to look for an eXIf chunk after the
+            # image data; such late EXIF is rare and not worth a second full decode.
+            meta["exif"] = {}
+            meta["exif_present"] = False
+            meta["gps_present"] = False
+            return meta
         try:
             exif = img.getexif()
         except Exception as exc:  # noqa: BLE001 - a malformed EXIF block must not block the import
