@@ -122,3 +122,25 @@ def test_cli_train_then_eval(dolos, tmp_path, capsys):
     # training data without a backbone source is a usage error
     code = main(["train", "--data", str(dolos), "--name", "x", "--layer", "layer1"])
     assert code == 2 and "backbone" in capsys.readouterr().err
+
+
+def test_backbone_from_an_installed_model_or_clip_weights(dolos, tmp_path):
+    from factories import install_tiny_model, make_clip_weights
+
+    from declip_desktop.engine.models import ModelStore
+    from safetensors.torch import load_file
+
+    install_tiny_model("base", layer="layer1", decoder="conv-4")
+    r = train(config(dolos, "from-base", random_backbone=None, base_model="base", epochs=1))
+    trained = load_file(str(ModelStore().get("from-base").weights_path))
+    base = load_file(str(ModelStore().get("base").weights_path))
+    for k, v in base.items():
+        if k.startswith("backbone."):
+            assert torch.equal(trained[k], v), k  # the backbone is reused unchanged (frozen)
+    assert r.card.demo is False and r.card.backbone_sources[0]["file"] == "model base"
+
+    clip = make_clip_weights(tmp_path / "clip-vit.pt", kind="ViT")
+    r = train(config(dolos, "from-clip", random_backbone=None, clip_weights=[str(clip)], epochs=1))
+    assert r.card.backbone_sources[0]["sha256"] and r.card.backbone_sources[0]["role"] == "ViT-L/14"
+    with pytest.raises(TrainingError, match="layer"):
+        train(config(dolos, "too-deep", random_backbone=None, base_model="base", layer="layer5", epochs=1))

@@ -108,6 +108,7 @@ class EpochStats:
     backbone_images: int  # images that went through the backbone this epoch
     cache_hits: int
     seconds: float
+    cpu_seconds: float = 0.0  # process CPU time (all threads): comparable on a busy machine
 
 
 @dataclass
@@ -622,7 +623,7 @@ def train(
     finished = bool(t.stop_reason)
     while not finished and t.epoch < cfg.epochs:
         epoch = t.epoch + 1
-        start, before_backbone = time.perf_counter(), t.backbone_images
+        start, cpu_start, before_backbone = time.perf_counter(), time.process_time(), t.backbone_images
         hits_before = t.cache.hits if t.cache else 0
         loss = t.train_epoch(epoch, bar_factory)
         val = t.validate()
@@ -631,7 +632,8 @@ def train(
             t.best_iou, t.best_epoch, t.best_val = val_iou, epoch, val
             t.best_decoder = {k: v.detach().clone() for k, v in t.decoder.state_dict().items()}
         stats = EpochStats(epoch, loss, _json_nan_safe(val), t.lr, t.backbone_images - before_backbone,
-                           (t.cache.hits - hits_before) if t.cache else 0, time.perf_counter() - start)
+                           (t.cache.hits - hits_before) if t.cache else 0, time.perf_counter() - start,
+                           time.process_time() - cpu_start)
         t.history.append(stats)
         t.epoch = epoch
         keep_going = t.step_schedule(val_iou)
