@@ -395,8 +395,10 @@ def test_forced_redownload_must_match_the_first_download(server, factories, tmp_
     entry = registry.get_checkpoint("vit-lama")
     first, _ = _serve_checkpoint(server, factories, tmp_path, entry, seed=0)
     download.download_model(entry.name, base_url=server.url("/mirror"))
+    again = download.download_model(entry.name, base_url=server.url("/mirror"), force=True)
+    assert not again.already_installed and again.card.source_sha256 == first  # same file: reinstalled
     _serve_checkpoint(server, factories, tmp_path, entry, seed=1)  # the server's file changed
-    with pytest.raises(DownloadError, match="SHA-256") as err:
+    with pytest.raises(DownloadError, match=f"differs from the one vit-lama was installed from.*{first}") as err:
         download.download_model(entry.name, base_url=server.url("/mirror"), force=True)
     assert err.value.kind == "checksum"
     assert download.installed_cards()[entry.name]["source_sha256"] == first  # old install untouched

@@ -720,8 +720,21 @@ def download_model(
     with _exclusive(dest):
         fetched = _reusable_download(dest, note, ckpt_url, pinned, progress, cancel)
         if fetched is None:
-            fetched = _fetch_locked(ckpt_url, dest, sha256=pinned, progress=progress, cancel=cancel,
-                                    retries=retries, retry_delay=retry_delay)
+            try:
+                fetched = _fetch_locked(ckpt_url, dest, sha256=pinned, progress=progress, cancel=cancel,
+                                        retries=retries, retry_delay=retry_delay)
+            except DownloadError as exc:
+                if exc.kind == "checksum" and not entry.sha256:
+                    # The pin is the hash recorded when this model was first installed.
+                    raise DownloadError(
+                        f"The file downloaded from {ckpt_url} differs from the one {entry.name} was "
+                        f"installed from (SHA-256 {pinned}, recorded in its model card). It has been "
+                        "deleted and the installed model is untouched. If you trust the new file "
+                        f"(e.g. the authors re-published it), run `declip models remove {entry.name}` "
+                        "and download it again.",
+                        "checksum",
+                    ) from None
+                raise
             _write_meta(note, {"url": ckpt_url, "sha256": fetched.sha256})
         if cancel is not None and cancel.is_set():
             raise DownloadCancelled(f"Cancelled before installing {entry.name}; the download is kept in {dest}.")
