@@ -92,7 +92,9 @@ class _Bars:
                     return
             desc = {"download": "Downloading", "verify": "Checking"}.get(p.stage, p.stage)
             self._bar = self._tqdm(
-                total=p.total, initial=0, desc=f"{desc} {p.label}", unit="B", unit_scale=True,
+                # initial: bytes kept from an interrupted run, so the rate and ETA count
+                # only what this run transfers.
+                total=p.total, initial=p.done, desc=f"{desc} {p.label}", unit="B", unit_scale=True,
                 unit_divisor=1000, file=sys.stderr, dynamic_ncols=True, leave=True,
             )
         if p.stage == "import":
