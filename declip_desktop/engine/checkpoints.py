@@ -348,15 +348,12 @@ def _fusion_backbones(path, fc, layer, clip_weights, out: _Tensors, sources: lis
     in_ch = fc["fc.0.weight"].shape[1] if fc["fc.0.weight"].ndim == 4 else None
     needed = f"--clip-weights {OPENAI_FILE_NAMES[nets.VIT]} --clip-weights {OPENAI_FILE_NAMES[nets.RN50]}"
     if not clip_weights:
-        if in_ch != 2048:
-            raise ModelError(
-                f"{path} holds only a decoder ({in_ch} input channels) and no backbone; the only such DeCLIP "
-                "checkpoints are the ViT-L/14+RN50 fusion ones (2048 channels). Not a known DeCLIP layout"
-            )
+        # Decoder-only files exist only for the fusion (the authors keep its backbones in a list).
+        odd = "" if in_ch == 2048 else f" (unusually, its decoder reads {in_ch} channels, not 2048)"
         raise ModelError(
-            f"{path} is a ViT-L/14+RN50 fusion checkpoint: it holds only the decoder, and its two frozen backbones "
-            f"come from OpenAI's CLIP files {OPENAI_FILE_NAMES[nets.VIT]} and {OPENAI_FILE_NAMES[nets.RN50]}. "
-            f"Pass them: {needed}"
+            f"{path} holds only a decoder, like the authors' ViT-L/14+RN50 fusion checkpoints{odd}: its two frozen "
+            f"backbones come from OpenAI's CLIP files {OPENAI_FILE_NAMES[nets.VIT]} and "
+            f"{OPENAI_FILE_NAMES[nets.RN50]}. Pass them: {needed}"
         )
     roles: dict[str, tuple[Path, dict, str]] = {}
     for weights in clip_weights:
@@ -420,8 +417,8 @@ def import_checkpoint(
     weights_path, card_path = store.paths_for(name)
     _say(progress, f"writing {weights_path.name}")
     sha = write_safetensors(weights_path, tensors, metadata={
+        # only facts about the weights: the same weights give the same file and hash
         "format": "pt", "backbone": spec.backbone, "layer": spec.layer, "decoder": spec.decoder,
-        "source_sha256": source_sha,
     })
     del tensors
     gc.collect()

@@ -395,7 +395,6 @@ def spec_from_shapes(backbone: str, layer: str, decoder: str, shapes: Mapping[st
     if spec.uses_vit:
         conv1 = _need(shapes, "backbone.vit.conv1.weight", 4)
         pos = _need(shapes, "backbone.vit.positional_embedding", 2)
-        c_fc = _need(shapes, "backbone.vit.transformer.resblocks.0.mlp.c_fc.weight", 2)
         grid = round((pos[0] - 1) ** 0.5)
         blocks = {int(k.split(".")[4]) for k in shapes if k.startswith("backbone.vit.transformer.resblocks.")}
         vit = VitSpec(
@@ -403,8 +402,7 @@ def spec_from_shapes(backbone: str, layer: str, decoder: str, shapes: Mapping[st
             depth=max(VitSpec().depth, max(blocks) + 1),
             patch_size=conv1[-1],
             image_size=conv1[-1] * grid,
-            mlp_ratio=c_fc[0] / conv1[0],
-        )
+        )  # MLP ratio 4 and 64-wide heads are CLIP's; a different file is reported key by key
     if spec.uses_resnet:
         width = _need(shapes, "backbone.rn50.layer1.0.conv1.weight", 4)[0]
         counts = []
