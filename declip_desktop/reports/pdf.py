@@ -35,6 +35,7 @@ from PySide6.QtGui import (
     QPainterPath,
     QPdfWriter,
     QPen,
+    QPolygonF,
 )
 
 from declip_desktop.common import regions as regions_mod
@@ -44,6 +45,7 @@ from declip_desktop.reports import imaging
 from declip_desktop.reports import layout as L
 from declip_desktop.reports.fonts import ensure_gui_application
 from declip_desktop.reports.model import EvidenceItem, ModelInfo, ReportData
+from declip_desktop.reports.qt_compat import keep_none_alive
 from declip_desktop.reports.texts import DEMO_LABEL, method_html
 
 #: Bytes of embedded raster images for a whole report; split evenly between items.
@@ -201,6 +203,7 @@ class ReportRenderer:
 
     def render(self, path: Path) -> RenderStats:
         t0 = time.perf_counter()
+        keep_none_alive()
         ensure_gui_application()
         self.fonts = L.Fonts()
         writer = QPdfWriter(str(path))
@@ -230,6 +233,7 @@ class ReportRenderer:
                 self.progress(len(d.evidence), len(d.evidence), "finishing")
         finally:
             painter.end()
+            keep_none_alive()
         if self.page_no != self.total_pages:  # a layout bug, not a user error: fail loudly
             raise ReportError(f"internal layout error: planned {self.total_pages} pages, drew {self.page_no}")
         return RenderStats(self.page_no, time.perf_counter() - t0, self.estimated_image_bytes, self.phases, self.sides)
@@ -652,10 +656,10 @@ class ReportRenderer:
             for contour in region.contours:
                 if len(contour) == 0:
                     continue
-                pts = contour.astype(np.float64)
-                path.moveTo(target.left() + (pts[0, 0] + 0.5) * sx, target.top() + (pts[0, 1] + 0.5) * sy)
-                for x, y in pts[1:]:
-                    path.lineTo(target.left() + (x + 0.5) * sx, target.top() + (y + 0.5) * sy)
+                # One polygon per contour (not a call per point): few Qt calls, see qt_compat.
+                xs = target.left() + (contour[:, 0].astype(np.float64) + 0.5) * sx
+                ys = target.top() + (contour[:, 1].astype(np.float64) + 0.5) * sy
+                path.addPolygon(QPolygonF([QPointF(x, y) for x, y in zip(xs.tolist(), ys.tolist())]))
                 path.closeSubpath()
         p.save()
         p.setClipRect(target)
