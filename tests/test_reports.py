@@ -339,3 +339,24 @@ def test_image_budget_shrinks_the_original_first():
     assert max(tight.original.shape[:2]) < 2000
     assert max(tight.overlay.shape[:2]) >= max(tight.original.shape[:2])
     assert tight.estimated_bytes < roomy.estimated_bytes
+
+
+def test_demo_model_is_flagged_on_cover_and_in_method(tmp_path, home):
+    card = {"name": "starter", "kind": "starter", "backbone": "starter-fcn", "decoder": "fcn", "demo": True,
+            "label": "demo model — not for casework", "sha256": "d" * 64, "training_set": "synthetic edits"}
+    (home / "models" / "starter.json").write_text(json.dumps(card), encoding="utf-8")
+    (home / "models" / "starter.safetensors").write_bytes(b"x")
+    src = tmp_path / "a.png"
+    Image.fromarray(_photo(64, 48, 6)).save(src)
+    try:
+        with Case.create(tmp_path / "c", number="D-1", title="demo", analyst="a") as case:
+            ev = case.import_paths([src]).imported[0]
+            case.store_result(ev.id, model_name="starter", model_sha256="d" * 64, parameters={}, score=0.3,
+                              prob_map=_map(48, 64, []), device="cpu", seconds=0.1, started="s", finished="f")
+            text = _text(build_report(case))
+    finally:
+        (home / "models" / "starter.json").unlink()
+        (home / "models" / "starter.safetensors").unlink()
+    assert "DEMO MODEL — NOT FOR CASEWORK" in text
+    assert "demo model — not for casework" in text
+    assert "synthetic classical edits only" in text
