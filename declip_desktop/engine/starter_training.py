@@ -234,9 +234,7 @@ def package(args: argparse.Namespace) -> int:
     weights = run / args.weights
     net = starter.load_starter(weights, card)
     test_items = load_split(data, "test", args.input_size)
-    valid_items = load_split(data, "valid", args.input_size)
     res_test = evaluate(net, test_items, mean, std, full=True)
-    res_valid = evaluate(net, valid_items, mean, std)
     synth_info = json.loads((data / "synth.json").read_text())
     sources_path = Path(args.photos) / "SOURCES.json"
     sources = json.loads(sources_path.read_text()) if sources_path.exists() else {}
@@ -275,7 +273,7 @@ def package(args: argparse.Namespace) -> int:
             **{f"test_{k}": res_test[k] for k in ("f1_best", "f1_fixed", "ap") if k in res_test},
             "test_per_type": res_test["per_type"],
             "test_per_compression": res_test["per_compression"],
-            "valid_iou": res_valid["iou"],
+            "valid_iou_best": config.get("best_valid_iou"),  # on the validation subset used in training
             "test_photos": test_photos,
             "widths": widths,
             "training": {k: config.get(k) for k in ("steps", "steps_done", "batch", "crop", "lr", "seed", "minutes")},
@@ -283,7 +281,7 @@ def package(args: argparse.Namespace) -> int:
         },
     }
     (models / f"{args.name}.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    print(json.dumps({"test": res_test, "valid_iou": res_valid["iou"], "weights": str(out_weights),
+    print(json.dumps({"test": res_test, "weights": str(out_weights),
                       "bytes": out_weights.stat().st_size}, indent=2))
     return 0
 
