@@ -109,7 +109,7 @@ def main() -> int:
                 app.processEvents()
                 time.sleep(0.02)
 
-        def wait(cond, timeout=300.0) -> None:
+        def wait(cond, timeout=float(os.environ.get("SHOTS_TIMEOUT", 300))) -> None:
             end = time.monotonic() + timeout
             while not cond():
                 if time.monotonic() > end:
@@ -141,7 +141,7 @@ def main() -> int:
         wait(lambda: all(window._thumbs.get(ev.id) for ev in window.case.evidence_list()), timeout=60)
         shot("02-case.png")
         window.inspector.mask_check.setChecked(True)
-        if window.inspector.regions_table.rowCount():
+        if window.inspector.regions_model.rowCount():
             window.inspector.regions_table.selectRow(0)
         window.inspector.tabs.setCurrentIndex(0)
         shot("03-inspector.png")

@@ -187,7 +187,7 @@ def test_threshold_slider_changes_mask_and_regions_and_review_is_saved(qtbot, wi
     mask_high, regions_high = set_slider(high)
     assert mask_low != mask_high
     assert regions_high.mask_pct < regions_low.mask_pct
-    assert inspector.regions_table.rowCount() == len(regions_high.regions)
+    assert inspector.regions_model.rowCount() == len(regions_high.regions)
     if regions_high.regions:
         inspector.regions_table.selectRow(0)
         assert inspector.view.selection_item.isVisible()

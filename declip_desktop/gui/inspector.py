@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, QSignalBlocker, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -25,12 +25,10 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPlainTextEdit,
-    QPushButton,
     QSizePolicy,
     QSlider,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QTabWidget,
     QTextBrowser,
     QToolButton,
@@ -239,6 +237,7 @@ class Inspector(QWidget):
         self.compare_view.setVisible(False)
         views.addWidget(self.compare_view)
         views.addWidget(self.view)
+        self.views_splitter = views
         self.view.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
         self.view.viewChanged.connect(self._sync_compare)
         split.addWidget(views)
@@ -246,14 +245,24 @@ class Inspector(QWidget):
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(4, 0, 0, 0)
         self.tabs = QTabWidget()
-        self.regions_table = QTableWidget(0, 6)
-        self.regions_table.setHorizontalHeaderLabels(["#", "Area %", "Area px", "Box (x, y, w, h)", "Mean", "Max"])
+        self.regions_model = RegionsModel(self)
+        self.regions_proxy = QSortFilterProxyModel(self)
+        self.regions_proxy.setSourceModel(self.regions_model)
+        self.regions_proxy.setSortRole(Qt.ItemDataRole.UserRole)
+        self.regions_table = QTableView()
+        self.regions_table.setModel(self.regions_proxy)
+        self.regions_table.setSortingEnabled(True)
         self.regions_table.verticalHeader().setVisible(False)
         self.regions_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.regions_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.regions_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.regions_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.regions_table.itemSelectionChanged.connect(self._region_selected)
+        # Interactive widths: ResizeToContents would measure every row on each change.
+        self.regions_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for col, width in enumerate((40, 112, 118, 46, 46)):
+            self.regions_table.setColumnWidth(col, width)
+        self.regions_table.horizontalHeader().setStretchLastSection(True)
+        self.regions_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.regions_table.selectionModel().selectionChanged.connect(lambda *_: self._region_selected())
         regions_page = QWidget()
         rl = QVBoxLayout(regions_page)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -298,7 +307,6 @@ class Inspector(QWidget):
         button = QToolButton()
         button.setText(text)
         button.setToolTip(tip)
-        button.setAutoRaise(True)
         return button
 
     # ================================================================================== content
@@ -319,7 +327,7 @@ class Inspector(QWidget):
         self.region_result = None
         self.view.set_image(None)
         self.compare_view.set_image(None)
-        self.regions_table.setRowCount(0)
+        self.regions_model.set_regions([])
         self.mask_label.setText("")
         self.details.clear()
         self.regions_note.setText("")
@@ -467,26 +475,7 @@ class Inspector(QWidget):
         self.view.set_outlines(result.outlines)
         self._live_edges = False
         self._update_visibility()
-        table = self.regions_table
-        table.setSortingEnabled(False)
-        table.setRowCount(len(result.regions))
-        for row, region in enumerate(result.regions):
-            x, y, w, h = region.bbox
-            values = [
-                (str(region.index), region.index),
-                (f"{region.area_pct:.3f}", region.area_pct),
-                (f"{region.area_px:,}", region.area_px),
-                (f"{x}, {y}, {w}, {h}", region.index),
-                (f"{region.mean_score:.3f}", region.mean_score),
-                (f"{region.max_score:.3f}", region.max_score),
-            ]
-            for col, (text, key) in enumerate(values):
-                item = _SortItem(text, key)
-                item.setData(Qt.ItemDataRole.UserRole, row)
-                if col:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                table.setItem(row, col, item)
-        table.setSortingEnabled(True)
+        self.regions_model.set_regions(result.regions)
         note = f"{len(result.regions)} region(s) above {result.threshold:.3f}, {result.mask_pct:.2f} % of the image"
         if len(result.regions) >= 1000:
             note += " (largest 1000 listed)"
@@ -496,12 +485,11 @@ class Inspector(QWidget):
         self.mask_label.setText(f"{result.mask_pct:.2f} % above threshold")
 
     def _region_selected(self) -> None:
-        items = self.regions_table.selectedItems()
-        if not items or self.region_result is None:
+        rows = self.regions_table.selectionModel().selectedRows()
+        if not rows or self.region_result is None:
             self.view.show_selection(None)
             return
-        row = items[0].data(Qt.ItemDataRole.UserRole)
-        region = self.region_result.regions[row]
+        region = self.regions_model.regions[self.regions_proxy.mapToSource(rows[0]).row()]
         x, y, w, h = region.bbox
         rect = QRectF(x, y, w, h)
         self.view.show_selection(rect)
@@ -548,6 +536,8 @@ class Inspector(QWidget):
             self.compare_button.setChecked(on)
         self.compare_view.setVisible(on)
         if on:
+            total = sum(self.views_splitter.sizes())
+            self.views_splitter.setSizes([total // 2, total - total // 2])
             QTimer.singleShot(0, self._sync_compare)
 
     def _sync_compare(self) -> None:
@@ -676,17 +666,54 @@ class Inspector(QWidget):
             self._save_threshold()
 
 
-class _SortItem(QTableWidgetItem):
-    """Sorts by a numeric key, shows formatted text."""
+class RegionsModel(QAbstractTableModel):
+    """Regions above the threshold; UserRole gives the numeric sort key."""
 
-    def __init__(self, text: str, key):
-        super().__init__(text)
-        self._key = key
+    HEADERS = ("#", "Area % (px)", "Box x, y  w×h", "Mean", "Max")
 
-    def __lt__(self, other) -> bool:
-        if isinstance(other, _SortItem):
-            return self._key < other._key
-        return super().__lt__(other)
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.regions: list = []
+
+    def set_regions(self, regions: list) -> None:
+        self.beginResetModel()
+        self.regions = list(regions)
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.regions)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        region = self.regions[index.row()]
+        col = index.column()
+        x, y, w, h = region.bbox
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (
+                str(region.index),
+                f"{region.area_pct:.3f} ({region.area_px:,})",
+                f"{x}, {y}  {w}×{h}",
+                f"{region.mean_score:.3f}",
+                f"{region.max_score:.3f}",
+            )[col]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return (f"Region {region.index}: {region.area_px:,} px ({region.area_pct:.4f} % of the image)\n"
+                    f"bounding box x={x}, y={y}, width={w}, height={h}\n"
+                    f"mean score {region.mean_score:.4f}, max score {region.max_score:.4f}")
+        if role == Qt.ItemDataRole.UserRole:
+            return (region.index, region.area_px, region.index, region.mean_score, region.max_score)[col]
+        if role == Qt.ItemDataRole.TextAlignmentRole and col:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
 
 
 def _table(rows: list[tuple[str, str]]) -> str:

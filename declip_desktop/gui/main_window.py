@@ -101,7 +101,7 @@ class MainWindow(QMainWindow):
         self.case_view.addWidget(self.inspector)
         self.case_view.setStretchFactor(0, 0)
         self.case_view.setStretchFactor(1, 1)
-        self.case_view.setSizes([330, 950])
+        self.case_view.setSizes([360, 920])
         self.stack.addWidget(self.case_view)
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
