@@ -151,7 +151,13 @@ class AnalysisWorker(QObject):
         try:
             device = request.device
             try:
-                localizer = self._get_localizer(request, device)
+                try:
+                    localizer = self._get_localizer(request, device)
+                except Exception as exc:
+                    if type(exc).__name__ != "DeviceUnavailable":
+                        raise
+                    self.notice.emit("warning", f"{exc} The analysis runs on the CPU.", "")
+                    localizer = self._get_localizer(request, "cpu")
             except Exception as exc:
                 detail = traceback.format_exc()
                 self.notice.emit("error", f"The model could not be loaded: {exc}", detail)
