@@ -269,6 +269,12 @@ def validate_image(path: Path, max_pixels: int) -> ImageInfo:
         img.close()
 
 
+try:  # ISA-L inflates the same streams with the same checks, 1.4-2× faster than zlib
+    from isal import isal_zlib as _inflate
+except ImportError:  # pragma: no cover - optional accelerator
+    _inflate = zlib  # type: ignore[no-redef]
+_INFLATE_ERRORS = (zlib.error, _inflate.error)
+
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _INFLATE_STEP = 4 * 1024 * 1024  # bounded output per call: a zip-bomb stream cannot blow up memory
@@ -306,7 +312,7 @@ def _check_png(path: Path) -> bool:
                 return False
             stride = 1 + (width * _PNG_CHANNELS[ctype] * depth + 7) // 8
             expected = stride * height
-            inflater = zlib.decompressobj()
+            inflater = _inflate.decompressobj()
         elif kind == b"IDAT":
             if inflater is None:
                 return False
@@ -314,7 +320,7 @@ def _check_png(path: Path) -> bool:
             while chunk:
                 try:
                     out = inflater.decompress(chunk, _INFLATE_STEP)
-                except zlib.error as exc:
+                except _INFLATE_ERRORS as exc:
                     raise _png_error(path, f"compressed pixel data is damaged: {exc}") from None
                 if out:
                     rows = np.frombuffer(out, np.uint8)[(-produced) % stride::stride]
@@ -331,7 +337,7 @@ def _check_png(path: Path) -> bool:
         return False
     try:
         tail = inflater.flush()
-    except zlib.error as exc:
+    except _INFLATE_ERRORS as exc:
         raise _png_error(path, f"compressed pixel data is damaged: {exc}") from None
     produced += len(tail)
     if not inflater.eof or produced != expected:
