@@ -183,7 +183,7 @@ def load_for_report(path, min_side: int = MAX_SIDE) -> np.ndarray:
     except Exception:  # noqa: BLE001 - let load_rgb produce the proper ImageError
         return load_rgb(path)
     try:
-        if img.format == "JPEG" and max(img.size) > 2 * min_side:
+        if img.format == "JPEG" and max(img.size) >= 2 * min_side:
             # draft() picks the smallest scale 1/2, 1/4, 1/8 that keeps at least this size.
             k = max(img.size) / min_side
             img.draft("RGB", (max(1, int(img.size[0] / k)), max(1, int(img.size[1] / k))))

@@ -457,8 +457,8 @@ class ReportRenderer:
                 ]
                 for col, (text, font, color) in enumerate(cells):
                     rect = QRectF(xs[col] + L.mm(1), y + L.mm(1), xs[col + 1] - xs[col] - L.mm(2), row_h - L.mm(2))
-                    if col == 1:
-                        text = L.elide(self.painter, font, text, rect.width() * 1.9)
+                    if col == 1:  # one line; the full name is on the item's pages
+                        text = L.elide(self.painter, font, text, rect.width())
                     L.draw_text(self.painter, rect, text, font, color)
                 y += row_h
             L.hline(self.painter, y, area.left(), area.right())
@@ -693,7 +693,6 @@ class ReportRenderer:
         p.setPen(L.INK)
         for v in (0.0, 0.25, 0.5, 0.75, 1.0):
             x = bar.left() + v * bar.width()
-            L.hline(p, bar.bottom() + L.mm(0.8), x, x)  # keeps pens consistent
             p.drawLine(QPointF(x, bar.bottom()), QPointF(x, bar.bottom() + L.mm(1)))
             p.drawText(QRectF(x - L.mm(6), bar.bottom() + L.mm(1), L.mm(12), L.mm(4)), int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop), f"{v:.2f}")
         tx = bar.left() + threshold * bar.width()
