@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from declip_desktop.common.version import SOFTWARE_VERSION
 
 #: Subcommand modules, in the order `declip --help` lists them.
-SUBCOMMAND_MODULES: list[str] = ["case", "eval", "train", "synth", "models"]
+SUBCOMMAND_MODULES: list[str] = ["case", "eval", "train", "synth", "models", "analyze"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,257 @@
+"""Inference-only rewrites of a loaded `DeclipNet`: exact ones, and the approximate CPU fast mode.
+
+Exact (`optimize_exact`, always applied; fp32 math, same results within float rounding):
+- attention through one fused q/k/v projection and `F.scaled_dot_product_attention`
+  instead of `nn.MultiheadAttention`'s general path (no mask/need_weights plumbing, and the
+  q/k/v projection is one GEMM);
+- BatchNorm folded into the preceding convolution (the decoder is Conv → BN → ReLU twenty
+  times; folding removes one full read and write of every activation map);
+- the decoder runs in channels_last layout, which oneDNN's convolutions prefer on x86.
+
+Fast (`optimize_fast_cpu`, `Localizer(fast=True)` on CPU; approximate, see docs/PERFORMANCE.md):
+- every Linear of the ViT (attention projections included, thanks to the fused module above)
+  becomes a dynamically quantized int8 Linear (per-channel weights, activations quantized
+  per call, so no calibration is needed for the ViT). The activation scale is taken over the
+  whole batch, so in fast mode an image's map can move slightly (well inside the fast-mode
+  tolerance) with its batch-mates; running the ViT one image at a time would avoid that but
+  costs about a quarter of the int8 gain on this CPU. Exact mode has no such effect;
+- the decoder's Conv(+folded BN)+ReLU stages become statically quantized int8 convolutions
+  (per-channel weights). Activation ranges come from a fixed calibration pass over
+  procedurally generated images (`calibration_images`), so the fast mode is deterministic and
+  a given image gets the same map whatever else is in its batch. The last 64 → 1 convolution
+  stays in fp32: it produces the logits, where int8 steps would show directly in the map.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# --------------------------------------------------------------------------- attention
+
+
+class FusedSelfAttention(nn.Module):
+    """Drop-in for `nn.MultiheadAttention` used as self-attention (query is key is value).
+
+    Same call signature and return value `(output, None)`, so open_clip's blocks call it
+    unchanged. `qkv` and `out_proj` are plain `nn.Linear`s, which dynamic quantization can
+    reach (it cannot reach inside `nn.MultiheadAttention`).
+    """
+
+    def __init__(self, mha: nn.MultiheadAttention):
+        super().__init__()
+        if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
+            raise ValueError("only plain self-attention layers can be fused")
+        e = mha.embed_dim
+        self.num_heads = mha.num_heads
+        self.batch_first = mha.batch_first
+        has_bias = mha.in_proj_bias is not None
+        self.qkv = nn.Linear(e, 3 * e, bias=has_bias, device=mha.in_proj_weight.device,
+                             dtype=mha.in_proj_weight.dtype)
+        self.out_proj = nn.Linear(e, e, bias=mha.out_proj.bias is not None, device=mha.out_proj.weight.device,
+                                  dtype=mha.out_proj.weight.dtype)
+        with torch.no_grad():
+            self.qkv.weight.copy_(mha.in_proj_weight)
+            if has_bias:
+                self.qkv.bias.copy_(mha.in_proj_bias)
+            self.out_proj.weight.copy_(mha.out_proj.weight)
+            if self.out_proj.bias is not None:
+                self.out_proj.bias.copy_(mha.out_proj.bias)
+
+    def forward(self, query, key=None, value=None, need_weights=False, attn_mask=None, **_ignored):
+        if (key is not None and key is not query) or (value is not None and value is not query):
+            raise ValueError("FusedSelfAttention only does self-attention")
+        x = query if self.batch_first else query.transpose(0, 1)
+        b, n, e = x.shape
+        h = self.num_heads
+        qkv = self.qkv(x).reshape(b, n, 3, h, e // h).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        if attn_mask is not None:
+            attn_mask = attn_mask.to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        out = self.out_proj(out.transpose(1, 2).reshape(b, n, e))
+        return (out if self.batch_first else out.transpose(0, 1)), None
+
+
+def fuse_attention(module: nn.Module) -> int:
+    """Replace every `nn.MultiheadAttention` below `module` by `FusedSelfAttention`; returns how many."""
+    count = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.MultiheadAttention):
+            setattr(module, name, FusedSelfAttention(child))
+            count += 1
+        else:
+            count += fuse_attention(child)
+    return count
+
+
+# --------------------------------------------------------------------------- BatchNorm folding
+
+
+def fold_batchnorm(module: nn.Module) -> int:
+    """Fold every eval-mode BatchNorm2d that directly follows a Conv2d in a Sequential; returns how many."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    count = 0
+    for child in module.children():
+        count += fold_batchnorm(child)
+    if isinstance(module, nn.Sequential):
+        items = list(module._modules.items())
+        for (_, conv), (bn_name, bn) in zip(items, items[1:]):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
+                fused = fuse_conv_bn_eval(conv.eval(), bn.eval())
+                conv.weight, conv.bias = fused.weight, fused.bias
+                module._modules[bn_name] = nn.Identity()
+                count += 1
+    return count
+
+
+class ChannelsLast(nn.Module):
+    """Runs `inner` on a channels_last copy of its input and returns a contiguous result."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+def optimize_exact(net: nn.Module, *, channels_last: bool = True) -> nn.Module:
+    """Apply the exact (fp32, same math) rewrites in place; returns `net`."""
+    net.eval()
+    fuse_attention(net)
+    fold_batchnorm(net)
+    decoder = getattr(net, "decoder", None)
+    if channels_last and decoder is not None and any(isinstance(m, nn.Conv2d) for m in decoder.modules()):
+        fc = getattr(decoder, "fc", None)
+        if isinstance(fc, nn.Sequential):
+            decoder.fc = ChannelsLast(fc)
+    return net
+
+
+# --------------------------------------------------------------------------- fast CPU mode
+
+
+def calibration_images(count: int = 6, size: int = 224, seed: int = 20250101) -> list[np.ndarray]:
+    """Deterministic photo-like RGB uint8 images (smooth shading, edges, texture, noise).
+
+    They only set the int8 activation ranges of the decoder; they need the value spread of
+    natural photos (flat areas, strong edges, fine texture), not their content.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    images = []
+    for i in range(count):
+        base = rng.uniform(0, 255, 3)
+        grad = rng.uniform(-120, 120, (2, 3))
+        img = base + xx[..., None] * grad[0] + yy[..., None] * grad[1]
+        for _ in range(4 + i):  # flat-coloured blobs with hard edges
+            cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.35)
+            mask = ((xx - cx) ** 2 + (yy - cy) ** 2) < r * r
+            img[mask] = rng.uniform(0, 255, 3)
+        freq = rng.uniform(4, 40)
+        img += 25 * np.sin(2 * np.pi * freq * (xx + rng.uniform() * yy))[..., None]  # texture
+        img += rng.normal(0, 2 + 6 * (i % 3), img.shape)  # sensor-like noise
+        images.append(np.clip(img, 0, 255).astype(np.uint8))
+    return images
+
+
+class _QuantDecoder(nn.Module):
+    """Statically int8-quantized conv stages followed by an fp32 output convolution."""
+
+    def __init__(self, body: nn.Sequential, head: nn.Module):
+        super().__init__()
+        from torch.ao.quantization import DeQuantStub, QuantStub
+
+        self.quant = QuantStub()
+        self.body = body
+        self.dequant = DeQuantStub()
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dequant(self.body(self.quant(x))))
+
+
+def _quantizable_decoder(fc: nn.Sequential) -> _QuantDecoder:
+    """Split the folded `fc` into an int8-able body (Conv+ReLU fused) and the fp32 last conv."""
+    from torch.ao.nn.intrinsic import ConvReLU2d
+
+    mods = [m for m in fc if not isinstance(m, nn.Identity)]
+    if not mods or not isinstance(mods[-1], nn.Conv2d):
+        raise ValueError("expected a conv decoder ending in a convolution")
+    body: list[nn.Module] = []
+    i = 0
+    while i < len(mods) - 1:
+        m = mods[i]
+        if isinstance(m, nn.Conv2d) and i + 1 < len(mods) - 1 and isinstance(mods[i + 1], nn.ReLU):
+            body.append(ConvReLU2d(m, nn.ReLU()))
+            i += 2
+        else:
+            body.append(m)
+            i += 1
+    return _QuantDecoder(nn.Sequential(*body), mods[-1])
+
+
+def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor], observer: str = "minmax") -> nn.Module:
+    """Static int8 copy of a (BN-folded) conv decoder, calibrated on the given feature maps."""
+    from torch.ao.quantization import QConfig, convert, prepare
+    from torch.ao.quantization.observer import HistogramObserver, MinMaxObserver, PerChannelMinMaxObserver
+
+    fc = decoder.fc.inner if isinstance(decoder.fc, ChannelsLast) else decoder.fc
+    qdec = _quantizable_decoder(copy.deepcopy(fc)).eval()
+    qdec.qconfig = QConfig(
+        # reduce_range: AVX2 without VNNI accumulates u8×s8 pairs in int16; 7-bit activations
+        # keep that from saturating.
+        activation=(HistogramObserver if observer == "histogram" else MinMaxObserver).with_args(reduce_range=True),
+        weight=PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric),
+    )
+    qdec.head.qconfig = None  # the logits convolution stays fp32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare(qdec, inplace=False)
+        with torch.inference_mode():
+            for feats in calibration_features:
+                prepared(feats)
+        return convert(prepared, inplace=False)
+
+
+class _DecoderWrapper(nn.Module):
+    def __init__(self, fc: nn.Module):
+        super().__init__()
+        self.fc = fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def optimize_fast_cpu(net: nn.Module, *, calibration: list[torch.Tensor] | None = None,
+                      observer: str = "minmax") -> nn.Module:
+    """Approximate int8 CPU rewrite of an `optimize_exact`-ed DeclipNet, in place; returns `net`.
+
+    `calibration`: normalized input batches (B×3×S×S) used to set the decoder's int8 ranges;
+    default: `calibration_images()` run through the network's own preprocessing by the caller.
+    """
+    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization.qconfig import per_channel_dynamic_qconfig
+
+    torch.backends.quantized.engine = "x86" if "x86" in torch.backends.quantized.supported_engines else "fbgemm"
+    backbone = net.backbone
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vit = getattr(backbone, "vit", None)
+        if vit is not None:  # (RN50 convolutions stay fp32: the fusion's RN50 part is small)
+            quantize_dynamic(vit, {nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
+    decoder = net.decoder
+    fc = getattr(decoder, "fc", None)
+    convs = [] if fc is None else [m for m in fc.modules() if isinstance(m, nn.Conv2d)]
+    if len(convs) > 1 and calibration:
+        with torch.inference_mode():
+            feats = [backbone(batch) for batch in calibration]
+        net.decoder = _DecoderWrapper(quantize_decoder(decoder, feats, observer))
+    return net

@@ -1,0 +1,362 @@
+"""`Localizer`: images in, per-image probability maps, scores and timings out.
+
+    loc = Localizer("vit-ldm", device="auto", fast=False, batch_size=4)
+    for pred in loc.predict(["a.jpg", "b.png"]):
+        pred.prob_map  # float32 H×W in [0, 1] at the image's original resolution
+
+How one image goes through (see `engine.preprocess` for the exact pixel rules):
+1. decode with `common.images.load_rgb_image` (EXIF orientation, any mode → 8-bit RGB,
+   pixel limit) on a background thread, which also resizes and normalizes, so decoding the
+   next images overlaps the network's work on the current batch;
+2. batches of `batch_size` go through the network; `seconds` of each image is its batch's
+   forward time (transfer to the device and synchronization included) divided by the batch
+   size; loading the model and decoding files are not counted;
+3. sigmoid → the model's native map (256×256 for DeCLIP) → the image-level score (mean of
+   the top 1%, see `preprocess.image_score`) → the map resized bilinear to the original H×W.
+
+A bad image gives a `Prediction` with `error` set; the others go on. Running out of GPU/MPS
+memory raises `OutOfDeviceMemory` so the caller can retry on the CPU.
+
+Exact mode runs the same fp32 math as the authors' code (fused attention, folded BatchNorm,
+channels_last; see `engine.accelerate`), on GPUs with TF32 off. Fast mode on the CPU uses int8
+(`accelerate.optimize_fast_cpu`); on a GPU it uses fp16 autocast (or `precision="bf16"`).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from declip_desktop.common.images import ImageError, load_rgb_image
+from declip_desktop.common.version import SOFTWARE_VERSION
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+class OutOfDeviceMemory(RuntimeError):
+    """The GPU/MPS device ran out of memory; retry with `device="cpu"` or a smaller batch."""
+
+    def __init__(self, device: str, detail: str):
+        super().__init__(
+            f"the {device} device ran out of memory ({detail}). Retry on the CPU (device 'cpu') or with a smaller batch"
+        )
+        self.device = device
+
+
+class DeviceUnavailable(ValueError):
+    """The requested device does not exist on this machine."""
+
+
+@dataclass
+class Prediction:
+    """One image's result. `error` is set (and `prob_map`/`score` are None) when it failed."""
+
+    source: str
+    prob_map: np.ndarray | None
+    score: float | None
+    model_name: str
+    model_sha256: str
+    seconds: float
+    device: str
+    error: str | None = None
+    width: int = 0
+    height: int = 0
+    demo: bool = False
+    label: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _card_field(card: Any, name: str, default: Any) -> Any:
+    value = getattr(card, name, None)
+    return default if value is None else value
+
+
+def pick_device(requested: str = "auto") -> str:
+    """Resolve `auto|cpu|cuda|mps` to a device this machine has (DeviceUnavailable otherwise)."""
+    import torch
+
+    requested = (requested or "auto").lower()
+    if requested.startswith("cuda:"):
+        base = "cuda"
+    else:
+        base = requested
+    if base not in DEVICES:
+        raise DeviceUnavailable(f"unknown device {requested!r}; use one of {', '.join(DEVICES)}")
+    mps_ok = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if base == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if mps_ok else "cpu"
+    if base == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailable("device 'cuda' was requested but no CUDA GPU is available; use --device cpu")
+    if base == "mps" and not mps_ok:
+        raise DeviceUnavailable("device 'mps' was requested but Apple MPS is not available; use --device cpu")
+    return requested
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
+    if oom_type and isinstance(exc, oom_type):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _describe_source(source: Any, index: int) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return f"<{type(source).__name__} #{index}>"
+
+
+class Localizer:
+    """Runs one installed model over images; see the module docstring.
+
+    `model`: an `InstalledModel`, a model name, a path to an installed `.safetensors`, an
+    authors' `.pth` (imported on the fly), or None for the store's default model.
+    `threads`: CPU threads for torch (process-wide setting); None leaves torch's default.
+    `precision`: None (fp32, or fp16 for fast mode on a GPU), "fp32", "fp16" or "bf16"
+    (autocast; GPU only: on this project's CPUs bf16 is far slower than fp32).
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        device: str = "auto",
+        fast: bool = False,
+        batch_size: int = 4,
+        threads: int | None = None,
+        precision: str | None = None,
+        store: Any = None,
+    ):
+        import torch
+
+        from declip_desktop.engine.models import load_network, resolve_model
+
+        if int(batch_size) < 1:
+            raise ValueError(f"batch size must be at least 1, got {batch_size}")
+        if threads is not None:
+            if int(threads) < 1:
+                raise ValueError(f"thread count must be at least 1, got {threads}")
+            torch.set_num_threads(int(threads))
+        self.batch_size = int(batch_size)
+        self.threads = torch.get_num_threads()
+        self.fast = bool(fast)
+        self.device = pick_device(device)
+        on_gpu = self.device != "cpu"
+        if precision is None:
+            precision = "fp16" if (self.fast and on_gpu) else "fp32"
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        if precision != "fp32" and not on_gpu:
+            raise ValueError(f"{precision} runs only on a GPU; on the CPU use fast=True (int8) or fp32")
+        self.precision = precision
+
+        self.installed = resolve_model(model, store=store)
+        self.card = self.installed.card
+        self.input_size = int(_card_field(self.card, "input_size", 224))
+        self.mean = tuple(float(v) for v in _card_field(self.card, "mean", (0.48145466, 0.4578275, 0.40821073)))
+        self.std = tuple(float(v) for v in _card_field(self.card, "std", (0.26862954, 0.26130258, 0.27577711)))
+
+        from declip_desktop.engine import accelerate
+
+        net = load_network(self.installed, device="cpu")
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        accelerate.optimize_exact(net)
+        self.fast_cpu = self.fast and not on_gpu and hasattr(net, "backbone") and hasattr(net, "decoder")
+        if self.fast_cpu:
+            calibration = self._calibration_batches()
+            accelerate.optimize_fast_cpu(net, calibration=calibration)
+        self.net = net.to(self.device)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def model_sha256(self) -> str:
+        return self.card.sha256
+
+    @property
+    def model_name(self) -> str:
+        return self.card.name
+
+    @property
+    def is_demo(self) -> bool:
+        return bool(getattr(self.card, "demo", False) or getattr(self.card, "kind", "") == "starter")
+
+    @property
+    def label(self) -> str:
+        label = str(getattr(self.card, "label", "") or "")
+        if self.is_demo and not label:
+            label = "demo model — not for casework"
+        return label
+
+    @property
+    def parameters(self) -> dict:
+        """What a stored result should record about how it was computed."""
+        return {
+            "fast": self.fast,
+            "batch_size": self.batch_size,
+            "device": self.device,
+            "precision": self.precision,
+            "threads": self.threads,
+            "input_size": self.input_size,
+            "software_version": SOFTWARE_VERSION,
+        }
+
+    # ------------------------------------------------------------------ public API
+
+    def predict(self, images: Iterable[Any]) -> list[Prediction]:
+        """Predictions for `images` (paths, PIL images, arrays), in order; see the module docstring."""
+        return list(self.predict_iter(images))
+
+    def predict_one(self, image: Any) -> Prediction:
+        """One image; raises ImageError (or the underlying error) instead of returning an error."""
+        pred = self.predict([image])[0]
+        if pred.error is not None:
+            raise ImageError(pred.source, pred.error)
+        return pred
+
+    def predict_iter(self, images: Iterable[Any]) -> Iterator[Prediction]:
+        """Like `predict`, yielding each result as soon as its batch is done."""
+        items = list(images)
+        if not items:
+            return
+        work: queue.Queue = queue.Queue(maxsize=max(2, 2 * self.batch_size))
+        stop = threading.Event()
+        producer = threading.Thread(target=self._decode_all, args=(items, work, stop), name="declip-decode",
+                                    daemon=True)
+        producer.start()
+        try:
+            pending: list[tuple] = []
+            done = 0
+            while done < len(items):
+                item = work.get()
+                if isinstance(item, BaseException):  # the decode thread itself broke
+                    raise item
+                pending.append(item)
+                done += 1
+                if len([p for p in pending if p[2] is not None]) >= self.batch_size or done == len(items):
+                    yield from self._run_batch(pending)
+                    pending = []
+        finally:
+            stop.set()
+            while producer.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    work.get_nowait()
+                except queue.Empty:
+                    producer.join(timeout=0.05)
+
+    # ------------------------------------------------------------------ internals
+
+    def _prepare(self, source: Any):
+        from declip_desktop.engine.preprocess import to_input_tensor
+
+        image = load_rgb_image(source)
+        tensor = to_input_tensor(image, self.input_size, self.mean, self.std)
+        return tensor, image.width, image.height
+
+    def _decode_all(self, items: list, work: queue.Queue, stop: threading.Event) -> None:
+        try:
+            for index, source in enumerate(items):
+                if stop.is_set():
+                    return
+                name = _describe_source(source, index)
+                try:
+                    tensor, width, height = self._prepare(source)
+                    entry = (index, name, tensor, width, height, None)
+                except ImageError as exc:
+                    entry = (index, name, None, 0, 0, exc.reason)
+                except (OSError, ValueError, MemoryError) as exc:
+                    entry = (index, name, None, 0, 0, f"cannot be prepared for the model: {type(exc).__name__}: {exc}")
+                while not stop.is_set():
+                    try:
+                        work.put(entry, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            work.put(exc)
+
+    def _error(self, name: str, message: str) -> Prediction:
+        return Prediction(source=name, prob_map=None, score=None, model_name=self.model_name,
+                          model_sha256=self.model_sha256, seconds=0.0, device=self.device, error=message,
+                          demo=self.is_demo, label=self.label if self.is_demo else "")
+
+    def _forward(self, batch):
+        """Logits for a CPU batch tensor; returns (probabilities on the CPU, seconds)."""
+        import contextlib
+
+        import torch
+
+        from declip_desktop.engine.preprocess import probabilities
+
+        dev = self.device
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            x = batch.to(dev)
+            if dev.startswith("cuda"):
+                ctx = (torch.autocast("cuda", dtype=torch.float16 if self.precision == "fp16" else torch.bfloat16)
+                       if self.precision != "fp32" else torch.backends.cudnn.flags(enabled=True, allow_tf32=False))
+            elif dev == "mps" and self.precision != "fp32":
+                ctx = torch.autocast("mps", dtype=torch.float16 if self.precision == "fp16" else torch.bfloat16)
+            else:
+                ctx = contextlib.nullcontext()
+            with ctx:
+                logits = self.net(x)
+            prob = probabilities(logits)
+            prob = prob.cpu()  # synchronizes the device
+            seconds = time.perf_counter() - t0
+        return prob, seconds
+
+    def _run_batch(self, pending: list[tuple]) -> Iterator[Prediction]:
+        import torch
+
+        from declip_desktop.engine.preprocess import image_score, resize_map
+
+        good = [p for p in pending if p[2] is not None]
+        results: dict[int, Prediction] = {}
+        if good:
+            batch = torch.stack([p[2] for p in good])
+            try:
+                prob, seconds = self._forward(batch)
+            except Exception as exc:
+                if _is_oom(exc):
+                    if self.device.startswith("cuda"):
+                        torch.cuda.empty_cache()
+                    raise OutOfDeviceMemory(self.device, str(exc).splitlines()[0]) from exc
+                raise
+            share = seconds / len(good)
+            for (index, name, _, width, height, _), p in zip(good, prob):
+                results[index] = Prediction(
+                    source=name, prob_map=resize_map(p, height, width), score=image_score(p),
+                    model_name=self.model_name, model_sha256=self.model_sha256, seconds=share,
+                    device=self.device, width=width, height=height, demo=self.is_demo,
+                    label=self.label if self.is_demo else "",
+                )
+        for index, name, tensor, _, _, error in pending:
+            yield results[index] if tensor is not None else self._error(name, error)
+
+    def _calibration_batches(self):
+        """Fixed, procedurally generated inputs that set the fast mode's int8 decoder ranges."""
+        import torch
+        from PIL import Image
+
+        from declip_desktop.engine.accelerate import calibration_images
+        from declip_desktop.engine.preprocess import to_input_tensor
+
+        tensors = [to_input_tensor(Image.fromarray(a), self.input_size, self.mean, self.std)
+                   for a in calibration_images()]
+        return [torch.stack(tensors)]

@@ -1,0 +1,101 @@
+"""Turning decoded images into network input, and network output into probability maps.
+
+Input, as the authors' evaluation does it (their `transforms.Compose([Resize((224, 224)),
+ToTensor(), Normalize(CLIP mean, std)])` on a PIL image):
+- torchvision's `Resize` on a PIL image calls `PIL.Image.resize(size, BILINEAR)` with no
+  `reducing_gap`; PIL's bilinear filter widens its support when shrinking, so it is an
+  antialiased ("area-aware") bilinear. We call PIL the same way, so the pixels are
+  bit-identical to theirs; aspect ratio is not kept and nothing is cropped;
+- `ToTensor`: uint8 → float32 / 255, HWC → CHW;
+- `Normalize`: (x − mean) / std per channel, in float32, in that order.
+
+Output: sigmoid of the logits, then resized to the image's original H×W the way the authors'
+evaluation resizes its probability maps to the ground-truth mask size: torchvision
+`F.resize(..., BILINEAR)` on a tensor, i.e. `F.interpolate(mode="bilinear",
+align_corners=False, antialias=True)` with torchvision ≥ 0.17's default `antialias=True`.
+For an upscale (every image larger than 256 px) antialias changes nothing; it only matters for
+images smaller than the map, where it averages instead of skipping map pixels. Resizing the
+*probabilities* (not the logits) is what the authors do, and keeps values inside [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+INPUT_SIZE = 224
+
+
+def resize_for_model(image: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
+    """PIL bilinear resize to size×size, aspect not kept (what torchvision's Resize does on PIL)."""
+    if image.mode != "RGB":
+        raise ValueError(f"expected an RGB image, got mode {image.mode!r}")
+    return image.resize((size, size), Image.BILINEAR)
+
+
+def to_input_tensor(
+    image: Image.Image,
+    size: int = INPUT_SIZE,
+    mean: Sequence[float] = CLIP_MEAN,
+    std: Sequence[float] = CLIP_STD,
+) -> torch.Tensor:
+    """An 8-bit RGB PIL image → normalized float32 tensor 3×size×size."""
+    resized = np.asarray(resize_for_model(image, size), dtype=np.uint8)
+    x = torch.from_numpy(resized.copy()).permute(2, 0, 1).to(torch.float32).div(255.0)
+    m = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return x.sub(m).div(s).contiguous()
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """B×1×h×w (or the authors' flattened B×(h·w) square) logits → B×h×w float32 probabilities."""
+    if logits.dim() == 2:  # the authors flatten their output; accept it for reference models
+        side = int(round(logits.shape[1] ** 0.5))
+        if side * side != logits.shape[1]:
+            raise ValueError(f"flattened logits of length {logits.shape[1]} are not a square map")
+        logits = logits.view(logits.shape[0], side, side)
+    elif logits.dim() == 4:
+        if logits.shape[1] != 1:
+            raise ValueError(f"expected one output channel, got {logits.shape[1]}")
+        logits = logits[:, 0]
+    elif logits.dim() != 3:
+        raise ValueError(f"unexpected logits shape {tuple(logits.shape)}")
+    return torch.sigmoid(logits.float())
+
+
+def resize_map(prob: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """One h×w probability map → float32 H×W numpy array in [0, 1] (torchvision-style bilinear)."""
+    if prob.dim() != 2:
+        raise ValueError(f"expected an h×w map, got shape {tuple(prob.shape)}")
+    prob = prob.float()
+    if tuple(prob.shape) != (height, width):
+        prob = F.interpolate(
+            prob[None, None], size=(height, width), mode="bilinear", align_corners=False, antialias=True
+        )[0, 0]
+    # Bilinear weights are convex, but float rounding can step a hair outside [0, 1].
+    return prob.clamp_(0.0, 1.0).cpu().numpy().astype(np.float32, copy=False)
+
+
+#: Share of the map's pixels averaged into the image-level score.
+SCORE_TOP_FRACTION = 0.01
+
+
+def image_score(prob: torch.Tensor, top_fraction: float = SCORE_TOP_FRACTION) -> float:
+    """Image-level score in [0, 1]: the mean of the top 1% of the model's own (h×w) probabilities.
+
+    Why: DeCLIP is a localizer, and edits are often small. The whole-map mean (the authors'
+    detection read-out) dilutes a confident 2%-of-the-image edit to ~0.02; the maximum is a
+    single pixel and jumps on noise. The top 1% of a 256×256 map is 655 pixels, about 2.5
+    ViT patches: high only when a region of at least that size is confidently flagged. It is
+    computed on the model's native map, before resizing, so it does not depend on the image's
+    resolution.
+    """
+    flat = prob.reshape(-1).float()
+    k = max(1, int(round(flat.numel() * top_fraction)))
+    return float(torch.topk(flat, k).values.mean().clamp(0.0, 1.0))
