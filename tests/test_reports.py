@@ -360,3 +360,22 @@ def test_demo_model_is_flagged_on_cover_and_in_method(tmp_path, home):
     assert "DEMO MODEL — NOT FOR CASEWORK" in text
     assert "demo model — not for casework" in text
     assert "synthetic classical edits only" in text
+
+
+def test_many_qt_calls_do_not_abort_the_interpreter_at_exit():
+    """PySide6 6.12 on Python 3.11 loses a reference to None per void call (reports/qt_compat.py)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os; os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "from declip_desktop.reports.qt_compat import keep_none_alive\n"
+        "from PySide6.QtGui import QPainterPath\n"
+        "keep_none_alive()\n"
+        "p = QPainterPath()\n"
+        "for i in range(60000): p.lineTo(i, i)\n"
+        "keep_none_alive()\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-500:]

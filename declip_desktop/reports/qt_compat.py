@@ -15,11 +15,17 @@ the project runs on Python ≥ 3.12 or a PySide6 release without the bug.
 
 from __future__ import annotations
 
+import ctypes
 import sys
 import threading
 
 #: References to None parked here; each costs 8 bytes (1 M = 8 MB).
 _RESERVE: list[None] = []
+# The list must outlive interpreter shutdown: when module globals are cleared at exit, a
+# freed list would hand its references back and None would hit zero right then. One extra
+# reference, never released, keeps the list (and the references it holds) alive for good.
+if sys.version_info < (3, 12):
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(_RESERVE))
 _LOCK = threading.Lock()
 #: Keep None's count above this; a 50-item report makes well under 100 000 void calls.
 MINIMUM = 1_000_000
