@@ -865,8 +865,8 @@ class ReportRenderer:
             "<p class='muted'>Entries from the case's audit log that concern the case or the evidence in this report, "
             f"oldest first ({len(d.audit)} entries). Times as recorded by the case store.</p>"
             "<table width='100%' border='0.5' cellspacing='0' cellpadding='2'>"
-            "<thead><tr><th width='17%'>Time</th><th width='11%'>By</th><th width='14%'>Action</th>"
-            "<th width='16%'>Object</th><th>Details</th></tr></thead>"
+            "<thead><tr><th width='15%'>Time</th><th width='10%'>By</th><th width='12%'>Action</th>"
+            "<th width='11%'>Object</th><th width='52%'>Details</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>"
         )
         if truncated:
