@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(device=args.device, fast=args.fast)
     install_excepthook(window)
     window.show()
+    window.preload_engine_later()
     if args.case:
         if not window.open_case(args.case):
             window.show_start()

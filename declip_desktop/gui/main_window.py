@@ -713,6 +713,15 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
 
+    def preload_engine_later(self, delay_ms: int = 300) -> None:
+        """Import torch on the thread pool soon after start-up (see worker.preload_engine)."""
+        from declip_desktop.gui.worker import preload_engine
+
+        def failed(exc, detail):
+            self.notifications.error(f"The analysis engine could not be loaded: {exc}", detail)
+
+        QTimer.singleShot(delay_ms, lambda: run_background(preload_engine, lambda _r: None, failed))
+
     def restore_last_case(self) -> None:
         last = self.settings.last_case
         if last and (Path(last) / "case.sqlite").exists():

@@ -14,6 +14,7 @@ when the case is opened again.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import traceback
@@ -26,10 +27,28 @@ log = logging.getLogger("declip_desktop.gui")
 
 
 def make_localizer(model: str | None, device: str, fast: bool):
-    """Build the engine's Localizer (imports torch: call on the worker thread only)."""
+    """Build the engine's Localizer (imports torch: call on the worker thread only).
+
+    On the CPU torch gets one core less than the machine has: the UI thread keeps a
+    core to itself, so the event loop is never starved by the analysis.
+    """
     from declip_desktop.engine.localizer import Localizer
 
-    return Localizer(model, device=device, fast=fast)
+    threads = max(1, (os.cpu_count() or 2) - 1)
+    return Localizer(model, device=device, fast=fast, threads=threads)
+
+
+def preload_engine() -> None:
+    """Import torch and the engine ahead of the first analysis (call off the UI thread).
+
+    Loading torch's shared libraries happens inside one C call that holds the GIL
+    for a second or more; doing it once at startup, while the analyst is still on the
+    start screen or opening a case, keeps that pause out of the analysis itself.
+    """
+    import declip_desktop.analysis  # noqa: F401
+    import declip_desktop.engine.checkpoints  # noqa: F401  (torch, safetensors)
+    import declip_desktop.engine.localizer  # noqa: F401
+    import declip_desktop.engine.networks  # noqa: F401  (torch, open_clip)
 
 
 @dataclass(frozen=True)
