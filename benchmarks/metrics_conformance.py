@@ -84,6 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--authors-utils", required=True, help="path to the authors' utils/utils.py")
     ap.add_argument("--cases", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-side", type=int, default=70, help="largest mask side in pixels (default 70)")
     args = ap.parse_args(argv)
 
     import torch
@@ -96,10 +97,10 @@ def main(argv=None) -> int:
     mismatches = 0
     t0 = time.time()
     for case in range(args.cases):
-        h, w = int(rng.integers(2, 70)), int(rng.integers(2, 70))  # their squeeze() breaks on 1-px sides
+        h, w = int(rng.integers(2, args.max_side)), int(rng.integers(2, args.max_side))  # their squeeze() breaks on 1-px sides
         mask_l = blob_mask(rng, h, w)
         if rng.random() < 0.3:  # map at another size than the mask (up- or down-sampled)
-            mh, mw = int(rng.integers(2, 90)), int(rng.integers(2, 90))
+            mh, mw = int(rng.integers(2, args.max_side + 20)), int(rng.integers(2, args.max_side + 20))
         else:
             mh, mw = h, w
         prob = random_map(rng, mh, mw, mask_l)

@@ -7,8 +7,8 @@ The numbers are meant to be *identical* to the authors' evaluation code (their
 `utils/utils.py` + `validate.py`), not merely close, so this module reproduces its
 arithmetic on purpose, including the parts that look accidental:
 
-* A map whose size differs from its mask is resized to the mask with torchvision's
-  tensor `resize` (bilinear, antialias on: torchvision ≥ 0.17's default), in float32.
+* A map whose size differs from its mask is resized to the mask as torchvision's
+  tensor `resize` does it (bilinear, antialias on: torchvision ≥ 0.17's default), in float32.
 * IoU (percent): `pred > 0.5` vs the mask, `(inter + 1e-8) / (union + 1e-8)` in float32,
   times 100 in double. An empty prediction against an empty mask therefore scores 100.
 * F1 (TruFor protocol): the "manipulated" pixels scored are the mask eroded by a 15×15
@@ -105,14 +105,20 @@ def as_prob_map(prob_map: Any) -> np.ndarray:
 
 
 def resize_map(prob_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a float32 map to (height, width) exactly as the authors' evaluation does."""
-    import torch
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import functional as TF
+    """Resize a float32 map to (height, width) exactly as the authors' evaluation does.
 
-    t = torch.from_numpy(np.ascontiguousarray(prob_map, dtype=np.float32))[None]
-    out = TF.resize(t, [int(size[0]), int(size[1])], interpolation=InterpolationMode.BILINEAR, antialias=True)
-    return out[0].numpy()
+    Their `torchvision.transforms.functional.resize(map[None], size, BILINEAR)` on a float32
+    tensor is, in torchvision 0.29, `F.interpolate(bilinear, align_corners=False,
+    antialias=True)` on a 1×1×H×W view; we call that directly (importing torchvision costs
+    seconds) and `benchmarks/metrics_conformance.py` checks it against torchvision's resize.
+    No clamping: like theirs, the result may step an ulp outside [0, 1].
+    """
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(prob_map, dtype=np.float32))[None, None]
+    out = F.interpolate(t, size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=False, antialias=True)
+    return out[0, 0].numpy()
 
 
 # ---------------------------------------------------------------------------------------

@@ -396,7 +396,8 @@ class _Trainer:
                 total += float(loss.detach()) * len(batch)
                 count += len(batch)
                 bar.update(len(batch))
-                bar.set_postfix(loss=f"{total / count:.4f}")
+                last = self.history[-1].val.get("authors_mean", {}).get("iou") if self.history else None
+                bar.set_postfix(loss=f"{total / count:.4f}", val_iou="-" if last is None else f"{last:.2f}")
         return total / max(count, 1)
 
     def validate(self) -> dict[str, Any]:
