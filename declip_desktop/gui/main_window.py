@@ -77,6 +77,10 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._build_ui()
         self._build_menus()
+        # File → Export report… / Export images… (reports area, through add_action).
+        from declip_desktop.gui.report_action import install_report_actions
+
+        self.report_actions = install_report_actions(self)
         self._restore_geometry()
         self.notifications.posted.connect(self._audit_notice)
 
