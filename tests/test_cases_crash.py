@@ -6,6 +6,7 @@ rest without duplicates."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import random
@@ -92,34 +93,48 @@ def test_killed_imports_never_damage_the_case(tmp_path, source):
     assert mid_import >= IMPORT_KILLS // 3
 
 
-def _model_mode(home: Path) -> list[str]:
-    """Use the engine's Localizer with a tiny random DeCLIP when available; else the stand-in."""
+def _zygote_mode() -> list[str]:
+    """The engine's Localizer with a tiny random DeCLIP when available; else the stand-in."""
     if importlib.util.find_spec("declip_desktop.engine.localizer") is None:
-        return ["analyse-fake"]
-    os.environ["DECLIP_HOME"] = str(home)  # install_tiny_model writes into DECLIP_HOME
-    from factories import install_tiny_model
-
-    card = install_tiny_model(name="crash-tiny")
-    return ["analyse-model", card.name]
+        return ["fake"]
+    return ["model", "crash-tiny"]
 
 
-def test_killed_analyses_never_damage_the_case(tmp_path, source, monkeypatch):
+def test_killed_analyses_never_damage_the_case(tmp_path, source):
     rng = random.Random(99)
-    home = tmp_path / "home"
-    monkeypatch.setenv("DECLIP_HOME", str(home))
-    mode = _model_mode(home)
-    env = _env(home)
+    env = _env(tmp_path / "home")
     root = tmp_path / "case"
     with Case.create(root, number="A", title="crash", analyst="Ana") as case:
         case.import_paths(sorted(source.glob("img0[0-3]*.png")))  # 40 images
         total = len(case.evidence_list())
-    mid_run = 0
-    for _ in range(ANALYSE_KILLS):
-        mid_run += _kill_at_random([mode[0], str(root), *mode[1:]], env, rng, max_delay=0.8)
-        _check_after_kill(root).close()
-    done = subprocess.run([sys.executable, str(CHILD), mode[0], str(root), *mode[1:]], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    zygote = subprocess.Popen([sys.executable, str(CHILD), "zygote", *_zygote_mode()], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert zygote.stdout.readline().strip() == "loaded", zygote.stderr.read()
+
+        def run(kill_after: float | None) -> str:
+            zygote.stdin.write(f"run {root}\n")
+            zygote.stdin.flush()
+            ready, pid = zygote.stdout.readline().split()
+            assert ready == "ready"
+            if kill_after is not None:
+                time.sleep(kill_after)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            exit_line = zygote.stdout.readline().split()
+            assert exit_line[:2] == ["exit", pid]
+            return exit_line[2]
+
+        mid_run = 0
+        for _ in range(ANALYSE_KILLS):
+            outcome = run(rng.uniform(0.0, 0.8))
+            assert outcome in ("killed", "ok")
+            mid_run += outcome == "killed"
+            _check_after_kill(root).close()
+        assert run(None) == "ok"  # the same command again finishes the rest
+    finally:
+        zygote.stdin.close()
+        zygote.wait(timeout=60)
     case = _check_after_kill(root)
     assert case.status_counts()["done"] == total
     ok_per_evidence = {}
