@@ -1,0 +1,160 @@
+"""GUI pieces without a model: display rendering, inspector controls and shortcuts, settings, model cards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtGui import QImage  # noqa: E402
+
+from declip_desktop.gui.image_view import build_pyramid  # noqa: E402
+from declip_desktop.gui.render import DisplayMap, compute_regions, threshold_level  # noqa: E402
+from declip_desktop.gui.settings import Settings  # noqa: E402
+
+
+def blob_map(h=300, w=400) -> np.ndarray:
+    prob = np.full((h, w), 0.1, np.float32)
+    prob[50:150, 60:200] = 0.9  # big region
+    prob[200:230, 300:330] = 0.6  # small region, only above low thresholds
+    return prob
+
+
+def test_display_map_mask_follows_the_threshold_and_keeps_full_resolution_stats():
+    prob = blob_map()
+    dm = DisplayMap(prob, max_side=200)
+    assert (dm.width, dm.height) == (200, 150)
+    high = dm.mask_image(0.7).convertToFormat(QImage.Format.Format_ARGB32)
+    low = dm.mask_image(0.5).convertToFormat(QImage.Format.Format_ARGB32)
+    # Small region centre (x=315, y=215 in the image) is at (157, 107) in the display copy.
+    assert QImage.pixelColor(high, 157, 107).alpha() == 0
+    assert QImage.pixelColor(low, 157, 107).alpha() > 0
+    assert QImage.pixelColor(high, 60, 50).alpha() > 0  # inside the big region
+    regions = compute_regions(prob, 0.5).regions
+    assert [r.area_px for r in regions] == [100 * 140, 30 * 30]
+    assert regions[0].bbox == (60, 50, 140, 100)
+    assert threshold_level(0.5) == 127
+
+
+def test_pyramid_halves_down_to_about_a_thousand_pixels():
+    image = QImage(6000, 4000, QImage.Format.Format_RGB32)
+    image.fill(0xFF808080)
+    levels = build_pyramid(image)
+    assert [lv.width() for lv in levels] == [6000, 3000, 1500]
+
+
+@pytest.fixture
+def inspector(qtbot):
+    from declip_desktop.gui.inspector import Inspector
+
+    widget = Inspector(Settings())
+    qtbot.addWidget(widget)
+    widget.resize(1100, 700)
+    widget.show()
+    image = QImage(400, 300, QImage.Format.Format_RGB32)
+    image.fill(0xFF406080)
+    widget.display(build_pyramid(image), blob_map())
+    qtbot.waitUntil(lambda: widget.region_result is not None, timeout=10_000)
+    return widget
+
+
+def test_threshold_spin_box_and_slider_stay_in_step(qtbot, inspector):
+    inspector.threshold_spin.setValue(0.55)
+    assert inspector.threshold_slider.value() == 550
+    assert inspector.threshold == pytest.approx(0.55)
+    qtbot.waitUntil(lambda: inspector.region_result.threshold == pytest.approx(0.55), timeout=10_000)
+    assert inspector.regions_model.rowCount() == 2
+    inspector.threshold_slider.setValue(700)
+    assert inspector.threshold_spin.value() == pytest.approx(0.7)
+    qtbot.waitUntil(lambda: inspector.region_result.threshold == pytest.approx(0.7), timeout=10_000)
+    assert inspector.regions_model.rowCount() == 1
+
+
+def test_region_click_zooms_to_it(qtbot, inspector):
+    inspector.fit()
+    before = inspector.view.zoom()
+    inspector.regions_table.selectRow(0)
+    assert inspector.view.selection_item.isVisible()
+    assert inspector.view.zoom() > before
+
+
+def test_view_controls_overlay_flicker_and_zoom(qtbot, inspector):
+    assert inspector.view.heat_item.isVisible()
+    inspector.toggle_overlay()
+    assert not inspector.overlay_visible
+    inspector.toggle_overlay()
+    assert inspector.overlay_visible
+    inspector.toggle_flicker()
+    qtbot.waitUntil(lambda: not inspector.view.heat_item.isVisible(), timeout=3000)
+    inspector.toggle_flicker()
+    assert inspector.view.heat_item.isVisible()
+    inspector.fit()
+    fit_zoom = inspector.view.zoom()
+    inspector.zoom_by(2.0)
+    assert inspector.view.zoom() == pytest.approx(fit_zoom * 2.0)
+    inspector.actual_size()
+    assert inspector.view.zoom() == pytest.approx(1.0)
+    inspector.set_side_by_side(True)
+    assert inspector.compare_view.isVisible()
+
+
+def test_keyboard_shortcuts_reach_the_inspector(qtbot):
+    from declip_desktop.gui.main_window import MainWindow
+
+    win = MainWindow(Settings(), device="cpu")
+    qtbot.addWidget(win)
+    win.show()
+    image = QImage(400, 300, QImage.Format.Format_RGB32)
+    image.fill(0xFF406080)
+    win.stack.setCurrentWidget(win.case_view)
+    win.inspector.display(build_pyramid(image), blob_map())
+    start = win.inspector.threshold
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow, timeout=5000)  # window shortcuts need the active window
+    win.evidence_panel.view.setFocus()
+    qtbot.keyClick(win.evidence_panel.view, Qt.Key.Key_BracketRight)
+    assert win.inspector.threshold == pytest.approx(start + 0.01)
+    qtbot.keyClick(win.evidence_panel.view, Qt.Key.Key_BracketLeft)
+    assert win.inspector.threshold == pytest.approx(start)
+    qtbot.keyClick(win.evidence_panel.view, Qt.Key.Key_O)
+    assert not win.inspector.overlay_visible
+    # Typing in the notes never triggers single-key shortcuts.
+    win.inspector.notes_edit.setEnabled(True)
+    qtbot.keyClicks(win.inspector.notes_edit, "o]")
+    assert win.inspector.notes_edit.toPlainText() == "o]"
+    assert not win.inspector.overlay_visible
+    win.close()
+
+
+def test_settings_persist_across_instances(tmp_path):
+    first = Settings(tmp_path / "s.ini")
+    first.colormap = "viridis"
+    first.opacity = 0.3
+    first.threshold = 0.42
+    first.device = "cpu"
+    first.add_recent_case(tmp_path / "a")
+    first.add_recent_case(tmp_path / "b")
+    first.set_last_evidence(str(tmp_path / "b"), 7)
+    second = Settings(tmp_path / "s.ini")
+    assert (second.colormap, second.opacity, second.threshold, second.device) == ("viridis", 0.3, 0.42, "cpu")
+    assert second.recent_cases() == [str((tmp_path / "b").resolve()), str((tmp_path / "a").resolve())]
+    assert second.last_evidence(str(tmp_path / "b")) == 7
+    second.colormap = "no-such-map"
+    assert Settings(tmp_path / "s.ini").colormap == "inferno"
+
+
+def test_demo_models_are_marked_not_for_casework():
+    from declip_desktop.engine.models import ModelCard
+    from declip_desktop.gui.models_dialog import card_html, describe_model
+
+    card = ModelCard(name="starter", kind="starter", demo=True, label="demo model — not for casework", sha256="ab" * 32)
+    assert "not for casework" in describe_model(card)
+    assert "not for casework" in card_html(card)
+    real = ModelCard(name="vit-ldm", backbone="ViT-L/14", layer="layer20", decoder="conv-20", training_set="ldm",
+                     sha256="cd" * 32)
+    html = card_html(real)
+    assert "casework" not in describe_model(real)
+    for text in ("ViT-L/14", "layer20", "conv-20", "ldm", "cd" * 32):
+        assert text in html
