@@ -142,9 +142,10 @@ class PerfectLocalizer:
         self.truth = truth
         self.seen: list[str] = []
 
-    def predict(self, images):
-        self.seen += [Path(p).stem for p in images]
-        return [FakePrediction(self.truth[Path(p).stem].astype(np.float32)) for p in images]
+    def predict_iter(self, images):
+        for p in images:
+            self.seen.append(Path(p).stem)
+            yield FakePrediction(self.truth[Path(p).stem].astype(np.float32))
 
 
 def make_image(path: Path, shape) -> None:
@@ -190,3 +191,30 @@ def test_plain_layout_missing_mask_is_not_run(tmp_path):
     assert [r["name"] for r in res.rows] == ["im0", "im1", "im2"]
     assert res.errors[0]["name"] == "im1" and "no ground-truth mask" in res.errors[0]["error"]
     assert "im1" not in loc.seen and res.summary["n"] == 2
+
+
+def test_eval_model_on_dolos_layout_matches_scoring_its_saved_maps(tmp_path, capsys):
+    from factories import install_tiny_model
+
+    install_tiny_model("tiny-eval", layer="layer1", decoder="conv-4")
+    root = tmp_path / "dolos"
+    for i in range(3):
+        gt = blob(h=60, w=50, y=4 + 3 * i)
+        make_image(root / "fake" / "ldm" / "images" / "test" / f"{i}.png", gt.shape)
+        save_mask(root / "fake" / "ldm" / "masks" / "test" / f"{i}.png", gt, polarity="black")
+    code, out, err = run_cli(capsys, "eval", "--model", "tiny-eval", "--data", str(root), "--device", "cpu",
+                             "--csv", str(tmp_path / "m.csv"), "--save-maps", str(tmp_path / "maps"), "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["n"] == 3 and s["model"] == "tiny-eval" and len(s["model_sha256"]) == 64 and s["set"] == "Dolos ldm/test"
+    # the same maps scored from disk (16-bit PNG) give the same IoU up to PNG quantization
+    code, out2, _ = run_cli(capsys, "eval", "--maps", str(tmp_path / "maps"), "--masks",
+                            str(root / "fake" / "ldm" / "masks" / "test"), "--mask-polarity", "black",
+                            "--csv", str(tmp_path / "p.csv"), "--json")
+    assert code == 0
+    by_model, by_maps = read_csv(tmp_path / "m.csv"), read_csv(tmp_path / "p.csv")
+    for name, row in by_model.items():
+        assert float(row["iou"]) == pytest.approx(float(by_maps[name]["iou"]), abs=1.0)
+    # an unknown model is a fatal usage error
+    code, _, err = run_cli(capsys, "eval", "--model", "nope", "--data", str(root), "--csv", str(tmp_path / "x.csv"))
+    assert code == 2 and "nope" in err

@@ -117,6 +117,9 @@ def _localizer(args: argparse.Namespace):  # noqa: ANN202 - Localizer | None
     except ModelError as exc:
         _err(f"{exc}. List installed models with `declip models list`")
         return None
+    except ValueError as exc:  # bad device / batch size / precision
+        _err(str(exc))
+        return None
 
 
 def _fmt(v, digits: int) -> str:

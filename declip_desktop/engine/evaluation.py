@@ -95,20 +95,19 @@ def evaluate_model(localizer, samples: SampleSet, progress: Progress | None = No
         if s.mask is None:
             rows.append(_score(s.name, None, None, samples.polarity, image=s.image))
     done = len(rows)
-    batch = max(1, int(getattr(localizer, "batch_size", 4)))
-    for start in range(0, len(todo), batch):
-        chunk = todo[start:start + batch]
-        for s, pred in zip(chunk, localizer.predict([str(s.image) for s in chunk])):
-            if pred.error:
-                row = {"name": s.name, "image": str(s.image), "mask": str(s.mask), "error": f"model: {pred.error}"}
-            else:
-                row = _score(s.name, pred.prob_map, s.mask, samples.polarity, image=s.image)
-                if out_dir:
-                    row["map"] = str(save_map(out_dir / f"{s.name}.png", pred.prob_map))
-            rows.append(row)
-            done += 1
-            if progress:
-                progress(done, len(samples.samples), s.name)
+    # The Localizer decodes ahead in a thread and yields each map as its batch finishes, in order.
+    predictions = localizer.predict_iter(str(s.image) for s in todo)
+    for s, pred in zip(todo, predictions):
+        if pred.error:
+            row = {"name": s.name, "image": str(s.image), "mask": str(s.mask), "error": f"model: {pred.error}"}
+        else:
+            row = _score(s.name, pred.prob_map, s.mask, samples.polarity, image=s.image)
+            if out_dir:
+                row["map"] = str(save_map(out_dir / f"{s.name}.png", pred.prob_map))
+        rows.append(row)
+        done += 1
+        if progress:
+            progress(done, len(samples.samples), s.name)
     order = {s.name: i for i, s in enumerate(samples.samples)}
     rows.sort(key=lambda r: order.get(r["name"], 0))
     return EvalResult(rows, summarize(rows))
