@@ -94,6 +94,7 @@ def test_duplicates_are_recognised_and_not_copied_twice(tmp_path, case):
     assert len(case.evidence_list()) == 1
     assert not list((case.path / ".tmp").glob("*.partial")) and not list((case.path / ".tmp").glob("*.staged"))
     assert [e.action for e in case.audit_entries()].count("evidence.duplicate") == 2
+    assert len(case._store._conns) == 1  # the import's worker threads left no connection behind
 
 
 def test_bad_files_are_rejected_with_plain_reasons(tmp_path, case):

@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -392,10 +393,15 @@ class Case:
                 progress(done, total, rej.path)
         workers = workers or max(1, min(4, os.cpu_count() or 1))
         tmp = self._tmp
-        store = self._store
+        # One read connection shared by the short-lived pool threads (behind a lock), so
+        # no per-thread connection outlives this call.
+        lookup = db.connect(self.db_path)
+        lookup_lock = threading.Lock()
 
         def known(sha: str) -> int | None:
-            return store.scalar("SELECT id FROM evidence WHERE sha256 = ?", (sha,))
+            with lookup_lock:
+                row = lookup.execute("SELECT id FROM evidence WHERE sha256 = ?", (sha,)).fetchone()
+            return None if row is None else int(row[0])
 
         lock = self._staging_lock()
         lock.acquire()
@@ -435,6 +441,7 @@ class Case:
                     os.chmod(item.staged_path, 0o644)
                     item.staged_path.unlink()
             lock.release()
+            lookup.close()
         return report
 
     def _commit_import(self, items: Sequence[Staged | Duplicate | Rejection], actor: str,
