@@ -95,8 +95,9 @@ def test_interrupted_run_resumes_to_the_same_decoder(dolos, tmp_path):
 
     from safetensors.torch import load_file
 
-    a = load_file(str(tmp_path / "full" / "state.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "state.safetensors"))
+    assert [p.name for p in (tmp_path / "resumed").glob("state-*.safetensors")] == ["state-0002.safetensors"]
+    a = load_file(str(tmp_path / "full" / "state-0002.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "state-0002.safetensors"))
     for k in a:
         if k.startswith("decoder."):
             assert torch.equal(a[k], b[k]), k

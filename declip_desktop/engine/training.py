@@ -20,7 +20,8 @@ What differs, and why:
   every epoch and then nothing is cached (the backbone runs every epoch, as the authors').
 - RN50 BatchNorm layers stay in eval mode (the authors' RN50-only models let
   `model.train()` reach them); required for features to be cacheable at all.
-- the state is saved after every epoch (`work_dir/state.json` + `state.safetensors`), and
+- the state is saved after every epoch (`work_dir/state.json` + `state-<epoch>.safetensors`,
+  the JSON written last, so a crash while saving leaves the previous epoch's state whole), and
   `resume=True` continues exactly where an interrupted run stopped (shuffling and
   augmentation draws are seeded per epoch, so a resumed run equals an uninterrupted one).
 - the result is installed in the model store as `<name>.safetensors` + model card
@@ -454,9 +455,10 @@ class _Trainer:
             for k, v in st.items():
                 v = v if isinstance(v, torch.Tensor) else torch.tensor(v)
                 tensors[f"opt.{pid}.{k}"] = v.detach().cpu().reshape(-1) if v.dim() == 0 else v.detach().cpu()
-        sha = write_safetensors(self.work_dir / "state.safetensors", tensors)
+        tensor_name = f"state-{self.epoch:04d}.safetensors"
+        sha = write_safetensors(self.work_dir / tensor_name, tensors)
         state = {
-            "version": STATE_VERSION, "software_version": SOFTWARE_VERSION, "tensors_sha256": sha,
+            "version": STATE_VERSION, "software_version": SOFTWARE_VERSION, "tensors": tensor_name, "tensors_sha256": sha,
             "identity": self._config_identity(), "config": _jsonable(dataclasses.asdict(self.cfg)),
             "epoch": self.epoch, "lr": self.lr, "es_best": self.es_best, "es_count": self.es_count,
             "best_iou": None if self.best_iou == -math.inf else self.best_iou, "best_epoch": self.best_epoch,
@@ -464,6 +466,9 @@ class _Trainer:
             "param_groups": _jsonable(opt["param_groups"]), "running": running, "stop_reason": self.stop_reason,
         }
         write_text_atomic(self.work_dir / "state.json", json.dumps(_json_nan_safe(state), indent=1))
+        for old in self.work_dir.glob("state-*.safetensors"):  # only now is the previous state superseded
+            if old.name != tensor_name:
+                old.unlink(missing_ok=True)
 
     def load_state(self) -> None:
         from safetensors.torch import load_file
@@ -480,9 +485,11 @@ class _Trainer:
         if diff:
             raise TrainingError(f"cannot resume {path}: the run differs in {', '.join(diff)}. "
                                 "Use the same options and data, or another --work-dir")
-        tensor_path = self.work_dir / "state.safetensors"
+        tensor_path = self.work_dir / str(state.get("tensors", ""))
+        if not tensor_path.is_file():
+            raise TrainingError(f"{tensor_path} named by {path.name} is missing; start a new run")
         if sha256_file(tensor_path) != state["tensors_sha256"]:
-            raise TrainingError(f"{tensor_path} does not match {path.name} (interrupted while saving?); start a new run")
+            raise TrainingError(f"{tensor_path} does not match {path.name} (changed or damaged); start a new run")
         tensors = load_file(str(tensor_path))
         self.decoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")}, strict=True)
         self.best_decoder = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
