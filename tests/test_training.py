@@ -83,9 +83,9 @@ def test_two_epochs_lower_the_loss_and_use_the_cache(dolos, monkeypatch):
 def test_interrupted_run_resumes_to_the_same_decoder(dolos, tmp_path):
     # one uninterrupted run, and one stopped after epoch 1 then resumed
     full = train(config(dolos, "t-full", install=False, work_dir=str(tmp_path / "full")))
-    cfg = config(dolos, "t-resumed", work_dir=str(tmp_path / "resumed"))
+    cfg = config(dolos, "t-resumed", work_dir=str(tmp_path / "resumed"), cache_dir=str(tmp_path / "cache2"))
     part = train(cfg, should_stop=lambda epoch: epoch == 1)
-    assert not part.finished and len(part.history) == 1
+    assert not part.finished and len(part.history) == 1 and part.history[0].backbone_images == 6
     with pytest.raises(TrainingError, match="--resume"):
         train(cfg)  # a second start must not silently overwrite the saved run
     done = train(cfg, resume=True)
@@ -103,7 +103,7 @@ def test_interrupted_run_resumes_to_the_same_decoder(dolos, tmp_path):
             assert torch.equal(a[k], b[k]), k
     # resuming with other options is refused
     with pytest.raises(TrainingError, match="differs"):
-        train(config(dolos, "t-resumed", work_dir=str(tmp_path / "resumed"), lr=1e-2, seed=4, install=False), resume=True)
+        train(config(dolos, "t-resumed", work_dir=str(tmp_path / "resumed"), seed=4, install=False), resume=True)
 
 
 def test_augmented_variants_are_cached_and_fresh_ones_are_not(dolos):
