@@ -26,7 +26,7 @@ from declip_desktop.gui.background import wait_for_background  # noqa: E402
 from declip_desktop.gui.main_window import MainWindow  # noqa: E402
 from declip_desktop.gui.settings import Settings  # noqa: E402
 
-WAIT_MS = 60_000
+WAIT_MS = 120_000  # generous: the machine is shared; typical waits are a few seconds
 
 
 @pytest.fixture(scope="module")

@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         self._thumbs_pending: set[int] = set()
         self._imports_running = 0
         self._closing = False
+        self._retiring: list[WorkerController] = []
         self.setWindowTitle(SOFTWARE_NAME)
         self.setAcceptDrops(True)
         self._build_ui()
@@ -350,10 +351,16 @@ class MainWindow(QMainWindow):
         self.inspector.flush()
         self.settings.set_last_evidence(str(Path(self.case.path).resolve()), self.evidence_panel.current_evidence_id())
         if self.controller is not None:
-            # Stops between images; results so far are stored, the rest stays queued.
-            self.controller.shutdown()
-            self.controller.deleteLater()
+            # Stops after the image in flight (stored by the worker's own case connection);
+            # the rest stays queued. The UI does not wait: the thread ends on its own.
+            controller = self.controller
             self.controller = None
+            for signal in (controller.worker.progress, controller.worker.run_started, controller.worker.run_finished,
+                           controller.worker.model_ready, controller.worker.notice):
+                signal.disconnect()
+            controller.retire()
+            self._retiring.append(controller)
+            controller.thread.finished.connect(lambda c=controller: self._retired(c))
         self.inspector.set_case(None)
         self.evidence_panel.set_content([], [])
         try:
@@ -368,6 +375,18 @@ class MainWindow(QMainWindow):
         if go_to_start:
             self.settings.last_case = ""
             self.show_start()
+
+    def _retired(self, controller: WorkerController) -> None:
+        if controller in self._retiring:
+            self._retiring.remove(controller)
+            controller.deleteLater()
+
+    def wait_for_workers(self, wait_ms: int = 120_000) -> bool:
+        """Wait until every analysis thread has ended (quitting only)."""
+        ok = True
+        for controller in list(self._retiring):
+            ok = controller.thread.wait(wait_ms) and ok
+        return ok
 
     def reload_evidence(self) -> None:
         if self.case is None:
@@ -747,6 +766,9 @@ class MainWindow(QMainWindow):
         self.settings.qsettings.sync()
         from declip_desktop.gui.background import wait_for_background
 
+        self.hide()
+        # The window is gone; finish the image in flight so its result is stored.
+        self.wait_for_workers()
         wait_for_background(30_000)
         super().closeEvent(event)
 

@@ -35,7 +35,8 @@ def make_localizer(model: str | None, device: str, fast: bool):
     from declip_desktop.engine.localizer import Localizer
 
     threads = max(1, (os.cpu_count() or 2) - 1)
-    return Localizer(model, device=device, fast=fast, threads=threads)
+    # One image per batch: pause and cancel take effect between images, as promised.
+    return Localizer(model, device=device, fast=fast, threads=threads, batch_size=1)
 
 
 def preload_engine() -> None:
@@ -280,8 +281,12 @@ class WorkerController(QObject):
     def cancel(self) -> None:
         self.worker.request_cancel()
 
-    def shutdown(self, wait_ms: int = 120_000) -> bool:
-        """Stop between images and end the thread (closing only; the window is hidden by then)."""
+    def retire(self) -> None:
+        """Stop between images and let the thread end on its own (switching cases: no waiting)."""
         self.worker.request_stop()
         self.thread.quit()
+
+    def shutdown(self, wait_ms: int = 120_000) -> bool:
+        """Stop between images and wait for the thread (quitting; the window is hidden by then)."""
+        self.retire()
         return self.thread.wait(wait_ms)
