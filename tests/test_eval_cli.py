@@ -186,11 +186,15 @@ def test_plain_layout_missing_mask_is_not_run(tmp_path):
             save_mask(root / "masks" / f"im{i}_mask.png", gt)
     s = find_samples(root)
     assert s.layout == "plain" and s.polarity == "white"
+    make_image(root / "images" / "im0_7.jpg", (48, 40))  # AutoSplice naming: variant 7 of im0
+    truth["im0_7"] = truth["im0"]
+    s = find_samples(root)
+    assert [x.mask.name if x.mask else None for x in s.samples] == ["im0_mask.png", "im0_mask.png", None, "im2_mask.png"]
     loc = PerfectLocalizer(truth)
     res = evaluate_model(loc, s)
-    assert [r["name"] for r in res.rows] == ["im0", "im1", "im2"]
+    assert [r["name"] for r in res.rows] == ["im0", "im0_7", "im1", "im2"]
     assert res.errors[0]["name"] == "im1" and "no ground-truth mask" in res.errors[0]["error"]
-    assert "im1" not in loc.seen and res.summary["n"] == 2
+    assert "im1" not in loc.seen and res.summary["n"] == 3
 
 
 def test_eval_model_on_dolos_layout_matches_scoring_its_saved_maps(tmp_path, capsys):

@@ -5,8 +5,9 @@ Two layouts are read:
 * Dolos (the DeCLIP paper's data): `ROOT/fake/<generator>/images/<split>/*` with the masks
   in `ROOT/fake/<generator>/masks/<split>/<stem>.png`; masks are **black = manipulated**.
   `ROOT` may also be the `fake/<generator>` folder itself.
-* Plain: `ROOT/images/*` and `ROOT/masks/*`, paired by file stem (`<stem>.png`, or
-  `<stem>_mask.*`); masks are **white = manipulated**.
+* Plain: `ROOT/images/*` and `ROOT/masks/*`, paired by file stem (`<stem>.png`,
+  `<stem>_mask.*`, `<stem>_gt.*`, or AutoSplice's `<id>_<n>.jpg` → `<id>_mask.png`);
+  masks are **white = manipulated**.
 
 Masks are read like the authors read them — PIL `convert("L")`, inverted for Dolos,
 `ToTensor() > 0.5` — so a pixel is manipulated when its grey level is ≥ 128 (white
@@ -114,12 +115,19 @@ def index_by_stem(folder: Path, suffixes=MASK_SUFFIXES) -> dict[str, Path]:
     return out
 
 
+def match_mask(stem: str, masks: dict[str, Path]) -> Path | None:
+    """The mask of image `stem`: `stem.*`, `stem_mask.*`, `stem_gt.*`, or AutoSplice's naming
+    (`<id>_<variant>.jpg` → `<id>_mask.png`, one mask shared by an image's variants)."""
+    for key in (stem, f"{stem}_mask", f"{stem}_gt"):
+        if key in masks:
+            return masks[key]
+    if "_" in stem:
+        return masks.get(f"{stem.rsplit('_', 1)[0]}_mask")
+    return None
+
+
 def _pair(images: list[Path], masks: dict[str, Path]) -> list[Sample]:
-    samples = []
-    for img in images:
-        mask = masks.get(img.stem) or masks.get(f"{img.stem}_mask") or masks.get(f"{img.stem}_gt")
-        samples.append(Sample(img.stem, img, mask))
-    return samples
+    return [Sample(img.stem, img, match_mask(img.stem, masks)) for img in images]
 
 
 def _pick(options: list[str], wanted: str | None, what: str, where: Path, prefer: str | None = None) -> str:

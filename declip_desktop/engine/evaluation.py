@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from declip_desktop.engine.datasets import DatasetError, SampleSet, index_by_stem, load_mask
+from declip_desktop.engine.datasets import DatasetError, SampleSet, index_by_stem, load_mask, match_mask
 from declip_desktop.engine.metrics import METRIC_NAMES, MetricInputError, image_metrics, summarize
 
 MAP_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
@@ -66,7 +66,7 @@ def evaluate_maps(maps_dir: str | Path, masks_dir: str | Path, polarity: str = "
     masks = index_by_stem(masks_dir)
     rows = []
     for i, (stem, map_path) in enumerate(sorted(maps.items())):
-        mask = masks.get(stem) or masks.get(f"{stem}_mask") or masks.get(f"{stem}_gt")
+        mask = match_mask(stem, masks)
         rows.append(_score(stem, lambda p=map_path: load_map(p), mask, polarity, map=map_path))
         if progress:
             progress(i + 1, len(maps), stem)
