@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -151,8 +152,11 @@ class RenderStats:
     sides: list  # (overlay long side, original long side) embedded per analysed item
 
 
-#: Items prepared ahead of the one being painted (each holds a reduced image and overlay).
-PREFETCH = 2
+#: Worker threads preparing items (hashing, decoding, regions, JPEG sizing release the GIL),
+#: and how many items may be prepared ahead of the one being painted (each holds a reduced
+#: image, overlay and mask, a few tens of MB).
+PREPARE_WORKERS = max(1, min(2, (os.cpu_count() or 1)))
+PREFETCH = PREPARE_WORKERS + 1
 
 
 @dataclass
@@ -524,7 +528,7 @@ class ReportRenderer:
         """Paint the evidence pages in order while a worker prepares the next items."""
         items = list(enumerate(self.data.evidence))
         pending: deque = deque()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-prepare") as pool:
+        with ThreadPoolExecutor(max_workers=PREPARE_WORKERS, thread_name_prefix="report-prepare") as pool:
             try:
                 feed = iter(items)
                 for index, item in itertools.islice(feed, PREFETCH):
@@ -865,8 +869,8 @@ class ReportRenderer:
             "<p class='muted'>Entries from the case's audit log that concern the case or the evidence in this report, "
             f"oldest first ({len(d.audit)} entries). Times as recorded by the case store.</p>"
             "<table width='100%' border='0.5' cellspacing='0' cellpadding='2'>"
-            "<thead><tr><th width='15%'>Time</th><th width='10%'>By</th><th width='12%'>Action</th>"
-            "<th width='11%'>Object</th><th width='52%'>Details</th></tr></thead>"
+            "<thead><tr><th width='14%'>Time</th><th width='9%'>By</th><th width='15%'>Action</th>"
+            "<th width='11%'>Object</th><th width='51%'>Details</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>"
         )
         if truncated:
