@@ -7,7 +7,8 @@ synthetic manipulations of a few dozen photos (see models/README.md).
 Architecture ("starter-fcn", a small U-Net):
 - input: B×3×H×W RGB normalized with the card's mean/std (the Localizer does that);
 - a fixed, non-trainable high-pass bank (three SRM-style residual kernels on each RGB channel)
-  computed on the de-normalized image in grey levels and truncated, concatenated to the RGB:
+  computed on the de-normalized image in grey levels and truncated, plus the local energy of the
+  luma residuals relative to the image's median (see HighPass), concatenated to the RGB:
   local blur, noise, resampling and inpainting change these residuals far more than they change
   the colours, and a small network trained on little data would not learn such filters reliably;
 - encoder at 1, 1/2, 1/4, 1/8, 1/16 resolution, decoder with skip connections back to 1/2;
@@ -26,7 +27,7 @@ from torch import nn
 
 KIND = "starter"
 BACKBONE = "starter-fcn"
-ARCHITECTURE = "starter-unet-v1"
+ARCHITECTURE = "starter-unet-v2"
 DEMO_LABEL = "demo model — not for casework"
 DEFAULT_INPUT_SIZE = 512
 DEFAULT_MEAN = (0.5, 0.5, 0.5)
@@ -58,8 +59,22 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
     )
 
 
+def _box(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Separable k×k mean filter (same size, borders averaged over the valid pixels only)."""
+    x = F.avg_pool2d(x, (1, k), stride=1, padding=(0, k // 2), count_include_pad=False)
+    return F.avg_pool2d(x, (k, 1), stride=1, padding=(k // 2, 0), count_include_pad=False)
+
+
 class HighPass(nn.Module):
-    """Fixed SRM-style residuals of each RGB channel, in truncated grey levels / RESIDUAL_CLIP."""
+    """Fixed residual features: 9 SRM-style residuals (3 kernels × RGB) in truncated grey levels
+    / RESIDUAL_CLIP, plus 6 *relative local residual energies*: log of the mean |residual| of the
+    luma over 7×7 and 21×21 windows, minus its median over the image.
+
+    The second group says "this region is smoother / noisier than the rest of this image", the
+    evidence blur, resampling, inpainting, added noise and pasted content of another scale leave.
+    Giving it to the network directly lets a small model learn from little data (a few thousand
+    crops on a CPU) what a large one would have to discover by itself.
+    """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
@@ -71,10 +86,20 @@ class HighPass(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
+    out_channels = 9 + 6
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         grey_levels = (x * self.std + self.mean) * 255.0
         r = F.conv2d(F.pad(grey_levels, (2, 2, 2, 2), mode="reflect"), self.weight, groups=3)
-        return r.clamp(-RESIDUAL_CLIP, RESIDUAL_CLIP) / RESIDUAL_CLIP
+        # Luma residuals = the same kernels on 0.299 R + 0.587 G + 0.114 B (linear, so mix r).
+        luma = 0.299 * r[:, 0:3] + 0.587 * r[:, 3:6] + 0.114 * r[:, 6:9]
+        mag = luma.abs().clamp(max=4 * RESIDUAL_CLIP)
+        energies = []
+        for k in (7, 21):
+            e = torch.log(_box(mag, k) + 0.1)
+            med = e.flatten(2).median(dim=2).values[..., None, None]
+            energies.append(((e - med) / 2.0).clamp(-3.0, 3.0))
+        return torch.cat([r.clamp(-RESIDUAL_CLIP, RESIDUAL_CLIP) / RESIDUAL_CLIP, *energies], dim=1)
 
 
 class StarterNet(nn.Module):
@@ -82,7 +107,7 @@ class StarterNet(nn.Module):
         super().__init__()
         w0, w1, w2, w3, w4 = widths
         self.highpass = HighPass(mean, std)
-        self.stem = _conv(3 + 9, w0)
+        self.stem = _conv(3 + HighPass.out_channels, w0)
         self.enc1 = nn.Sequential(_conv(w0, w1, stride=2), _conv(w1, w1))
         self.enc2 = nn.Sequential(_conv(w1, w2, stride=2), _conv(w2, w2))
         self.enc3 = nn.Sequential(_conv(w2, w3, stride=2), _conv(w3, w3))

@@ -165,6 +165,10 @@ def train(args: argparse.Namespace) -> int:
     # the manifest's round-robin order makes the first N cover every manipulation type evenly.
     valid_items = load_split(Path(args.data), "valid", args.input_size)[: args.val_limit or None]
     net = starter.build_starter({"mean": mean, "std": std, "widths": list(args.widths)})
+    if args.init:  # continue from earlier weights (e.g. a second, shorter schedule)
+        from safetensors.torch import load_file
+
+        net.load_state_dict(load_file(args.init), strict=True)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     warmup = min(100, args.steps // 10)
 
@@ -300,6 +304,7 @@ def main(argv=None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--val-every", type=int, default=250)
+    t.add_argument("--init", default=None, help="start from these weights (safetensors) instead of random")
     t.add_argument("--val-limit", type=int, default=96, help="validate on the first N valid images (0: all)")
     t.add_argument("--max-minutes", type=float, default=0.0, help="time budget: the schedule decays over min(steps, this many minutes) (0: steps only)")
     t.add_argument("--input-size", type=int, default=starter.DEFAULT_INPUT_SIZE)
