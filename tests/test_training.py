@@ -145,3 +145,21 @@ def test_backbone_from_an_installed_model_or_clip_weights(dolos, tmp_path):
     assert r.card.backbone_sources[0]["sha256"] and r.card.backbone_sources[0]["role"] == "ViT-L/14"
     with pytest.raises(TrainingError, match="layer"):
         train(config(dolos, "too-deep", random_backbone=None, base_model="base", layer="layer5", epochs=1))
+
+
+def test_plain_layout_with_a_held_out_fraction(tmp_path):
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        img = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+        mask = np.zeros((40, 40), np.uint8)  # plain layout: white = manipulated
+        mask[5:25, 10:30] = 255
+        (tmp_path / "plain" / "images").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "plain" / "masks").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(tmp_path / "plain" / "images" / f"p{i}.jpg")
+        Image.fromarray(mask).save(tmp_path / "plain" / "masks" / f"p{i}.png")
+    r = train(config(tmp_path / "plain", "plain", epochs=1, val_fraction=0.4))
+    desc = r.card.training_set
+    n_train = int(desc.split("(")[1].split(" ")[0])
+    n_val = int(desc.rsplit("(", 1)[1].split(" ")[0])
+    assert n_train + n_val == 5 and n_val >= 1 and "held-out" in desc
+    assert r.best_val["n"] == n_val
