@@ -211,7 +211,8 @@ def _prune_unused(out: _Tensors, spec: nets.NetSpec) -> None:
         if key.startswith("backbone.vit."):
             if parts[2] in ("ln_post", "proj"):
                 continue
-            if parts[2] == "transformer" and parts[3] == "resblocks" and int(parts[4]) > spec.vit_layer:
+            block = re.match(r"backbone\.vit\.transformer\.resblocks\.(\d+)\.", key)
+            if block and int(block.group(1)) > spec.vit_layer:
                 continue
         if key.startswith("backbone.rn50."):
             if parts[2] == "attnpool":

@@ -396,10 +396,10 @@ def spec_from_shapes(backbone: str, layer: str, decoder: str, shapes: Mapping[st
         conv1 = _need(shapes, "backbone.vit.conv1.weight", 4)
         pos = _need(shapes, "backbone.vit.positional_embedding", 2)
         grid = round((pos[0] - 1) ** 0.5)
-        blocks = {int(k.split(".")[4]) for k in shapes if k.startswith("backbone.vit.transformer.resblocks.")}
+        blocks = {int(m.group(1)) for k in shapes if (m := re.match(r"backbone\.vit\.transformer\.resblocks\.(\d+)\.", k))}
         vit = VitSpec(
             width=conv1[0],
-            depth=max(VitSpec().depth, max(blocks) + 1),
+            depth=max(VitSpec().depth, max(blocks, default=0) + 1),
             patch_size=conv1[-1],
             image_size=conv1[-1] * grid,
         )  # MLP ratio 4 and 64-wide heads are CLIP's; a different file is reported key by key
@@ -407,7 +407,7 @@ def spec_from_shapes(backbone: str, layer: str, decoder: str, shapes: Mapping[st
         width = _need(shapes, "backbone.rn50.layer1.0.conv1.weight", 4)[0]
         counts = []
         for stage in range(1, 5):
-            ids = {int(k.split(".")[3]) for k in shapes if k.startswith(f"backbone.rn50.layer{stage}.")}
+            ids = {int(m.group(1)) for k in shapes if (m := re.match(rf"backbone\.rn50\.layer{stage}\.(\d+)\.", k))}
             # stages beyond the one used are never built: their depth does not matter
             counts.append(max(ids) + 1 if ids else ResNetSpec().blocks[stage - 1])
         resnet = ResNetSpec(width=width, blocks=tuple(counts))
