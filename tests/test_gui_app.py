@@ -246,3 +246,42 @@ def test_closing_mid_queue_and_reopening_resumes(qtbot, model_installed, tmp_pat
     wait_idle(qtbot, second)
     second.close()
     wait_for_background()
+
+
+def test_out_of_gpu_memory_falls_back_to_the_cpu_with_a_notice(qtbot, model_installed, tmp_path, monkeypatch):
+    import declip_desktop.gui.worker as worker_module
+    from declip_desktop.engine.localizer import OutOfDeviceMemory
+
+    real_make = worker_module.make_localizer
+
+    class GpuThatRunsOut:
+        """The real tiny Localizer, presented as a GPU one whose memory is exhausted."""
+
+        def __init__(self, inner):
+            self._inner = inner
+            self.device = "cuda:0"
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+        def predict(self, images):
+            raise OutOfDeviceMemory("cuda:0", "CUDA out of memory (simulated by the test)")
+
+    def make(model, device, fast):
+        inner = real_make(model, "cpu", fast)
+        return inner if device == "cpu" else GpuThatRunsOut(inner)
+
+    monkeypatch.setattr(worker_module, "make_localizer", make)
+    win = MainWindow(Settings(), device="cuda")
+    qtbot.addWidget(win)
+    win.show()
+    new_case(win, tmp_path)
+    drop(qtbot, win, make_images(tmp_path / "in", 2))
+    qtbot.waitUntil(lambda: len(win.case.evidence_list()) == 2, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: set(statuses(win).values()) == {"done"}, timeout=WAIT_MS)
+    wait_idle(qtbot, win)
+    assert any(n.level == "warning" and "CPU" in n.message for n in win.notifications.notices)
+    assert "gui.device_fallback" in [a.action for a in win.case.audit_entries()]
+    assert {win.case.latest_analysis(ev.id).device for ev in win.case.evidence_list()} == {"cpu"}
+    win.close()
+    wait_for_background()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
@@ -145,6 +146,7 @@ class AnalysisWorker(QObject):
 
     @Slot(object)
     def run(self, request: RunRequest) -> None:
+        _lower_priority()
         if self._stop.is_set():
             self.run_finished.emit("stopped", None)
             return
@@ -233,6 +235,25 @@ class AnalysisWorker(QObject):
                 case.close()
             except Exception:
                 log.exception("closing the worker's case connection failed")
+
+
+def _lower_priority() -> None:
+    """Make the analysis thread yield the CPU to the UI thread on a busy machine.
+
+    On Linux a thread has its own nice value (setpriority on its thread id), and the
+    threads torch and the Localizer start from here inherit it; elsewhere Qt's thread
+    priority does the same job. The GIL is released inside torch's operations, so
+    the UI then only competes for the CPU, which this settles in its favour.
+    """
+    thread = QThread.currentThread()
+    if thread.priority() != QThread.Priority.LowPriority:
+        thread.setPriority(QThread.Priority.LowPriority)
+        if sys.platform.startswith("linux"):
+            try:
+                tid = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
+            except OSError as exc:  # not permitted: carry on at normal priority
+                log.info("could not lower the analysis thread's priority: %s", exc)
 
 
 def _audit(case, action: str, obj: str, details: dict) -> None:
