@@ -253,6 +253,8 @@ class Inspector(QWidget):
         self.regions_table.setModel(self.regions_proxy)
         self.regions_table.setSortingEnabled(True)
         self.regions_table.verticalHeader().setVisible(False)
+        self.regions_table.setWordWrap(False)
+        self.regions_table.verticalHeader().setDefaultSectionSize(self.regions_table.fontMetrics().height() + 8)
         self.regions_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.regions_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.regions_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

@@ -68,7 +68,10 @@ class StartPage(QWidget):
         self.form_error.setStyleSheet("color: #b91c1c")
         self.form_error.setWordWrap(True)
         form.addRow("", self.form_error)
-        row.addWidget(new_box, 1)
+        left = QVBoxLayout()
+        left.addWidget(new_box)
+        left.addStretch(1)
+        row.addLayout(left, 1)
         # --- open / recent
         open_box = QGroupBox("Open a case")
         ol = QVBoxLayout(open_box)
