@@ -48,6 +48,19 @@ def make_images(src: Path, count: int, seed: int = 0) -> int:
     return total
 
 
+CPU = {"baseline": float("inf"), "import": float("inf")}
+
+
+def children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+def self_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def timed(cmd: str) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL)
@@ -92,8 +105,10 @@ def main() -> int:
         for r in range(args.repeat):
             dst = root / f"cp{r}"
             subprocess.run("sync", check=True)
+            c0 = children_cpu()
             cp = timed(f"cp -r {src} {dst}")
             sha = timed(f"find {src} -type f -print0 | xargs -0 sha256sum")
+            CPU["baseline"] = min(CPU["baseline"], children_cpu() - c0)
             t_sync = timed("sync")
             best_base = min(best_base, cp + sha)
             best_base_sync = min(best_base_sync, cp + t_sync + sha)
@@ -102,9 +117,10 @@ def main() -> int:
 
             case_dir = root / f"case{r}"
             case = Case.create(case_dir, number=f"bench-{r}", title="import benchmark", analyst="bench")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), self_cpu()
             report = case.import_paths([src], workers=args.workers)
             elapsed = time.perf_counter() - t0
+            CPU["import"] = min(CPU["import"], self_cpu() - c0)
             case.close()
             assert len(report.imported) == args.count and not report.rejected, report.rejected[:3]
             best_import = min(best_import, elapsed)
@@ -121,6 +137,8 @@ def main() -> int:
         print(f"cp + sync + sha256sum: {best_base_sync:.2f} s  ({mb / best_base_sync:.0f} MB/s)")
         print(f"case import:           {best_import:.2f} s  ({mb / best_import:.0f} MB/s, "
               f"{args.count / best_import:.0f} files/s)")
+        print(f"CPU time: cp + sha256sum {CPU['baseline']:.1f} s, import {CPU['import']:.1f} s (all threads)")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} (other programs share this machine)")
         print(f"import speed vs cp + sha256sum:        {best_base / best_import:.0%}")
         print(f"import speed vs cp + sync + sha256sum: {best_base_sync / best_import:.0%}")
     finally:

@@ -391,7 +391,8 @@ class Case:
             done += 1
             if progress:
                 progress(done, total, rej.path)
-        workers = workers or max(1, min(4, os.cpu_count() or 1))
+        # One more worker than cores: each spends part of its time waiting for fsync.
+        workers = workers or min(8, (os.cpu_count() or 1) + 1)
         tmp = self._tmp
         # One read connection shared by the short-lived pool threads (behind a lock), so
         # no per-thread connection outlives this call.

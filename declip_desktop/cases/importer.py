@@ -236,9 +236,9 @@ def validate_image(path: Path, max_pixels: int) -> ImageInfo:
 
     Both still read and check every byte of the pixel data, so a truncated or corrupt
     file is rejected as by a full decode (docs/PERFORMANCE.md has the figures):
-    - JPEG is decoded at 1/8 scale (libjpeg's DCT scaling): the entropy decoder still
-      reads every coefficient of every scan; inverse DCT, upsampling and colour
-      conversion are skipped.
+    - JPEG is decoded at 1/8 scale (libjpeg's DCT scaling) to grayscale: the entropy
+      decoder still reads every coefficient of every component and scan; most of the
+      inverse DCT, the chroma upsampling and the colour conversion are skipped.
     - Non-interlaced PNG: every chunk's CRC is checked (PIL skips the CRC of pixel
       chunks), the compressed stream is inflated to its end (zlib checks its Adler-32),
       its length must be exactly what the header implies, and every row's filter byte
@@ -253,7 +253,9 @@ def validate_image(path: Path, max_pixels: int) -> ImageInfo:
             return probe_image(path, max_pixels=max_pixels)
         info = ImageInfo(format=img.format or "unknown", width=img.width, height=img.height, mode=img.mode)
         if img.format == "JPEG":
-            img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
+            # Grayscale output for colour JPEGs: libjpeg still entropy-decodes the chroma
+            # components (so their damage is found) but skips upsampling and conversion.
+            img.draft("L" if img.mode == "RGB" else img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
             try:
                 img.load()
             except (OSError, SyntaxError, ValueError, EOFError) as exc:
