@@ -207,9 +207,9 @@ def test_threshold_slider_changes_mask_and_regions_and_review_is_saved(qtbot, wi
 def test_cancel_stops_the_queue(qtbot, window, tmp_path):
     new_case(window, tmp_path)
     window.controller.pause()  # the worker stops before its first image
-    drop(qtbot, window, make_images(tmp_path / "in", 6))
-    qtbot.waitUntil(lambda: len(window.case.evidence_list()) == 6, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: window.controller.running, timeout=WAIT_MS)
+    with qtbot.waitSignal(window.controller.worker.run_started, timeout=WAIT_MS):
+        drop(qtbot, window, make_images(tmp_path / "in", 6))
+    assert len(window.case.evidence_list()) == 6
     with qtbot.waitSignal(window.analysisFinished, timeout=WAIT_MS) as finished:
         window.cancel_analysis()
     assert finished.args == ["cancelled"]

@@ -339,9 +339,12 @@ class MainWindow(QMainWindow):
         else:
             self.evidence_panel.step(1)
         self.caseOpened.emit(case)
-        # Resume what a previous session left in the queue.
+        # Resume what a previous session left in the queue; otherwise load the model now,
+        # while the analyst looks at the case, so the first drop starts at once.
         if self._queued_ids():
             self.start_analysis()
+        else:
+            self.load_model()
 
     def close_case(self, go_to_start: bool = True) -> None:
         if self.case is None:
@@ -570,6 +573,18 @@ class MainWindow(QMainWindow):
         self._update_actions()
         return True
 
+    def load_model(self) -> bool:
+        if self.controller is None:
+            return False
+        model = self._case_model()
+        if model is None:
+            return False
+        self.controller.start(RunRequest(model=model, device=self.settings.device, fast=self.fast_action.isChecked(),
+                                         evidence_ids=(), load_only=True))
+        self.activity_label.setText("Loading model…")
+        self._update_actions()
+        return True
+
     def _on_run_started(self, total: int) -> None:
         self._run_total = total
         self._run_done = 0
@@ -608,6 +623,9 @@ class MainWindow(QMainWindow):
     def _on_run_finished(self, reason: str, summary) -> None:
         self.activity_label.setText("")
         self.eta_label.setText("")
+        if reason == "loaded":
+            self._update_actions()
+            return
         if self.case is not None:
             self.reload_evidence()
             if reason == "done" and summary is not None and summary.total:

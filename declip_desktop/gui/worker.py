@@ -61,6 +61,7 @@ class RunRequest:
     evidence_ids: tuple[int, ...] | None = None  # None: everything queued
     requeue: bool = False  # analyse again even if done with this model
     generation: int = 0  # set by the controller; a cancel drops every request submitted before it
+    load_only: bool = False  # just load the model (on opening a case), analyse nothing
 
 
 @dataclass
@@ -185,6 +186,9 @@ class AnalysisWorker(QObject):
                 self.notice.emit("error", f"The model could not be loaded: {exc}", detail)
                 _audit(case, "gui.model_load_failed", request.model or "default", {"error": str(exc)})
                 self.run_finished.emit("error", None)
+                return
+            if request.load_only:
+                self.run_finished.emit("loaded", None)
                 return
             ids = list(request.evidence_ids) if request.evidence_ids is not None else None
             if request.requeue and ids:
