@@ -208,11 +208,15 @@ def test_fast_validation_rejects_whatever_a_full_decode_rejects(tmp_path, fmt):
             full_ok = True
         except ImageError:
             full_ok = False
-        try:
-            validate_image(p, 10**8)
-            fast_ok = True
-        except ImageError:
-            fast_ok = False
+        verdicts = []
+        for held in (None, data):  # reading the file itself, or bytes the importer already holds
+            try:
+                validate_image(p, 10**8, data=held)
+                verdicts.append(True)
+            except ImageError:
+                verdicts.append(False)
+        fast_ok = verdicts[0]
+        assert verdicts[1] == fast_ok
         assert fast_ok <= full_ok, f"{name}: the full decode rejects it, the fast check did not"
 
 

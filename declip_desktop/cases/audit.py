@@ -12,6 +12,7 @@ only be caught by a copy of the head kept elsewhere: reports record it, and
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import json
@@ -36,7 +37,9 @@ def now_iso() -> str:
     return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
+@functools.lru_cache(maxsize=1)
 def os_user() -> str:
+    """The operating-system account running this program (once per process)."""
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no login name in some containers; the entry still needs a value

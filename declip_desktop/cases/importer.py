@@ -10,6 +10,7 @@ final name plus a token inside `.tmp/`) to wait for its database row.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import uuid
@@ -173,8 +174,8 @@ def stage(
                 if existing is not None:
                     return Duplicate(path, digest, existing)
                 write_durable(partial, data)
-                del data
             else:
+                data = None
                 copied = _stream_copy(src, partial, sha, md5)
                 digest = sha.hexdigest()
         after = os.stat(path)
@@ -188,11 +189,12 @@ def stage(
         if sha256_file(partial) != digest:
             return Rejection(str(path), "the copy in the case did not match the original (disk or file-system error)")
         try:
-            info = validate_image(partial, max_pixels=max_pixels)
+            # The copy's bytes equal `data` (same SHA-256), so checking `data` checks the copy.
+            info = validate_image(partial, max_pixels=max_pixels, data=data)
         except ImageError as exc:
             return Rejection(str(path), exc.reason)
         try:
-            metadata = extract_metadata(partial)
+            metadata = extract_metadata(io.BytesIO(data) if data is not None else partial)
         except Exception as exc:  # noqa: BLE001 - the pixels decoded; odd metadata is noted, not fatal
             metadata = {"metadata_error": f"metadata could not be read: {exc}"}
         final_name = f"{digest}{_suffix(path, info.format)}"
@@ -231,7 +233,7 @@ def _stream_copy(src: Any, partial: Path, sha: Any, md5: Any) -> int:
     return copied
 
 
-def validate_image(path: Path, max_pixels: int) -> ImageInfo:
+def validate_image(path: Path, max_pixels: int, data: bytes | None = None) -> ImageInfo:
     """`probe_image` (header + full decode), with two shortcuts measured to matter.
 
     Both still read and check every byte of the pixel data, so a truncated or corrupt
@@ -243,9 +245,10 @@ def validate_image(path: Path, max_pixels: int) -> ImageInfo:
       chunks), the compressed stream is inflated to its end (zlib checks its Adler-32),
       its length must be exactly what the header implies, and every row's filter byte
       must be valid; the un-filtering arithmetic is skipped.
-    Everything else, and anything odd, goes through `probe_image`."""
+    Everything else, and anything odd, goes through `probe_image`. `data`: the file's
+    bytes when the caller already holds them (saves a read)."""
     try:
-        img = Image.open(path)
+        img = Image.open(io.BytesIO(data) if data is not None else path)
     except (OSError, ValueError, Image.DecompressionBombError):
         return probe_image(path, max_pixels=max_pixels)  # reports the problem in its words
     try:
@@ -264,7 +267,7 @@ def validate_image(path: Path, max_pixels: int) -> ImageInfo:
                     raise ImageError(str(path), f"image data is truncated or corrupt ({text})") from None
                 raise ImageError(str(path), f"image data is corrupt and cannot be decoded ({text})") from None
             return info
-        if img.format == "PNG" and _check_png(path):
+        if img.format == "PNG" and _check_png(path, data):
             return info
         return probe_image(path, max_pixels=max_pixels)
     finally:
@@ -286,9 +289,10 @@ def _png_error(path: Path, what: str) -> ImageError:
     return ImageError(str(path), f"image data is truncated or corrupt ({what})")
 
 
-def _check_png(path: Path) -> bool:
+def _check_png(path: Path, data: bytes | None = None) -> bool:
     """Check a PNG's structure and pixel stream; False if it needs the full decoder instead."""
-    data = Path(path).read_bytes()
+    if data is None:
+        data = Path(path).read_bytes()
     if not data.startswith(_PNG_SIGNATURE):
         return False
     view = memoryview(data)

@@ -8,7 +8,7 @@ text chunks or the EXIF Software tag; that is evidence in itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from PIL import ExifTags, Image
 
@@ -72,7 +72,7 @@ def _gps_decimal(gps: dict[int, Any]) -> tuple[float, float] | None:
         return None
 
 
-def extract_metadata(path: str | Path) -> dict[str, Any]:
+def extract_metadata(path: str | Path | IO[bytes]) -> dict[str, Any]:
     """Header metadata of an image that has already been probed as valid."""
     meta: dict[str, Any] = {}
     with Image.open(path) as img:
