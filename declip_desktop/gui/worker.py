@@ -51,8 +51,12 @@ def preload_engine() -> None:
     import declip_desktop.analysis  # noqa: F401
     import declip_desktop.engine.checkpoints  # noqa: F401  (torch, safetensors)
     import declip_desktop.engine.localizer  # noqa: F401
-    import declip_desktop.engine.networks  # noqa: F401  (torch, open_clip)
+    from declip_desktop.engine import networks
 
+    try:
+        networks.VitSpec.from_open_clip()  # reads a local config: imports open_clip and what it pulls in
+    except Exception:  # only a warm-up: the analysis reports real problems itself
+        log.exception("warming up open_clip failed")
     freeze_long_lived_objects()
 
 
