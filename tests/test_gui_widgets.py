@@ -158,3 +158,19 @@ def test_demo_models_are_marked_not_for_casework():
     assert "casework" not in describe_model(real)
     for text in ("ViT-L/14", "layer20", "conv-20", "ldm", "cd" * 32):
         assert text in html
+
+
+def test_outline_path_matches_the_contours():
+    from declip_desktop.gui.render import path_from_contours
+
+    square = np.array([[10, 10], [20, 10], [20, 20], [10, 20]])
+    triangle = np.array([[50, 5], [60, 5], [55, 15]])
+    path = path_from_contours([square, triangle])
+    assert path.elementCount() == 5 + 4
+    first, second = path.elementAt(0), path.elementAt(5)
+    assert (first.type, first.x, first.y) == (first.type.MoveToElement, 10.5, 10.5)
+    assert (second.type, second.x, second.y) == (second.type.MoveToElement, 50.5, 5.5)
+    assert path.elementAt(4).x == 10.5 and path.elementAt(4).y == 10.5  # closed
+    rect = path.boundingRect()
+    assert (rect.left(), rect.top(), rect.right(), rect.bottom()) == (10.5, 5.5, 60.5, 20.5)
+    assert path_from_contours([]).isEmpty()

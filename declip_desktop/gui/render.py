@@ -27,8 +27,8 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QPointF
-from PySide6.QtGui import QColor, QImage, QPainterPath, QPolygonF
+from PySide6.QtCore import QByteArray, QDataStream, QIODevice, Qt
+from PySide6.QtGui import QColor, QImage, QPainterPath
 
 from declip_desktop.common.regions import COLORMAPS, Region, colorize, find_regions
 
@@ -44,7 +44,7 @@ OUTLINE_RGBA = (0, 229, 255, 255)
 
 #: Upper bound on the points turned into vector outlines (the largest regions first);
 #: a noisy map would otherwise produce paths that take seconds to draw.
-MAX_OUTLINE_POINTS = 40_000
+MAX_OUTLINE_POINTS = 200_000
 
 
 @lru_cache(maxsize=len(COLORMAPS))
@@ -133,28 +133,56 @@ class RegionResult:
     mask_pct: float  # share of the image above the threshold, in percent
 
 
+def path_from_contours(contours: list[np.ndarray]) -> QPainterPath:
+    """One QPainterPath of closed polygons, built without a Python loop over points.
+
+    Building it point by point (QPointF objects) holds the GIL long enough on large
+    outlines to stall the UI thread; instead the path is read from Qt's own binary
+    stream format (qint32 count; per element qint32 type, double x, double y;
+    qint32 start; qint32 fill rule), laid out with numpy.
+    """
+    polys = [np.asarray(c, dtype=np.float64).reshape(-1, 2) for c in contours if len(c)]
+    if not polys:
+        return QPainterPath()
+    closed = [np.vstack([p, p[:1]]) for p in polys]  # back to the first point: a closed outline
+    lengths = np.fromiter((len(c) for c in closed), dtype=np.int64, count=len(closed))
+    points = np.concatenate(closed) + 0.5  # contour points are pixel indices: outline through pixel centres
+    records = np.empty(len(points), dtype=[("type", ">i4"), ("x", ">f8"), ("y", ">f8")])
+    records["type"] = 1  # LineToElement
+    records["type"][np.concatenate(([0], np.cumsum(lengths)[:-1]))] = 0  # MoveToElement starts each polygon
+    records["x"] = points[:, 0]
+    records["y"] = points[:, 1]
+    data = QByteArray(
+        np.array([len(points)], dtype=">i4").tobytes()
+        + records.tobytes()
+        + np.array([0, int(Qt.FillRule.WindingFill.value)], dtype=">i4").tobytes()
+    )
+    path = QPainterPath()
+    stream = QDataStream(data, QIODevice.OpenModeFlag.ReadOnly)
+    stream >> path  # noqa: B015 (QDataStream's read operator)
+    return path
+
+
 def compute_regions(prob_map: np.ndarray, threshold: float) -> RegionResult:
     """Regions table and vector outlines at full resolution (run off the UI thread).
 
     QPainterPath is a plain value type, so building it here, outside the GUI thread,
-    is allowed and keeps the per-point Python loop away from the event loop.
+    is allowed.
     """
     regions = find_regions(prob_map, threshold)
-    path = QPainterPath()
     budget = MAX_OUTLINE_POINTS
     truncated = False
+    contours: list[np.ndarray] = []
     for region in regions:
         for contour in region.contours:
             if len(contour) > budget:
                 truncated = True
                 break
             budget -= len(contour)
-            # +0.5: contour points are pixel indices; outline through pixel centres.
-            polygon = QPolygonF([QPointF(float(x) + 0.5, float(y) + 0.5) for x, y in contour])
-            path.addPolygon(polygon)
-            path.closeSubpath()
+            contours.append(contour)
         if truncated:
             break
+    path = path_from_contours(contours)
     # Counted directly: find_regions keeps at most its largest 1000 regions.
     mask_pct = 100.0 * float(np.count_nonzero(np.asarray(prob_map) > threshold)) / max(1, np.asarray(prob_map).size)
     return RegionResult(threshold, regions, path, truncated, mask_pct)
