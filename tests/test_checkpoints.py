@@ -237,6 +237,19 @@ def test_fusion_with_plain_state_dicts_records_its_backbones(tmp_path):
     assert net(torch.zeros(1, 3, 224, 224)).shape == (1, 1, 256, 256)
 
 
+def test_clip_weights_that_do_not_fit_the_decoder_are_refused(tmp_path):
+    tiny = factories.make_tiny_fusion_checkpoint(tmp_path / "tiny.pth")
+    real = _rewrite(tiny, tmp_path / "real.pth",
+                    lambda c: c["model"].__setitem__("fc.0.weight", torch.zeros(1).expand(32, 2048, 5, 5)))
+    vit = factories.make_clip_weights(tmp_path / "v.pt", "ViT")  # tiny: 64 + 128 channels, not 2048
+    rn = factories.make_clip_weights(tmp_path / "r.pt", "RN50")
+    with pytest.raises(ModelError, match="do not fit real.pth, whose decoder reads 2048 channels"):
+        import_checkpoint(real, clip_weights=[vit, rn])
+    with pytest.raises(ModelError, match="two ViT-L/14 CLIP weights files"):
+        import_checkpoint(tiny, clip_weights=[vit, vit])
+    assert _installed_files() == []
+
+
 def test_clip_weights_for_a_vit_checkpoint_are_refused(tmp_path):
     src = factories.make_tiny_vit_checkpoint(tmp_path / "v.pth")
     vit = factories.make_clip_weights(tmp_path / "ViT-L-14.pt", "ViT")
