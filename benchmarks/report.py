@@ -98,9 +98,13 @@ def main() -> int:
         setup = time.perf_counter() - t0
         n = len(case.evidence_list())
         ev = case.evidence_list()[0]
+        load_before = os.getloadavg()[0]
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         pdf = build.build_report(case)
         seconds = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        load_after = os.getloadavg()[0]
         size = pdf.stat().st_size
         stats = build.last_stats
         if args.keep:
@@ -110,7 +114,8 @@ def main() -> int:
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}")
     print(f"case: {n} items of {ev.width}×{ev.height} px ({ev.width * ev.height / 1e6:.1f} MP), set-up {setup:.0f} s")
     print(f"report: {stats.pages} pages, {size / 1e6:.1f} MB ({size / n / 1e6:.2f} MB per item), {seconds:.1f} s "
-          f"({seconds / n:.2f} s per item); peak RSS {rss:.0f} MB")
+          f"({seconds / n:.2f} s per item); process CPU {cpu:.1f} s; peak RSS {rss:.0f} MB")
+    print(f"machine load (1-min average) before/after: {load_before:.1f} / {load_after:.1f}")
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in stats.phases.items())
     print(f"phases: {phases}")
     if stats.sides:
