@@ -16,10 +16,11 @@ Fast (`optimize_fast_cpu`, `Localizer(fast=True)` on CPU; approximate, see docs/
   tolerance) with its batch-mates; running the ViT one image at a time would avoid that but
   costs about a quarter of the int8 gain on this CPU. Exact mode has no such effect;
 - the decoder's Conv(+folded BN)+ReLU stages become statically quantized int8 convolutions
-  (per-channel weights). Activation ranges come from a fixed calibration pass over
-  procedurally generated images (`calibration_images`), so the fast mode is deterministic and
-  a given image gets the same map whatever else is in its batch. The last 64 → 1 convolution
-  stays in fp32: it produces the logits, where int8 steps would show directly in the map.
+  (per-channel 7-bit weights, 8-bit activations). Activation ranges come from a fixed
+  calibration pass over procedurally generated images (`calibration_images`), so the
+  decoder's int8 path is deterministic. The first convolution (reading the ViT features),
+  the last one before the logits and the 64 → 1 logits convolution stay in fp32: they
+  carried most of the int8 error when measured.
 """
 
 from __future__ import annotations
@@ -162,56 +163,72 @@ def calibration_images(count: int = 6, size: int = 224, seed: int = 20250101) ->
     return images
 
 
-class _QuantDecoder(nn.Module):
-    """Statically int8-quantized conv stages followed by an fp32 output convolution."""
+def _quantizable_decoder(fc: nn.Sequential, float_convs: frozenset[int] = frozenset()) -> nn.Sequential:
+    """The folded `fc` as int8-able runs: Conv+ReLU fused, QuantStub/DeQuantStub around each run.
 
-    def __init__(self, body: nn.Sequential, head: nn.Module):
-        super().__init__()
-        from torch.ao.quantization import DeQuantStub, QuantStub
-
-        self.quant = QuantStub()
-        self.body = body
-        self.dequant = DeQuantStub()
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dequant(self.body(self.quant(x))))
-
-
-def _quantizable_decoder(fc: nn.Sequential) -> _QuantDecoder:
-    """Split the folded `fc` into an int8-able body (Conv+ReLU fused) and the fp32 last conv."""
+    Convolutions whose index (0-based, in order) is in `float_convs`, and the last one (the
+    logits), stay fp32; upsamplings follow whatever precision precedes them.
+    """
     from torch.ao.nn.intrinsic import ConvReLU2d
+    from torch.ao.quantization import DeQuantStub, QuantStub
 
     mods = [m for m in fc if not isinstance(m, nn.Identity)]
     if not mods or not isinstance(mods[-1], nn.Conv2d):
         raise ValueError("expected a conv decoder ending in a convolution")
-    body: list[nn.Module] = []
-    i = 0
-    while i < len(mods) - 1:
+    units: list[tuple[nn.Module, bool | None]] = []  # (module, int8?) — None: follow the previous one
+    conv_index, i = 0, 0
+    while i < len(mods):
         m = mods[i]
-        if isinstance(m, nn.Conv2d) and i + 1 < len(mods) - 1 and isinstance(mods[i + 1], nn.ReLU):
-            body.append(ConvReLU2d(m, nn.ReLU()))
-            i += 2
+        last = i == len(mods) - 1
+        if isinstance(m, nn.Conv2d):
+            quant = not last and conv_index not in float_convs
+            if i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU):
+                units.append((ConvReLU2d(m, nn.ReLU()), quant))
+                i += 2
+            else:
+                units.append((m, quant))
+                i += 1
+            conv_index += 1
         else:
-            body.append(m)
+            units.append((m, None))
             i += 1
-    return _QuantDecoder(nn.Sequential(*body), mods[-1])
+    seq: list[nn.Module] = []
+    in_int8 = False
+    for module, quant in units:
+        quant = in_int8 if quant is None else quant
+        if quant and not in_int8:
+            seq.append(QuantStub())
+        elif not quant and in_int8:
+            seq.append(DeQuantStub())
+        in_int8 = quant
+        if not quant:
+            module.qconfig = None
+        seq.append(module)
+    if in_int8:
+        seq.append(DeQuantStub())
+    return nn.Sequential(*seq)
 
 
-def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor], observer: str = "minmax") -> nn.Module:
-    """Static int8 copy of a (BN-folded) conv decoder, calibrated on the given feature maps."""
+def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor], observer: str = "minmax",
+                     float_convs: frozenset[int] = frozenset(), weight_bits7: bool = False) -> nn.Module:
+    """Static int8 copy of a (BN-folded) conv decoder, calibrated on the given feature maps.
+
+    AVX2 without VNNI multiplies u8 activations by s8 weights in pairs summed into int16, which
+    can saturate; either activations use 7 bits (`reduce_range`, default) or, with
+    `weight_bits7`, the weights use 7 bits and the activations the full 8.
+    """
     from torch.ao.quantization import QConfig, convert, prepare
     from torch.ao.quantization.observer import HistogramObserver, MinMaxObserver, PerChannelMinMaxObserver
 
     fc = decoder.fc.inner if isinstance(decoder.fc, ChannelsLast) else decoder.fc
-    qdec = _quantizable_decoder(copy.deepcopy(fc)).eval()
+    qdec = _quantizable_decoder(copy.deepcopy(fc), float_convs).eval()
     qdec.qconfig = QConfig(
-        # reduce_range: AVX2 without VNNI accumulates u8×s8 pairs in int16; 7-bit activations
-        # keep that from saturating.
-        activation=(HistogramObserver if observer == "histogram" else MinMaxObserver).with_args(reduce_range=True),
-        weight=PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric),
+        activation=(HistogramObserver if observer == "histogram" else MinMaxObserver).with_args(
+            reduce_range=not weight_bits7),
+        weight=PerChannelMinMaxObserver.with_args(
+            dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
+            **({"quant_min": -64, "quant_max": 63} if weight_bits7 else {})),
     )
-    qdec.head.qconfig = None  # the logits convolution stays fp32
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepared = prepare(qdec, inplace=False)
@@ -253,5 +270,10 @@ def optimize_fast_cpu(net: nn.Module, *, calibration: list[torch.Tensor] | None 
     if len(convs) > 1 and calibration:
         with torch.inference_mode():
             feats = [backbone(batch) for batch in calibration]
-        net.decoder = _DecoderWrapper(quantize_decoder(decoder, feats, observer))
+        # Measured on ViT-L/14 conv-20 (benchmarks/engine.py): the first convolution (it reads
+        # the ViT features, whose outlier channels 7/8-bit steps cannot follow) and the last
+        # one before the logits cause most of the int8 error; they stay fp32 (13% of the
+        # decoder's multiply-adds). 7-bit weights with 8-bit activations beat the reverse.
+        keep_fp32 = frozenset({0, len(convs) - 2})
+        net.decoder = _DecoderWrapper(quantize_decoder(decoder, feats, observer, keep_fp32, weight_bits7=True))
     return net

@@ -358,5 +358,5 @@ class Localizer:
         from declip_desktop.engine.preprocess import to_input_tensor
 
         tensors = [to_input_tensor(Image.fromarray(a), self.input_size, self.mean, self.std)
-                   for a in calibration_images()]
+                   for a in calibration_images(count=4)]
         return [torch.stack(tensors)]
