@@ -43,3 +43,20 @@ def keep_none_alive(minimum: int = MINIMUM) -> int:
             _RESERVE.extend([None] * missing)
             return missing
     return 0
+
+
+def start_none_guard(parent, interval_ms: int = 1000):
+    """For long-running Qt processes (the GUI): top up `None` every `interval_ms` on `parent`'s thread.
+
+    Returns the QTimer (owned by `parent`). A painting GUI makes thousands of void calls a
+    second; one top-up of `MINIMUM` at start would only postpone the abort by minutes.
+    """
+    from PySide6.QtCore import QTimer
+
+    keep_none_alive()
+    timer = QTimer(parent)
+    timer.setInterval(interval_ms)
+    timer.timeout.connect(keep_none_alive)
+    if AFFECTED:
+        timer.start()
+    return timer
