@@ -218,6 +218,8 @@ class MainWindow(QMainWindow):
         self._action("View", "&Side by side", lambda: self.inspector.set_side_by_side(not self.inspector.compare_view.isVisible()), "S")
         self._action("View", "Threshold &up", lambda: self.inspector.nudge_threshold(0.01), ["]", "Ctrl+Up"])
         self._action("View", "Threshold &down", lambda: self.inspector.nudge_threshold(-0.01), ["[", "Ctrl+Down"])
+        self._action("View", "Use this threshold as the &default", self._set_default_threshold,
+                     tip="New evidence opens at this threshold (each item keeps its own once changed)")
         self._menu("View").addSeparator()
         self._action("View", "Zoom &in", lambda: self.inspector.zoom_by(1.25), [QKeySequence.StandardKey.ZoomIn, "Ctrl+="])
         self._action("View", "Zoom o&ut", lambda: self.inspector.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut)
@@ -685,6 +687,10 @@ class MainWindow(QMainWindow):
             self.notifications.error(f"The file could not be found: {exc}", traceback.format_exc())
             return
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
+
+    def _set_default_threshold(self) -> None:
+        self.settings.threshold = self.inspector.threshold
+        self.notifications.info(f"Default threshold set to {self.inspector.threshold:.3f}.")
 
     def _fast_toggled(self, on: bool) -> None:
         self.settings.fast = on
