@@ -169,6 +169,8 @@ def test_report_text_holds_case_number_hashes_scores_and_verdicts(report, case_d
                 assert fmt_score(ev.score) in text
     assert "ANALYSIS FAILED" in text
     assert "out of device memory on cuda:0" in text
+    # street.jpg was reviewed at 0.60; the others never got a threshold: the default, said so.
+    assert "threshold 0.60 ·" in text and "threshold 0.50 (default)" in text
     # The model card reached the page, and the method section names the training data.
     assert "ViT-L/14" in text and "conv-20" in text and "Dolos LDM" in text
     assert "latent diffusion" in text

@@ -59,6 +59,10 @@ class ReportJob:
         report_families()  # load the bundled font on the UI thread, before any worker paints text
         case = self.window.case
         emit = self._relay.step.emit
+        # Items the analyst never thresholded are shown in the viewer at the app's default; the
+        # report uses the same value (and marks it as the default).
+        settings = getattr(self.window, "settings", None)
+        default = getattr(settings, "threshold", None)
 
         def work():
             if self.kind == "report":
@@ -66,11 +70,11 @@ class ReportJob:
 
                 return build_report(
                     case, out_path=self.target, evidence_ids=self.evidence_ids,
-                    progress=emit, should_stop=self._stop.is_set,
+                    progress=emit, should_stop=self._stop.is_set, default_threshold=default,
                 )
             from declip_desktop.reports import export_images
 
-            return export_images(case, self.evidence_ids, self.target, progress=emit)
+            return export_images(case, self.evidence_ids, self.target, progress=emit, default_threshold=default)
 
         run_background(work, self._done, self._failed)
 

@@ -92,18 +92,21 @@ def build_report(
     analyst: str | None = None,
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
+    default_threshold: float | None = None,
 ) -> Path:
     """Make a PDF report of `case` and return the path of the copy kept in the case folder.
 
     `evidence_ids`: the items to include (default: all, in ID order). `threshold`: one threshold
     for every item (default: each item's reviewed threshold, else 0.5). `out_path`: also copy the
     report there. `analyst`: who makes the report (audit log; default: the case's analyst).
+    `default_threshold`: for items the analyst never set a threshold for (default 0.5).
     Raises ReportError (or its subclass ReportCancelled) with a message for the user.
     """
     global last_stats
     out = _check_out_path(Path(out_path)) if out_path is not None else None
     try:
-        data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst)
+        data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst,
+                                   default_threshold=default_threshold)
     except SelectionError as exc:
         raise ReportError(str(exc)) from None
     root = Path(case.path)

@@ -109,8 +109,13 @@ def collect_report_data(
     evidence_ids: Sequence[int] | None = None,
     threshold: float | None = None,
     generated_by: str | None = None,
+    default_threshold: float | None = None,
 ) -> ReportData:
+    """`threshold` overrides every item's; `default_threshold` (else 0.5) applies to items the
+    analyst never set a threshold for (the GUI passes the one its viewer showed them at)."""
     override = check_threshold(threshold)
+    fallback = check_threshold(default_threshold)
+    fallback = DEFAULT_THRESHOLD if fallback is None else fallback
     chosen = select_evidence(case, evidence_ids)
     info = case.info
     cards = _model_cards()
@@ -136,11 +141,11 @@ def collect_report_data(
             if latest.error is None and latest.map_file:
                 load = (lambda a=latest: case.load_map(a))
         if override is not None:
-            thr = override
+            thr, source = override, "report"
         elif ev.threshold is not None:
-            thr = float(ev.threshold)
+            thr, source = float(ev.threshold), "reviewed"
         else:
-            thr = DEFAULT_THRESHOLD
+            thr, source = fallback, "default"
         items.append(
             EvidenceItem(
                 id=ev.id,
@@ -156,6 +161,7 @@ def collect_report_data(
                 verdict=ev.verdict,
                 notes=ev.notes or "",
                 threshold=thr,
+                threshold_source=source,
                 analysis=analysis,
                 image_path=case.evidence_file(ev),
                 load_map=load,

@@ -57,6 +57,7 @@ def export_images(
     *,
     analyst: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    default_threshold: float | None = None,
 ) -> ExportResult:
     """Write `<id>-<name>-overlay.png` and `<id>-<name>-mask-t<T>.png` per analysed item.
 
@@ -65,7 +66,8 @@ def export_images(
     same name in it are replaced. Items without a successful analysis are skipped with a reason.
     """
     try:
-        data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst)
+        data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst,
+                                   default_threshold=default_threshold)
     except SelectionError as exc:
         raise ReportError(str(exc)) from None
     if out_dir is None:

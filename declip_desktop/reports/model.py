@@ -70,6 +70,9 @@ class EvidenceItem:
     imported_at: str | None = None
     reviewed_by: str | None = None
     reviewed_at: str | None = None
+    #: Where `threshold` comes from: "reviewed" (set by the analyst for this item), "default"
+    #: (never set; the default applies) or "report" (one threshold chosen for this report).
+    threshold_source: str = "reviewed"
 
     @property
     def score(self) -> float | None:

@@ -454,7 +454,7 @@ class ReportRenderer:
                     (item.name, self.fonts.small, L.INK),
                     (short_hash(item.sha256), self.fonts.mono_small, L.INK),
                     (fmt_score(item.score), self.fonts.small_bold, L.INK),
-                    (fmt_threshold(item.threshold), self.fonts.small, L.INK),
+                    (fmt_threshold(item.threshold) + ("*" if item.threshold_source == "default" else ""), self.fonts.small, L.INK),
                     (item.verdict, self.fonts.small_bold, verdict_color),
                     (result_label(item), self.fonts.small_bold if not item.analysed else self.fonts.small, L.ALERT if item.failed else L.INK),
                     (str(first_evidence_page + 2 * index), self.fonts.small, L.INK),
@@ -472,7 +472,7 @@ class ReportRenderer:
                     self.painter,
                     QRectF(area.left(), y, area.width(), L.mm(20)),
                     "Score: the model's image-level score in [0, 1]. Thr.: the threshold applied to the heat map for "
-                    "the mask and regions. Verdict: the analyst's review, not the model's output. The full SHA-256 "
+                    "the mask and regions (* = the default; the analyst did not set one for that item). Verdict: the analyst's review, not the model's output. The full SHA-256 "
                     "and MD5 of each file are on its details page.",
                     self.fonts.small,
                     L.MUTED,
@@ -575,7 +575,7 @@ class ReportRenderer:
         area = L.content_rect()
         y = self._heading(area.top(), self._item_title(index, item), f.h2)
         verdict_color = VERDICT_COLORS.get(item.verdict, L.MUTED)
-        line = f"Score {fmt_score(item.score)}  ·  threshold {fmt_threshold(item.threshold)}  ·  verdict: {item.verdict}"
+        line = f"Score {fmt_score(item.score)}  ·  threshold {fmt_threshold(item.threshold)}{_source(item)}  ·  verdict: {item.verdict}"
         if visuals is not None:
             area_pct = sum(r.area_pct for r in visuals.regions)
             line += f"  ·  {len(visuals.regions)} region(s), {area_pct:.2f} % of the image"
@@ -760,7 +760,7 @@ class ReportRenderer:
         y += L.mm(6)
         if item.analysed and visuals is not None:
             line = (
-                f"Image score {fmt_score(item.score)} · threshold {fmt_threshold(item.threshold)} · "
+                f"Image score {fmt_score(item.score)} · threshold {fmt_threshold(item.threshold)}{_source(item)} · "
                 f"{len(visuals.regions)} region(s) above the threshold"
             )
             if visuals.map_resized:
@@ -881,6 +881,10 @@ class ReportRenderer:
                     f"<p style='white-space: pre-wrap'>{escape(item.notes)}</p>"
                 )
         return html
+
+
+def _source(item: EvidenceItem) -> str:
+    return {"default": " (default)", "report": " (for this report)"}.get(item.threshold_source, "")
 
 
 def _distinct_models(items: list[EvidenceItem]) -> list[ModelInfo]:
