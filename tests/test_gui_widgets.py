@@ -174,3 +174,16 @@ def test_outline_path_matches_the_contours():
     rect = path.boundingRect()
     assert (rect.left(), rect.top(), rect.right(), rect.bottom()) == (10.5, 5.5, 60.5, 20.5)
     assert path_from_contours([]).isEmpty()
+
+
+def test_importing_the_window_does_not_import_torch():
+    """The window must open fast: torch is imported later, off the UI thread."""
+    import subprocess
+    import sys
+
+    code = ("import sys, declip_desktop.gui.app, declip_desktop.gui.main_window; "
+            "print(sorted(m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
