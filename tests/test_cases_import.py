@@ -231,3 +231,16 @@ def test_fast_validation_accepts_every_png_pixel_layout(tmp_path, mode):
     p = tmp_path / "layout.png"
     img.save(p)
     assert validate_image(p, 10**8) == probe_image(p)
+
+
+def test_size_is_what_a_viewer_shows_for_rotated_photos(tmp_path, case):
+    exif = Image.Exif()
+    exif[274] = 6  # rotate 90° on display
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 256, (30, 50, 3), dtype=np.uint8))
+    img.save(tmp_path / "rotated.jpg", exif=exif)
+    [ev] = case.import_paths([tmp_path / "rotated.jpg"]).imported
+    assert (ev.width, ev.height) == (30, 50)
+    assert ev.metadata["size_in_file"] == [50, 30] and ev.metadata["exif"]["orientation"] == 6
+    from declip_desktop.common.images import load_rgb
+
+    assert load_rgb(case.evidence_file(ev)).shape[:2] == (ev.height, ev.width)

@@ -197,11 +197,16 @@ def stage(
             metadata = extract_metadata(io.BytesIO(data) if data is not None else partial)
         except Exception as exc:  # noqa: BLE001 - the pixels decoded; odd metadata is noted, not fatal
             metadata = {"metadata_error": f"metadata could not be read: {exc}"}
+        width, height = info.width, info.height
+        if metadata.get("exif", {}).get("orientation") in (5, 6, 7, 8):
+            # Rotated by its EXIF tag: record the size a viewer (and the model) sees.
+            metadata["size_in_file"] = [width, height]
+            width, height = height, width
         final_name = f"{digest}{_suffix(path, info.format)}"
         staged_path = tmp_dir / staged_name(final_name, token)
         make_read_only(partial)
         os.replace(partial, staged_path)
-        return Staged(path, digest, md5.hexdigest(), st.st_size, info.format, info.width, info.height, info.mode,
+        return Staged(path, digest, md5.hexdigest(), st.st_size, info.format, width, height, info.mode,
                       metadata, final_name, staged_path)
     except OSError as exc:
         return Rejection(str(path), f"the file could not be copied into the case ({exc.strerror or exc})")
