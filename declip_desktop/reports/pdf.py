@@ -29,6 +29,7 @@ import numpy as np
 from PySide6.QtCore import QMarginsF, QPointF, QRectF, Qt
 from PySide6.QtGui import (
     QColor,
+    QFontMetricsF,
     QLinearGradient,
     QPageLayout,
     QPageSize,
@@ -579,7 +580,9 @@ class ReportRenderer:
         if visuals is not None:
             area_pct = sum(r.area_pct for r in visuals.regions)
             line += f"  ·  {len(visuals.regions)} region(s), {area_pct:.2f} % of the image"
-        L.draw_text(p, QRectF(area.left(), y, area.width(), L.mm(6)), line, f.body, verdict_color if item.verdict in VERDICT_COLORS else L.INK)
+        fits = QFontMetricsF(f.body, p.device()).horizontalAdvance(line) <= area.width()
+        L.draw_text(p, QRectF(area.left(), y, area.width(), L.mm(6)), line, f.body if fits else f.small,
+                    verdict_color if item.verdict in VERDICT_COLORS else L.INK)
         y += L.mm(7)
         big = QRectF(area.left(), y + L.mm(5), area.width(), L.mm(118))
         L.draw_text(
