@@ -19,6 +19,7 @@ stage; decoder widths (32, 16, 8, 8) instead of (512, 256, 128, 64).
 from __future__ import annotations
 
 import re
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -312,7 +313,9 @@ def make_torchscript_clip(path, kind="ViT", seed=0) -> Path:
             module.register_buffer(leaf, value)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(torch.jit.script(root), str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated; OpenAI still ships it
+        torch.jit.save(torch.jit.script(root), str(path))
     return path
 
 

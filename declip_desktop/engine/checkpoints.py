@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import re
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -129,7 +130,9 @@ def read_clip_weights(path: Path, progress: Progress = None) -> tuple[str, dict[
                 "Use the original OpenAI file, or a plain state dict saved with torch.save(model.state_dict())"
             )
         _say(progress, f"reading {path.name} (OpenAI TorchScript archive)")
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "TorchScript is deprecated": OpenAI's format
+            module = torch.jit.load(str(path), map_location="cpu")
         state = {k: v for k, v in module.state_dict().items() if k.startswith("visual.")}
         del module
         gc.collect()
