@@ -229,10 +229,6 @@ class MainWindow(QMainWindow):
         self._menu("View").addAction(self.messages_dock.toggleViewAction())
         # Help
         self._action("Help", "&About", self.show_about)
-        # File → Export report / images (reports engineer's module, through add_action).
-        from declip_desktop.gui.report_action import install_report_actions
-
-        self.report_actions = install_report_actions(self)
         self._update_actions()
 
     def add_action(self, menu_name: str, action: QAction, section: str | None = None) -> QAction:
