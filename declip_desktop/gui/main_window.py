@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
         self._imports_running = 0
         self._closing = False
         self._retiring: list[WorkerController] = []
+        self._loading_model = False
         self.setWindowTitle(SOFTWARE_NAME)
         self.setAcceptDrops(True)
         self._build_ui()
@@ -255,7 +256,9 @@ class MainWindow(QMainWindow):
         has_case = self.case is not None
         for action in (self.import_files_action, self.import_folder_action, self.close_case_action, self.analyse_action):
             action.setEnabled(has_case)
-        running = self.controller is not None and self.controller.running
+        # A model load on opening a case is not a run: no progress bar, pause or cancel for it.
+        pending = self.controller.pending if self.controller is not None else 0
+        running = pending > (1 if self._loading_model else 0)
         self.pause_action.setEnabled(running)
         self.cancel_action.setEnabled(running)
         self.pause_button.setVisible(running)
@@ -360,6 +363,7 @@ class MainWindow(QMainWindow):
                            controller.worker.model_ready, controller.worker.notice):
                 signal.disconnect()
             controller.retire()
+            self._loading_model = False
             self._retiring.append(controller)
             controller.thread.finished.connect(lambda c=controller: self._retired(c))
         self.inspector.set_case(None)
@@ -579,6 +583,7 @@ class MainWindow(QMainWindow):
             return False
         self.controller.start(RunRequest(model=model, device=self.settings.device, fast=self.fast_action.isChecked(),
                                          evidence_ids=(), load_only=True))
+        self._loading_model = True
         self.activity_label.setText("Loading model…")
         self._update_actions()
         return True
@@ -622,6 +627,7 @@ class MainWindow(QMainWindow):
         self.activity_label.setText("")
         self.eta_label.setText("")
         if reason == "loaded":
+            self._loading_model = False
             self._update_actions()
             return
         if self.case is not None:
