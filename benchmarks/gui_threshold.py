@@ -87,6 +87,21 @@ def main() -> int:
     app.processEvents()
     wait_for_background()
 
+    # Zoom and pan on the photo (pyramid levels, only the exposed part drawn).
+    view = inspector.view
+    paint = {}
+    for label, action in (("fit", view.fit), ("1:1", view.actual_size), ("4x", lambda: view.set_zoom(4.0))):
+        action()
+        app.processEvents()
+        samples = []
+        for i in range(20):
+            view.horizontalScrollBar().setValue(view.horizontalScrollBar().value() + (37 if i % 2 else -29))
+            c0 = time.thread_time()
+            view.viewport().repaint()
+            samples.append((time.thread_time() - c0) * 1000)
+        paint[label] = statistics.median(samples)
+    view.fit()
+
     region_times = []
     for value in (0.3, 0.5, 0.7):
         t0 = time.perf_counter()
@@ -104,6 +119,7 @@ def main() -> int:
           f"p95 {times[int(0.95 * (len(times) - 1))]:.1f} ms, max {times[-1]:.1f} ms")
     print(f"  UI-thread CPU time per update: median {statistics.median(cpu_times):.1f} ms, "
           f"p95 {cpu_times[int(0.95 * (len(cpu_times) - 1))]:.1f} ms, max {cpu_times[-1]:.1f} ms")
+    print("repaint while panning (UI-thread CPU, median): " + ", ".join(f"{k} {v:.1f} ms" for k, v in paint.items()))
     print(f"one-off on selecting the image: pyramid {pyramid_s * 1000:.0f} ms and display copy {copy_s * 1000:.0f} ms "
           f"(thread pool), showing them {display_s * 1000:.0f} ms (UI thread)")
     print(f"full-resolution regions (thread pool, after the slider rests): "

@@ -22,6 +22,7 @@ measurement.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -61,7 +62,7 @@ def colormap_rgb(name: str) -> np.ndarray:
 
 def threshold_level(threshold: float) -> int:
     """Display level L is inside the mask when L/255 > threshold."""
-    return int(np.floor(np.clip(threshold, 0.0, 1.0) * 255.0 + 1e-9))
+    return int(math.floor(min(1.0, max(0.0, float(threshold))) * 255.0 + 1e-9))
 
 
 def _rgba(values: tuple[int, int, int, int]) -> int:
