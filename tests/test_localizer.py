@@ -188,7 +188,7 @@ def test_out_of_device_memory_is_reported(loc, monkeypatch):
         loc.predict([_photo(50, 50)])
 
 
-def test_fast_mode_agrees_with_exact(tiny_model, loc):
+def test_fast_mode_agrees_with_exact(tiny_model, loc, monkeypatch):
     fast = Localizer(tiny_model, device="cpu", fast=True, batch_size=4, threads=1)
     assert fast.fast and fast.parameters["fast"] is True
     images = [_photo(150, 190, seed=s) for s in range(3)]
@@ -201,6 +201,20 @@ def test_fast_mode_agrees_with_exact(tiny_model, loc):
     # The int8 path really is in use.
     kinds = {type(m).__module__ for m in fast.net.modules()}
     assert any("quantized" in k for k in kinds)
+    # The decoder's calibrated int8 ranges are cached per model; a second start-up reuses them.
+    from declip_desktop.common.paths import declip_home
+
+    cached = list((declip_home() / "cache" / "fast-calibration").glob("*.json"))
+    assert [p.stem for p in cached] == [tiny_model.card.sha256]
+
+    def no_calibration(self):
+        raise AssertionError("calibrated again although the ranges were cached")
+
+    monkeypatch.setattr(Localizer, "_calibration_batches", no_calibration)
+    again = Localizer(tiny_model, device="cpu", fast=True, batch_size=4, threads=1)
+    again2 = again.predict(images)
+    for a, b in zip(fast_preds, again2):
+        np.testing.assert_array_equal(a.prob_map, b.prob_map)
 
 
 def test_card_preprocessing_and_demo_label(tiny_model, tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ Exact (`optimize_exact`, always applied; fp32 math, same results within float ro
   q/k/v projection is one GEMM);
 - BatchNorm folded into the preceding convolution (the decoder is Conv → BN → ReLU twenty
   times; folding removes one full read and write of every activation map);
-- the decoder runs in channels_last layout, which oneDNN's convolutions prefer on x86.
+- (optional, off by default) the decoder in channels_last layout: measured *slower* on this
+  project's AMD EPYC CPU (3.6 s vs 2.8 s per batch of 4 for the folded conv-20 decoder).
 
 Fast (`optimize_fast_cpu`, `Localizer(fast=True)` on CPU; approximate, see docs/PERFORMANCE.md):
 - every Linear of the ViT (attention projections included, thanks to the fused module above)
@@ -123,7 +124,7 @@ class ChannelsLast(nn.Module):
         return self.inner(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
 
-def optimize_exact(net: nn.Module, *, channels_last: bool = True) -> nn.Module:
+def optimize_exact(net: nn.Module, *, channels_last: bool = False) -> nn.Module:
     """Apply the exact (fp32, same math) rewrites in place; returns `net`."""
     net.eval()
     fuse_attention(net)
@@ -209,10 +210,17 @@ def _quantizable_decoder(fc: nn.Sequential, float_convs: frozenset[int] = frozen
     return nn.Sequential(*seq)
 
 
-def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor], observer: str = "minmax",
-                     float_convs: frozenset[int] = frozenset(), weight_bits7: bool = False) -> nn.Module:
-    """Static int8 copy of a (BN-folded) conv decoder, calibrated on the given feature maps.
+#: Bumped whenever the fast mode's quantization recipe changes (invalidates cached ranges).
+FAST_RECIPE = "fast-cpu-v1"
 
+
+def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor] | None = None,
+                     observer: str = "minmax", float_convs: frozenset[int] = frozenset(),
+                     weight_bits7: bool = False, ranges: dict | None = None) -> tuple[nn.Module, dict]:
+    """Static int8 copy of a (BN-folded) conv decoder; returns (module, activation ranges).
+
+    The ranges come from `calibration_features` (feature maps) or, when given, from `ranges`
+    (a dict observer name → [min, max] from an earlier calibration, e.g. a cache file).
     AVX2 without VNNI multiplies u8 activations by s8 weights in pairs summed into int16, which
     can saturate; either activations use 7 bits (`reduce_range`, default) or, with
     `weight_bits7`, the weights use 7 bits and the activations the full 8.
@@ -232,10 +240,18 @@ def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepared = prepare(qdec, inplace=False)
-        with torch.inference_mode():
-            for feats in calibration_features:
-                prepared(feats)
-        return convert(prepared, inplace=False)
+        observers = {name: m for name, m in prepared.named_modules() if isinstance(m, MinMaxObserver)}
+        if ranges is not None:
+            if set(ranges) != set(observers):
+                raise ValueError("cached int8 ranges do not fit this decoder")
+            for name, (lo, hi) in ranges.items():
+                observers[name](torch.tensor([float(lo), float(hi)]))  # sets min/max exactly
+        else:
+            with torch.inference_mode():
+                for feats in calibration_features or []:
+                    prepared(feats)
+        found = {name: [float(m.min_val), float(m.max_val)] for name, m in observers.items()}
+        return convert(prepared, inplace=False), found
 
 
 class _DecoderWrapper(nn.Module):
@@ -247,12 +263,12 @@ class _DecoderWrapper(nn.Module):
         return self.fc(x)
 
 
-def optimize_fast_cpu(net: nn.Module, *, calibration: list[torch.Tensor] | None = None,
-                      observer: str = "minmax") -> nn.Module:
-    """Approximate int8 CPU rewrite of an `optimize_exact`-ed DeclipNet, in place; returns `net`.
+def optimize_fast_cpu(net: nn.Module, *, calibration=None, ranges: dict | None = None) -> dict | None:
+    """Approximate int8 CPU rewrite of an `optimize_exact`-ed DeclipNet, in place.
 
-    `calibration`: normalized input batches (B×3×S×S) used to set the decoder's int8 ranges;
-    default: `calibration_images()` run through the network's own preprocessing by the caller.
+    `calibration`: a callable returning normalized input batches (B×3×S×S) that set the
+    decoder's int8 ranges; not called when `ranges` (from an earlier run) are given.
+    Returns the decoder's activation ranges (for caching), or None when nothing was quantized.
     """
     from torch.ao.quantization import quantize_dynamic
     from torch.ao.quantization.qconfig import per_channel_dynamic_qconfig
@@ -267,13 +283,17 @@ def optimize_fast_cpu(net: nn.Module, *, calibration: list[torch.Tensor] | None 
     decoder = net.decoder
     fc = getattr(decoder, "fc", None)
     convs = [] if fc is None else [m for m in fc.modules() if isinstance(m, nn.Conv2d)]
-    if len(convs) > 1 and calibration:
+    if len(convs) < 2 or (calibration is None and ranges is None):
+        return None
+    feats = None
+    if ranges is None:
         with torch.inference_mode():
-            feats = [backbone(batch) for batch in calibration]
-        # Measured on ViT-L/14 conv-20 (benchmarks/engine.py): the first convolution (it reads
-        # the ViT features, whose outlier channels 7/8-bit steps cannot follow) and the last
-        # one before the logits cause most of the int8 error; they stay fp32 (13% of the
-        # decoder's multiply-adds). 7-bit weights with 8-bit activations beat the reverse.
-        keep_fp32 = frozenset({0, len(convs) - 2})
-        net.decoder = _DecoderWrapper(quantize_decoder(decoder, feats, observer, keep_fp32, weight_bits7=True))
-    return net
+            feats = [backbone(batch) for batch in calibration()]
+    # Measured on ViT-L/14 conv-20 (benchmarks/engine.py): the first convolution (it reads
+    # the ViT features, whose outlier channels 7/8-bit steps cannot follow) and the last
+    # one before the logits cause most of the int8 error; they stay fp32 (13% of the
+    # decoder's multiply-adds). 7-bit weights with 8-bit activations beat the reverse.
+    keep_fp32 = frozenset({0, len(convs) - 2})
+    qdec, found = quantize_decoder(decoder, feats, "minmax", keep_fp32, weight_bits7=True, ranges=ranges)
+    net.decoder = _DecoderWrapper(qdec)
+    return found

@@ -178,8 +178,7 @@ class Localizer:
         accelerate.optimize_exact(net)
         self.fast_cpu = self.fast and not on_gpu and hasattr(net, "backbone") and hasattr(net, "decoder")
         if self.fast_cpu:
-            calibration = self._calibration_batches()
-            accelerate.optimize_fast_cpu(net, calibration=calibration)
+            self._make_fast(net)
         self.net = net.to(self.device)
 
     # ------------------------------------------------------------------ properties
@@ -348,6 +347,39 @@ class Localizer:
                 )
         for index, name, tensor, _, _, error in pending:
             yield results[index] if tensor is not None else self._error(name, error)
+
+    def _make_fast(self, net) -> None:
+        """int8 rewrite; the decoder's calibrated ranges are cached per model (JSON) because
+        calibrating runs the backbone, which would otherwise cost every fast start-up seconds."""
+        import json
+
+        from declip_desktop.common.paths import declip_home
+        from declip_desktop.engine import accelerate
+
+        cache = declip_home() / "cache" / "fast-calibration" / f"{self.model_sha256}.json"
+        key = {"recipe": accelerate.FAST_RECIPE, "input_size": self.input_size, "mean": list(self.mean),
+               "std": list(self.std)}
+        ranges = None
+        try:
+            data = json.loads(cache.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("ranges"), dict):
+                ranges = data["ranges"]
+        except (OSError, ValueError):
+            ranges = None  # no cache yet, or unreadable: calibrate again below
+        try:
+            found = accelerate.optimize_fast_cpu(net, calibration=self._calibration_batches, ranges=ranges)
+        except ValueError:
+            if ranges is None:
+                raise
+            found = accelerate.optimize_fast_cpu(net, calibration=self._calibration_batches)  # stale cache
+        if found is not None and found != ranges:
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"key": key, "ranges": found}), encoding="utf-8")
+                tmp.replace(cache)
+            except OSError:
+                pass  # a read-only home only costs the next start-up a calibration
 
     def _calibration_batches(self):
         """Fixed, procedurally generated inputs that set the fast mode's int8 decoder ranges."""
