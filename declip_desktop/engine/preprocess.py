@@ -46,11 +46,13 @@ def to_input_tensor(
     std: Sequence[float] = CLIP_STD,
 ) -> torch.Tensor:
     """An 8-bit RGB PIL image → normalized float32 tensor 3×size×size."""
+    # numpy, not torch: this runs on the decoding thread, and torch ops there would compete
+    # for torch's thread pool with the forward pass. Same IEEE float32 operations in the same
+    # order as torchvision's ToTensor + Normalize, so the result is bit-identical.
     resized = np.asarray(resize_for_model(image, size), dtype=np.uint8)
-    x = torch.from_numpy(resized.copy()).permute(2, 0, 1).to(torch.float32).div(255.0)
-    m = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    s = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
-    return x.sub(m).div(s).contiguous()
+    x = resized.astype(np.float32) / np.float32(255.0)
+    x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
