@@ -88,11 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging()
     app = create_application(argv)
-    # PySide6 6.12 on Python 3.11 drops a reference to None per void Qt call; without top-ups
-    # the interpreter aborts after enough painting (see reports/qt_compat.py).
-    from declip_desktop.reports.qt_compat import start_none_guard
-
-    app._none_guard = start_none_guard(app)
     from declip_desktop.gui.main_window import MainWindow
 
     window = MainWindow(device=args.device, fast=args.fast)

@@ -47,7 +47,6 @@ from declip_desktop.reports import imaging
 from declip_desktop.reports import layout as L
 from declip_desktop.reports.fonts import ensure_gui_application
 from declip_desktop.reports.model import EvidenceItem, ModelInfo, ReportData
-from declip_desktop.reports.qt_compat import keep_none_alive
 from declip_desktop.reports.texts import DEMO_LABEL, method_html
 
 #: Bytes of embedded raster images for a whole report; split evenly between items.
@@ -208,7 +207,6 @@ class ReportRenderer:
 
     def render(self, path: Path) -> RenderStats:
         t0 = time.perf_counter()
-        keep_none_alive()
         ensure_gui_application()
         self.fonts = L.Fonts()
         writer = QPdfWriter(str(path))
@@ -238,7 +236,6 @@ class ReportRenderer:
                 self.progress(len(d.evidence), len(d.evidence), "finishing")
         finally:
             painter.end()
-            keep_none_alive()
         if self.page_no != self.total_pages:  # a layout bug, not a user error: fail loudly
             raise ReportError(f"internal layout error: planned {self.total_pages} pages, drew {self.page_no}")
         return RenderStats(self.page_no, time.perf_counter() - t0, self.estimated_image_bytes, self.phases, self.sides)
@@ -663,7 +660,7 @@ class ReportRenderer:
             for contour in region.contours:
                 if len(contour) == 0:
                     continue
-                # One polygon per contour (not a call per point): few Qt calls, see qt_compat.
+                # One polygon per contour (not a call per point): few Qt calls, fast painting.
                 xs = target.left() + (contour[:, 0].astype(np.float64) + 0.5) * sx
                 ys = target.top() + (contour[:, 1].astype(np.float64) + 0.5) * sy
                 path.addPolygon(QPolygonF([QPointF(x, y) for x, y in zip(xs.tolist(), ys.tolist())]))
