@@ -1,10 +1,10 @@
 """Engine speed, fast-mode accuracy and `analyze` memory on a full-size ViT-L/14 layer20 conv-20.
 
 No downloads: the model has seeded random weights, with the decoder's BatchNorm statistics
-set from data (as training leaves them: each BN roughly standardizes its input), conv weights
-that keep the random decoder out of the chaotic regime, and the logits scaled to a spread
-like a trained model's (std 3 on the calibration images), so that probability maps cover
-[0, 1] and the fast-vs-exact differences mean something. Random CLIP weights give other
+set from data (as training leaves them: each BN roughly standardizes its input; other
+scikit-image samples than the evaluation photos), conv weights that keep the random decoder
+out of the chaotic regime, and the logits scaled to a spread like a trained model's (std 3),
+so that probability maps cover [0, 1] and the fast-vs-exact differences mean something. Random CLIP weights give other
 features than OpenAI's; the speed does not depend on the values.
 
 Prints, per image at batch 4 on the CPU (interleaved rounds, best and median):
@@ -136,11 +136,25 @@ def authors_style_from(net) -> AuthorsStyle:
 # --------------------------------------------------------------------------- the model
 
 
+def _rgb(a: np.ndarray) -> np.ndarray:
+    return np.stack([a] * 3, axis=2) if a.ndim == 2 else a[:, :, :3]
+
+
 def sample_photos() -> list[tuple[str, np.ndarray]]:
+    """Evaluation photos (scikit-image samples shipped with the package)."""
     import skimage.data as data
 
     names = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera", "coins")
     return [(n, getattr(data, n)()) for n in names]
+
+
+def training_photos() -> list[np.ndarray]:
+    """Other scikit-image samples, disjoint from `sample_photos`: they set the random decoder's
+    BatchNorm statistics, the way training on natural photos would."""
+    import skimage.data as data
+
+    names = ("hubble_deep_field", "retina", "brick", "grass", "gravel", "moon", "clock", "page")
+    return [_rgb(getattr(data, n)()) for n in names]
 
 
 def build_benchmark_net():
@@ -153,10 +167,12 @@ def build_benchmark_net():
 
     torch.manual_seed(SEED)
     net = build_network(NetSpec("ViT-L/14", "layer20", "conv-20"))
-    x = torch.stack([to_input_tensor(Image.fromarray(a)) for a in calibration_images(count=4, seed=SEED)])
+    stats_images = calibration_images(count=4, seed=SEED) + training_photos()
+    x = torch.stack([to_input_tensor(Image.fromarray(a)) for a in stats_images])
     with torch.inference_mode():
-        feats = net.backbone(x)
+        feats = torch.cat([net.backbone(x[i : i + 4]) for i in range(0, len(x), 4)])
     fc = net.decoder.fc
+    gen = torch.Generator().manual_seed(SEED + 1)
     with torch.no_grad():
         h = feats
         for m in fc:
@@ -165,13 +181,13 @@ def build_benchmark_net():
                 # 21-layer random BN-ReLU stack chaotic (a 1e-6 change of the features moves
                 # the map by 4e-4), unlike a trained decoder; the mean keeps it well-behaved.
                 fan_in = m.weight[0].numel()
-                m.weight.copy_((torch.randn(m.weight.shape) + 0.05) * (2.0 / fan_in) ** 0.5)
-                m.bias.normal_(0, 0.05)
+                m.weight.copy_((torch.randn(m.weight.shape, generator=gen) + 0.05) * (2.0 / fan_in) ** 0.5)
+                m.bias.copy_(0.05 * torch.randn(m.bias.shape, generator=gen))
             if isinstance(m, nn.BatchNorm2d):  # stats from data, affine mildly random
                 m.running_mean.copy_(h.mean(dim=(0, 2, 3)))
                 m.running_var.copy_(h.var(dim=(0, 2, 3)))
-                m.weight.uniform_(0.7, 1.3)
-                m.bias.normal_(0, 0.2)
+                m.weight.copy_(0.7 + 0.6 * torch.rand(m.weight.shape, generator=gen))
+                m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=gen))
             h = m.eval()(h)
         last = [m for m in fc if isinstance(m, nn.Conv2d)][-1]
         std, mean = h.std().item(), h.mean().item()
@@ -216,9 +232,11 @@ def time_rounds(fns: dict, x: torch.Tensor, rounds: int) -> dict:
 def peak_rss(home: Path, image: Path, extra: list[str], threads: int) -> tuple[float, float]:
     env = dict(os.environ, DECLIP_HOME=str(home), OMP_NUM_THREADS=str(threads))
     cmd = [sys.executable, "-c",
-           "import resource,runpy,sys; sys.argv=['declip']+sys.argv[1:];"
+           "import sys; sys.argv=['declip']+sys.argv[1:];"
            "from declip_desktop.cli import main; code=main(sys.argv[1:]);"
-           "print('RSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024, file=sys.stderr);"
+           # VmHWM, not getrusage: ru_maxrss is inherited from this (large) parent across fork.
+           "hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1];"
+           "print('RSS_MB', int(hwm)/1024, file=sys.stderr);"
            "sys.exit(code)",
            "analyze", str(image), "--model", "bench-vit", "--device", "cpu", "--threads", str(threads), *extra]
     t = time.perf_counter()
@@ -280,8 +298,7 @@ def main() -> int:
           f"calibration), {fast_load:.1f} s with the cached calibration", flush=True)
 
     photos = sample_photos()
-    x = torch.stack([to_input_tensor(Image.fromarray(a if a.ndim == 3 else np.stack([a] * 3, 2)))
-                     for _, a in photos[:BATCH]])
+    x = torch.stack([to_input_tensor(Image.fromarray(_rgb(a))) for _, a in photos[:BATCH]])
     with torch.inference_mode():
         a = torch.sigmoid(authors(x)).reshape(BATCH, 256, 256)
         e = torch.sigmoid(exact.net(x))[:, 0]

@@ -52,18 +52,18 @@ class FusedSelfAttention(nn.Module):
         e = mha.embed_dim
         self.num_heads = mha.num_heads
         self.batch_first = mha.batch_first
-        has_bias = mha.in_proj_bias is not None
-        self.qkv = nn.Linear(e, 3 * e, bias=has_bias, device=mha.in_proj_weight.device,
-                             dtype=mha.in_proj_weight.dtype)
-        self.out_proj = nn.Linear(e, e, bias=mha.out_proj.bias is not None, device=mha.out_proj.weight.device,
-                                  dtype=mha.out_proj.weight.dtype)
-        with torch.no_grad():
-            self.qkv.weight.copy_(mha.in_proj_weight)
-            if has_bias:
-                self.qkv.bias.copy_(mha.in_proj_bias)
-            self.out_proj.weight.copy_(mha.out_proj.weight)
-            if self.out_proj.bias is not None:
-                self.out_proj.bias.copy_(mha.out_proj.bias)
+        # The new Linears *share* the attention's parameters (no copy): installed weights are
+        # memory-mapped, and copying them would keep both versions resident (+350 MB for
+        # ViT-L/14). A plain nn.Linear (not MHA's out_proj subclass) so that dynamic
+        # quantization, which matches exact types, reaches it.
+        self.qkv = nn.Linear(e, 3 * e, bias=mha.in_proj_bias is not None, device="meta")
+        self.qkv.weight = mha.in_proj_weight
+        if mha.in_proj_bias is not None:
+            self.qkv.bias = mha.in_proj_bias
+        self.out_proj = nn.Linear(e, e, bias=mha.out_proj.bias is not None, device="meta")
+        self.out_proj.weight = mha.out_proj.weight
+        if mha.out_proj.bias is not None:
+            self.out_proj.bias = mha.out_proj.bias
 
     def forward(self, query, key=None, value=None, need_weights=False, attn_mask=None, **_ignored):
         if (key is not None and key is not query) or (value is not None and value is not query):
