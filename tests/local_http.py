@@ -125,3 +125,23 @@ class LocalServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+
+# Fixtures shared by the download tests (imported by name in each test module).
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    """urllib honours proxy variables; a proxy would turn 127.0.0.1 into a remote host."""
+    from declip_desktop.engine import registry
+
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv(registry.MIRROR_ENV, raising=False)
+
+
+@pytest.fixture
+def server():
+    with LocalServer() as srv:
+        yield srv

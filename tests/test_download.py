@@ -11,24 +11,10 @@ import sys
 import threading
 
 import pytest
-from local_http import LocalServer, Served
+from local_http import LocalServer, Served, no_proxy, server  # noqa: F401 (fixtures)
 
 from declip_desktop.engine import download, registry
 from declip_desktop.engine.download import DownloadCancelled, DownloadError, fetch
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    # urllib honours proxy variables; a proxy would turn 127.0.0.1 into a remote host.
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.delenv(registry.MIRROR_ENV, raising=False)
-
-
-@pytest.fixture
-def server():
-    with LocalServer() as srv:
-        yield srv
 
 
 def _payload(n: int = 700_000, seed: int = 1) -> bytes:

@@ -5,24 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from local_http import LocalServer
+from local_http import LocalServer, no_proxy, server  # noqa: F401 (fixtures)
 
 from declip_desktop.common.paths import models_dir
 from declip_desktop.engine import download, registry
 from declip_desktop.gui.download_dialog import DownloadDialog, open_download_dialog
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.delenv(registry.MIRROR_ENV, raising=False)
-
-
-@pytest.fixture
-def server():
-    with LocalServer() as srv:
-        yield srv
 
 
 def _row_status(dialog: DownloadDialog, name: str) -> str:
