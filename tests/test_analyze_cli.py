@@ -82,7 +82,10 @@ def test_missing_file_is_an_error_line(capsys, tmp_path):
     assert len(errors) == 1 and errors[0]["path"].endswith("nope.png") and "not found" in errors[0]["error"]
 
 
-def test_no_model_is_fatal(capsys, tmp_path):
+def test_no_model_is_fatal(capsys, tmp_path, monkeypatch):
+    # Hide the bundled starter model: this is a machine with no model at all.
+    (tmp_path / "no-bundled").mkdir()
+    monkeypatch.setattr("declip_desktop.common.paths.BUNDLED_MODELS_DIR", tmp_path / "no-bundled")
     img = _save(tmp_path / "x.png", 30, 30)
     code, lines, err = _run(capsys, img)
     assert code == 2 and lines == []
@@ -101,7 +104,7 @@ def test_authors_checkpoint_is_imported_on_the_fly(capsys, tmp_path):
     img = _save(tmp_path / "x.png", 30, 40)
     code, lines, _ = _run(capsys, img, "--model", ckpt)
     assert code == 0
-    installed = ModelStore().list()
+    installed = ModelStore(bundled=None).list()  # the user's models, not the bundled starter
     assert len(installed) == 1 and lines[0]["model_sha256"] == installed[0].sha256
 
 
