@@ -15,6 +15,10 @@ from collections.abc import Sequence
 
 from declip_desktop.common.version import SOFTWARE_VERSION
 
+#: Exit codes shared by every subcommand: success, some items failed (the others were done),
+#: nothing could be done (usage error, no model, unreadable case).
+OK, SOME_FAILED, FATAL = 0, 1, 2
+
 #: Subcommand modules, in the order `declip --help` lists them.
 SUBCOMMAND_MODULES: list[str] = ["case", "eval", "train", "synth", "models", "analyze"]
 

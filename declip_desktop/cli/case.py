@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 #: Exit codes (docs/ARCHITECTURE.md): 0 ok, 1 some items failed, 2 usage/fatal.
-OK, SOME_FAILED, FATAL = 0, 1, 2
+from declip_desktop.cli import FATAL, OK, SOME_FAILED
 
 
 def _err(message: str) -> int:

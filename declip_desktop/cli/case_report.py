@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-OK, SOME_FAILED, FATAL = 0, 1, 2
+from declip_desktop.cli import FATAL, OK, SOME_FAILED
 
 
 def _err(message: str) -> int:

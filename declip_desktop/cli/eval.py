@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-OK, SOME_FAILED, FATAL = 0, 1, 2
+from declip_desktop.cli import FATAL, OK, SOME_FAILED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

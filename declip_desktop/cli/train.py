@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-OK, SOME_FAILED, FATAL = 0, 1, 2
+from declip_desktop.cli import FATAL, OK
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
