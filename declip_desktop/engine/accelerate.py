@@ -27,6 +27,9 @@ Fast (`optimize_fast_cpu`, `Localizer(fast=True)` on CPU; approximate, see docs/
 from __future__ import annotations
 
 import copy
+import ctypes
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -107,7 +110,9 @@ def fold_batchnorm(module: nn.Module) -> int:
         for (_, conv), (bn_name, bn) in zip(items, items[1:]):
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
                 fused = fuse_conv_bn_eval(conv.eval(), bn.eval())
+                mapped = conv.weight
                 conv.weight, conv.bias = fused.weight, fused.bias
+                release_file_pages(mapped)  # the folded copy replaces it: 200 MB for conv-20
                 module._modules[bn_name] = nn.Identity()
                 count += 1
     return count
@@ -129,6 +134,7 @@ def optimize_exact(net: nn.Module, *, channels_last: bool = False) -> nn.Module:
     net.eval()
     fuse_attention(net)
     fold_batchnorm(net)
+    trim_heap()
     decoder = getattr(net, "decoder", None)
     if channels_last and decoder is not None and any(isinstance(m, nn.Conv2d) for m in decoder.modules()):
         fc = getattr(decoder, "fc", None)
@@ -216,11 +222,14 @@ FAST_RECIPE = "fast-cpu-v1"
 
 def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor] | None = None,
                      observer: str = "minmax", float_convs: frozenset[int] = frozenset(),
-                     weight_bits7: bool = False, ranges: dict | None = None) -> tuple[nn.Module, dict]:
+                     weight_bits7: bool = False, ranges: dict | None = None,
+                     inplace: bool = False) -> tuple[nn.Module, dict]:
     """Static int8 copy of a (BN-folded) conv decoder; returns (module, activation ranges).
 
     The ranges come from `calibration_features` (feature maps) or, when given, from `ranges`
     (a dict observer name → [min, max] from an earlier calibration, e.g. a cache file).
+    `inplace=True` converts the decoder's own modules (the decoder is unusable afterwards)
+    instead of a copy: the fp32 copy would add 200 MB to the peak memory for conv-20.
     AVX2 without VNNI multiplies u8 activations by s8 weights in pairs summed into int16, which
     can saturate; either activations use 7 bits (`reduce_range`, default) or, with
     `weight_bits7`, the weights use 7 bits and the activations the full 8.
@@ -229,7 +238,7 @@ def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor
     from torch.ao.quantization.observer import HistogramObserver, MinMaxObserver, PerChannelMinMaxObserver
 
     fc = decoder.fc.inner if isinstance(decoder.fc, ChannelsLast) else decoder.fc
-    qdec = _quantizable_decoder(copy.deepcopy(fc), float_convs).eval()
+    qdec = _quantizable_decoder(fc if inplace else copy.deepcopy(fc), float_convs).eval()
     qdec.qconfig = QConfig(
         activation=(HistogramObserver if observer == "histogram" else MinMaxObserver).with_args(
             reduce_range=not weight_bits7),
@@ -239,7 +248,7 @@ def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prepared = prepare(qdec, inplace=False)
+        prepared = prepare(qdec, inplace=inplace)
         observers = {name: m for name, m in prepared.named_modules() if isinstance(m, MinMaxObserver)}
         if ranges is not None:
             if set(ranges) != set(observers):
@@ -251,7 +260,102 @@ def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor
                 for feats in calibration_features or []:
                     prepared(feats)
         found = {name: [float(m.min_val), float(m.max_val)] for name, m in observers.items()}
-        return convert(prepared, inplace=False), found
+        return convert(prepared, inplace=inplace), found
+
+
+def release_file_pages(tensor: torch.Tensor) -> int:
+    """Drop the resident pages of a memory-mapped tensor that will not be read again; returns bytes.
+
+    Installed weights are memory-mapped (safetensors maps the whole file privately). Once a
+    Linear has been replaced by its int8 copy, its fp32 pages are dead weight, but the mapping
+    stays alive as long as any other tensor of the file (a LayerNorm, a bias) does, and every
+    page the quantizer read stays counted in the process's memory: 1.2 GB for ViT-L/14. For a
+    private file mapping whose pages were never written, MADV_DONTNEED just evicts them from
+    this process (a later read would fault them in again from the file, with the same bytes),
+    so it is safe even if something did still read the tensor. Only whole pages inside the
+    tensor are released, never a page it shares with a neighbour. Linux only (elsewhere: 0).
+    """
+    libc = _libc()
+    if libc is None or tensor.device.type != "cpu" or tensor.numel() == 0:
+        return 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    start = tensor.data_ptr()
+    end = start + tensor.numel() * tensor.element_size()
+    first, last = -(-start // page) * page, end // page * page
+    if last <= first or not _in_file_mapping(first, last):
+        return 0
+    if libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), _MADV_DONTNEED) != 0:
+        return 0
+    return last - first
+
+
+_MADV_DONTNEED = 4
+
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:  # not glibc (e.g. musl): keep the pages, nothing breaks
+        return None
+
+
+def _in_file_mapping(first: int, last: int) -> bool:
+    """True when [first, last) lies inside one private *file* mapping of this process.
+
+    Guards `release_file_pages` against ever evicting anonymous memory (a tensor that was
+    copied to the heap), whose contents MADV_DONTNEED would replace with zeros. safetensors
+    maps the file private and writable (copy-on-write); a page of it that had been written
+    would, once released, read back as the file's bytes, i.e. the installed weights themselves.
+    """
+    try:
+        with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+            for line in maps:
+                fields = line.split()
+                lo, hi = (int(v, 16) for v in fields[0].split("-"))
+                if lo <= first and last <= hi:
+                    # perms like "rw-p" (p: private); inode (field 4) is 0 for anonymous memory.
+                    return len(fields) >= 6 and fields[1].endswith("p") and fields[4] != "0"
+    except OSError:
+        return False
+    return False
+
+
+def trim_heap() -> None:
+    """Give freed heap memory back to the OS (glibc keeps it otherwise: about 0.5 GB after the
+    int8 conversion of ViT-L/14, whose temporary copies are freed but not returned)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+def quantize_linears_dynamic(module: nn.Module) -> int:
+    """Replace every nn.Linear below `module` by a dynamically quantized int8 Linear, one at a time.
+
+    The same conversion as `torch.ao.quantization.quantize_dynamic` with per-channel weights,
+    but each fp32 weight's memory-mapped pages are released as soon as its int8 copy exists,
+    so converting ViT-L/14 never holds both versions (peak memory 3.3 GB → see PERFORMANCE.md).
+    Returns how many Linears were converted.
+    """
+    from torch.ao.nn.quantized import dynamic as nnqd
+    from torch.ao.quantization.qconfig import per_channel_dynamic_qconfig
+
+    targets = [(parent, name, child) for parent in module.modules()
+               for name, child in parent.named_children() if type(child) is nn.Linear]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for parent, name, linear in targets:
+            linear.qconfig = per_channel_dynamic_qconfig
+            with torch.no_grad():
+                qlinear = nnqd.Linear.from_float(linear)
+            setattr(parent, name, qlinear)
+            weight = linear.weight
+            del linear
+            release_file_pages(weight)
+            del weight
+    trim_heap()
+    return len(targets)
 
 
 class _DecoderWrapper(nn.Module):
@@ -270,16 +374,11 @@ def optimize_fast_cpu(net: nn.Module, *, calibration=None, ranges: dict | None =
     decoder's int8 ranges; not called when `ranges` (from an earlier run) are given.
     Returns the decoder's activation ranges (for caching), or None when nothing was quantized.
     """
-    from torch.ao.quantization import quantize_dynamic
-    from torch.ao.quantization.qconfig import per_channel_dynamic_qconfig
-
     torch.backends.quantized.engine = "x86" if "x86" in torch.backends.quantized.supported_engines else "fbgemm"
     backbone = net.backbone
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        vit = getattr(backbone, "vit", None)
-        if vit is not None:  # (RN50 convolutions stay fp32: the fusion's RN50 part is small)
-            quantize_dynamic(vit, {nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
+    vit = getattr(backbone, "vit", None)
+    if vit is not None:  # (RN50 convolutions stay fp32: the fusion's RN50 part is small)
+        quantize_linears_dynamic(vit)
     decoder = net.decoder
     fc = getattr(decoder, "fc", None)
     convs = [] if fc is None else [m for m in fc.modules() if isinstance(m, nn.Conv2d)]
@@ -294,6 +393,9 @@ def optimize_fast_cpu(net: nn.Module, *, calibration=None, ranges: dict | None =
     # one before the logits cause most of the int8 error; they stay fp32 (13% of the
     # decoder's multiply-adds). 7-bit weights with 8-bit activations beat the reverse.
     keep_fp32 = frozenset({0, len(convs) - 2})
-    qdec, found = quantize_decoder(decoder, feats, "minmax", keep_fp32, weight_bits7=True, ranges=ranges)
+    qdec, found = quantize_decoder(decoder, feats, "minmax", keep_fp32, weight_bits7=True, ranges=ranges,
+                                   inplace=True)
     net.decoder = _DecoderWrapper(qdec)
+    del decoder, fc, convs, feats
+    trim_heap()
     return found

@@ -1,0 +1,59 @@
+"""The memory side of the inference rewrites: int8 conversion without holding two copies."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from declip_desktop.engine import accelerate
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page release is Linux-only")
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+
+@linux_only
+def test_released_weight_pages_leave_memory_but_keep_their_values(tmp_path):
+    weights = torch.randn(64, 1024, 256)  # 64 MiB
+    path = tmp_path / "w.safetensors"
+    save_file({"w": weights}, str(path))
+    mapped = load_file(str(path))["w"]
+    assert torch.equal(mapped, weights)  # reads every page: now resident
+    before = _rss_kb()
+    released = accelerate.release_file_pages(mapped)
+    after = _rss_kb()
+    assert released > 60 * 2**20
+    assert before - after > 50 * 1024  # KiB: the pages really left this process
+    assert torch.equal(mapped, weights)  # and read back from the file, unchanged
+
+
+@linux_only
+def test_heap_tensors_are_never_released():
+    heap = torch.arange(4 * 2**20, dtype=torch.float32)  # anonymous memory: MADV_DONTNEED would zero it
+    assert accelerate.release_file_pages(heap) == 0
+    assert heap[-1].item() == 4 * 2**20 - 1
+
+
+def test_linear_conversion_matches_torch_quantize_dynamic():
+    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization.qconfig import per_channel_dynamic_qconfig
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Sequential(nn.Linear(64, 16), nn.Linear(16, 8)))
+    x = torch.randn(5, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = quantize_dynamic(
+            __import__("copy").deepcopy(net), {nn.Linear: per_channel_dynamic_qconfig}, inplace=False)
+    assert accelerate.quantize_linears_dynamic(net) == 3
+    assert not any(type(m) is nn.Linear for m in net.modules())
+    with torch.inference_mode():
+        assert torch.equal(net(x), reference(x))
