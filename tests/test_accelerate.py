@@ -57,3 +57,24 @@ def test_linear_conversion_matches_torch_quantize_dynamic():
     assert not any(type(m) is nn.Linear for m in net.modules())
     with torch.inference_mode():
         assert torch.equal(net(x), reference(x))
+
+
+def test_per_token_scaling_keeps_ordinary_tokens_precise_next_to_an_outlier_token():
+    from torch.ao.nn.quantized import dynamic as nnqd
+    from torch.ao.quantization.qconfig import per_channel_dynamic_qconfig
+
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32)
+    x = torch.randn(2, 10, 64)
+    x[0, 0] *= 200.0  # one token with huge values, as attention inputs have
+    exact = linear(x).detach()
+    token_scaled = accelerate.TokenScaledDynamicLinear(linear)
+    linear.qconfig = per_channel_dynamic_qconfig
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        per_call = nnqd.Linear.from_float(linear)
+    with torch.inference_mode():
+        err_token = (token_scaled(x) - exact)[:, 1:].abs().max().item()
+        err_call = (per_call(x) - exact)[:, 1:].abs().max().item()
+    assert err_token < 0.05 < err_call  # ordinary tokens: int8-level error vs swamped by the outlier's scale
+    assert err_token * 10 < err_call
