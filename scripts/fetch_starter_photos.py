@@ -6,8 +6,14 @@ records for every photo its package, upstream file, author and licence (copied i
 model card). Sources:
 - scikit-image's bundled sample photos (skimage.data; already installed with the dev extras);
 - scikit-learn's bundled sample images (sklearn.datasets.load_sample_image);
-- Debian's `mate-backgrounds` package (nature photographs, GPL-2+), fetched with
-  `apt-get download` and unpacked with `dpkg -x` (no root needed).
+- Debian's `mate-backgrounds` package (nature photographs, GPL-2+), and the photographs among
+  Debian's `lomiri-wallpapers-16.04` / `lomiri-wallpapers-20.04` (CC BY / CC BY-SA / CC0, per
+  debian/copyright) and `plasma-workspace-wallpapers` (LGPL-3, per each wallpaper's
+  metadata.json), fetched with `apt-get download` and unpacked with `dpkg -x` (no root needed).
+  The illustrations and renders in those packages are left out: the model is about photographs.
+  Photos larger than 2048 px are downscaled (area filter) and stored as PNG: synthesis takes
+  512-px crops at 0.5-1x scale, and a crop of a 5000-px photo would show only a featureless
+  patch of it.
 
 Usage: python scripts/fetch_starter_photos.py [--out data/photos] [--deb-cache data/debs]
 """
@@ -104,6 +110,106 @@ def fetch_mate(out: Path, sources: dict, deb_cache: Path) -> None:
             }
 
 
+LOMIRI_PACKAGES = {
+    # package: {photo file in /usr/share/backgrounds: short name}; authors and licences are read
+    # from the package's debian/copyright (DEP-5) so they cannot drift from what Debian ships.
+    "lomiri-wallpapers-16.04": {
+        "Bridge_by_Sander_Klootwijk.jpg": "Bridge", "Dragonfly_by_Bolly.jpg": "Dragonfly",
+        "Picture_0B_by_freespace.jpg": "Fig", "Picture_1A_by_freespace.jpg": "Brushes",
+        "Wine_by_Jakkub_Mede.jpg": "Wine", "aitzgorri_by_Aitzol_Berasategi.jpg": "Aitzgorri",
+        "friends_by_Aitzol_Berasategi.jpg": "Friends", "greentock_by_Peter_Nerlich.jpg": "Greentock",
+        "life_by_Aitzol_Berasategi.jpg": "Life", "picosdeeuropa_by_Aitzol_Berasategi.jpg": "PicosDeEuropa",
+        "seeding_by_Clements_Engelhardt.jpg": "Seeding", "sunset_by_Aitzol_Berasategi.jpg": "Sunset",
+        "free_by_Peter_Nerlich.jpg": "Free",
+    },
+    "lomiri-wallpapers-20.04": {"Kleiber_by_Lukas_Baubkus.jpg": "Kleiber"},
+}
+PLASMA_PACKAGE = "plasma-workspace-wallpapers"
+PLASMA_PHOTOS = ("BytheWater", "ColdRipple", "EveningGlow", "FallenLeaf", "Grey", "Kite", "OneStandsOut",
+                 "Path", "summer_1am")
+MAX_SIDE = 2048
+
+
+def _download_deb(package: str, deb_cache: Path) -> Path:
+    deb_cache.mkdir(parents=True, exist_ok=True)
+    debs = sorted(deb_cache.glob(f"{package}_*.deb"))
+    if not debs:
+        subprocess.run(["apt-get", "download", package], cwd=deb_cache, check=True)
+        debs = sorted(deb_cache.glob(f"{package}_*.deb"))
+    return debs[-1]
+
+
+def _deb_version(deb: Path) -> str:
+    return deb.name.split("_")[1].replace("%3a", ":")
+
+
+def _save_photo(src: Path, target: Path) -> None:
+    """Copy a photo, downscaled to MAX_SIDE on its long side when larger (PNG: no new JPEG loss)."""
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        if max(im.size) > MAX_SIDE:
+            scale = MAX_SIDE / max(im.size)
+            im = im.resize((round(im.width * scale), round(im.height * scale)), Image.BOX)
+        im.save(target)
+
+
+def _dep5_stanzas(text: str) -> dict[str, dict[str, str]]:
+    """{file pattern: {"copyright": ..., "license": ...}} from a machine-readable debian/copyright."""
+    out: dict[str, dict[str, str]] = {}
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        key = None
+        for line in block.splitlines():
+            if line[:1] in (" ", "\t") and key:
+                fields[key] += " " + line.strip()
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                fields[key] = value.strip()
+        for pattern in fields.get("files", "").split():
+            out[pattern] = {"copyright": fields.get("copyright", ""), "license": fields.get("license", "")}
+    return out
+
+
+def fetch_lomiri(out: Path, sources: dict, deb_cache: Path) -> None:
+    for package, photos in LOMIRI_PACKAGES.items():
+        deb = _download_deb(package, deb_cache)
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["dpkg", "-x", str(deb), tmp], check=True)
+            copyright_text = (Path(tmp) / f"usr/share/doc/{package}/copyright").read_text()
+            (out / f"{package}.copyright").write_text(copyright_text)
+            stanzas = _dep5_stanzas(copyright_text)
+            for name, short in photos.items():
+                stanza = next((v for k, v in stanzas.items() if k.endswith("/" + name) or k == name), None)
+                if stanza is None:
+                    raise SystemExit(f"{package}: {name} has no stanza in debian/copyright; its licence is unknown")
+                target = f"lomiri_{short}.png"
+                _save_photo(Path(tmp) / "usr/share/backgrounds" / name, out / target)
+                sources[target] = {
+                    "package": f"Debian {package} {_deb_version(deb)}", "upstream": f"/usr/share/backgrounds/{name}",
+                    "author": stanza["copyright"], "licence": f"{stanza['license']} (per debian/copyright)",
+                }
+
+
+def fetch_plasma(out: Path, sources: dict, deb_cache: Path) -> None:
+    deb = _download_deb(PLASMA_PACKAGE, deb_cache)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["dpkg", "-x", str(deb), tmp], check=True)
+        shutil.copyfile(Path(tmp) / f"usr/share/doc/{PLASMA_PACKAGE}/copyright", out / f"{PLASMA_PACKAGE}.copyright")
+        for name in PLASMA_PHOTOS:
+            folder = Path(tmp) / "usr/share/wallpapers" / name
+            meta = json.loads((folder / "metadata.json").read_text())["KPlugin"]
+            images = sorted((folder / "contents/images").iterdir(), key=lambda p: Image.open(p).size[0] * Image.open(p).size[1])
+            target = f"plasma_{name}.png"
+            _save_photo(images[-1], out / target)
+            sources[target] = {
+                "package": f"Debian {PLASMA_PACKAGE} {_deb_version(deb)}",
+                "upstream": f"/usr/share/wallpapers/{name}/contents/images/{images[-1].name}",
+                "author": ", ".join(a["Name"] for a in meta.get("Authors", [])),
+                "licence": f"{meta.get('License', 'see debian/copyright')} (per the wallpaper's metadata.json)",
+            }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("data/photos"))
@@ -116,6 +222,8 @@ def main() -> int:
     fetch_sklearn(args.out, sources)
     if not args.no_debian:
         fetch_mate(args.out, sources, args.deb_cache)
+        fetch_lomiri(args.out, sources, args.deb_cache)
+        fetch_plasma(args.out, sources, args.deb_cache)
     (args.out / "SOURCES.json").write_text(json.dumps(sources, indent=2, sort_keys=True) + "\n")
     print(f"{len(sources)} photos in {args.out}")
     return 0
