@@ -281,8 +281,8 @@ def release_file_pages(tensor: torch.Tensor) -> int:
     tensor are released, never a page it shares with a neighbour. Linux only (elsewhere: 0).
     """
     libc = _libc()
-    if libc is None or tensor.device.type != "cpu" or tensor.numel() == 0:
-        return 0
+    if libc is None or tensor.device.type != "cpu" or tensor.numel() == 0 or not tensor.is_contiguous():
+        return 0  # (a strided view's byte span could cover other tensors' bytes)
     page = os.sysconf("SC_PAGE_SIZE")
     start = tensor.data_ptr()
     end = start + tensor.numel() * tensor.element_size()
