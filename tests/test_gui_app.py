@@ -267,8 +267,8 @@ def test_out_of_gpu_memory_falls_back_to_the_cpu_with_a_notice(qtbot, model_inst
         def predict(self, images):
             raise OutOfDeviceMemory("cuda:0", "CUDA out of memory (simulated by the test)")
 
-    def make(model, device, fast):
-        inner = real_make(model, "cpu", fast)
+    def make(model, device, fast, on_status=None):
+        inner = real_make(model, "cpu", fast, on_status)
         return inner if device == "cpu" else GpuThatRunsOut(inner)
 
     monkeypatch.setattr(worker_module, "make_localizer", make)

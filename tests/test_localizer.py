@@ -189,8 +189,10 @@ def test_out_of_device_memory_is_reported(loc, monkeypatch):
 
 
 def test_fast_mode_agrees_with_exact(tiny_model, loc, monkeypatch):
-    fast = Localizer(tiny_model, device="cpu", fast=True, batch_size=4, threads=1)
+    told: list[str] = []
+    fast = Localizer(tiny_model, device="cpu", fast=True, batch_size=4, threads=1, on_status=told.append)
     assert fast.fast and fast.parameters["fast"] is True
+    assert len(told) == 1 and "fast mode" in told[0]  # the user hears why the first start is slow
     images = [_photo(150, 190, seed=s) for s in range(3)]
     exact_maps = [p.prob_map for p in loc.predict(images)]
     fast_preds = fast.predict(images)
@@ -211,7 +213,9 @@ def test_fast_mode_agrees_with_exact(tiny_model, loc, monkeypatch):
         raise AssertionError("calibrated again although the ranges were cached")
 
     monkeypatch.setattr(Localizer, "_calibration_batches", no_calibration)
-    again = Localizer(tiny_model, device="cpu", fast=True, batch_size=4, threads=1)
+    told_again: list[str] = []
+    again = Localizer(tiny_model, device="cpu", fast=True, batch_size=4, threads=1, on_status=told_again.append)
+    assert told_again == []  # cached: nothing slow to announce
     again2 = again.predict(images)
     for a, b in zip(fast_preds, again2):
         np.testing.assert_array_equal(a.prob_map, b.prob_map)

@@ -128,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
 
     def make(device: str, fallback: bool = False) -> Localizer:
         return Localizer(args.model, device=device, fast=args.fast, batch_size=args.batch_size,
-                         threads=args.threads, precision=None if fallback else args.precision)
+                         threads=args.threads, precision=None if fallback else args.precision,
+                         on_status=lambda message: print(message, file=sys.stderr, flush=True))
 
     try:
         localizer = make(args.device)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,8 @@ class Localizer:
     `threads`: CPU threads for torch (process-wide setting); None leaves torch's default.
     `precision`: None (fp32, or fp16 for fast mode on a GPU), "fp32", "fp16" or "bf16"
     (autocast; GPU only: on this project's CPUs bf16 is far slower than fp32).
+    `on_status`: called (on the constructing thread) with a one-line message before a slow
+    one-time step, so a CLI or GUI can tell the user why the start takes long.
     """
 
     def __init__(
@@ -139,6 +141,7 @@ class Localizer:
         threads: int | None = None,
         precision: str | None = None,
         store: Any = None,
+        on_status: Callable[[str], None] | None = None,
     ):
         import torch
 
@@ -150,6 +153,7 @@ class Localizer:
             if int(threads) < 1:
                 raise ValueError(f"thread count must be at least 1, got {threads}")
             torch.set_num_threads(int(threads))
+        self._on_status = on_status
         self.batch_size = int(batch_size)
         self.threads = torch.get_num_threads()
         self.fast = bool(fast)
@@ -366,6 +370,9 @@ class Localizer:
                 ranges = data["ranges"]
         except (OSError, ValueError):
             ranges = None  # no cache yet, or unreadable: calibrate again below
+        if ranges is None and self._on_status is not None:
+            self._on_status("Preparing fast mode for this model: int8 calibration, done once per model "
+                            "and cached (about a minute for ViT-L/14 on 2 CPU cores).")
         try:
             found = accelerate.optimize_fast_cpu(net, calibration=self._calibration_batches, ranges=ranges)
         except ValueError:

@@ -28,7 +28,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 log = logging.getLogger("declip_desktop.gui")
 
 
-def make_localizer(model: str | None, device: str, fast: bool):
+def make_localizer(model: str | None, device: str, fast: bool, on_status=None):
     """Build the engine's Localizer (imports torch: call on the worker thread only).
 
     On the CPU torch gets one core less than the machine has: the UI thread keeps a
@@ -38,7 +38,7 @@ def make_localizer(model: str | None, device: str, fast: bool):
 
     threads = max(1, (os.cpu_count() or 2) - 1)
     # One image per batch: pause and cancel take effect between images, as promised.
-    return Localizer(model, device=device, fast=fast, threads=threads, batch_size=1)
+    return Localizer(model, device=device, fast=fast, threads=threads, batch_size=1, on_status=on_status)
 
 
 def preload_engine() -> None:
@@ -147,7 +147,8 @@ class AnalysisWorker(QObject):
         key = (request.model, device, request.fast)
         if self._localizer is None or self._localizer_key != key:
             self._localizer = None  # release the previous model's memory first
-            self._localizer = make_localizer(request.model, device, request.fast)
+            self._localizer = make_localizer(request.model, device, request.fast,
+                                             on_status=lambda message: self.notice.emit("info", message, ""))
             self._localizer_key = key
             freeze_long_lived_objects()
             loc = self._localizer
