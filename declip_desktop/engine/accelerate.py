@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import functools
 import math
 import os
 import sys
@@ -228,11 +229,13 @@ FAST_RECIPE = "fast-cpu-v3"
 def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor] | None = None,
                      observer: str = "minmax", float_convs: frozenset[int] = frozenset(),
                      weight_bits7: bool = False, ranges: dict | None = None,
-                     inplace: bool = False) -> tuple[nn.Module, dict]:
+                     inplace: bool = False,
+                     unit_ranges: list[tuple[float, float]] | None = None) -> tuple[nn.Module, dict]:
     """Static int8 copy of a (BN-folded) conv decoder; returns (module, activation ranges).
 
     The ranges come from `calibration_features` (feature maps) or, when given, from `ranges`
-    (a dict observer name → [min, max] from an earlier calibration, e.g. a cache file).
+    (a dict observer name → [min, max] from an earlier calibration, e.g. a cache file), or
+    from `unit_ranges` (`_unit_output_ranges` of the fp32 decoder, mapped onto this layout).
     `inplace=True` converts the decoder's own modules (the decoder is unusable afterwards)
     instead of a copy: the fp32 copy would add 200 MB to the peak memory for conv-20.
     AVX2 without VNNI multiplies u8 activations by s8 weights in pairs summed into int16, which
@@ -244,6 +247,8 @@ def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor
 
     fc = decoder.fc.inner if isinstance(decoder.fc, ChannelsLast) else decoder.fc
     qdec = _quantizable_decoder(fc if inplace else copy.deepcopy(fc), float_convs).eval()
+    if unit_ranges is not None:
+        ranges = _observer_ranges(qdec, unit_ranges)
     qdec.qconfig = QConfig(
         activation=(HistogramObserver if observer == "histogram" else MinMaxObserver).with_args(
             reduce_range=not weight_bits7),
@@ -297,6 +302,7 @@ def release_file_pages(tensor: torch.Tensor) -> int:
 _MADV_DONTNEED = 4
 
 
+@functools.cache
 def _libc():
     if not sys.platform.startswith("linux"):
         return None
@@ -459,9 +465,7 @@ def most_sensitive_conv(decoder: nn.Module, feats: list[torch.Tensor], keep: fro
         reference = [torch.sigmoid(decoder(f)) for f in feats]
 
     def worst(keep_set: frozenset[int]) -> float:
-        layout = _quantizable_decoder(copy.deepcopy(fc), keep_set)
-        qdec, _ = quantize_decoder(decoder, None, "minmax", keep_set, weight_bits7=True,
-                                   ranges=_observer_ranges(layout, unit_ranges))
+        qdec, _ = quantize_decoder(decoder, None, "minmax", keep_set, weight_bits7=True, unit_ranges=unit_ranges)
         with torch.inference_mode():
             return max(float((torch.sigmoid(qdec(f)) - r).abs().max()) for f, r in zip(feats, reference))
 
