@@ -89,13 +89,8 @@ def fetch_sklearn(out: Path, sources: dict) -> None:
 
 
 def fetch_mate(out: Path, sources: dict, deb_cache: Path) -> None:
-    deb_cache.mkdir(parents=True, exist_ok=True)
-    debs = sorted(deb_cache.glob(f"{MATE_PACKAGE}_*.deb"))
-    if not debs:
-        subprocess.run(["apt-get", "download", MATE_PACKAGE], cwd=deb_cache, check=True)
-        debs = sorted(deb_cache.glob(f"{MATE_PACKAGE}_*.deb"))
-    deb = debs[-1]
-    version = deb.name.split("_")[1]
+    deb = _download_deb(MATE_PACKAGE, deb_cache)
+    version = _deb_version(deb)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["dpkg", "-x", str(deb), tmp], check=True)
         nature = Path(tmp) / "usr/share/backgrounds/mate/nature"
@@ -153,6 +148,11 @@ def _save_photo(src: Path, target: Path) -> None:
         im.save(target)
 
 
+def _pixel_count(path: Path) -> int:
+    with Image.open(path) as im:
+        return im.width * im.height
+
+
 def _dep5_stanzas(text: str) -> dict[str, dict[str, str]]:
     """{file pattern: {"copyright": ..., "license": ...}} from a machine-readable debian/copyright."""
     out: dict[str, dict[str, str]] = {}
@@ -199,7 +199,7 @@ def fetch_plasma(out: Path, sources: dict, deb_cache: Path) -> None:
         for name in PLASMA_PHOTOS:
             folder = Path(tmp) / "usr/share/wallpapers" / name
             meta = json.loads((folder / "metadata.json").read_text())["KPlugin"]
-            images = sorted((folder / "contents/images").iterdir(), key=lambda p: Image.open(p).size[0] * Image.open(p).size[1])
+            images = sorted((folder / "contents/images").iterdir(), key=_pixel_count)
             target = f"plasma_{name}.png"
             _save_photo(images[-1], out / target)
             sources[target] = {
