@@ -241,8 +241,7 @@ def calibrate_bias(net, items: list[Item], mean, std, offsets=np.arange(-3.0, 3.
         x = starter.normalize(torch.from_numpy(np.array(it.image)).unsqueeze(0), mean, std)
         up = F.interpolate(net(x), size=it.mask.shape, mode="bilinear", align_corners=False)[0, 0].numpy()
         for j, off in enumerate(offsets):
-            p, g = up > -off, it.mask
-            totals[j] += (np.logical_and(p, g).sum() + 1e-8) / (np.logical_or(p, g).sum() + 1e-8) * 100.0
+            totals[j] += iou_percent((up > -off).astype(np.float32), it.mask.astype(np.float32))
     means = totals / len(items)
     zero = int(np.argmin(np.abs(offsets)))
     best = int(np.argmax(means))
