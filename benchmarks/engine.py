@@ -249,17 +249,24 @@ def peak_rss(home: Path, image: Path, extra: list[str], threads: int) -> tuple[f
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+            if cpu and flags:
                 break
     except OSError:
         pass
+    # The fast mode's int8 speed depends on the vector ISA: VNNI does the int8 dot products in one
+    # instruction where AVX2 needs three, so the fast/exact ratio differs between machines.
+    isa = torch.backends.cpu.get_cpu_capability()
+    vnni = "yes" if {"avx512_vnni", "avx_vnni"} & flags else ("no" if flags else "unknown")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, torch {torch.__version__}, "
-            f"load average at start {load:.1f}")
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch CPU capability {isa}, int8 VNNI {vnni}, "
+            f"Python {platform.python_version()}, torch {torch.__version__}, load average at start {load:.1f}")
 
 
 def main() -> int:
