@@ -55,6 +55,8 @@ def resize_like_localizer(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def load_split(data_dir: Path, split: str, size: int) -> list[Item]:
+    if not (data_dir / "manifest.jsonl").is_file():
+        raise SystemExit(f"error: {data_dir} holds no synthetic data set (no manifest.jsonl). Run `declip synth` first.")
     items = []
     for rec in read_manifest(data_dir):
         if rec["split"] != split:
@@ -161,6 +163,9 @@ def train(args: argparse.Namespace) -> int:
     run.mkdir(parents=True, exist_ok=True)
     mean, std = starter.DEFAULT_MEAN, starter.DEFAULT_STD
     train_items = load_split(Path(args.data), "train", args.input_size)
+    for extra in args.extra_data:  # more synthetic sets (other seeds): their train splits only
+        train_items += load_split(Path(extra), "train", args.input_size)
+    print(f"{len(train_items)} training images from {1 + len(args.extra_data)} set(s)", flush=True)
     # Validation every few hundred steps on a fixed subset keeps its cost small on 2 CPU cores;
     # the manifest's round-robin order makes the first N cover every manipulation type evenly.
     valid_items = load_split(Path(args.data), "valid", args.input_size)[: args.val_limit or None]
@@ -308,7 +313,8 @@ def package(args: argparse.Namespace) -> int:
             "bias_calibration_on_valid": calibration,
             "test_photos": test_photos,
             "widths": widths,
-            "training": {k: config.get(k) for k in ("steps", "steps_done", "batch", "crop", "lr", "seed", "minutes")},
+            "training": {k: config.get(k) for k in ("steps", "steps_done", "batch", "crop", "lr", "seed", "minutes",
+                                                       "data", "extra_data", "init")},
             "training_photos": {name: sources.get(name, {}) for name in sorted(synth_info["photos"])},
         },
     }
@@ -324,6 +330,8 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train")
     t.add_argument("--data", required=True)
+    t.add_argument("--extra-data", nargs="*", default=[],
+                   help="further synthetic sets whose train splits are added (validation stays on --data's)")
     t.add_argument("--run", default="runs/starter")
     t.add_argument("--steps", type=int, default=1500)
     t.add_argument("--batch", type=int, default=8)
