@@ -256,7 +256,7 @@ def machine() -> str:
                 cpu = line.split(":", 1)[1].strip()
             elif line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
-            if cpu and flags:
+            elif not line.strip():  # end of the first CPU's block: the others repeat it
                 break
     except OSError:
         pass

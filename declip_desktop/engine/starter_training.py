@@ -255,17 +255,16 @@ def calibrate_bias(net, items: list[Item], mean, std, offsets=np.arange(-3.0, 3.
             "valid_iou_after": round(float(means[best]), 2)}
 
 
-def training_set_text(data: Path, extra_data: list[str]) -> str:
-    """The card's `training_set`: the main synthetic set, any extra sets' train splits, the test photos."""
-    def describe(folder: Path) -> tuple[str, dict]:
-        info = json.loads((Path(folder) / "synth.json").read_text())
-        return f"seed {info['seed']}, n {info['n']}, jpeg-prob {info['jpeg_prob']}", info
+def training_set_text(synth_info: dict, extra_data: list[str]) -> str:
+    """The card's `training_set`: the main synthetic set (its synth.json), extra sets' train splits, test photos."""
+    def describe(info: dict) -> str:
+        return f"seed {info['seed']}, n {info['n']}, jpeg-prob {info['jpeg_prob']}"
 
-    main, info = describe(data)
-    n_test = sum(1 for v in info["photos"].values() if v == "test")
-    text = f"synthetic manipulations (declip synth, {main}) of {len(info['photos'])} registry photos"
+    n_test = sum(1 for v in synth_info["photos"].values() if v == "test")
+    text = f"synthetic manipulations (declip synth, {describe(synth_info)}) of {len(synth_info['photos'])} registry photos"
     for extra in extra_data:
-        text += f"; plus the train split of a second set ({describe(Path(extra))[0]}, same photos and test photos)"
+        extra_info = json.loads((Path(extra) / "synth.json").read_text())
+        text += f"; plus the train split of a second set ({describe(extra_info)}, same photos and test photos)"
     return text + f"; test split from {n_test} photos never used in training"
 
 
@@ -298,7 +297,7 @@ def package(args: argparse.Namespace) -> int:
         "backbone": starter.BACKBONE,
         "layer": None,
         "decoder": starter.ARCHITECTURE,
-        "training_set": training_set_text(data, config.get("extra_data") or []),
+        "training_set": training_set_text(synth_info, config.get("extra_data") or []),
         "source_file": None,
         "source_sha256": None,
         "sha256": sha256_file(out_weights),
