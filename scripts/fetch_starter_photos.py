@@ -9,7 +9,11 @@ model card). Sources:
 - Debian's `mate-backgrounds` package (nature photographs, GPL-2+), and the photographs among
   Debian's `lomiri-wallpapers-16.04` / `lomiri-wallpapers-20.04` (CC BY / CC BY-SA / CC0, per
   debian/copyright) and `plasma-workspace-wallpapers` (LGPL-3, per each wallpaper's
-  metadata.json), fetched with `apt-get download` and unpacked with `dpkg -x` (no root needed).
+  metadata.json), fetched with `apt-get download` and unpacked with `dpkg -x` (no root needed);
+- the photographs inside the puzzles of Debian's `jigzo-data` (GPL-2+ / GPL-2, per debian/copyright;
+  the one CC BY-NC-SA photo is left out) and the photographs among OpenCV's sample images in Debian's
+  `opencv-doc` (Apache-2.0 AND BSD-3-Clause, per debian/copyright; test charts, drawings, a painting, a
+  press photo, a face and an image that is itself an edited sample are left out).
   The illustrations and renders in those packages are left out: the model is about photographs.
   Photos larger than 2048 px are downscaled (area filter) and stored as PNG: synthesis takes
   512-px crops at 0.5-1x scale, and a crop of a 5000-px photo would show only a featureless
@@ -122,6 +126,19 @@ LOMIRI_PACKAGES = {
 PLASMA_PACKAGE = "plasma-workspace-wallpapers"
 PLASMA_PHOTOS = ("BytheWater", "ColdRipple", "EveningGlow", "FallenLeaf", "Grey", "Kite", "OneStandsOut",
                  "Path", "summer_1am")
+JIGZO_PACKAGE = "jigzo-data"
+# Puzzle file → short name. penguin-3x2.pzl is CC BY-NC-SA (debian/copyright): not used.
+JIGZO_PUZZLES = {
+    "bike-3x4": "Bike", "bird-2x3": "Bird", "blackberry-3x3": "Blackberry", "castle-6x3": "Castle",
+    "clouds-4x4": "Clouds", "gorilla2-3x3": "Gorilla", "heli-4x3": "Heli", "horse-4x3": "Horse",
+    "tobogan-4x3": "Tobogan", "train-2x2": "Train", "windmill-4x4": "Windmill",
+}
+OPENCV_PACKAGE = "opencv-doc"
+OPENCV_PHOTOS = {  # file under /usr/share/doc/opencv-doc/examples → short name
+    "data/fruits.jpg": "Fruits", "data/aloeL.jpg": "Aloe", "data/leuvenA.jpg": "Leuven",
+    "data/building.jpg": "Building", "data/squirrel_cls.jpg": "Squirrel", "data/home.jpg": "Home",
+    "alphamat/input_images/plant.jpg": "Plant",
+}
 MAX_SIDE = 2048
 
 
@@ -210,6 +227,67 @@ def fetch_plasma(out: Path, sources: dict, deb_cache: Path) -> None:
             }
 
 
+def _puzzle_photo(puzzle: bytes, name: str) -> Image.Image:
+    """The photograph inside a jigzo .pzl file.
+
+    A .pzl is a text header (the last line before the data names the photo's size: `image 0 0 W H`)
+    followed by a JPEG thumbnail, a PNG of piece masks and, last, the photo as a JPEG in the top-left
+    W×H of a 1024×1024 texture. Each step is checked so a changed format fails loudly.
+    """
+    import io
+    import re
+
+    starts = [m.start() for m in re.finditer(rb"\xff\xd8\xff", puzzle)]
+    header = puzzle[: starts[0]].decode("latin-1") if starts else ""
+    size = re.search(r"^image 0 0 (\d+) (\d+) ", header, flags=re.MULTILINE)
+    if len(starts) < 2 or size is None:
+        raise SystemExit(f"{JIGZO_PACKAGE}: {name} is not the expected puzzle format (no photo found)")
+    texture = Image.open(io.BytesIO(puzzle[starts[-1]:]))
+    texture.load()
+    width, height = int(size.group(1)), int(size.group(2))
+    if texture.width < width or texture.height < height:
+        raise SystemExit(f"{JIGZO_PACKAGE}: {name}: texture {texture.size} smaller than the photo ({width}x{height})")
+    return texture.convert("RGB").crop((0, 0, width, height))
+
+
+def fetch_jigzo(out: Path, sources: dict, deb_cache: Path) -> None:
+    deb = _download_deb(JIGZO_PACKAGE, deb_cache)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["dpkg", "-x", str(deb), tmp], check=True)
+        copyright_text = (Path(tmp) / f"usr/share/doc/{JIGZO_PACKAGE}/copyright").read_text()
+        (out / f"{JIGZO_PACKAGE}.copyright").write_text(copyright_text)
+        stanzas = _dep5_stanzas(copyright_text)
+        for puzzle, short in JIGZO_PUZZLES.items():
+            upstream = f"puzzles/00_default/{puzzle}.pzl"
+            stanza = stanzas.get(upstream, stanzas["*"])  # photos without their own stanza fall under Files: *
+            data = (Path(tmp) / "usr/share/games/jigzo" / upstream).read_bytes()
+            target = f"jigzo_{short}.png"
+            _puzzle_photo(data, puzzle).save(out / target)
+            sources[target] = {
+                "package": f"Debian {JIGZO_PACKAGE} {_deb_version(deb)}",
+                "upstream": f"/usr/share/games/jigzo/{upstream} (the photo inside the puzzle)",
+                "author": stanza["copyright"], "licence": f"{stanza['license']} (per debian/copyright)",
+            }
+
+
+def fetch_opencv(out: Path, sources: dict, deb_cache: Path) -> None:
+    deb = _download_deb(OPENCV_PACKAGE, deb_cache)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["dpkg", "-x", str(deb), tmp], check=True)
+        doc = Path(tmp) / f"usr/share/doc/{OPENCV_PACKAGE}"
+        copyright_text = (doc / "copyright").read_text()
+        (out / f"{OPENCV_PACKAGE}.copyright").write_text(copyright_text)
+        stanza = _dep5_stanzas(copyright_text)["*"]  # samples/data has no stanza of its own
+        for rel, short in OPENCV_PHOTOS.items():
+            target = f"opencv_{short}.png"
+            _save_photo(doc / "examples" / rel, out / target)
+            sources[target] = {
+                "package": f"Debian {OPENCV_PACKAGE} {_deb_version(deb)}",
+                "upstream": f"/usr/share/doc/{OPENCV_PACKAGE}/examples/{rel} (OpenCV samples)",
+                "author": stanza["copyright"], "licence": f"{stanza['license']} (per debian/copyright)",
+            }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("data/photos"))
@@ -224,6 +302,8 @@ def main() -> int:
         fetch_mate(args.out, sources, args.deb_cache)
         fetch_lomiri(args.out, sources, args.deb_cache)
         fetch_plasma(args.out, sources, args.deb_cache)
+        fetch_jigzo(args.out, sources, args.deb_cache)
+        fetch_opencv(args.out, sources, args.deb_cache)
     (args.out / "SOURCES.json").write_text(json.dumps(sources, indent=2, sort_keys=True) + "\n")
     print(f"{len(sources)} photos in {args.out}")
     return 0

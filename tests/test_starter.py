@@ -48,6 +48,27 @@ def test_network_shapes_and_fixed_highpass():
         starter.build_starter({"mean": [0.5] * 3, "std": [0, 1, 1]})
 
 
+def test_flip_averaging_makes_the_map_independent_of_the_image_orientation():
+    torch.manual_seed(0)
+    net = starter.build_starter({"test_time_flips": 4}).eval()
+    single = starter.build_starter({"test_time_flips": 1}).eval()
+    single.load_state_dict(net.state_dict())
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        averaged = net(x)
+        # A mirrored or upside-down photo gives the mirrored map, which one view alone does not.
+        assert torch.allclose(net(x.flip(-1)).flip(-1), averaged, atol=1e-5)
+        assert torch.allclose(net(x.flip(-2)).flip(-2), averaged, atol=1e-5)
+        assert not torch.allclose(single(x.flip(-1)).flip(-1), single(x), atol=1e-3)
+        expected = sum(single(x.flip(d)).flip(d) if d else single(x) for d in ((), (-1,), (-2,), (-2, -1))) / 4
+        assert torch.allclose(averaged, expected, atol=1e-5)
+    net.train()  # training always runs one view (random flips are the augmentation)
+    with torch.no_grad():
+        assert torch.allclose(net(x), single.train()(x), atol=1e-5)
+    with pytest.raises(ValueError, match="test_time_flips"):
+        starter.build_starter({"test_time_flips": 3})
+
+
 def test_bundled_card_is_a_labelled_demo_within_budget(card):
     assert card["kind"] == "starter" and card["backbone"] == "starter-fcn"
     assert card["demo"] is True and card["label"] == "demo model — not for casework"

@@ -47,8 +47,11 @@ def test_train_with_extra_set_then_package_writes_a_loadable_demo_model(tiny_set
 
     models = root / "models"
     assert trainer_main(["package", "--data", str(main_set), "--run", str(run), "--models", str(models),
-                         "--photos", str(root / "photos"), "--input-size", "128", "--no-calibrate"]) == 0
+                         "--photos", str(root / "photos"), "--input-size", "128", "--no-calibrate",
+                         "--test-time-flips", "2"]) == 0
     card = json.loads((models / "starter.json").read_text(encoding="utf-8"))
+    assert card["test_time_flips"] == 2 and starter.build_starter(card).test_time_flips == 2
+    assert 0.0 <= card["metrics"]["test_iou_single_view"] <= 100.0
     assert card["demo"] is True and card["label"] == starter.DEMO_LABEL
     assert card["metrics"]["training"]["extra_data"] == [str(extra_set)]
     assert card["metrics"]["test_photos"] == ["chelsea.png"]
@@ -56,6 +59,19 @@ def test_train_with_extra_set_then_package_writes_a_loadable_demo_model(tiny_set
     net = starter.load_starter(models / "starter.safetensors", card)
     assert sum(p.numel() for p in net.parameters()) > 0
     assert np.isfinite(card["metrics"]["test_iou"])
+
+
+def test_package_refuses_when_an_extra_set_trained_on_a_test_photo(tiny_sets, tmp_path):
+    """A test figure must come from photos no training set used: package says which photo leaked."""
+    root, (main_set, _) = tiny_sets
+    leaky = tmp_path / "leaky"
+    synth.generate_dataset(root / "photos", leaky, n=8, seed=5, size=256, test_photos=["coffee.png"])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_config.json").write_text(json.dumps({"extra_data": [str(leaky)], "widths": [4] * 5}))
+    with pytest.raises(SystemExit, match="chelsea.png"):
+        trainer_main(["package", "--data", str(main_set), "--run", str(run), "--models", str(tmp_path / "m")])
+    assert not (tmp_path / "m").exists()  # nothing written
 
 
 def test_train_refuses_a_folder_without_a_data_set(tmp_path):

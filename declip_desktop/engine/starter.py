@@ -14,6 +14,12 @@ Architecture ("starter-fcn", a small U-Net):
 - encoder at 1, 1/2, 1/4, 1/8, 1/16 resolution, decoder with skip connections back to 1/2;
 - output: B×1×(H/2)×(W/2) logits (the Localizer upsamples the sigmoid to the image size).
 H and W need not be multiples of 16: decoder stages resize to their skip connection's size.
+
+Flip averaging: a card may set `test_time_flips` to 2 (the image and its mirror) or 4 (also both
+vertical flips); in eval mode the network then returns the mean of the logits over those flips,
+each mapped back. Training sees random flips, so every view is in-distribution; averaging them
+removes orientation-dependent noise from the map at 2-4× the (small) cost. Training mode always
+runs one view. The bundled card records the value its test figures were measured with.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ DEFAULT_INPUT_SIZE = 512
 DEFAULT_MEAN = (0.5, 0.5, 0.5)
 DEFAULT_STD = (0.25, 0.25, 0.25)
 DEFAULT_WIDTHS = (16, 24, 32, 48, 64)
+#: Flip sets for test-time averaging, by `test_time_flips`: lists of the tensor dims to flip.
+FLIP_SETS = {1: ((),), 2: ((), (-1,)), 4: ((), (-1,), (-2,), (-2, -1))}
 #: Residuals are clipped at this many grey levels (SRM-style truncation), then scaled to [-1, 1].
 RESIDUAL_CLIP = 8.0
 
@@ -103,8 +111,12 @@ class HighPass(nn.Module):
 
 
 class StarterNet(nn.Module):
-    def __init__(self, mean=DEFAULT_MEAN, std=DEFAULT_STD, widths: Sequence[int] = DEFAULT_WIDTHS):
+    def __init__(self, mean=DEFAULT_MEAN, std=DEFAULT_STD, widths: Sequence[int] = DEFAULT_WIDTHS,
+                 test_time_flips: int = 1):
         super().__init__()
+        if test_time_flips not in FLIP_SETS:
+            raise ValueError(f"test_time_flips must be one of {sorted(FLIP_SETS)}, got {test_time_flips!r}")
+        self.test_time_flips = test_time_flips
         w0, w1, w2, w3, w4 = widths
         self.highpass = HighPass(mean, std)
         self.stem = _conv(3 + HighPass.out_channels, w0)
@@ -124,6 +136,15 @@ class StarterNet(nn.Module):
         return torch.cat([x, skip], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or self.test_time_flips == 1:
+            return self._single_view(x)
+        views = FLIP_SETS[self.test_time_flips]
+        total = self._single_view(x)
+        for dims in views[1:]:
+            total = total + self._single_view(x.flip(dims)).flip(dims)
+        return total / len(views)
+
+    def _single_view(self, x: torch.Tensor) -> torch.Tensor:
         x0 = self.stem(torch.cat([x, self.highpass(x)], dim=1))
         x1 = self.enc1(x0)
         x2 = self.enc2(x1)
@@ -156,14 +177,17 @@ def card_widths(card: Any) -> tuple[int, ...]:
 def build_starter(card: Any = None) -> nn.Module:
     """A StarterNet configured from a model card (ModelCard or dict); weights not loaded.
 
-    Reads `mean`, `std` (defaults 0.5 / 0.25) and the channel `widths` (stored in the card's
-    `metrics["widths"]` when ModelCard has no `widths` field).
+    Reads `mean`, `std` (defaults 0.5 / 0.25), the channel `widths` (stored in the card's
+    `metrics["widths"]` when ModelCard has no `widths` field) and `test_time_flips` (default 1).
     """
     mean = tuple(float(v) for v in _field(card, "mean", DEFAULT_MEAN))
     std = tuple(float(v) for v in _field(card, "std", DEFAULT_STD))
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         raise ValueError(f"starter card needs 3 means and 3 positive stds, got mean={mean} std={std}")
-    return StarterNet(mean=mean, std=std, widths=card_widths(card))
+    flips = _field(card, "test_time_flips", 1)
+    if flips not in FLIP_SETS:
+        raise ValueError(f"starter card: test_time_flips must be one of {sorted(FLIP_SETS)}, got {flips!r}")
+    return StarterNet(mean=mean, std=std, widths=card_widths(card), test_time_flips=int(flips))
 
 
 def load_starter(weights_path, card: Any = None, device: str = "cpu") -> nn.Module:

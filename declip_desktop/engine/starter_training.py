@@ -260,12 +260,28 @@ def training_set_text(synth_info: dict, extra_data: list[str]) -> str:
     def describe(info: dict) -> str:
         return f"seed {info['seed']}, n {info['n']}, jpeg-prob {info['jpeg_prob']}"
 
+    main_photos = set(synth_info["photos"])
     n_test = sum(1 for v in synth_info["photos"].values() if v == "test")
-    text = f"synthetic manipulations (declip synth, {describe(synth_info)}) of {len(synth_info['photos'])} registry photos"
+    text = f"synthetic manipulations (declip synth, {describe(synth_info)}) of {len(main_photos)} registry photos"
     for extra in extra_data:
         extra_info = json.loads((Path(extra) / "synth.json").read_text())
-        text += f"; plus the train split of a second set ({describe(extra_info)}, same photos and test photos)"
+        extra_train = {k for k, v in extra_info["photos"].items() if v != "test"}
+        if set(extra_info["photos"]) == main_photos:
+            whose = "same photos and test photos"
+        else:
+            whose = f"{len(extra_train)} training photos, {len(extra_train - main_photos)} of them not in the first set"
+        text += f"; plus the train split of another set ({describe(extra_info)}, {whose})"
     return text + f"; test split from {n_test} photos never used in training"
+
+
+def photos_of(data: Path, extra_data: list[str]) -> dict[str, str]:
+    """{photo: role} over the main set and the extra sets ("test" only where no set trains on it)."""
+    roles = dict(json.loads((data / "synth.json").read_text())["photos"])
+    for extra in extra_data:
+        for name, role in json.loads((Path(extra) / "synth.json").read_text())["photos"].items():
+            if role != "test" or name not in roles:
+                roles[name] = role
+    return roles
 
 
 def package(args: argparse.Namespace) -> int:
@@ -275,8 +291,14 @@ def package(args: argparse.Namespace) -> int:
     config = json.loads((run / "train_config.json").read_text()) if (run / "train_config.json").exists() else {}
     widths = config.get("widths", list(starter.DEFAULT_WIDTHS))
     mean, std = list(starter.DEFAULT_MEAN), list(starter.DEFAULT_STD)
-    card: dict[str, Any] = {"mean": mean, "std": std, "widths": widths}
+    card: dict[str, Any] = {"mean": mean, "std": std, "widths": widths, "test_time_flips": args.test_time_flips}
     weights = run / args.weights
+    synth_info = json.loads((data / "synth.json").read_text())
+    test_photos = sorted(k for k, v in synth_info["photos"].items() if v == "test")
+    all_photos = photos_of(data, config.get("extra_data") or [])
+    leaked = [name for name in test_photos if all_photos.get(name) != "test"]
+    if leaked:  # an extra set trained on a test photo: the test figure would not be held out
+        raise SystemExit(f"error: the extra training sets use test photos of {data}: {', '.join(leaked)}")
     net = starter.load_starter(weights, card)
     calibration = None
     if args.calibrate:
@@ -284,13 +306,17 @@ def package(args: argparse.Namespace) -> int:
         print(f"validation calibration: {json.dumps(calibration)}", flush=True)
     test_items = load_split(data, "test", args.input_size)
     res_test = evaluate(net, test_items, mean, std, full=True)
-    synth_info = json.loads((data / "synth.json").read_text())
+    single_view = None
+    if args.test_time_flips != 1:  # the figure without flip averaging, for the card
+        net.test_time_flips = 1
+        single_view = evaluate(net, test_items, mean, std)["iou"]
+        net.test_time_flips = args.test_time_flips
+        print(f"test IoU without flip averaging: {single_view}", flush=True)
     sources_path = Path(args.photos) / "SOURCES.json"
     sources = json.loads(sources_path.read_text()) if sources_path.exists() else {}
     models.mkdir(parents=True, exist_ok=True)
     out_weights = models / f"{args.name}.safetensors"
     _save(net, out_weights)
-    test_photos = sorted(k for k, v in synth_info["photos"].items() if v == "test")
     card = {
         "name": args.name,
         "kind": starter.KIND,
@@ -309,6 +335,7 @@ def package(args: argparse.Namespace) -> int:
         "mean": mean,
         "std": std,
         "widths": widths,
+        "test_time_flips": args.test_time_flips,
         "notes": ("Demo model — not for casework. Compact U-Net with fixed SRM high-pass input filters, "
                   "trained end to end from scratch (no pretrained backbone) on synthetic local manipulations "
                   "(splice, copy-move, OpenCV Telea/Navier-Stokes inpainting, Poisson blending, resampling, "
@@ -320,13 +347,14 @@ def package(args: argparse.Namespace) -> int:
             **{f"test_{k}": res_test[k] for k in ("f1_best", "f1_fixed", "ap") if k in res_test},
             "test_per_type": res_test["per_type"],
             "test_per_compression": res_test["per_compression"],
+            "test_iou_single_view": single_view,  # without flip averaging (None: the card uses none)
             "valid_iou_best": config.get("best_valid_iou"),  # on the validation subset used in training
             "bias_calibration_on_valid": calibration,
             "test_photos": test_photos,
             "widths": widths,
             "training": {k: config.get(k) for k in ("steps", "steps_done", "batch", "crop", "lr", "seed", "minutes",
                                                        "data", "extra_data", "init")},
-            "training_photos": {name: sources.get(name, {}) for name in sorted(synth_info["photos"])},
+            "training_photos": {name: sources.get(name, {}) for name in sorted(all_photos)},
         },
     }
     (models / f"{args.name}.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
@@ -366,6 +394,8 @@ def main(argv=None) -> int:
     p.add_argument("--name", default="starter")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--input-size", type=int, default=starter.DEFAULT_INPUT_SIZE)
+    p.add_argument("--test-time-flips", type=int, choices=sorted(starter.FLIP_SETS), default=1,
+                   help="average the logits over this many flips of the input (recorded in the card)")
     p.add_argument("--no-calibrate", dest="calibrate", action="store_false",
                    help="do not fit the output bias on the validation split")
     p.set_defaults(func=package)
