@@ -2,7 +2,8 @@
 """Starter model: size on disk and seconds per 1024-px image on the CPU.
 
 Prints JSON. Times the whole per-image path the Localizer runs for the starter: resize to the
-card's input_size (PIL bilinear), normalize, forward, sigmoid, bilinear upsampling to 1024×1024.
+card's input_size (PIL bilinear), normalize, forward (averaged over the card's test_time_flips
+views), sigmoid, bilinear upsampling to 1024×1024.
 When engine.localizer exists it also times `Localizer(model).predict_one` end to end.
 
     .venv/bin/python benchmarks/starter.py [--threads 2] [--repeats 7] [--models models]
@@ -66,6 +67,7 @@ def main() -> int:
         "weights_mb": round(weights.stat().st_size / 1e6, 2),
         "parameters": sum(p.numel() for p in net.parameters()),
         "input_size": size,
+        "test_time_flips": int(card.get("test_time_flips", 1)),  # forward passes per image
         "seconds_per_1024px_image_median": round(statistics.median(times), 3),
         "seconds_per_1024px_image_max": round(max(times), 3),
         "load_average_1min": round(os.getloadavg()[0], 2),
