@@ -19,10 +19,11 @@ from declip_desktop.engine import starter, synth
 REPO = Path(__file__).resolve().parents[1]
 CARD_PATH = BUNDLED_MODELS_DIR / "starter.json"
 WEIGHTS_PATH = BUNDLED_MODELS_DIR / "starter.safetensors"
-#: Mean IoU (percent) the bundled model must keep on the fixed set below. Measured 2026-11-29 on the
-#: shipped (phase 4) weights: 23.4 (per image 24.8 32.0 31.2 7.8 30.8 7.1 11.5 42.3); calling
-#: every pixel manipulated scores 18.9 there. The floor leaves a margin for CPU/BLAS differences.
-IOU_FLOOR = 21.0
+#: Mean IoU (percent) the bundled model must keep on the fixed set below. Measured 2026-11-30 on the
+#: shipped (phase 5, 4-flip) weights: 39.0 (per image 70.9 37.0 38.4 22.5 32.1 10.4 16.0 84.5; phase 4
+#: gave 23.4); calling every pixel manipulated scores 18.9 there. The floor leaves a margin for CPU/BLAS
+#: differences.
+IOU_FLOOR = 34.0
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +81,15 @@ def test_bundled_card_is_a_labelled_demo_within_budget(card):
     )
 
 
-def test_model_store_sees_bundled_starter_and_loads_it():
+def test_model_store_sees_bundled_starter_and_loads_it(card):
     from declip_desktop.engine.models import ModelStore, load_network
 
     store = ModelStore()  # DECLIP_HOME is an empty per-test folder (conftest)
     installed = store.default()
     assert installed.card.kind == "starter" and installed.card.demo
     net = load_network(installed, device="cpu")
+    # The app runs the model as its card's test figures were measured (flip averaging included).
+    assert net.test_time_flips == card.get("test_time_flips", 1)
     with torch.no_grad():
         assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 32, 32)
 
