@@ -25,7 +25,10 @@ Usage: python scripts/fetch_starter_photos.py [--out data/photos] [--deb-cache d
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -93,13 +96,8 @@ def fetch_sklearn(out: Path, sources: dict) -> None:
 
 
 def fetch_mate(out: Path, sources: dict, deb_cache: Path) -> None:
-    deb = _download_deb(MATE_PACKAGE, deb_cache)
-    version = _deb_version(deb)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["dpkg", "-x", str(deb), tmp], check=True)
-        nature = Path(tmp) / "usr/share/backgrounds/mate/nature"
-        copyright_text = (Path(tmp) / f"usr/share/doc/{MATE_PACKAGE}/copyright").read_text()
-        (out / "mate-backgrounds.copyright").write_text(copyright_text)
+    with _unpacked_deb(MATE_PACKAGE, deb_cache, out) as (root, version, _):
+        nature = root / "usr/share/backgrounds/mate/nature"
         for name, holders in MATE_NATURE.items():
             target = f"mate_{name}"
             shutil.copyfile(nature / name, out / target)
@@ -155,6 +153,20 @@ def _deb_version(deb: Path) -> str:
     return deb.name.split("_")[1].replace("%3a", ":")
 
 
+@contextlib.contextmanager
+def _unpacked_deb(package: str, deb_cache: Path, out: Path):
+    """Download (once) and unpack a Debian package; yield (root, version, debian/copyright text).
+
+    The copyright file is copied into OUT beside the photos, since it is where their licences come from.
+    """
+    deb = _download_deb(package, deb_cache)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["dpkg", "-x", str(deb), tmp], check=True)
+        copyright_text = (Path(tmp) / f"usr/share/doc/{package}/copyright").read_text()
+        (out / f"{package}.copyright").write_text(copyright_text)
+        yield Path(tmp), _deb_version(deb), copyright_text
+
+
 def _save_photo(src: Path, target: Path) -> None:
     """Copy a photo, downscaled to MAX_SIDE on its long side when larger (PNG: no new JPEG loss)."""
     with Image.open(src) as im:
@@ -190,37 +202,30 @@ def _dep5_stanzas(text: str) -> dict[str, dict[str, str]]:
 
 def fetch_lomiri(out: Path, sources: dict, deb_cache: Path) -> None:
     for package, photos in LOMIRI_PACKAGES.items():
-        deb = _download_deb(package, deb_cache)
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(["dpkg", "-x", str(deb), tmp], check=True)
-            copyright_text = (Path(tmp) / f"usr/share/doc/{package}/copyright").read_text()
-            (out / f"{package}.copyright").write_text(copyright_text)
+        with _unpacked_deb(package, deb_cache, out) as (root, version, copyright_text):
             stanzas = _dep5_stanzas(copyright_text)
             for name, short in photos.items():
                 stanza = next((v for k, v in stanzas.items() if k.endswith("/" + name) or k == name), None)
                 if stanza is None:
                     raise SystemExit(f"{package}: {name} has no stanza in debian/copyright; its licence is unknown")
                 target = f"lomiri_{short}.png"
-                _save_photo(Path(tmp) / "usr/share/backgrounds" / name, out / target)
+                _save_photo(root / "usr/share/backgrounds" / name, out / target)
                 sources[target] = {
-                    "package": f"Debian {package} {_deb_version(deb)}", "upstream": f"/usr/share/backgrounds/{name}",
+                    "package": f"Debian {package} {version}", "upstream": f"/usr/share/backgrounds/{name}",
                     "author": stanza["copyright"], "licence": f"{stanza['license']} (per debian/copyright)",
                 }
 
 
 def fetch_plasma(out: Path, sources: dict, deb_cache: Path) -> None:
-    deb = _download_deb(PLASMA_PACKAGE, deb_cache)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["dpkg", "-x", str(deb), tmp], check=True)
-        shutil.copyfile(Path(tmp) / f"usr/share/doc/{PLASMA_PACKAGE}/copyright", out / f"{PLASMA_PACKAGE}.copyright")
+    with _unpacked_deb(PLASMA_PACKAGE, deb_cache, out) as (root, version, _):
         for name in PLASMA_PHOTOS:
-            folder = Path(tmp) / "usr/share/wallpapers" / name
+            folder = root / "usr/share/wallpapers" / name
             meta = json.loads((folder / "metadata.json").read_text())["KPlugin"]
             images = sorted((folder / "contents/images").iterdir(), key=_pixel_count)
             target = f"plasma_{name}.png"
             _save_photo(images[-1], out / target)
             sources[target] = {
-                "package": f"Debian {PLASMA_PACKAGE} {_deb_version(deb)}",
+                "package": f"Debian {PLASMA_PACKAGE} {version}",
                 "upstream": f"/usr/share/wallpapers/{name}/contents/images/{images[-1].name}",
                 "author": ", ".join(a["Name"] for a in meta.get("Authors", [])),
                 "licence": f"{meta.get('License', 'see debian/copyright')} (per the wallpaper's metadata.json)",
@@ -234,9 +239,6 @@ def _puzzle_photo(puzzle: bytes, name: str) -> Image.Image:
     followed by a JPEG thumbnail, a PNG of piece masks and, last, the photo as a JPEG in the top-left
     W×H of a 1024×1024 texture. Each step is checked so a changed format fails loudly.
     """
-    import io
-    import re
-
     starts = [m.start() for m in re.finditer(rb"\xff\xd8\xff", puzzle)]
     header = puzzle[: starts[0]].decode("latin-1") if starts else ""
     size = re.search(r"^image 0 0 (\d+) (\d+) ", header, flags=re.MULTILINE)
@@ -251,38 +253,30 @@ def _puzzle_photo(puzzle: bytes, name: str) -> Image.Image:
 
 
 def fetch_jigzo(out: Path, sources: dict, deb_cache: Path) -> None:
-    deb = _download_deb(JIGZO_PACKAGE, deb_cache)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["dpkg", "-x", str(deb), tmp], check=True)
-        copyright_text = (Path(tmp) / f"usr/share/doc/{JIGZO_PACKAGE}/copyright").read_text()
-        (out / f"{JIGZO_PACKAGE}.copyright").write_text(copyright_text)
+    with _unpacked_deb(JIGZO_PACKAGE, deb_cache, out) as (root, version, copyright_text):
         stanzas = _dep5_stanzas(copyright_text)
         for puzzle, short in JIGZO_PUZZLES.items():
             upstream = f"puzzles/00_default/{puzzle}.pzl"
             stanza = stanzas.get(upstream, stanzas["*"])  # photos without their own stanza fall under Files: *
-            data = (Path(tmp) / "usr/share/games/jigzo" / upstream).read_bytes()
+            data = (root / "usr/share/games/jigzo" / upstream).read_bytes()
             target = f"jigzo_{short}.png"
             _puzzle_photo(data, puzzle).save(out / target)
             sources[target] = {
-                "package": f"Debian {JIGZO_PACKAGE} {_deb_version(deb)}",
+                "package": f"Debian {JIGZO_PACKAGE} {version}",
                 "upstream": f"/usr/share/games/jigzo/{upstream} (the photo inside the puzzle)",
                 "author": stanza["copyright"], "licence": f"{stanza['license']} (per debian/copyright)",
             }
 
 
 def fetch_opencv(out: Path, sources: dict, deb_cache: Path) -> None:
-    deb = _download_deb(OPENCV_PACKAGE, deb_cache)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["dpkg", "-x", str(deb), tmp], check=True)
-        doc = Path(tmp) / f"usr/share/doc/{OPENCV_PACKAGE}"
-        copyright_text = (doc / "copyright").read_text()
-        (out / f"{OPENCV_PACKAGE}.copyright").write_text(copyright_text)
+    with _unpacked_deb(OPENCV_PACKAGE, deb_cache, out) as (root, version, copyright_text):
+        doc = root / f"usr/share/doc/{OPENCV_PACKAGE}"
         stanza = _dep5_stanzas(copyright_text)["*"]  # samples/data has no stanza of its own
         for rel, short in OPENCV_PHOTOS.items():
             target = f"opencv_{short}.png"
             _save_photo(doc / "examples" / rel, out / target)
             sources[target] = {
-                "package": f"Debian {OPENCV_PACKAGE} {_deb_version(deb)}",
+                "package": f"Debian {OPENCV_PACKAGE} {version}",
                 "upstream": f"/usr/share/doc/{OPENCV_PACKAGE}/examples/{rel} (OpenCV samples)",
                 "author": stanza["copyright"], "licence": f"{stanza['license']} (per debian/copyright)",
             }
