@@ -34,25 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from declip_desktop.common.errors import DeviceUnavailable, OutOfDeviceMemory  # re-exported: raised here
+from declip_desktop.common.facts import DEFAULT_THRESHOLD, card_is_demo, demo_label
 from declip_desktop.common.images import ImageError, load_rgb_image
 from declip_desktop.common.version import SOFTWARE_VERSION
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "fp16", "bf16")
-
-
-class OutOfDeviceMemory(RuntimeError):
-    """The GPU/MPS device ran out of memory; retry with `device="cpu"` or a smaller batch."""
-
-    def __init__(self, device: str, detail: str):
-        super().__init__(
-            f"the {device} device ran out of memory ({detail}). Retry on the CPU (device 'cpu') or with a smaller batch"
-        )
-        self.device = device
-
-
-class DeviceUnavailable(ValueError):
-    """The requested device does not exist on this machine."""
 
 
 @dataclass
@@ -75,6 +63,31 @@ class Prediction:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def mask(self, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+        """bool H×W (the image's size): True where the probability is above `threshold` (0…1)."""
+        from declip_desktop.common.regions import binary_mask
+
+        return binary_mask(self._map(), _check_threshold(threshold))
+
+    def regions(self, threshold: float = DEFAULT_THRESHOLD) -> list:
+        """The connected regions above `threshold`, largest first (`common.regions.Region`:
+        area_px, area_pct, bbox (x, y, w, h) in image pixels, mean_score, max_score, contours)."""
+        from declip_desktop.common.regions import find_regions
+
+        return find_regions(self._map(), _check_threshold(threshold))
+
+    def _map(self) -> np.ndarray:
+        if self.prob_map is None:
+            raise ValueError(f"{self.source}: no probability map ({self.error})")
+        return self.prob_map
+
+
+def _check_threshold(threshold: float) -> float:
+    value = float(threshold)
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise ValueError(f"threshold {threshold!r} is outside 0…1")
+    return value
 
 
 def _card_field(card: Any, name: str, default: Any) -> Any:
@@ -114,6 +127,27 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
+def _card_for_network(net: Any, card: Any):
+    """A copy of `card` whose `sha256` is the digest of `net`'s weights (what results record)."""
+    import dataclasses
+
+    from safetensors.torch import save
+
+    from declip_desktop.common.hashing import sha256_bytes
+    from declip_desktop.engine.models import ModelCard
+
+    if card is None:
+        raise ValueError("a ready network needs its model card: Localizer(net, card=ModelCard(name=..., ...))")
+    if isinstance(card, dict):
+        card = ModelCard.from_dict(card)
+    if not isinstance(card, ModelCard):
+        raise TypeError(f"card must be a ModelCard or a dict, not {type(card).__name__}")
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    digest = sha256_bytes(save(state))
+    extra = {**card.extra, "sha256_of": "state dict of a network passed to Localizer (safetensors bytes)"}
+    return dataclasses.replace(card, sha256=digest, extra=extra)
+
+
 def _describe_source(source: Any, index: int) -> str:
     if isinstance(source, (str, Path)):
         return str(source)
@@ -124,7 +158,12 @@ class Localizer:
     """Runs one installed model over images; see the module docstring.
 
     `model`: an `InstalledModel`, a model name, a path to an installed `.safetensors`, an
-    authors' `.pth` (imported on the fly), or None for the store's default model.
+    authors' `.pth` (imported on the fly), None for the store's default model, or a ready
+    `torch.nn.Module` together with `card` (a `ModelCard` or its dict) describing it. A ready
+    network takes B×3×S×S inputs (S = the card's `input_size`, normalized with its `mean`/`std`)
+    and returns B×1×h×w logits; the Localizer owns it from then on (it is optimized in place)
+    and its `model_sha256` is the SHA-256 of its state dict written as safetensors, not the
+    card's claim.
     `threads`: CPU threads for torch (process-wide setting); None leaves torch's default.
     `precision`: None (fp32, or fp16 for fast mode on a GPU), "fp32", "fp16" or "bf16"
     (autocast; GPU only: on this project's CPUs bf16 is far slower than fp32).
@@ -142,6 +181,7 @@ class Localizer:
         precision: str | None = None,
         store: Any = None,
         on_status: Callable[[str], None] | None = None,
+        card: Any = None,
     ):
         import torch
 
@@ -167,15 +207,21 @@ class Localizer:
             raise ValueError(f"{precision} runs only on a GPU; on the CPU use fast=True (int8) or fp32")
         self.precision = precision
 
-        self.installed = resolve_model(model, store=store)
-        self.card = self.installed.card
+        if isinstance(model, torch.nn.Module):
+            self.installed = None
+            self.card = _card_for_network(model, card)
+        elif card is not None:
+            raise ValueError("`card` describes a ready network; pass the network itself as `model`")
+        else:
+            self.installed = resolve_model(model, store=store)
+            self.card = self.installed.card
         self.input_size = int(_card_field(self.card, "input_size", 224))
         self.mean = tuple(float(v) for v in _card_field(self.card, "mean", (0.48145466, 0.4578275, 0.40821073)))
         self.std = tuple(float(v) for v in _card_field(self.card, "std", (0.26862954, 0.26130258, 0.27577711)))
 
         from declip_desktop.engine import accelerate
 
-        net = load_network(self.installed, device="cpu")
+        net = model if self.installed is None else load_network(self.installed, device="cpu")
         net.eval()
         for p in net.parameters():
             p.requires_grad_(False)
@@ -197,14 +243,18 @@ class Localizer:
 
     @property
     def is_demo(self) -> bool:
-        return bool(getattr(self.card, "demo", False) or getattr(self.card, "kind", "") == "starter")
+        return card_is_demo(self.card)
 
     @property
     def label(self) -> str:
-        label = str(getattr(self.card, "label", "") or "")
-        if self.is_demo and not label:
-            label = "demo model — not for casework"
-        return label
+        return demo_label(self.card) or str(getattr(self.card, "label", "") or "")
+
+    @property
+    def card_snapshot(self) -> dict:
+        """The model card as stored with each result (`engine.models.card_snapshot`)."""
+        from declip_desktop.engine.models import card_snapshot
+
+        return card_snapshot(self.card)
 
     @property
     def parameters(self) -> dict:

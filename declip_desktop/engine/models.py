@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from declip_desktop.common import paths
+from declip_desktop.common.facts import DEMO_LABEL, card_is_demo  # DEMO_LABEL re-exported for the engine
 from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.version import SOFTWARE_VERSION
 
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-DEMO_LABEL = "demo model — not for casework"
 
 #: Training sets named in the authors' checkpoint file names.
 TRAINING_SETS = {
@@ -99,6 +99,24 @@ class ModelCard:
     @property
     def display_name(self) -> str:
         return f"{self.name} ({self.label})" if self.label else self.name
+
+
+#: The card fields every stored result keeps (issue 14 item 7), in this order.
+SNAPSHOT_FIELDS = ("name", "sha256", "kind", "backbone", "layer", "decoder", "training_set", "demo", "label",
+                   "input_size", "source_file", "source_sha256", "software_version")
+
+
+def card_snapshot(card: ModelCard) -> dict:
+    """What a result must say about the model that made it, frozen at analysis time.
+
+    A plain JSON-able dict (stored with each result, read by reports made later or on a
+    machine where the model is not installed). `demo` goes through `common.facts.card_is_demo`,
+    the single demo test; `software_version` is the version that wrote the card.
+    """
+    snapshot = {name: getattr(card, name, None) for name in SNAPSHOT_FIELDS}
+    snapshot["demo"] = card_is_demo(card)
+    snapshot["label"] = (card.label or DEMO_LABEL) if snapshot["demo"] else (card.label or "")
+    return snapshot
 
 
 @dataclass
@@ -224,7 +242,7 @@ class ModelStore:
     def default(self) -> InstalledModel:
         """The most recently installed non-demo model, else a demo/starter model."""
         models = self.installed()
-        real = [m for m in models if not m.card.demo and m.card.kind != "starter"]
+        real = [m for m in models if not card_is_demo(m.card)]
         if real:
             return max(real, key=lambda m: (m.card.created, m.name))
         if models:

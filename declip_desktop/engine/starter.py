@@ -31,10 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from declip_desktop.common.facts import DEMO_LABEL  # re-exported: the one definition
+
 KIND = "starter"
 BACKBONE = "starter-fcn"
 ARCHITECTURE = "starter-unet-v2"
-DEMO_LABEL = "demo model — not for casework"
 DEFAULT_INPUT_SIZE = 512
 DEFAULT_MEAN = (0.5, 0.5, 0.5)
 DEFAULT_STD = (0.25, 0.25, 0.25)

@@ -64,7 +64,7 @@ class SynthError(ValueError):
 
 
 @dataclass
-class Sample:
+class SynthesizedSample:
     """One manipulated image, its mask (bool H×W, True = manipulated) and its record."""
 
     image: np.ndarray
@@ -319,7 +319,7 @@ def synthesize(
     donors: Sequence[Photo],
     size: int = 512,
     shape: str | None = None,
-) -> Sample:
+) -> SynthesizedSample:
     """One manipulated crop of `photo`. `donors` supply content for splice/poisson."""
     if manipulation not in _RENDERERS:
         raise SynthError(f"unknown manipulation {manipulation!r}; use one of {', '.join(MANIPULATIONS)}")
@@ -352,7 +352,7 @@ def synthesize(
         "width": w,
         "height": h,
     }
-    return Sample(image=np.ascontiguousarray(image), mask=mask, source_crop=source, record=record)
+    return SynthesizedSample(image=np.ascontiguousarray(image), mask=mask, source_crop=source, record=record)
 
 
 def jpeg_recompress(image: np.ndarray, quality: int) -> bytes:

@@ -183,13 +183,10 @@ def load_training_data(cfg: TrainConfig) -> tuple[list[Sample], list[Sample], st
 
 
 def _pick_device(device: str) -> torch.device:
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
+    # The Localizer's rule (one definition): auto → cuda, else mps, else cpu; a missing one is refused.
+    from declip_desktop.engine.localizer import pick_device
+
+    return torch.device(pick_device(device))
 
 
 def _visual_to_backbone(state: dict[str, torch.Tensor], target: str) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Queue runner shared by the GUI worker and `declip case analyze` (see docs/ARCHITECTURE.md).
+"""The queue runner under `AnalysisSession` (see docs/ARCHITECTURE.md).
 
 `run_queue` takes the evidence of a case that is waiting for the given model, feeds it
 to a Localizer in batches, and stores every result as soon as it arrives. It never
@@ -19,6 +19,7 @@ from typing import Any
 
 from declip_desktop.cases import Case, CaseBusyError, Evidence
 from declip_desktop.cases.audit import now_iso
+from declip_desktop.common.errors import OutOfDeviceMemory
 from declip_desktop.common.hashing import sha256_file
 
 
@@ -39,6 +40,7 @@ class RunSummary:
     done: int = 0
     failed: int = 0
     stopped: bool = False  # should_stop() ended the run early
+    cancelled: bool = False  # the analyst cancelled: what was still waiting left the queue (AnalysisSession)
     out_of_memory: bool = False  # the device ran out of memory; retry with device="cpu"
     message: str = ""
     seconds: float = 0.0
@@ -53,21 +55,33 @@ class RunSummary:
         return not self.failed and not self.stopped and not self.out_of_memory
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    # Matched by name: the engine defines OutOfDeviceMemory, and importing the engine
-    # here would import torch.
-    return any(cls.__name__ == "OutOfDeviceMemory" for cls in type(exc).__mro__)
+def waiting_evidence(case: Case, model_sha256: str | None, evidence_ids: Iterable[int] | None = None) -> list[Evidence]:
+    """What is queued: the one definition the GUI, the CLI and the runner count and run.
+
+    Evidence with status 'queued', plus, for a known model, done/failed evidence never analysed
+    with it (`Case.queued_evidence`); restricted to `evidence_ids` when given."""
+    todo = case.queued_evidence(model_sha256)
+    if evidence_ids is None:
+        return todo
+    wanted = {int(i) for i in evidence_ids}
+    return [e for e in todo if e.id in wanted]
 
 
-def _parameters(localizer: Any) -> dict[str, Any]:
+def result_parameters(localizer: Any) -> dict[str, Any]:
+    """What each stored result records about how it was computed, with the model card's snapshot.
+
+    The snapshot (`localizer.card_snapshot`, see engine.models.card_snapshot) is what reports
+    show about the model later, on any machine; a localizer without one cannot store results."""
     params = getattr(localizer, "parameters", None)
-    if isinstance(params, dict):
-        return dict(params)
-    out: dict[str, Any] = {}
-    for name in ("fast", "batch_size", "input_size", "threads"):
-        value = getattr(localizer, name, None)
-        if isinstance(value, (bool, int, float, str)):
-            out[name] = value
+    out: dict[str, Any] = dict(params) if isinstance(params, dict) else {}
+    snapshot = getattr(localizer, "card_snapshot", None)
+    if not isinstance(snapshot, dict) or not snapshot.get("sha256"):
+        raise TypeError(f"{type(localizer).__name__} has no card_snapshot (a dict with the model's name and "
+                        "sha256); results cannot say which model made them")
+    if snapshot["sha256"] != str(localizer.model_sha256):
+        raise ValueError(f"the model card's SHA-256 {snapshot['sha256'][:12]}… differs from the loaded model's "
+                         f"{str(localizer.model_sha256)[:12]}…; nothing was analysed")
+    out["model_card"] = dict(snapshot)
     return out
 
 
@@ -92,7 +106,7 @@ def run_queue(
     model_sha = str(localizer.model_sha256)
     summary = RunSummary(model_name=_model_name(localizer), model_sha256=model_sha,
                          device=str(getattr(localizer, "device", "") or ""))
-    params = _parameters(localizer)
+    params = result_parameters(localizer)
     lock = case.analysis_lock()
     if not lock.acquire(blocking=False):
         raise CaseBusyError(f"{case.path}: another analysis is already running on this case. "
@@ -100,7 +114,7 @@ def run_queue(
     try:
         case.requeue_interrupted()
         wanted = None if evidence_ids is None else {int(i) for i in evidence_ids}
-        todo = [e for e in case.queued_evidence(model_sha) if wanted is None or e.id in wanted]
+        todo = waiting_evidence(case, model_sha, wanted)
         summary.total = len(todo)
         batch_size = max(1, int(getattr(localizer, "batch_size", 1) or 1))
         finished = 0
@@ -129,7 +143,7 @@ def run_queue(
                 if ready:
                     predictions = localizer.predict([case.evidence_file(e) for e in ready])
             except Exception as exc:  # noqa: BLE001 - one bad batch must not lose the rest of the queue
-                if _is_out_of_memory(exc):
+                if isinstance(exc, OutOfDeviceMemory):
                     case.requeue([e.id for e in batch], analyst=analyst)
                     summary.out_of_memory = True
                     summary.message = (f"the {summary.device or 'device'} ran out of memory: {exc}. "
@@ -167,7 +181,7 @@ def run_queue(
                 summary.failures.append((ev.id, err))
                 finished += 1
                 emit(ev.id, "failed", error=err)
-        summary.remaining = len([e for e in case.queued_evidence(model_sha) if wanted is None or e.id in wanted])
+        summary.remaining = len(waiting_evidence(case, model_sha, wanted))
     finally:
         lock.release()
     summary.seconds = time.monotonic() - t0
@@ -194,4 +208,4 @@ def _check_files(case: Case, batch: list[Evidence]) -> tuple[list[Evidence], lis
     return ready, broken
 
 
-__all__ = ["ProgressEvent", "RunSummary", "run_queue"]
+__all__ = ["ProgressEvent", "RunSummary", "result_parameters", "run_queue", "waiting_evidence"]
