@@ -2,7 +2,7 @@
 
 import sys
 
-from declip_desktop.gui.app import main
+from declip_desktop.desktop import main
 
 if __name__ == "__main__":
     sys.exit(main())

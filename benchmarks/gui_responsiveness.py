@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # `tests.factories`
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
@@ -39,7 +39,7 @@ def ensure_model(kind: str, workdir: Path) -> str:
     if name in ModelStore():
         return name
     from declip_desktop.engine.models import import_checkpoint
-    from factories import make_tiny_vit_checkpoint, make_vit_checkpoint
+    from tests.factories import make_tiny_vit_checkpoint, make_vit_checkpoint
 
     t0 = time.perf_counter()
     src = workdir / f"{name}.pth"

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # `tests.factories`
 
 CHILD = r"""
 import json, resource, sys, time
@@ -49,7 +49,7 @@ print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_mb": peak, **ext
 def write_checkpoint(path: Path) -> int:
     import torch
 
-    import factories
+    from tests import factories
 
     state = factories.vit_checkpoint_state(
         "layer20", "conv-20", 0, vit=factories.REAL_VIT, text=factories.REAL_TEXT_VIT,

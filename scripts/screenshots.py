@@ -86,8 +86,8 @@ def main() -> int:
     os.environ["DECLIP_HOME"] = str(work / "home")
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
     try:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from factories import install_tiny_model
+        sys.path.insert(0, str(ROOT))  # `tests.factories`
+        from tests.factories import install_tiny_model
 
         install_tiny_model(name="tiny-random")
         from PySide6.QtCore import QTimer

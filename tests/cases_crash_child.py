@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: `tests.` imports
 
 
 def _import(root: str, paths: list[str]) -> None:
@@ -34,14 +34,14 @@ def _zygote(mode: list[str]) -> None:
     from declip_desktop.cases import Case
 
     if mode[0] == "model":
-        from factories import install_tiny_model
+        from tests.factories import install_tiny_model
 
         from declip_desktop.engine.localizer import Localizer
 
         install_tiny_model(name=mode[1])
         localizer = Localizer(mode[1], device="cpu", batch_size=2, threads=1)
     else:
-        from cases_util import FakeLocalizer
+        from tests.cases_util import FakeLocalizer
 
         localizer = FakeLocalizer(batch_size=2, delay=0.02)
     print("loaded", flush=True)

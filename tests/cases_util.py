@@ -12,6 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 from PIL import Image
 
+from declip_desktop.common.errors import OutOfDeviceMemory
+
 
 def noise_image(path: Path, size=(48, 40), seed=0, fmt=None, **save) -> Path:
     rng = np.random.default_rng(seed)
@@ -59,7 +61,7 @@ class FakeLocalizer:
     """Stands in for engine.localizer.Localizer: the map is the image's mean-normalised red channel."""
 
     def __init__(self, name="fake-model", sha="f" * 64, batch_size=2, fail_names=(), oom_after=None, delay=0.0):
-        self.card = SimpleNamespace(name=name)
+        self.card = SimpleNamespace(name=name, sha256=sha, kind="declip", demo=False, label="")
         self.model_sha256 = sha
         self.batch_size = batch_size
         self.device = "cpu"
@@ -70,10 +72,20 @@ class FakeLocalizer:
         self.seen: list[str] = []
         self.delay = delay  # seconds per image, to look like a model at work
 
+    @property
+    def model_name(self):
+        return self.card.name
+
+    @property
+    def card_snapshot(self):
+        return {"name": self.card.name, "sha256": self.model_sha256, "kind": "declip", "backbone": "fake",
+                "layer": None, "decoder": "red-channel", "training_set": None, "demo": False, "label": "",
+                "software_version": "test"}
+
     def predict(self, images):
         self.calls += 1
         if self.oom_after is not None and self.calls > self.oom_after:
-            raise OutOfDeviceMemory("CUDA out of memory (fake)")
+            raise OutOfDeviceMemory(self.device, "CUDA out of memory (fake)")
         out = []
         for p in images:
             time.sleep(self.delay)
@@ -84,7 +96,3 @@ class FakeLocalizer:
                             model_name=self.card.name, model_sha256=self.model_sha256, seconds=0.01,
                             device="cpu", error=err, width=arr.shape[1], height=arr.shape[0]))
         return out
-
-
-class OutOfDeviceMemory(RuntimeError):
-    """Same name as the engine's exception: the runner recognises it by name."""

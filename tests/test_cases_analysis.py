@@ -10,7 +10,7 @@ import pytest
 from declip_desktop.analysis import run_queue
 from declip_desktop.cases import Case, CaseBusyError, CaseError
 from declip_desktop.common.version import SOFTWARE_VERSION
-from cases_util import FakeLocalizer, noise_image
+from tests.cases_util import FakeLocalizer, noise_image
 
 
 @pytest.fixture

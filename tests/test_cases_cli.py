@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 
 from declip_desktop.cases import Case
 from declip_desktop.cli import main
-from cases_util import noise_image
+from tests.cases_util import noise_image
 
 
 @pytest.fixture
@@ -80,10 +79,8 @@ def test_import_status_export(tmp_path, case_dir, capsys):
     assert "OK" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(importlib.util.find_spec("declip_desktop.engine.localizer") is None,
-                    reason="engine.localizer not available yet")
 def test_analyze_with_a_tiny_model_resumes_and_records_the_model(tmp_path, case_dir, capsys):
-    from factories import install_tiny_model
+    from tests.factories import install_tiny_model
 
     card = install_tiny_model(name="cli-tiny")
     src = tmp_path / "src"
@@ -93,11 +90,15 @@ def test_analyze_with_a_tiny_model_resumes_and_records_the_model(tmp_path, case_
     assert main(["case", "analyze", str(case_dir), "--model", "cli-tiny", "--device", "cpu"]) == 0
     assert "Analysed 3" in capsys.readouterr().out
     assert main(["case", "analyze", str(case_dir)]) == 0  # the case remembers the model; nothing left
-    assert "Analysed 0" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "Analysed 0" in out
+    assert f"Model: cli-tiny (SHA-256 {card.sha256[:12]}…), the model this case is pinned to" in err
     with Case.open(case_dir) as case:
-        assert case.get_setting("model") == "cli-tiny"
+        assert case.get_setting("model") == {"name": "cli-tiny", "sha256": card.sha256}
         for ev in case.evidence_list():
             a = case.latest_analysis(ev.id)
             assert a.model_sha256 == card.sha256 and a.error is None
+            assert a.parameters["model_card"]["sha256"] == card.sha256
+            assert a.parameters["model_card"]["name"] == "cli-tiny"
             assert case.load_map(a).shape == (30, 40)
         assert case.verify().ok

@@ -13,7 +13,7 @@ import pytest
 
 from declip_desktop.analysis import run_queue
 from declip_desktop.cases import Case
-from cases_util import FakeLocalizer, noise_image
+from tests.cases_util import FakeLocalizer, noise_image
 
 CLI_WRITER = textwrap.dedent("""
     import sys

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from declip_desktop.cases import Case
-from cases_util import noise_image
+from tests.cases_util import noise_image
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")]
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from declip_desktop.cases import Case
 from declip_desktop.common.images import HEIF_SUPPORTED
-from cases_util import corrupt_png, jpeg_bytes, noise_image, png_bomb_header
+from tests.cases_util import corrupt_png, jpeg_bytes, noise_image, png_bomb_header
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from declip_desktop.cases import Case, CaseError
 from declip_desktop.cases.case import DB_NAME
-from cases_util import noise_image
+from tests.cases_util import noise_image
 
 
 @pytest.fixture

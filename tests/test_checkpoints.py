@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-import factories
+from tests import factories
 from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.paths import models_dir
 from declip_desktop.engine import checkpoints

@@ -11,7 +11,7 @@ import sys
 import threading
 
 import pytest
-from local_http import LocalServer, Served, no_proxy, server  # noqa: F401 (fixtures)
+from tests.local_http import LocalServer, Served, no_proxy, server  # noqa: F401 (fixtures)
 
 from declip_desktop.engine import download, registry
 from declip_desktop.engine.download import DownloadCancelled, DownloadError, fetch
@@ -341,11 +341,7 @@ def test_backbone_cache_is_reused_and_rechecked(server, tmp_path, monkeypatch):
 
 @pytest.fixture
 def factories():
-    pytest.importorskip("torch")
-    # The importer (engine.checkpoints, issue 2) is written in parallel: these tests
-    # run as soon as it exists.
-    pytest.importorskip("declip_desktop.engine.checkpoints", reason="engine.checkpoints not there yet")
-    import factories as f  # tests/factories.py: tiny checkpoints in the authors' layout
+    from tests import factories as f  # tests/factories.py: tiny checkpoints in the authors' layout
 
     return f
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from local_http import LocalServer, no_proxy, server  # noqa: F401 (fixtures)
+from tests.local_http import LocalServer, no_proxy, server  # noqa: F401 (fixtures)
 
 from declip_desktop.common.paths import models_dir
 from declip_desktop.engine import download, registry
@@ -73,8 +73,7 @@ def test_closing_during_a_download_cancels_it_without_blocking(qtbot, server):
 
 
 def test_the_dialog_downloads_and_installs_from_a_local_mirror(qtbot, server, tmp_path):
-    pytest.importorskip("declip_desktop.engine.checkpoints", reason="engine.checkpoints not there yet")
-    import factories
+    from tests import factories
 
     entry = registry.get_checkpoint("vit-cocosd")
     src = factories.make_tiny_vit_checkpoint(tmp_path / "c.pth")

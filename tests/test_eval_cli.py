@@ -198,7 +198,7 @@ def test_plain_layout_missing_mask_is_not_run(tmp_path):
 
 
 def test_eval_model_on_dolos_layout_matches_scoring_its_saved_maps(tmp_path, capsys):
-    from factories import install_tiny_model
+    from tests.factories import install_tiny_model
 
     install_tiny_model("tiny-eval", layer="layer1", decoder="conv-4")
     root = tmp_path / "dolos"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: F401,E402  (dev dependency: missing must fail, never skip)
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
@@ -34,7 +34,7 @@ def tiny_model_dir(tmp_path_factory):
     """Build the tiny model once per module; each test copies it into its own DECLIP_HOME."""
     import os
 
-    from factories import install_tiny_model
+    from tests.factories import install_tiny_model
 
     home = tmp_path_factory.mktemp("tiny_model_home")
     old = os.environ.get("DECLIP_HOME")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: F401,E402  (dev dependency: missing must fail, never skip)
 
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
@@ -132,13 +132,14 @@ def test_settings_persist_across_instances(tmp_path):
     first = Settings(tmp_path / "s.ini")
     first.colormap = "viridis"
     first.opacity = 0.3
-    first.threshold = 0.42
     first.device = "cpu"
     first.add_recent_case(tmp_path / "a")
     first.add_recent_case(tmp_path / "b")
     first.set_last_evidence(str(tmp_path / "b"), 7)
     second = Settings(tmp_path / "s.ini")
-    assert (second.colormap, second.opacity, second.threshold, second.device) == ("viridis", 0.3, 0.42, "cpu")
+    assert (second.colormap, second.opacity, second.device) == ("viridis", 0.3, "cpu")
+    # Thresholds are case facts (audit-logged in the case), never a per-machine preference.
+    assert not hasattr(second, "threshold") and "view/threshold" not in second.qsettings.allKeys()
     assert second.recent_cases() == [str((tmp_path / "b").resolve()), str((tmp_path / "a").resolve())]
     assert second.last_evidence(str(tmp_path / "b")) == 7
     second.colormap = "no-such-map"

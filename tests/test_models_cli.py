@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-import factories
+from tests import factories
 from declip_desktop.cli import main
 from declip_desktop.common.paths import models_dir
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import factories
-import reference_declip as ref
+from tests import factories
+from tests import reference_declip as ref
 from declip_desktop.engine import networks as nets
 from declip_desktop.engine.models import load_network, resolve_model
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("pytestqt")
-pypdf = pytest.importorskip("pypdf")
+import pytestqt  # noqa: F401,E402  (dev dependency: missing must fail, never skip)
+import pypdf
 
 from declip_desktop.gui.background import wait_for_background  # noqa: E402
 from declip_desktop.gui.main_window import MainWindow  # noqa: E402

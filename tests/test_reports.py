@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pypdf = pytest.importorskip("pypdf")
+import pypdf
 
 from declip_desktop.cases import Case  # noqa: E402
 from declip_desktop.common import regions  # noqa: E402

@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data as skimage_data
 
 from declip_desktop.engine import synth
-
-skimage_data = pytest.importorskip("skimage.data")
 
 
 @pytest.fixture(scope="module")

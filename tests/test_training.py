@@ -126,7 +126,7 @@ def test_cli_train_then_eval(dolos, tmp_path, capsys):
 
 
 def test_backbone_from_an_installed_model_or_clip_weights(dolos, tmp_path):
-    from factories import install_tiny_model, make_clip_weights
+    from tests.factories import install_tiny_model, make_clip_weights
 
     from declip_desktop.engine.models import ModelStore
     from safetensors.torch import load_file

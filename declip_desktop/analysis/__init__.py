@@ -14,6 +14,7 @@ from declip_desktop.analysis.session import (
     ModelInUse,
     ModelLoadError,
     ModelPinError,
+    fall_back_to_cpu,
 )
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "ModelLoadError",
     "ModelPinError",
     "ProgressEvent",
+    "fall_back_to_cpu",
     "RunSummary",
     "result_parameters",
     "run_queue",

@@ -261,12 +261,10 @@ class AnalysisSession:
                                 should_stop=self._should_stop, analyst=self.analyst)
             if summary.out_of_memory and str(localizer.device) != "cpu":
                 # run_queue put the batch back; the model moves to the CPU once.
-                _notify(on_notice, "warning",
-                        f"Out of memory on {localizer.device}; the analysis continues on the CPU (slower).",
-                        summary.message)
                 self.case.log_event("analysis.device_fallback", str(localizer.device),
                                     {"to": "cpu", "error": summary.message}, analyst=self.analyst)
-                localizer = self.localizer(choice, on_notice, device="cpu")
+                localizer = fall_back_to_cpu(localizer, summary.message,
+                                             lambda: self.localizer(choice, on_notice, device="cpu"), on_notice)
                 if on_model is not None:
                     on_model(self.model_in_use(localizer))
                 continue
@@ -285,6 +283,17 @@ class AnalysisSession:
             pin_model(self.case, choice.name, choice.sha256, analyst=self.analyst)
 
 
+def fall_back_to_cpu(localizer: Any, error: str, rebuild: Callable[[], Any], on_notice: Notice | None = None) -> Any:
+    """The out-of-memory policy of every front end: move from the GPU to the CPU, once.
+
+    Returns `rebuild()` (the CPU Localizer) after telling the user; a localizer already on the
+    CPU has nowhere to go, so the error is raised as an AnalysisError."""
+    if str(localizer.device) == "cpu":
+        raise AnalysisError(error)
+    _notify(on_notice, "warning", f"Out of memory on {localizer.device}; continuing on the CPU (slower).", error)
+    return rebuild()
+
+
 def _sha_note(pin: PinnedModel) -> str:
     return f" (SHA-256 {pin.sha256[:12]}…)" if pin.sha256 else ""
 
@@ -294,4 +303,5 @@ def _notify(on_notice: Notice | None, level: str, message: str, detail: str) -> 
         on_notice(level, message, detail)
 
 
-__all__ = ["AnalysisError", "AnalysisSession", "ModelChoice", "ModelInUse", "ModelLoadError", "ModelPinError"]
+__all__ = ["AnalysisError", "AnalysisSession", "ModelChoice", "ModelInUse", "ModelLoadError", "ModelPinError",
+           "fall_back_to_cpu"]

@@ -58,12 +58,13 @@ from declip_desktop.cases.records import (
     Rejection,
     VerifyReport,
 )
+from declip_desktop.common.facts import CASE_DB_NAME
 from declip_desktop.common.hashing import sha256_bytes, sha256_file
 from declip_desktop.common.images import DEFAULT_MAX_PIXELS
 from declip_desktop.common.probmaps import decode_png16, encode_png16
 from declip_desktop.common.version import SOFTWARE_VERSION, software_id
 
-DB_NAME = "case.sqlite"
+DB_NAME = CASE_DB_NAME  # common.facts: the GUI recognises case folders by it too
 FOLDERS = ("evidence", "results", "reports", "exports")
 THUMBNAIL_DIR = "results/thumbnails"
 THUMBNAIL_SIZE = 256

@@ -123,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"cannot create the maps folder {args.maps_dir}: {exc.strerror or exc}. Choose a writable folder")
         namer = MapNamer(args.maps_dir, ".npy" if args.map_format == "npy" else ".png")
 
-    from declip_desktop.engine.localizer import DeviceUnavailable, Localizer, OutOfDeviceMemory
+    from declip_desktop.analysis import AnalysisError, fall_back_to_cpu
+    from declip_desktop.common.errors import DeviceUnavailable, OutOfDeviceMemory
+    from declip_desktop.engine.localizer import Localizer
     from declip_desktop.engine.models import ModelError
 
     def make(device: str, fallback: bool = False) -> Localizer:
@@ -169,11 +171,10 @@ def run(args: argparse.Namespace) -> int:
                     print(json.dumps(_record(pred, map_path)), flush=True)
                     bar.update(1)
             except OutOfDeviceMemory as exc:
-                if localizer.device == "cpu":
-                    raise
-                print(f"warning: {exc}; continuing on the CPU", file=sys.stderr)
-                localizer = make("cpu", fallback=True)
-    except OutOfDeviceMemory as exc:
+                localizer = fall_back_to_cpu(localizer, str(exc), lambda: make("cpu", fallback=True),
+                                             lambda _level, message, detail: print(
+                                                 f"warning: {message} ({detail})", file=sys.stderr))
+    except AnalysisError as exc:
         bar.close()
         return _fail(str(exc))
     finally:

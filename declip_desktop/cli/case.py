@@ -95,11 +95,14 @@ def _import(args: argparse.Namespace) -> int:
 def _analyze(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from declip_desktop.analysis import run_queue
+    from declip_desktop.analysis import AnalysisError, AnalysisSession
     from declip_desktop.cases import CaseError
 
+    if args.batch_size < 1:
+        return _err(f"--batch-size must be at least 1 (got {args.batch_size}).")
     try:
         from declip_desktop.engine.localizer import Localizer
+        from declip_desktop.engine.models import resolve_model
     except ImportError as exc:
         return _err(f"the analysis engine is not available ({exc}). Reinstall DeCLIP Desktop.")
     try:
@@ -107,17 +110,10 @@ def _analyze(args: argparse.Namespace) -> int:
     except CaseError as exc:
         return _err(str(exc))
     with case:
-        model = args.model or case.get_setting("model")
-        device = args.device or "auto"
-        try:
-            localizer = Localizer(model, device=device, fast=args.fast, batch_size=args.batch_size)
-        except Exception as exc:  # noqa: BLE001 - model errors come from the engine; say which and stop
-            return _err(f"could not load the model {model or '(default)'}: {exc}. "
-                        "See `declip models list` for installed models.")
-        if args.model:
-            case.set_setting("model", args.model, analyst=args.analyst)
-        print(f"Model: {localizer.card.name} ({localizer.model_sha256[:12]}…) on {localizer.device}",
-              file=sys.stderr)
+        session = AnalysisSession(case, model=args.model, device=args.device or "auto", fast=args.fast,
+                                  batch_size=args.batch_size, analyst=args.analyst,
+                                  localizer_factory=Localizer, model_resolver=resolve_model,
+                                  on_status=lambda message: print(message, file=sys.stderr, flush=True))
         bar: Any = None
 
         def progress(event: Any) -> None:
@@ -130,14 +126,18 @@ def _analyze(args: argparse.Namespace) -> int:
             if event.status == "failed":
                 tqdm.write(f"failed: evidence {event.evidence_id}: {event.error}", file=sys.stderr)
 
+        def notice(level: str, message: str, _detail: str) -> None:
+            print(f"{'note' if level == 'info' else level}: {message}", file=sys.stderr)
+
+        def model_loaded(model: Any) -> None:
+            print(f"Model loaded on {model.device}.", file=sys.stderr)
+
         try:
-            summary = run_queue(case, localizer, on_progress=progress, analyst=args.analyst)
-            if summary.out_of_memory and str(localizer.device) != "cpu":
-                print(f"note: {summary.message} Continuing on the CPU.", file=sys.stderr)
-                localizer = Localizer(model, device="cpu", fast=args.fast, batch_size=1)
-                summary = run_queue(case, localizer, on_progress=progress, analyst=args.analyst)
-        except CaseError as exc:
-            return _err(str(exc))
+            # Said before anything is loaded or analysed: which model, and why that one.
+            print(f"Model: {session.choose_model().describe()}", file=sys.stderr)
+            summary = session.run(on_progress=progress, on_notice=notice, on_model=model_loaded)
+        except (AnalysisError, CaseError) as exc:
+            return _err(str(exc).rstrip(".") + ".")
         finally:
             if bar is not None:
                 bar.close()
@@ -146,6 +146,19 @@ def _analyze(args: argparse.Namespace) -> int:
         if summary.out_of_memory:
             return _err(summary.message)
     return SOME_FAILED if summary.failed else OK
+
+
+@_guard
+def _threshold(args: argparse.Namespace) -> int:
+    from declip_desktop.cases.case_settings import case_threshold, set_case_threshold
+
+    with _open(args) as case:
+        if args.value is not None:
+            set_case_threshold(case, args.value, analyst=args.analyst)
+        value, source = case_threshold(case)
+    origin = "set for this case" if source == "case" else "nobody set one; the standard value"
+    print(f"Default threshold of this case: {value:g} ({origin}). Items reviewed with their own threshold keep it.")
+    return OK
 
 
 @_guard
@@ -235,10 +248,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = add("analyze", _analyze, "analyse queued evidence with a model (resumes where it stopped)")
-    p.add_argument("--model", help="installed model name or file (default: the case's model, else the default)")
+    p.add_argument("--model", help="installed model name or file (default: the model the case is pinned to, else "
+                   "the default model); the case is pinned to the model used, in the audit log")
     p.add_argument("--fast", action="store_true", help="faster, slightly less precise inference")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
     p.add_argument("--batch-size", type=int, default=4)
+
+    p = add("threshold", _threshold, "show or set the case's default threshold (items set while reviewing keep theirs)")
+    p.add_argument("value", metavar="VALUE", nargs="?", help="new default threshold, 0…1 (omit to show the current one)")
 
     p = add("status", _status, "show the case, its evidence and their state", changes=False)
     p.add_argument("--json", action="store_true", help="machine-readable output")

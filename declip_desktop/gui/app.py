@@ -1,4 +1,5 @@
-"""Application entry point: `declip-desktop`, `python main.py`, `make app`."""
+"""The window's start-up (arguments, logging, QApplication); `declip_desktop.desktop.main` calls it
+with the engine connected."""
 
 from __future__ import annotations
 
@@ -76,7 +77,9 @@ def create_application(argv: list[str]):
     return app
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, services=None) -> int:
+    """Run the window; `services` (gui.services.EngineServices) connects the engine —
+    `declip_desktop.desktop.main` passes the real one."""
     argv = list(sys.argv if argv is None else argv)
     args = _parse(argv[1:])
     if not _has_display():
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_application(argv)
     from declip_desktop.gui.main_window import MainWindow
 
-    window = MainWindow(device=args.device, fast=args.fast)
+    window = MainWindow(device=args.device, fast=args.fast, services=services)
     install_excepthook(window)
     window.show()
     window.preload_engine_later()
@@ -104,5 +107,3 @@ def main(argv: list[str] | None = None) -> int:
     return app.exec()
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -34,6 +34,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from declip_desktop.analysis import waiting_evidence
+from declip_desktop.cases.case_settings import pin_model, pinned_model, set_case_threshold
+from declip_desktop.common.facts import CASE_DB_NAME, DEMO_LABEL
 from declip_desktop.common.version import SOFTWARE_NAME, software_id
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.evidence_panel import EvidencePanel
@@ -41,13 +44,17 @@ from declip_desktop.gui.inspector import Inspector
 from declip_desktop.gui.models_dialog import ModelsDialog, default_model_name, describe_model, find_card
 from declip_desktop.gui.notifications import MessageLog, NotificationBar, NotificationCenter
 from declip_desktop.gui.progress_relay import ProgressRelay
+from declip_desktop.gui.services import EngineServices
 from declip_desktop.gui.settings import Settings
 from declip_desktop.gui.start_page import StartPage
 from declip_desktop.gui.worker import RunRequest, WorkerController
 
 log = logging.getLogger("declip_desktop.gui")
 
-MODEL_SETTING = "model"  # per-case setting: the chosen model's name
+
+
+def _no_engine(*_args, **_kwargs):
+    raise RuntimeError("no analysis engine is connected to this window (start it with `declip-desktop`)")
 
 
 class MainWindow(QMainWindow):
@@ -55,9 +62,13 @@ class MainWindow(QMainWindow):
     caseClosed = Signal()
     analysisFinished = Signal(str)  # reason
 
-    def __init__(self, settings: Settings | None = None, device: str | None = None, fast: bool | None = None):
+    def __init__(self, settings: Settings | None = None, device: str | None = None, fast: bool | None = None,
+                 services: EngineServices | None = None):
         super().__init__()
         self.settings = settings or Settings()
+        # The engine comes from the application (declip_desktop.desktop); without it the window
+        # still opens cases, and an analysis says why it cannot run.
+        self.services = services or EngineServices(_no_engine, _no_engine)
         if device:
             self.settings.device = device
         if fast is not None:
@@ -219,8 +230,8 @@ class MainWindow(QMainWindow):
         self._action("View", "&Side by side", lambda: self.inspector.set_side_by_side(not self.inspector.compare_view.isVisible()), "S")
         self._action("View", "Threshold &up", lambda: self.inspector.nudge_threshold(0.01), ["]", "Ctrl+Up"])
         self._action("View", "Threshold &down", lambda: self.inspector.nudge_threshold(-0.01), ["[", "Ctrl+Down"])
-        self._action("View", "Use this threshold as the &default", self._set_default_threshold,
-                     tip="New evidence opens at this threshold (each item keeps its own once changed)")
+        self._action("View", "Use this threshold as the case's &default", self._set_default_threshold,
+                     tip="Items of this case without a threshold of their own open (and are reported) at this one; audit-logged")
         self._menu("View").addSeparator()
         self._action("View", "Zoom &in", lambda: self.inspector.zoom_by(1.25), [QKeySequence.StandardKey.ZoomIn, "Ctrl+="])
         self._action("View", "Zoom o&ut", lambda: self.inspector.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut)
@@ -321,7 +332,7 @@ class MainWindow(QMainWindow):
         self._thumbs.clear()
         self._thumbs_pending.clear()
         self.inspector.set_case(case)
-        self.controller = WorkerController(Path(case.path), self)
+        self.controller = WorkerController(Path(case.path), self.services, self)
         worker = self.controller.worker
         worker.progress.connect(self._on_progress)
         worker.run_started.connect(self._on_run_started)
@@ -520,15 +531,16 @@ class MainWindow(QMainWindow):
 
     # ======================================================================== analysis
     def _case_model(self) -> str | None:
+        """The model the case is pinned to (even if it is missing: the analysis says so), else
+        the model a first analysis would pin (the store's default)."""
         if self.case is None:
             return None
         try:
-            name = self.case.get_setting(MODEL_SETTING)
+            pin = pinned_model(self.case)
         except Exception:
-            name = None
-        if name and find_card(name) is not None:
-            return name
-        return default_model_name()
+            log.exception("reading the case's model setting failed")
+            pin = None
+        return pin.name if pin is not None else default_model_name()
 
     def _update_model_label(self, device: str | None = None) -> None:
         card = find_card(self._case_model())
@@ -539,10 +551,12 @@ class MainWindow(QMainWindow):
         self.model_label.setStyleSheet("color: #b91c1c; font-weight: 600" if card is not None and card.demo else "")
 
     def _queued_ids(self) -> list[int]:
+        """What is waiting: the same function the analysis runs (analysis.waiting_evidence)."""
         if self.case is None:
             return []
         try:
-            return [ev.id for ev in self.case.evidence_list() if ev.status in ("queued", "analysing")]
+            pin = pinned_model(self.case)
+            return [ev.id for ev in waiting_evidence(self.case, pin.sha256 if pin is not None else None)]
         except Exception:
             log.exception("reading the queue failed")
             return []
@@ -554,19 +568,15 @@ class MainWindow(QMainWindow):
         if not ids:
             self.notifications.info("Nothing is waiting for analysis.")
             return False
-        model = model or self._case_model()
-        if model is None:
+        if model is None and self._case_model() is None:
             self.notifications.error(
                 "No model is installed. Use Models → Import checkpoint… or Models → Download…, then analyse again."
             )
             return False
-        if self.case.get_setting(MODEL_SETTING) is None:
-            try:
-                self.case.set_setting(MODEL_SETTING, model, analyst=self.settings.analyst or None)
-            except Exception as exc:
-                self.notifications.error(f"The case setting could not be saved: {exc}", traceback.format_exc())
+        # model None: the session uses the case's pinned model (pinning the default on a first run);
+        # a model named here is a one-off re-analysis that leaves the case's model alone.
         request = RunRequest(model=model, device=self.settings.device, fast=self.fast_action.isChecked(),
-                             evidence_ids=tuple(ids), requeue=requeue)
+                             evidence_ids=tuple(ids), requeue=requeue, pin=model is None)
         self.controller.start(request)
         self._run_started_at = time.monotonic()
         paused = self.controller.worker.paused
@@ -578,10 +588,9 @@ class MainWindow(QMainWindow):
     def load_model(self) -> bool:
         if self.controller is None:
             return False
-        model = self._case_model()
-        if model is None:
+        if self._case_model() is None:
             return False
-        self.controller.start(RunRequest(model=model, device=self.settings.device, fast=self.fast_action.isChecked(),
+        self.controller.start(RunRequest(device=self.settings.device, fast=self.fast_action.isChecked(),
                                          evidence_ids=(), load_only=True))
         self._loading_model = True
         self.activity_label.setText("Loading model…")
@@ -620,7 +629,7 @@ class MainWindow(QMainWindow):
         self._update_model_label(info.device)
         if info.demo:
             self.notifications.warning(
-                f"{info.name} is a demo model — not for casework. Import or download a DeCLIP model for real cases."
+                f"{info.name}: {info.label or DEMO_LABEL}. Import or download a DeCLIP model for real cases."
             )
 
     def _on_run_finished(self, reason: str, summary) -> None:
@@ -665,7 +674,7 @@ class MainWindow(QMainWindow):
         if not cards:
             self.notifications.error("No model is installed to re-analyse with.")
             return
-        names = [c.name + (" [demo — not for casework]" if c.demo else "") for c in cards]
+        names = [describe_model(c) for c in cards]
         choice, ok = QInputDialog.getItem(self, "Re-analyse", "Model for the re-analysis:", names, 0, False)
         if ok and choice:
             model = cards[names.index(choice)].name
@@ -691,8 +700,16 @@ class MainWindow(QMainWindow):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
 
     def _set_default_threshold(self) -> None:
-        self.settings.threshold = self.inspector.threshold
-        self.notifications.info(f"Default threshold set to {self.inspector.threshold:.3f}.")
+        """The case's default threshold (audit-logged); items reviewed with their own keep it."""
+        if self.case is None:
+            return
+        try:
+            value = set_case_threshold(self.case, self.inspector.threshold, analyst=self.settings.analyst or None)
+        except Exception as exc:
+            self.notifications.error(f"The case's default threshold could not be saved: {exc}", traceback.format_exc())
+            return
+        self.inspector.case_threshold_changed()
+        self.notifications.info(f"Default threshold of this case set to {value:.3f} (recorded in the audit log).")
 
     def _fast_toggled(self, on: bool) -> None:
         self.settings.fast = on
@@ -718,8 +735,9 @@ class MainWindow(QMainWindow):
         if self.case is None:
             self.notifications.warning("Open a case to choose its model.")
             return
+        card = find_card(name)
         try:
-            self.case.set_setting(MODEL_SETTING, name, analyst=self.settings.analyst or None)
+            pin_model(self.case, name, card.sha256 if card is not None else None, analyst=self.settings.analyst or None)
         except Exception as exc:
             self.notifications.error(f"The model choice could not be saved: {exc}", traceback.format_exc())
             return
@@ -763,8 +781,8 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     def preload_engine_later(self, delay_ms: int = 300) -> None:
-        """Import torch on the thread pool soon after start-up (see worker.preload_engine)."""
-        from declip_desktop.gui.worker import preload_engine
+        """Import torch on the thread pool soon after start-up (EngineServices.preload)."""
+        preload_engine = self.services.preload
 
         def failed(exc, detail):
             self.notifications.error(f"The analysis engine could not be loaded: {exc}", detail)
@@ -773,7 +791,7 @@ class MainWindow(QMainWindow):
 
     def restore_last_case(self) -> None:
         last = self.settings.last_case
-        if last and (Path(last) / "case.sqlite").exists():
+        if last and (Path(last) / CASE_DB_NAME).exists():
             self.open_case(last)
         else:
             self.show_start()

@@ -16,7 +16,6 @@ from declip_desktop.common.regions import COLORMAPS
 DEFAULTS = {
     "view/colormap": "inferno",
     "view/opacity": 0.55,
-    "view/threshold": 0.5,
     "analysis/device": "auto",  # auto | cpu | cuda
     "analysis/fast": False,
     "analyst": "",
@@ -56,14 +55,6 @@ class Settings:
     @opacity.setter
     def opacity(self, value: float) -> None:
         self._set("view/opacity", float(value))
-
-    @property
-    def threshold(self) -> float:
-        return _clamp(_float(self._get("view/threshold"), DEFAULTS["view/threshold"]), 0.0, 1.0)
-
-    @threshold.setter
-    def threshold(self, value: float) -> None:
-        self._set("view/threshold", float(value))
 
     # analysis --------------------------------------------------------------------------------
     @property

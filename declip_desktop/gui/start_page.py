@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from declip_desktop.common.facts import CASE_DB_NAME
+
 
 class StartPage(QWidget):
     createRequested = Signal(str, str, str, str)  # folder, number, title, analyst
@@ -89,7 +91,7 @@ class StartPage(QWidget):
     def refresh_recent(self) -> None:
         self.recent_list.clear()
         for path in self.settings.recent_cases():
-            exists = (Path(path) / "case.sqlite").exists()
+            exists = (Path(path) / CASE_DB_NAME).exists()
             item = QListWidgetItem(f"{Path(path).name}   —   {path}" + ("" if exists else "   (missing)"))
             item.setData(Qt.ItemDataRole.UserRole, path)
             if not exists:

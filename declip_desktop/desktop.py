@@ -1,0 +1,57 @@
+"""The desktop application: the GUI wired to the engine (`declip-desktop`, `python main.py`).
+
+The composition root sits above `gui` so the GUI's import graph never reaches torch: the
+engine's Localizer factory, model resolver and warm-up are handed to the window as
+`gui.services.EngineServices`.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import logging
+import os
+import sys
+
+from declip_desktop.gui.services import EngineServices
+
+log = logging.getLogger("declip_desktop.gui")
+
+
+def preload_engine() -> None:
+    """Import torch and the engine ahead of the first analysis (call off the UI thread).
+
+    Loading torch's shared libraries happens inside one C call that holds the GIL for a
+    second or more; doing it once at startup, while the analyst is still on the start screen
+    or opening a case, keeps that pause out of the analysis itself.
+    """
+    import declip_desktop.engine.checkpoints  # noqa: F401  (torch, safetensors)
+    import declip_desktop.engine.localizer  # noqa: F401
+    from declip_desktop.engine import networks
+
+    try:
+        networks.VitSpec.from_open_clip()  # reads a local config: imports open_clip and what it pulls in
+    except Exception:  # only a warm-up: the analysis reports real problems itself
+        log.exception("warming up open_clip failed")
+    gc.freeze()  # see gui.worker.freeze_long_lived_objects
+
+
+def engine_services() -> EngineServices:
+    """The real engine. On the CPU torch gets one core less than the machine has: the UI
+    thread keeps a core to itself, so the event loop is never starved by the analysis."""
+    from declip_desktop.engine.localizer import Localizer
+    from declip_desktop.engine.models import resolve_model
+
+    threads = max(1, (os.cpu_count() or 2) - 1)
+    return EngineServices(localizer_factory=functools.partial(Localizer, threads=threads),
+                          model_resolver=resolve_model, preload=preload_engine)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from declip_desktop.gui.app import main as gui_main
+
+    return gui_main(argv, services=engine_services())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""What the GUI needs from the engine, handed in by the application (`declip_desktop.desktop`).
+
+The GUI never imports the engine's torch side: the Localizer factory, the model resolver and
+the warm-up come in through this object, so "the GUI never imports torch" holds for the
+import graph, not only at run time. Tests pass the same object, or stand-ins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+def _nothing_to_preload() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class EngineServices:
+    #: `localizer_factory(model, device=, fast=, batch_size=, on_status=)`: see analysis.session.
+    localizer_factory: Callable[..., Any]
+    #: `model_resolver(name_or_None)` → an installed model with `.card` (name, sha256).
+    model_resolver: Callable[[Any], Any]
+    #: Imports torch and the engine ahead of the first analysis (run off the UI thread).
+    preload: Callable[[], None] = _nothing_to_preload
+
+
+__all__ = ["EngineServices"]
