@@ -105,10 +105,11 @@ def test_open_download_dialog_reuses_the_open_one(qtbot):
 
 def test_models_menu_opens_the_download_dialog(qtbot):
     from declip_desktop.gui.background import wait_for_background
+    from declip_desktop.desktop import engine_services
     from declip_desktop.gui.main_window import MainWindow
     from declip_desktop.gui.settings import Settings
 
-    win = MainWindow(Settings(), device="cpu", fast=False)
+    win = MainWindow(Settings(), device="cpu", fast=False, services=engine_services())
     qtbot.addWidget(win)
     action = next(a for a in win.menus["Models"].actions() if "Download" in a.text())
     action.trigger()

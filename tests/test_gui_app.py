@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from declip_desktop.cases import Case  # noqa: E402
 from declip_desktop.common.paths import models_dir  # noqa: E402
 from declip_desktop.gui.background import wait_for_background  # noqa: E402
+from declip_desktop.desktop import engine_services  # noqa: E402  (the real engine, as the app wires it)
 from declip_desktop.gui.main_window import MainWindow  # noqa: E402
 from declip_desktop.gui.settings import Settings  # noqa: E402
 
@@ -61,7 +62,7 @@ def model_installed(tiny_model_dir):
 
 @pytest.fixture
 def window(qtbot, model_installed):
-    win = MainWindow(Settings(), device="cpu", fast=False)
+    win = MainWindow(Settings(), device="cpu", fast=False, services=engine_services())
     qtbot.addWidget(win)
     win.show()
     yield win
@@ -219,7 +220,7 @@ def test_cancel_stops_the_queue(qtbot, window, tmp_path):
 
 def test_closing_mid_queue_and_reopening_resumes(qtbot, model_installed, tmp_path):
     settings = Settings()
-    first = MainWindow(settings, device="cpu")
+    first = MainWindow(settings, device="cpu", services=engine_services())
     qtbot.addWidget(first)
     first.show()
     folder = new_case(first, tmp_path)
@@ -236,7 +237,7 @@ def test_closing_mid_queue_and_reopening_resumes(qtbot, model_installed, tmp_pat
     assert "done" in before and "queued" in before, before
     assert "analysing" not in before
 
-    second = MainWindow(Settings(), device="cpu")
+    second = MainWindow(Settings(), device="cpu", services=engine_services())
     qtbot.addWidget(second)
     second.show()
     second.restore_last_case()
@@ -248,11 +249,12 @@ def test_closing_mid_queue_and_reopening_resumes(qtbot, model_installed, tmp_pat
     wait_for_background()
 
 
-def test_out_of_gpu_memory_falls_back_to_the_cpu_with_a_notice(qtbot, model_installed, tmp_path, monkeypatch):
-    import declip_desktop.gui.worker as worker_module
-    from declip_desktop.engine.localizer import OutOfDeviceMemory
+def test_out_of_gpu_memory_falls_back_to_the_cpu_with_a_notice(qtbot, model_installed, tmp_path):
+    from dataclasses import replace
 
-    real_make = worker_module.make_localizer
+    from declip_desktop.common.errors import OutOfDeviceMemory
+
+    real = engine_services()
 
     class GpuThatRunsOut:
         """The real tiny Localizer, presented as a GPU one whose memory is exhausted."""
@@ -267,12 +269,11 @@ def test_out_of_gpu_memory_falls_back_to_the_cpu_with_a_notice(qtbot, model_inst
         def predict(self, images):
             raise OutOfDeviceMemory("cuda:0", "CUDA out of memory (simulated by the test)")
 
-    def make(model, device, fast, on_status=None):
-        inner = real_make(model, "cpu", fast, on_status)
+    def make(model, *, device, **kw):
+        inner = real.localizer_factory(model, device="cpu", **kw)
         return inner if device == "cpu" else GpuThatRunsOut(inner)
 
-    monkeypatch.setattr(worker_module, "make_localizer", make)
-    win = MainWindow(Settings(), device="cuda")
+    win = MainWindow(Settings(), device="cuda", services=replace(real, localizer_factory=make))
     qtbot.addWidget(win)
     win.show()
     new_case(win, tmp_path)
@@ -281,7 +282,7 @@ def test_out_of_gpu_memory_falls_back_to_the_cpu_with_a_notice(qtbot, model_inst
     qtbot.waitUntil(lambda: set(statuses(win).values()) == {"done"}, timeout=WAIT_MS)
     wait_idle(qtbot, win)
     assert any(n.level == "warning" and "CPU" in n.message for n in win.notifications.notices)
-    assert "gui.device_fallback" in [a.action for a in win.case.audit_entries()]
+    assert "analysis.device_fallback" in [a.action for a in win.case.audit_entries()]
     assert {win.case.latest_analysis(ev.id).device for ev in win.case.evidence_list()} == {"cpu"}
     win.close()
     wait_for_background()

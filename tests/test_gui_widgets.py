@@ -101,9 +101,10 @@ def test_view_controls_overlay_flicker_and_zoom(qtbot, inspector):
 
 
 def test_keyboard_shortcuts_reach_the_inspector(qtbot):
+    from declip_desktop.desktop import engine_services
     from declip_desktop.gui.main_window import MainWindow
 
-    win = MainWindow(Settings(), device="cpu")
+    win = MainWindow(Settings(), device="cpu", services=engine_services())
     qtbot.addWidget(win)
     win.show()
     image = QImage(400, 300, QImage.Format.Format_RGB32)

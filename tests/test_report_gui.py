@@ -10,6 +10,7 @@ import pytestqt  # noqa: F401,E402  (dev dependency: missing must fail, never sk
 import pypdf
 
 from declip_desktop.gui.background import wait_for_background  # noqa: E402
+from declip_desktop.desktop import engine_services  # noqa: E402  (the real engine, as the app wires it)
 from declip_desktop.gui.main_window import MainWindow  # noqa: E402
 from declip_desktop.gui.report_action import start_job  # noqa: E402
 from declip_desktop.gui.settings import Settings  # noqa: E402
@@ -17,7 +18,7 @@ from declip_desktop.gui.settings import Settings  # noqa: E402
 
 @pytest.fixture
 def window(qtbot):
-    win = MainWindow(Settings(), device="cpu", fast=False)
+    win = MainWindow(Settings(), device="cpu", fast=False, services=engine_services())
     qtbot.addWidget(win)
     yield win
     win.close()

@@ -1,19 +1,18 @@
-"""The inspector: the selected evidence with its heat map, mask, regions, details and review.
+"""The inspector widget: renders `gui.inspector_model.InspectorModel` (the selected evidence,
+its threshold and view mode) as the heat map, mask, regions, details and review box.
 
 Everything that can take longer than a frame (decoding the photo, loading the map,
 full-resolution region statistics) runs on the thread pool; results that arrive for
-an evidence item or threshold the analyst has already left are dropped.
+an evidence item or threshold the analyst has already left are dropped (the model's tokens).
 """
 
 from __future__ import annotations
 
-import html
 import logging
-from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, QSignalBlocker, QSortFilterProxyModel, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QLinearGradient, QPainter, QPen
+from PySide6.QtCore import QRectF, QSignalBlocker, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -25,7 +24,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPlainTextEdit,
-    QSizePolicy,
     QSlider,
     QSplitter,
     QTableView,
@@ -36,87 +34,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from declip_desktop.common.images import load_rgb
+from declip_desktop.cases.records import VERDICTS
 from declip_desktop.common.regions import COLORMAPS
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.image_view import ImageView, build_pyramid
-from declip_desktop.gui.render import DisplayMap, RegionResult, colormap_rgb, compute_regions
+from declip_desktop.gui.inspector_model import (
+    FLICKER_MS,
+    NOTES_SAVE_DELAY_MS,
+    REGIONS_DELAY_MS,
+    THRESHOLD_SAVE_DELAY_MS,
+    InspectorModel,
+)
+from declip_desktop.gui.inspector_parts import ColourScale, Loaded, RegionsModel, decode_to_qimage, details_html
+from declip_desktop.gui.render import DisplayMap, RegionResult, compute_regions
 
 log = logging.getLogger("declip_desktop.gui")
 
-VERDICTS = ("not reviewed", "authentic", "manipulated", "inconclusive")
 SLIDER_STEPS = 1000  # threshold resolution of the slider: 0.001
-NOTES_DEBOUNCE_MS = 800
-THRESHOLD_SAVE_DEBOUNCE_MS = 800
-REGIONS_DEBOUNCE_MS = 120
-FLICKER_MS = 450
-
-
-@dataclass
-class Loaded:
-    """What the background loader hands back for one evidence item."""
-
-    evidence_id: int
-    levels: list[QImage]
-    prob_map: np.ndarray | None
-    display: DisplayMap | None
-    map_error: str | None
-
-
-def decode_to_qimage(path) -> QImage:
-    """Decode exactly as the model saw the photo (EXIF orientation, 8-bit RGB)."""
-    rgb = load_rgb(path)
-    h, w, _ = rgb.shape
-    image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
-    return image.convertToFormat(QImage.Format.Format_RGB32)  # a copy: independent of `rgb`
-
-
-class ColourScale(QWidget):
-    """Horizontal colour bar 0 … 1 with a marker at the threshold."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._colormap = "inferno"
-        self._threshold = 0.5
-        self.setMinimumSize(140, 30)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setToolTip("Colour scale of the manipulation probability; the marker is the threshold")
-
-    def set_colormap(self, name: str) -> None:
-        self._colormap = name
-        self.update()
-
-    def set_threshold(self, value: float) -> None:
-        self._threshold = value
-        self.update()
-
-    def paintEvent(self, _event) -> None:  # noqa: N802
-        painter = QPainter(self)
-        bar = QRectF(4, 2, self.width() - 8, 12)
-        gradient = QLinearGradient(bar.left(), 0, bar.right(), 0)
-        table = colormap_rgb(self._colormap)
-        for i in range(0, 256, 15):
-            r, g, b = (int(v) for v in table[i])
-            gradient.setColorAt(i / 255.0, QColor(r, g, b))
-        r, g, b = (int(v) for v in table[255])
-        gradient.setColorAt(1.0, QColor(r, g, b))
-        painter.fillRect(bar, gradient)
-        painter.setPen(self.palette().text().color())
-        font = painter.font()
-        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.8))
-        painter.setFont(font)
-        for value, align in ((0.0, Qt.AlignmentFlag.AlignLeft), (0.5, Qt.AlignmentFlag.AlignHCenter), (1.0, Qt.AlignmentFlag.AlignRight)):
-            x = bar.left() + value * bar.width()
-            rect = QRectF(x - 20 if value > 0 else x, bar.bottom() + 1, 40 if value not in (0.0, 1.0) else 30, 14)
-            if value == 1.0:
-                rect.moveRight(x)
-            painter.drawText(rect, align | Qt.AlignmentFlag.AlignTop, f"{value:g}")
-        x = bar.left() + self._threshold * bar.width()
-        pen = QPen(QColor(0, 229, 255))
-        pen.setWidth(2)
-        painter.setPen(pen)
-        painter.drawLine(int(x), int(bar.top()) - 2, int(x), int(bar.bottom()) + 2)
-        painter.end()
 
 
 class Inspector(QWidget):
@@ -129,28 +63,36 @@ class Inspector(QWidget):
     def __init__(self, settings, parent=None):
         super().__init__(parent)
         self.settings = settings
-        self.case = None
-        self.evidence = None
-        self.analysis = None
+        self.model = InspectorModel()
         self.prob_map: np.ndarray | None = None
         self.display_map: DisplayMap | None = None
         self.region_result: RegionResult | None = None
-        self._load_token = 0
-        self._regions_token = 0
-        self._threshold = settings.threshold
-        self._overlay_on = True
-        self._flicker_state = True
         self._saving_enabled = True
         self._build_ui()
-        self._notes_timer = QTimer(self, singleShot=True, interval=NOTES_DEBOUNCE_MS)
+        # The timers' purposes and delays are the model's (gui.inspector_model).
+        self._notes_timer = QTimer(self, singleShot=True, interval=NOTES_SAVE_DELAY_MS)
         self._notes_timer.timeout.connect(self._save_notes)
-        self._threshold_timer = QTimer(self, singleShot=True, interval=THRESHOLD_SAVE_DEBOUNCE_MS)
+        self._threshold_timer = QTimer(self, singleShot=True, interval=THRESHOLD_SAVE_DELAY_MS)
         self._threshold_timer.timeout.connect(self._save_threshold)
-        self._regions_timer = QTimer(self, singleShot=True, interval=REGIONS_DEBOUNCE_MS)
+        self._regions_timer = QTimer(self, singleShot=True, interval=REGIONS_DELAY_MS)
         self._regions_timer.timeout.connect(self._start_regions)
         self._flicker_timer = QTimer(self, interval=FLICKER_MS)
-        self._flicker_timer.timeout.connect(self._flicker_tick)
+        self._flicker_timer.timeout.connect(self.model.flicker_tick)
+        self.model.on("view", self._update_visibility)
         self.set_case(None)
+
+    # The current item lives in the model; these read it for the window and the tests.
+    @property
+    def case(self):
+        return self.model.case
+
+    @property
+    def evidence(self):
+        return self.model.evidence
+
+    @property
+    def analysis(self):
+        return self.model.analysis
 
     # ================================================================================== UI
     def _build_ui(self) -> None:
@@ -167,17 +109,16 @@ class Inspector(QWidget):
         for w in (self.fit_button, self.one_button, self.zoom_out_button, self.zoom_in_button, self.zoom_label):
             bar.addWidget(w)
         bar.addSpacing(12)
-        self.heat_check = QCheckBox("Heat")
-        self.heat_check.setChecked(True)
-        self.heat_check.setToolTip("Show the probability map as a heat overlay")
-        self.mask_check = QCheckBox("Mask")
-        self.mask_check.setToolTip("Fill the pixels above the threshold")
-        self.outline_check = QCheckBox("Outlines")
-        self.outline_check.setChecked(True)
-        self.outline_check.setToolTip("Outline the regions above the threshold")
-        for w in (self.heat_check, self.mask_check, self.outline_check):
-            w.toggled.connect(self._update_visibility)
-            bar.addWidget(w)
+        self.layer_checks: dict[str, QCheckBox] = {}
+        for layer in self.model.layers:
+            box = QCheckBox(layer.label)
+            box.setChecked(layer.visible)
+            box.setToolTip(layer.tip)
+            box.toggled.connect(lambda on, name=layer.name: self.model.set_layer_visible(name, on))
+            self.layer_checks[layer.name] = box
+            bar.addWidget(box)
+        self.heat_check, self.mask_check = self.layer_checks["heat"], self.layer_checks["mask"]
+        self.outline_check = self.layer_checks["outlines"]
         bar.addSpacing(12)
         self.compare_button = self._tool("Side by side", "Original and overlay next to each other")
         self.compare_button.setCheckable(True)
@@ -302,7 +243,7 @@ class Inspector(QWidget):
         self.placeholder.setStyleSheet("color: #6b7280; font-size: 14pt")
         self.placeholder.setWordWrap(True)
         outer.addWidget(self.placeholder)
-        self._set_threshold_widgets(self._threshold)
+        self._set_threshold_widgets(self.model.threshold)
         self._opacity_changed(self.opacity_slider.value())
 
     def _tool(self, text: str, tip: str) -> QToolButton:
@@ -314,16 +255,17 @@ class Inspector(QWidget):
     # ================================================================================== content
     def set_case(self, case) -> None:
         self.flush()
-        self.case = case
+        self.model.set_case(case)
         self.show_evidence(None)
 
     def show_evidence(self, evidence_id: int | None) -> None:
         """Switch to an evidence item (None: nothing selected)."""
         self.flush()
-        self._load_token += 1
-        self._regions_token += 1
-        self.evidence = None
-        self.analysis = None
+        try:
+            selected = self.model.select(evidence_id)
+        except Exception as exc:  # e.g. the case folder went away
+            self.errorOccurred.emit(f"Evidence {evidence_id} could not be read: {exc}", repr(exc))
+            selected = False
         self.prob_map = None
         self.display_map = None
         self.region_result = None
@@ -333,34 +275,24 @@ class Inspector(QWidget):
         self.mask_label.setText("")
         self.details.clear()
         self.regions_note.setText("")
-        if self.case is None or evidence_id is None:
+        if not selected:
             self._set_review_enabled(False)
             self.placeholder.setText("Select an evidence item to inspect it." if self.case else "")
             self.placeholder.setVisible(True)
             self.splitter.setVisible(False)
             return
-        try:
-            ev = self.case.get_evidence(evidence_id)
-            analysis = self.case.latest_analysis(evidence_id)
-            path = self.case.evidence_file(ev)
-        except Exception as exc:  # e.g. the case folder went away
-            self.errorOccurred.emit(f"Evidence {evidence_id} could not be read: {exc}", repr(exc))
-            return
+        ev, analysis, case = self.model.evidence, self.model.analysis, self.model.case
+        path = case.evidence_file(ev)
         self.placeholder.setVisible(False)
         self.splitter.setVisible(True)
-        self.evidence = ev
-        self.analysis = analysis
         self._fill_review(ev)
-        threshold = ev.threshold if ev.threshold is not None else self.settings.threshold
-        self._threshold = float(threshold)
-        self._set_threshold_widgets(self._threshold)
-        self._fill_details()
-        if analysis is None or not getattr(analysis, "ok", False):
+        self._set_threshold_widgets(self.model.threshold)
+        self.details.setHtml(details_html(ev, analysis))
+        if not self.model.analysis_ok:
             why = "not analysed yet" if analysis is None else f"analysis failed: {analysis.error}"
             self.regions_note.setText(f"No probability map: {why}.")
-        token = self._load_token
-        case = self.case
-        wants_map = analysis is not None and getattr(analysis, "ok", False)
+        token = self.model.load_token
+        wants_map = self.model.analysis_ok
 
         def load() -> Loaded:
             levels = build_pyramid(decode_to_qimage(path))
@@ -381,8 +313,21 @@ class Inspector(QWidget):
         if self.evidence is not None:
             self.show_evidence(self.evidence.id)
 
+    def case_threshold_changed(self) -> None:
+        """The case's default threshold changed: an item without its own shows the new one."""
+        before = self.model.threshold
+        try:
+            self.model.case_default_changed()
+        except Exception as exc:  # an unreadable setting: say so, keep what is shown
+            self.errorOccurred.emit(f"The case's default threshold could not be read: {exc}", repr(exc))
+            return
+        if self.model.threshold != before:
+            self._set_threshold_widgets(self.model.threshold)
+            self._apply_threshold(self.model.threshold)
+            self.thresholdChanged.emit(self.model.threshold)
+
     def _loaded(self, token: int, result: Loaded) -> None:
-        if token != self._load_token:
+        if not self.model.is_current(token):
             return  # the analyst has moved on
         if result.map_error:
             self.regions_note.setText(f"The probability map could not be loaded: {result.map_error}")
@@ -402,13 +347,14 @@ class Inspector(QWidget):
             display_map = DisplayMap(prob_map)
         self.display_map = display_map
         self.region_result = None
+        self.model.has_map = self.display_map is not None
         if self.display_map is not None:
             self.view.set_heat(self.display_map.heat_image(self.colormap_combo.currentText()))
-            self._apply_threshold(self._threshold)
+            self._apply_threshold(self.model.threshold)
         self._update_visibility()
 
     def _load_failed(self, token: int, exc: Exception, detail: str) -> None:
-        if token != self._load_token:
+        if not self.model.is_current(token):
             return
         name = self.evidence.original_name if self.evidence else "the evidence"
         self.regions_note.setText(f"The image could not be shown: {exc}")
@@ -417,7 +363,7 @@ class Inspector(QWidget):
     # ================================================================================== threshold
     @property
     def threshold(self) -> float:
-        return self._threshold
+        return self.model.threshold
 
     def _set_threshold_widgets(self, value: float) -> None:
         with QSignalBlocker(self.threshold_slider), QSignalBlocker(self.threshold_spin):
@@ -436,16 +382,15 @@ class Inspector(QWidget):
         else:
             self._set_threshold_widgets(value)
         self.colour_scale.set_threshold(value)
-        if abs(value - self._threshold) < 1e-9 and source != "api":
+        if not self.model.set_threshold(value) and source != "api":
             return
-        self._threshold = value
         self._apply_threshold(value)
         self.thresholdChanged.emit(value)
-        if self.evidence is not None:
+        if self.model.threshold_dirty:
             self._threshold_timer.start()
 
     def nudge_threshold(self, delta: float) -> None:
-        self.set_threshold(round(self._threshold + delta, 3))
+        self.set_threshold(round(self.model.threshold + delta, 3))
 
     def _apply_threshold(self, value: float) -> None:
         """The live part of a threshold change: display-copy mask and edges (≤ 30 ms on 12 MP)."""
@@ -454,16 +399,16 @@ class Inspector(QWidget):
         self.view.set_mask(self.display_map.mask_image(value))
         self.view.set_edges(self.display_map.edge_image(value))
         self.view.outline_item.setVisible(False)  # vector outlines belong to the previous threshold
-        self._live_edges = True
+        self.model.live_edges = True
         self._update_visibility()
         self._regions_timer.start()
 
     def _start_regions(self) -> None:
         if self.prob_map is None:
             return
-        self._regions_token += 1
-        token = self._regions_token
-        prob, threshold = self.prob_map, self._threshold
+        self.model.regions_token += 1
+        token = self.model.regions_token
+        prob, threshold = self.prob_map, self.model.threshold
         run_background(
             lambda: compute_regions(prob, threshold),
             lambda result: self._regions_ready(token, result),
@@ -471,11 +416,11 @@ class Inspector(QWidget):
         )
 
     def _regions_ready(self, token: int, result: RegionResult) -> None:
-        if token != self._regions_token or self.prob_map is None:
+        if token != self.model.regions_token or self.prob_map is None:
             return
         self.region_result = result
         self.view.set_outlines(result.outlines)
-        self._live_edges = False
+        self.model.live_edges = False
         self._update_visibility()
         self.regions_model.set_regions(result.regions)
         note = f"{len(result.regions)} region(s) above {result.threshold:.3f}, {result.mask_pct:.2f} % of the image"
@@ -499,18 +444,15 @@ class Inspector(QWidget):
 
     # ================================================================================== view
     def _update_visibility(self) -> None:
-        has_map = self.display_map is not None
-        shown = has_map and self._overlay_on and (self._flicker_state or not self._flicker_timer.isActive())
-        self.view.heat_item.setVisible(shown and self.heat_check.isChecked())
-        self.view.mask_item.setVisible(shown and self.mask_check.isChecked())
-        outlines = shown and self.outline_check.isChecked()
-        live = getattr(self, "_live_edges", True)
-        self.view.edge_item.setVisible(outlines and live)
-        self.view.outline_item.setVisible(outlines and not live)
+        """Draw what the model says is visible (`InspectorModel.visible_layers`)."""
+        visible = self.model.visible_layers()
+        items = {"heat": self.view.heat_item, "mask": self.view.mask_item, "edges": self.view.edge_item,
+                 "outlines": self.view.outline_item}
+        for name, item in items.items():
+            item.setVisible(visible.get(name, False))
 
     def toggle_overlay(self) -> None:
-        self._overlay_on = not self._overlay_on
-        self._update_visibility()
+        self.model.toggle_overlay()
 
     @property
     def overlay_visible(self) -> bool:
@@ -519,24 +461,20 @@ class Inspector(QWidget):
     def set_flicker(self, on: bool) -> None:
         with QSignalBlocker(self.flicker_button):
             self.flicker_button.setChecked(on)
-        self._flicker_state = True
         if on:
             self._flicker_timer.start()
         else:
             self._flicker_timer.stop()
-        self._update_visibility()
+        self.model.set_flicker(on)
 
     def toggle_flicker(self) -> None:
-        self.set_flicker(not self._flicker_timer.isActive())
-
-    def _flicker_tick(self) -> None:
-        self._flicker_state = not self._flicker_state
-        self._update_visibility()
+        self.set_flicker(not self.model.flicker_on)
 
     def set_side_by_side(self, on: bool) -> None:
         with QSignalBlocker(self.compare_button):
             self.compare_button.setChecked(on)
         self.compare_view.setVisible(on)
+        self.model.set_side_by_side(on)
         if on:
             total = sum(self.views_splitter.sizes())
             self.views_splitter.setSizes([total // 2, total - total // 2])
@@ -567,43 +505,6 @@ class Inspector(QWidget):
         self.settings.opacity = value / 100.0
 
     # ================================================================================== details
-    def _fill_details(self) -> None:
-        ev, an = self.evidence, self.analysis
-        exif = (ev.metadata or {}).get("exif") or {}
-        rows = [
-            ("File", ev.original_name),
-            ("Imported from", ev.original_path),
-            ("Size", f"{ev.size:,} bytes"),
-            ("Format", f"{ev.format}, {ev.width} × {ev.height} px"),
-            ("SHA-256", f"<code>{ev.sha256}</code>"),
-            ("MD5", f"<code>{ev.md5}</code>"),
-            ("Imported", f"{ev.imported_at} by {ev.imported_by}"),
-        ]
-        camera = " ".join(str(exif[k]) for k in ("camera_make", "camera_model") if exif.get(k))
-        rows += [
-            ("Camera", camera or "—"),
-            ("Captured", str(exif.get("captured") or "—")),
-            ("Software", str(exif.get("software") or "—")),
-        ]
-        parts = ["<h3>Evidence</h3>", _table(rows)]
-        if an is not None:
-            model_rows = [
-                ("Model", an.model_name),
-                ("Model SHA-256", f"<code>{an.model_sha256}</code>"),
-                ("Device", an.device or "—"),
-                ("Seconds", f"{an.seconds:.2f}" if an.seconds is not None else "—"),
-                ("Finished", an.finished or "—"),
-                ("Software", an.software_version),
-            ]
-            if an.ok:
-                model_rows.insert(0, ("Image score", f"{an.score:.4f}" if an.score is not None else "—"))
-            else:
-                model_rows.insert(0, ("Error", f"<span style='color:#b91c1c'>{html.escape(str(an.error))}</span>"))
-            parts += ["<h3>Analysis</h3>", _table(model_rows)]
-        else:
-            parts.append("<p><i>Not analysed yet.</i></p>")
-        self.details.setHtml("".join(parts))
-
     # ================================================================================== review
     def _set_review_enabled(self, on: bool) -> None:
         self.verdict_combo.setEnabled(on)
@@ -647,14 +548,15 @@ class Inspector(QWidget):
             self._refresh_evidence_record()
 
     def _save_threshold(self) -> None:
-        if self.evidence is not None and self.evidence.threshold != self._threshold:
-            self._write_review(threshold=self._threshold)
+        value = self.model.threshold_to_save()
+        if value is not None:
+            self._write_review(threshold=value)
             self._refresh_evidence_record()
 
     def _refresh_evidence_record(self) -> None:
         if self.case is not None and self.evidence is not None:
             try:
-                self.evidence = self.case.get_evidence(self.evidence.id)
+                self.model.threshold_saved(self.case.get_evidence(self.evidence.id))
             except Exception:
                 log.exception("re-reading evidence %s failed", self.evidence.id)
 
@@ -666,62 +568,3 @@ class Inspector(QWidget):
         if self._threshold_timer.isActive():
             self._threshold_timer.stop()
             self._save_threshold()
-
-
-class RegionsModel(QAbstractTableModel):
-    """Regions above the threshold; UserRole gives the numeric sort key."""
-
-    HEADERS = ("#", "Area % (px)", "Box x, y  w×h", "Mean", "Max")
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.regions: list = []
-
-    def set_regions(self, regions: list) -> None:
-        self.beginResetModel()
-        self.regions = list(regions)
-        self.endResetModel()
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.regions)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
-
-    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        region = self.regions[index.row()]
-        col = index.column()
-        x, y, w, h = region.bbox
-        if role == Qt.ItemDataRole.DisplayRole:
-            return (
-                str(region.index),
-                f"{region.area_pct:.3f} ({region.area_px:,})",
-                f"{x}, {y}  {w}×{h}",
-                f"{region.mean_score:.3f}",
-                f"{region.max_score:.3f}",
-            )[col]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"Region {region.index}: {region.area_px:,} px ({region.area_pct:.4f} % of the image)\n"
-                    f"bounding box x={x}, y={y}, width={w}, height={h}\n"
-                    f"mean score {region.mean_score:.4f}, max score {region.max_score:.4f}")
-        if role == Qt.ItemDataRole.UserRole:
-            return (region.index, region.area_px, region.index, region.mean_score, region.max_score)[col]
-        if role == Qt.ItemDataRole.TextAlignmentRole and col:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-
-def _table(rows: list[tuple[str, str]]) -> str:
-    body = "".join(
-        f"<tr><td style='color:#6b7280;padding-right:8px;white-space:nowrap'>{html.escape(k)}</td>"
-        f"<td>{v if v.startswith('<') else html.escape(v)}</td></tr>"
-        for k, v in rows
-    )
-    return f"<table cellspacing='2'>{body}</table>"

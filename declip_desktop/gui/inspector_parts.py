@@ -1,0 +1,182 @@
+"""Pieces the inspector widget is drawn with: the colour scale, the regions table model,
+photo decoding and the details text (kept apart so `gui.inspector` stays one job: layout and
+rendering of `gui.inspector_model.InspectorModel`)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QLinearGradient, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from declip_desktop.common.facts import DEFAULT_THRESHOLD
+from declip_desktop.common.images import load_rgb
+from declip_desktop.gui.render import DisplayMap, colormap_rgb
+
+
+@dataclass
+class Loaded:
+    """What the background loader hands back for one evidence item."""
+
+    evidence_id: int
+    levels: list[QImage]
+    prob_map: np.ndarray | None
+    display: DisplayMap | None
+    map_error: str | None
+
+
+def decode_to_qimage(path) -> QImage:
+    """Decode exactly as the model saw the photo (EXIF orientation, 8-bit RGB)."""
+    rgb = load_rgb(path)
+    h, w, _ = rgb.shape
+    image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return image.convertToFormat(QImage.Format.Format_RGB32)  # a copy: independent of `rgb`
+
+
+class ColourScale(QWidget):
+    """Horizontal colour bar 0 … 1 with a marker at the threshold."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._colormap = "inferno"
+        self._threshold = DEFAULT_THRESHOLD
+        self.setMinimumSize(140, 30)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setToolTip("Colour scale of the manipulation probability; the marker is the threshold")
+
+    def set_colormap(self, name: str) -> None:
+        self._colormap = name
+        self.update()
+
+    def set_threshold(self, value: float) -> None:
+        self._threshold = value
+        self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        bar = QRectF(4, 2, self.width() - 8, 12)
+        gradient = QLinearGradient(bar.left(), 0, bar.right(), 0)
+        table = colormap_rgb(self._colormap)
+        for i in range(0, 256, 15):
+            r, g, b = (int(v) for v in table[i])
+            gradient.setColorAt(i / 255.0, QColor(r, g, b))
+        r, g, b = (int(v) for v in table[255])
+        gradient.setColorAt(1.0, QColor(r, g, b))
+        painter.fillRect(bar, gradient)
+        painter.setPen(self.palette().text().color())
+        font = painter.font()
+        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.8))
+        painter.setFont(font)
+        for value, align in ((0.0, Qt.AlignmentFlag.AlignLeft), (0.5, Qt.AlignmentFlag.AlignHCenter), (1.0, Qt.AlignmentFlag.AlignRight)):
+            x = bar.left() + value * bar.width()
+            rect = QRectF(x - 20 if value > 0 else x, bar.bottom() + 1, 40 if value not in (0.0, 1.0) else 30, 14)
+            if value == 1.0:
+                rect.moveRight(x)
+            painter.drawText(rect, align | Qt.AlignmentFlag.AlignTop, f"{value:g}")
+        x = bar.left() + self._threshold * bar.width()
+        pen = QPen(QColor(0, 229, 255))
+        pen.setWidth(2)
+        painter.setPen(pen)
+        painter.drawLine(int(x), int(bar.top()) - 2, int(x), int(bar.bottom()) + 2)
+        painter.end()
+
+
+class RegionsModel(QAbstractTableModel):
+    """Regions above the threshold; UserRole gives the numeric sort key."""
+
+    HEADERS = ("#", "Area % (px)", "Box x, y  w×h", "Mean", "Max")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.regions: list = []
+
+    def set_regions(self, regions: list) -> None:
+        self.beginResetModel()
+        self.regions = list(regions)
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.regions)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        region = self.regions[index.row()]
+        col = index.column()
+        x, y, w, h = region.bbox
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (
+                str(region.index),
+                f"{region.area_pct:.3f} ({region.area_px:,})",
+                f"{x}, {y}  {w}×{h}",
+                f"{region.mean_score:.3f}",
+                f"{region.max_score:.3f}",
+            )[col]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return (f"Region {region.index}: {region.area_px:,} px ({region.area_pct:.4f} % of the image)\n"
+                    f"bounding box x={x}, y={y}, width={w}, height={h}\n"
+                    f"mean score {region.mean_score:.4f}, max score {region.max_score:.4f}")
+        if role == Qt.ItemDataRole.UserRole:
+            return (region.index, region.area_px, region.index, region.mean_score, region.max_score)[col]
+        if role == Qt.ItemDataRole.TextAlignmentRole and col:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+def details_html(ev, an) -> str:
+    """The Details tab: the evidence's identity and metadata, and its latest analysis."""
+    exif = (ev.metadata or {}).get("exif") or {}
+    rows = [
+        ("File", ev.original_name),
+        ("Imported from", ev.original_path),
+        ("Size", f"{ev.size:,} bytes"),
+        ("Format", f"{ev.format}, {ev.width} × {ev.height} px"),
+        ("SHA-256", f"<code>{ev.sha256}</code>"),
+        ("MD5", f"<code>{ev.md5}</code>"),
+        ("Imported", f"{ev.imported_at} by {ev.imported_by}"),
+    ]
+    camera = " ".join(str(exif[k]) for k in ("camera_make", "camera_model") if exif.get(k))
+    rows += [
+        ("Camera", camera or "—"),
+        ("Captured", str(exif.get("captured") or "—")),
+        ("Software", str(exif.get("software") or "—")),
+    ]
+    parts = ["<h3>Evidence</h3>", _table(rows)]
+    if an is not None:
+        model_rows = [
+            ("Model", an.model_name),
+            ("Model SHA-256", f"<code>{an.model_sha256}</code>"),
+            ("Device", an.device or "—"),
+            ("Seconds", f"{an.seconds:.2f}" if an.seconds is not None else "—"),
+            ("Finished", an.finished or "—"),
+            ("Software", an.software_version),
+        ]
+        if an.ok:
+            model_rows.insert(0, ("Image score", f"{an.score:.4f}" if an.score is not None else "—"))
+        else:
+            model_rows.insert(0, ("Error", f"<span style='color:#b91c1c'>{html.escape(str(an.error))}</span>"))
+        parts += ["<h3>Analysis</h3>", _table(model_rows)]
+    else:
+        parts.append("<p><i>Not analysed yet.</i></p>")
+    return "".join(parts)
+
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    body = "".join(
+        f"<tr><td style='color:#6b7280;padding-right:8px;white-space:nowrap'>{html.escape(k)}</td>"
+        f"<td>{v if v.startswith('<') else html.escape(v)}</td></tr>"
+        for k, v in rows
+    )
+    return f"<table cellspacing='2'>{body}</table>"
