@@ -101,12 +101,12 @@ def main() -> int:
         load_before = os.getloadavg()[0]
         cpu0 = time.process_time()
         t0 = time.perf_counter()
-        pdf = build.build_report(case)
+        built = build.build_report(case)
+        pdf, stats = built.path, built.stats
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         load_after = os.getloadavg()[0]
         size = pdf.stat().st_size
-        stats = build.last_stats
         if args.keep:
             shutil.copy(pdf, args.keep)
         case.close()

@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import pytestqt  # noqa: F401,E402  (dev dependency: missing must fail, never skip)
 import pypdf
+import pytestqt  # noqa: F401  (dev dependency: missing must fail, never skip)
 
-from declip_desktop.gui.background import wait_for_background  # noqa: E402
-from declip_desktop.desktop import engine_services  # noqa: E402  (the real engine, as the app wires it)
-from declip_desktop.gui.main_window import MainWindow  # noqa: E402
-from declip_desktop.gui.report_action import start_job  # noqa: E402
-from declip_desktop.gui.settings import Settings  # noqa: E402
+from declip_desktop.cases.case_settings import set_case_threshold
+from declip_desktop.cli import main as cli_main
+from declip_desktop.desktop import engine_services
+from declip_desktop.gui.background import wait_for_background
+from declip_desktop.gui.main_window import MainWindow
+from declip_desktop.gui.report_action import start_job
+from declip_desktop.gui.settings import Settings
 
 
 @pytest.fixture
@@ -45,7 +47,7 @@ def test_export_report_action_builds_the_pdf_in_the_background(qtbot, window, tm
     job = start_job(window, "report", out, [ev.id])
     qtbot.waitUntil(lambda: job.finished, timeout=60_000)
     assert job.error is None, job.error
-    assert out.is_file() and job.result.parent == tmp_path / "case" / "reports"
+    assert out.is_file() and job.result.path.parent == tmp_path / "case" / "reports" and job.result.copy == out
     text = "".join("".join(p.extract_text().split()) for p in pypdf.PdfReader(str(out)).pages)
     assert "GUI-7" in text and ev.sha256 in text and "0.420" in text
     assert any("Report saved" in n.message for n in notices)
@@ -62,3 +64,56 @@ def test_cancelled_report_keeps_nothing(qtbot, window, tmp_path):
     assert job.error and "cancelled" in job.error
     assert not (tmp_path / "never.pdf").exists()
     assert not list((tmp_path / "case" / "reports").glob("*.pdf"))
+
+
+def _figures(stats) -> list[tuple]:
+    return [(f.evidence_id, f.threshold, f.threshold_source, f.score, f.regions) for f in stats.items]
+
+
+def test_the_gui_and_the_cli_report_the_same_thresholds_regions_and_scores(qtbot, window, tmp_path, capsys):
+    """One rule for every front end: the item's own threshold, else the case's default (audit-logged);
+    the analyst's machine preferences never change a report."""
+    import json
+
+    assert window.create_case(str(tmp_path / "case"), "GUI-9", "Same report", "Ana")
+    case = window.case
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    evidence = case.import_paths([tmp_path / f"{i}.png" for i in range(3)]).imported
+    prob = np.zeros((48, 64), np.float32)
+    prob[4:20, 4:30], prob[30:44, 40:60] = 0.65, 0.35  # two regions at 0.3, one at 0.5 or 0.6
+    for ev in evidence:
+        case.store_result(ev.id, model_name="m", model_sha256="1" * 64, parameters={}, score=0.5 + ev.id / 100,
+                          prob_map=prob, device="cpu", seconds=0.1, started="s", finished="f")
+    case.set_review(evidence[0].id, threshold=0.6)  # reviewed: its own threshold wins
+    set_case_threshold(case, 0.3, analyst="Ana")  # the case's default for the other two
+    window.settings.qsettings.setValue("view/threshold", 0.9)  # a stale per-machine value: ignored
+    job = start_job(window, "report", tmp_path / "gui.pdf", None)
+    qtbot.waitUntil(lambda: job.finished, timeout=60_000)
+    assert job.error is None, job.error
+    case_dir = str(tmp_path / "case")
+    window.close_case()
+    assert cli_main(["case", "report", case_dir, "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    gui = _figures(job.result.stats)
+    assert gui == [(evidence[0].id, 0.6, "reviewed", 0.5 + evidence[0].id / 100, [(16 * 26, (4, 4, 26, 16))]),
+                   (evidence[1].id, 0.3, "case", 0.5 + evidence[1].id / 100,
+                    [(16 * 26, (4, 4, 26, 16)), (14 * 20, (40, 30, 20, 14))]),
+                   (evidence[2].id, 0.3, "case", 0.5 + evidence[2].id / 100,
+                    [(16 * 26, (4, 4, 26, 16)), (14 * 20, (40, 30, 20, 14))])]
+    assert [(i["evidence_id"], i["threshold"], i["threshold_source"], i["score"], i["regions"]) for i in cli["items"]] \
+        == [(e, t, src, score, len(regions)) for e, t, src, score, regions in gui]
+
+    def item_pages(path):  # the per-item pages carry thresholds, scores and region tables
+        pages = pypdf.PdfReader(str(path)).pages
+        return ["".join(p.extract_text().split()) for p in pages[2:2 + 2 * len(evidence)]]
+
+    import re
+
+    def strip(text):  # the footers' generation times differ; nothing else may
+        return re.sub(r"generated[^()]*\(UTC[^)]*\)", "", text)
+
+    gui_pages, cli_pages = item_pages(job.result.path), item_pages(cli["report"])
+    assert "threshold0.30(casedefault)" in gui_pages[2] and "2region(s)" in gui_pages[2]
+    assert [strip(t) for t in gui_pages] == [strip(t) for t in cli_pages]

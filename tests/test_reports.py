@@ -21,7 +21,8 @@ from declip_desktop.cases import Case  # noqa: E402
 from declip_desktop.common import regions  # noqa: E402
 from declip_desktop.reports import build_report, export_images  # noqa: E402
 from declip_desktop.reports.build import safe_file_stem  # noqa: E402
-from declip_desktop.reports.pdf import ReportError, fmt_score  # noqa: E402
+from declip_desktop.reports.errors import ReportError  # noqa: E402
+from declip_desktop.reports.formatting import fmt_score  # noqa: E402
 
 MODEL_SHA = "7" * 64
 TITLE = "Ελληνικά Русский 中文案件"
@@ -44,16 +45,12 @@ def _map(h: int, w: int, boxes) -> np.ndarray:
     return m
 
 
-def _model_card(home: Path) -> None:
-    """An installed model card, so the report can show backbone, layer, decoder and training set."""
-    models = home / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    (models / "vit-ldm-test.safetensors").write_bytes(b"not read by the report")
-    card = {
-        "name": "vit-ldm-test", "kind": "declip", "backbone": "ViT-L/14", "layer": "layer20",
-        "decoder": "conv-20", "training_set": "ldm", "sha256": MODEL_SHA, "created": "2026-01-01T00:00:00Z",
-    }
-    (models / "vit-ldm-test.json").write_text(json.dumps(card), encoding="utf-8")
+#: The card snapshot every stored result carries (engine.models.card_snapshot); the model itself
+#: is not installed where the report is made.
+CARD = {
+    "name": "vit-ldm-test", "kind": "declip", "backbone": "ViT-L/14", "layer": "layer20", "decoder": "conv-20",
+    "training_set": "ldm", "sha256": MODEL_SHA, "demo": False, "label": "", "software_version": "0.1.0",
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,7 +64,7 @@ def _qt_app(qapp):
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     home = tmp_path_factory.mktemp("report_home")
-    _model_card(home)
+    (home / "models").mkdir()
     return home
 
 
@@ -91,7 +88,7 @@ def case_dir(tmp_path_factory, home):
         rep = case.import_paths([src / "street.jpg", src / "portrait.png", src / "broken_run.jpg"])
         assert not rep.rejected
         by_name = {e.original_name: e for e in case.evidence_list()}
-        common = dict(model_name="vit-ldm-test", model_sha256=MODEL_SHA, parameters={"fast": False}, device="cpu",
+        common = dict(model_name="vit-ldm-test", model_sha256=MODEL_SHA, parameters={"fast": False, "model_card": CARD}, device="cpu",
                       seconds=1.5, started="2026-11-28T10:00:00Z", finished="2026-11-28T10:00:02Z")
         case.store_result(by_name["street.jpg"].id, score=0.8731,
                           prob_map=_map(240, 320, [(40, 100, 60, 160, 0.95), (150, 200, 200, 300, 0.7)]), **common)
@@ -111,7 +108,7 @@ def report(case_dir, home, tmp_path_factory):
     mp.setenv("DECLIP_HOME", str(home))
     out = tmp_path_factory.mktemp("out") / "copy.pdf"
     with Case.open(case_dir) as case:
-        kept = build_report(case, out_path=out)
+        kept = build_report(case, out_path=out).path
     mp.undo()
     return kept, out
 
@@ -190,7 +187,7 @@ def test_pages_render_and_count_follows_the_evidence(report, case_dir, tmp_path)
     # A subset of the evidence gives proportionally fewer pages.
     with Case.open(case_dir) as case:
         first = case.evidence_list()[0].id
-        subset = build_report(case, evidence_ids=[first], threshold=0.3)
+        subset = build_report(case, evidence_ids=[first], threshold=0.3).path
     _check_page_plan(subset, 1)
     assert "0.30 for every item" in _text(subset)
 
@@ -233,7 +230,7 @@ def test_report_is_kept_registered_never_overwritten_and_verified(report, case_d
     assert not kept.stat().st_mode & stat.S_IWUSR
     assert out.read_bytes() == kept.read_bytes()
     with Case.open(case_dir) as case:
-        again = build_report(case)
+        again = build_report(case).path
         assert again != kept and kept.exists()
         registered = {Path(r["path"]).name: r["sha256"] for r in case.reports()}
         from declip_desktop.common.hashing import sha256_file
@@ -312,7 +309,7 @@ def test_changed_evidence_file_is_reported_not_shown(tmp_path, home):
         stored = case.evidence_file(ev)
         stored.chmod(0o644)
         stored.write_bytes(stored.read_bytes() + b"tampered")
-        kept = build_report(case)
+        kept = build_report(case).path
     text = _text(kept)
     assert "MISMATCH" in text and "no longer matches" in text
     assert "Model card" in text  # the model "m" has no installed card: the page says so
@@ -331,25 +328,42 @@ def test_image_budget_shrinks_the_original_first():
     assert tight.estimated_bytes < roomy.estimated_bytes
 
 
-def test_demo_model_is_flagged_on_cover_and_in_method(tmp_path, home):
+def test_demo_model_is_flagged_from_the_results_own_card_snapshot(tmp_path, home):
+    """The report reads the card stored with the result; the model need not be installed, and an
+    installed card with the same hash that says otherwise changes nothing."""
     card = {"name": "starter", "kind": "starter", "backbone": "starter-fcn", "decoder": "fcn", "demo": True,
             "label": "demo model — not for casework", "sha256": "d" * 64, "training_set": "synthetic edits"}
-    (home / "models" / "starter.json").write_text(json.dumps(card), encoding="utf-8")
+    liar = {**card, "kind": "declip", "demo": False, "label": "", "backbone": "ViT-L/14"}
+    (home / "models" / "starter.json").write_text(json.dumps(liar), encoding="utf-8")
     (home / "models" / "starter.safetensors").write_bytes(b"x")
     src = tmp_path / "a.png"
     Image.fromarray(_photo(64, 48, 6)).save(src)
-    try:
-        with Case.create(tmp_path / "c", number="D-1", title="demo", analyst="a") as case:
-            ev = case.import_paths([src]).imported[0]
-            case.store_result(ev.id, model_name="starter", model_sha256="d" * 64, parameters={}, score=0.3,
-                              prob_map=_map(48, 64, []), device="cpu", seconds=0.1, started="s", finished="f")
-            text = _text(build_report(case))
-    finally:
-        (home / "models" / "starter.json").unlink()
-        (home / "models" / "starter.safetensors").unlink()
+    with Case.create(tmp_path / "c", number="D-1", title="demo", analyst="a") as case:
+        ev = case.import_paths([src]).imported[0]
+        case.store_result(ev.id, model_name="starter", model_sha256="d" * 64, parameters={"model_card": card},
+                          score=0.3, prob_map=_map(48, 64, []), device="cpu", seconds=0.1, started="s", finished="f")
+        text = _text(build_report(case).path)
     assert "DEMO MODEL — NOT FOR CASEWORK" in text
     assert "demo model — not for casework" in text
     assert "synthetic classical edits only" in text
+    assert "ViT-L/14" not in text
+
+
+def test_a_result_without_a_card_snapshot_says_only_what_it_recorded(tmp_path, home):
+    card = {"name": "vit-ldm", "kind": "declip", "backbone": "ViT-L/14", "layer": "layer20", "decoder": "conv-20",
+            "training_set": "ldm", "demo": False, "sha256": "e" * 64}
+    (home / "models" / "vit-ldm.json").write_text(json.dumps(card), encoding="utf-8")  # installed at report time
+    src = tmp_path / "a.png"
+    Image.fromarray(_photo(64, 48, 7)).save(src)
+    with Case.create(tmp_path / "c", number="D-2", title="old", analyst="a") as case:
+        ev = case.import_paths([src]).imported[0]
+        case.store_result(ev.id, model_name="vit-ldm", model_sha256="e" * 64, parameters={}, score=0.3,
+                          prob_map=_map(48, 64, []), device="cpu", seconds=0.1, started="s", finished="f")
+        from declip_desktop.reports.collect import collect_report_data
+
+        model = collect_report_data(case).evidence[0].analysis.model
+    assert (model.name, model.sha256, model.card_found, model.backbone, model.training_set) == (
+        "vit-ldm", "e" * 64, False, None, None)
 
 
 def test_qt_binding_keeps_none_alive():

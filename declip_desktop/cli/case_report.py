@@ -39,7 +39,7 @@ def _threshold(text: str) -> float:
 
 def _run(args: argparse.Namespace, action) -> int:  # noqa: ANN001
     from declip_desktop.cases import Case, CaseError
-    from declip_desktop.reports.pdf import ReportError
+    from declip_desktop.reports.errors import ReportError
 
     _headless_qt()
     try:
@@ -63,7 +63,7 @@ def _report(args: argparse.Namespace) -> int:
     def action(case) -> int:  # noqa: ANN001
         from declip_desktop.reports import build
 
-        kept = build.build_report(
+        built = build.build_report(
             case,
             out_path=args.out,
             evidence_ids=args.evidence,
@@ -71,7 +71,7 @@ def _report(args: argparse.Namespace) -> int:
             analyst=args.analyst,
             progress=_progress(args.json),
         )
-        stats = build.last_stats
+        kept, stats = built.path, built.stats
         if args.json:
             from declip_desktop.common.hashing import sha256_file
 
@@ -79,15 +79,17 @@ def _report(args: argparse.Namespace) -> int:
                 "report": str(kept),
                 "copy": str(args.out) if args.out else None,
                 "sha256": sha256_file(kept),
-                "pages": stats.pages if stats else None,
-                "seconds": round(stats.seconds, 2) if stats else None,
+                "pages": stats.pages,
+                "seconds": round(stats.seconds, 2),
+                "items": [{"evidence_id": f.evidence_id, "threshold": f.threshold, "threshold_source": f.threshold_source,
+                           "score": f.score, "regions": None if f.regions is None else len(f.regions)}
+                          for f in stats.items],
             }, indent=2))
         else:
             print(f"Report kept in the case: {kept}")
             if args.out:
                 print(f"Copy written to: {args.out}")
-            if stats:
-                print(f"{stats.pages} pages in {stats.seconds:.1f} s; SHA-256 recorded in the audit log")
+            print(f"{stats.pages} pages in {stats.seconds:.1f} s; SHA-256 recorded in the audit log")
         return OK
 
     return _run(args, action)
@@ -127,7 +129,7 @@ def register(case_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dir", metavar="DIR", help="the case folder")
     p.add_argument("--out", metavar="FILE.pdf", help="also copy the report to this file")
     p.add_argument("--evidence", metavar="ID", type=int, nargs="+", help="only these evidence IDs (default: all)")
-    p.add_argument("--threshold", type=_threshold, metavar="T", help="one threshold for every item (default: each item's own)")
+    p.add_argument("--threshold", type=_threshold, metavar="T", help="one threshold for every item (default: each item's own, else the case's default)")
     p.add_argument("--analyst", help="who makes the report (default: the case's analyst); written to the audit log")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_report)

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from declip_desktop.analysis import waiting_evidence
 from declip_desktop.cases.case_settings import pin_model, pinned_model, set_case_threshold
-from declip_desktop.common.facts import CASE_DB_NAME, DEMO_LABEL
+from declip_desktop.common.facts import CASE_DB_NAME, DEMO_LABEL, card_is_demo
 from declip_desktop.common.version import SOFTWARE_NAME, software_id
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.evidence_panel import EvidencePanel
@@ -548,7 +548,7 @@ class MainWindow(QMainWindow):
         if device:
             text += f"  ·  {device}"
         self.model_label.setText(text)
-        self.model_label.setStyleSheet("color: #b91c1c; font-weight: 600" if card is not None and card.demo else "")
+        self.model_label.setStyleSheet("color: #b91c1c; font-weight: 600" if card_is_demo(card) else "")
 
     def _queued_ids(self) -> list[int]:
         """What is waiting: the same function the analysis runs (analysis.waiting_evidence)."""

@@ -26,10 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from declip_desktop.common.facts import card_is_demo, demo_label
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.progress_relay import ProgressRelay
 
-DEMO_LABEL = "demo model — not for casework"
 
 
 def list_models() -> list:
@@ -57,10 +57,8 @@ def describe_model(card) -> str:
     """One line for status bars: name plus the demo warning where it applies."""
     if card is None:
         return "no model installed"
-    text = card.name
-    if card.demo:
-        text += f" — {card.label or DEMO_LABEL}"
-    return text
+    label = demo_label(card)
+    return f"{card.name} — {label}" if label else card.name
 
 
 def card_html(card) -> str:
@@ -82,8 +80,8 @@ def card_html(card) -> str:
         for k, v in rows
     )
     warn = ""
-    if card.demo:
-        warn = f"<p style='color:#b91c1c;font-weight:600'>⚠ {html.escape(card.label or DEMO_LABEL)}</p>"
+    if card_is_demo(card):
+        warn = f"<p style='color:#b91c1c;font-weight:600'>⚠ {html.escape(demo_label(card))}</p>"
     notes = f"<p>{html.escape(card.notes)}</p>" if card.notes else ""
     return f"<h3>{html.escape(card.name)}</h3>{warn}<table>{body}</table>{notes}"
 
@@ -153,12 +151,12 @@ class ModelsDialog(QDialog):
             self.card_view.setHtml(f"<p style='color:#b91c1c'>Models could not be listed: {html.escape(str(exc))}</p>")
             return
         for card in cards:
-            text = card.name + ("   [demo — not for casework]" if card.demo else "")
+            text = describe_model(card)
             if card.name == self._current:
                 text += "   (in use)"
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, card)
-            if card.demo:
+            if card_is_demo(card):
                 item.setForeground(Qt.GlobalColor.darkRed)
             self.list.addItem(item)
             if card.name == select:

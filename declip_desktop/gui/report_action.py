@@ -59,22 +59,18 @@ class ReportJob:
         report_families()  # load the bundled font on the UI thread, before any worker paints text
         case = self.window.case
         emit = self._relay.step.emit
-        # Items the analyst never thresholded are shown in the viewer at the app's default; the
-        # report uses the same value (and marks it as the default).
-        settings = getattr(self.window, "settings", None)
-        default = getattr(settings, "threshold", None)
-
+        # Thresholds follow the case's rule (cases.case_settings), as in the inspector and the CLI.
         def work():
             if self.kind == "report":
                 from declip_desktop.reports import build_report
 
                 return build_report(
                     case, out_path=self.target, evidence_ids=self.evidence_ids,
-                    progress=emit, should_stop=self._stop.is_set, default_threshold=default,
+                    progress=emit, should_stop=self._stop.is_set,
                 )
             from declip_desktop.reports import export_images
 
-            return export_images(case, self.evidence_ids, self.target, progress=emit, default_threshold=default)
+            return export_images(case, self.evidence_ids, self.target, progress=emit)
 
         run_background(work, self._done, self._failed)
 
@@ -95,7 +91,7 @@ class ReportJob:
         if self.kind == "report":
             notes.info(
                 f"Report saved to {self.target}",
-                f"The report is also kept in the case as {result} and its SHA-256 is in the audit log.",
+                f"The report is also kept in the case as {result.path} and its SHA-256 is in the audit log.",
             )
         else:
             skipped = "\n".join(f"evidence {i}: {r}" for i, r in result.skipped)

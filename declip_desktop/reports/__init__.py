@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from declip_desktop.reports.build import build_report
     from declip_desktop.reports.exports import ExportResult, export_images
-    from declip_desktop.reports.pdf import ReportCancelled, ReportError
+    from declip_desktop.reports.errors import ReportCancelled, ReportError
 
 __all__ = ["ExportResult", "ReportCancelled", "ReportError", "build_report", "export_images"]
 
@@ -21,8 +21,8 @@ _LAZY = {
     "build_report": "declip_desktop.reports.build",
     "export_images": "declip_desktop.reports.exports",
     "ExportResult": "declip_desktop.reports.exports",
-    "ReportError": "declip_desktop.reports.pdf",
-    "ReportCancelled": "declip_desktop.reports.pdf",
+    "ReportError": "declip_desktop.reports.errors",
+    "ReportCancelled": "declip_desktop.reports.errors",
 }
 
 

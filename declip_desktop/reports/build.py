@@ -15,17 +15,27 @@ import shutil
 import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
 
 from declip_desktop.reports.collect import SelectionError, collect_report_data
-from declip_desktop.reports.pdf import ProgressFn, RenderStats, ReportCancelled, ReportError, ReportRenderer
+from declip_desktop.common.progress import StepProgress
+from declip_desktop.reports.errors import ReportCancelled, ReportError
+from declip_desktop.reports.pdf import RenderStats, ReportRenderer
 
 REPORTS_DIR = "reports"
 SCRATCH_DIR = ".tmp"  # the case's scratch folder; our files there end in `.pdf.writing`
 
-#: Statistics of the last report built in this process (pages, seconds); for the benchmark.
-last_stats: RenderStats | None = None
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    """What `build_report` made: the copy kept in the case, the user's copy, and its figures."""
+
+    path: Path  # <case>/reports/<number>-<UTC time>.pdf, read-only, SHA-256 in the audit log
+    copy: Path | None  # out_path, when one was asked for
+    stats: RenderStats  # pages, seconds, and per item the threshold, score and regions stated
 
 
 def safe_file_stem(text: str, fallback: str = "case", limit: int = 80) -> str:
@@ -90,23 +100,20 @@ def build_report(
     threshold: float | None = None,
     *,
     analyst: str | None = None,
-    progress: ProgressFn | None = None,
+    progress: StepProgress | None = None,
     should_stop: Callable[[], bool] | None = None,
-    default_threshold: float | None = None,
-) -> Path:
-    """Make a PDF report of `case` and return the path of the copy kept in the case folder.
+) -> BuiltReport:
+    """Make a PDF report of `case`; returns a `BuiltReport` (the copy kept in the case folder,
+    the user's copy, the statistics and the figures each item states).
 
     `evidence_ids`: the items to include (default: all, in ID order). `threshold`: one threshold
-    for every item (default: each item's reviewed threshold, else 0.5). `out_path`: also copy the
+    for every item (default: the case's rule, `cases.case_settings.effective_threshold`). `out_path`: also copy the
     report there. `analyst`: who makes the report (audit log; default: the case's analyst).
-    `default_threshold`: for items the analyst never set a threshold for (default 0.5).
     Raises ReportError (or its subclass ReportCancelled) with a message for the user.
     """
-    global last_stats
     out = _check_out_path(Path(out_path)) if out_path is not None else None
     try:
-        data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst,
-                                   default_threshold=default_threshold)
+        data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst)
     except SelectionError as exc:
         raise ReportError(str(exc)) from None
     root = Path(case.path)
@@ -120,7 +127,7 @@ def build_report(
     tmp = scratch / f"report-{uuid.uuid4().hex}.pdf.writing"
     try:
         renderer = ReportRenderer(data, progress=progress, should_stop=should_stop)
-        last_stats = renderer.render(tmp)
+        stats = renderer.render(tmp)
         d = data
         _set_subject(
             tmp,
@@ -148,7 +155,7 @@ def build_report(
                 f"the report was made and kept as {final}, but copying it to {out} failed: "
                 f"{exc.strerror or exc}. Copy it from the case folder"
             ) from None
-    return final
+    return BuiltReport(final, out, stats)
 
 
-__all__ = ["ReportCancelled", "ReportError", "build_report", "safe_file_stem"]
+__all__ = ["BuiltReport", "ReportCancelled", "ReportError", "build_report", "safe_file_stem"]

@@ -6,9 +6,11 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from declip_desktop.cases.case_settings import case_threshold, effective_threshold
+from declip_desktop.cases.errors import CaseError
+from declip_desktop.common.facts import card_is_demo, demo_label
 from declip_desktop.common.version import software_id
 from declip_desktop.reports.model import (
-    DEFAULT_THRESHOLD,
     AnalysisInfo,
     AuditRow,
     EvidenceItem,
@@ -28,7 +30,7 @@ def check_threshold(threshold: float | None) -> float | None:
         value = float(threshold)
     except (TypeError, ValueError):
         raise SelectionError(f"threshold {threshold!r} is not a number. Give a value between 0 and 1") from None
-    if not 0.0 <= value <= 1.0:
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
         raise SelectionError(f"threshold {value} is outside 0…1. Give a value between 0 and 1, e.g. 0.5")
     return value
 
@@ -58,41 +60,34 @@ def select_evidence(case, evidence_ids: Iterable[int] | None) -> list:
     return chosen
 
 
-def _model_cards() -> dict[str, object]:
-    """Installed model cards by SHA-256. The engine's model store reads JSON only (no torch)."""
+def model_info(name: str, sha256: str, parameters: dict) -> ModelInfo:
+    """The model as the result recorded it: the card snapshot stored with the analysis
+    (`parameters["model_card"]`), never the models installed when the report is made."""
+    card = parameters.get("model_card") if isinstance(parameters, dict) else None
+    if not isinstance(card, dict) or card.get("sha256") != sha256:
+        # Results stored before snapshots existed (or a snapshot of another model): say only
+        # what the result itself records.
+        return ModelInfo(name=name, sha256=sha256)
+    training = card.get("training_set")
     try:
-        from declip_desktop.engine.models import ModelStore
+        from declip_desktop.engine.models import TRAINING_SETS  # a table of names (no torch)
 
-        return {card.sha256: card for card in ModelStore().list() if card.sha256}
-    except Exception:  # noqa: BLE001 - a broken model folder must not stop a report; cards are then "not installed"
-        return {}
-
-
-def model_info(name: str, sha256: str, parameters: dict, cards: dict[str, object]) -> ModelInfo:
-    card = cards.get(sha256)
-    if card is not None:
-        training = getattr(card, "training_set", None)
-        try:
-            from declip_desktop.engine.models import TRAINING_SETS
-
-            training = TRAINING_SETS.get(training, training)
-        except ImportError:
-            pass
-        return ModelInfo(
-            name=name,
-            sha256=sha256,
-            backbone=getattr(card, "backbone", None) or None,
-            layer=getattr(card, "layer", None),
-            decoder=getattr(card, "decoder", None) or None,
-            training_set=training,
-            kind=getattr(card, "kind", None),
-            demo=bool(getattr(card, "demo", False)),
-            label=getattr(card, "label", None) or None,
-            card_found=True,
-        )
-    # Without the card, say only what the stored result itself records.
-    demo = bool(parameters.get("demo")) or "starter" in name.lower()
-    return ModelInfo(name=name, sha256=sha256, demo=demo, kind="starter" if "starter" in name.lower() else None)
+        training = TRAINING_SETS.get(training, training)
+    except ImportError:
+        pass
+    return ModelInfo(
+        name=str(card.get("name") or name),
+        sha256=sha256,
+        backbone=card.get("backbone") or None,
+        layer=card.get("layer"),
+        decoder=card.get("decoder") or None,
+        training_set=training,
+        kind=card.get("kind"),
+        demo=card_is_demo(card),
+        label=demo_label(card) or card.get("label") or None,
+        card_found=True,
+        software_version=card.get("software_version"),
+    )
 
 
 def _details_text(details: dict) -> str:
@@ -109,23 +104,24 @@ def collect_report_data(
     evidence_ids: Sequence[int] | None = None,
     threshold: float | None = None,
     generated_by: str | None = None,
-    default_threshold: float | None = None,
 ) -> ReportData:
-    """`threshold` overrides every item's; `default_threshold` (else 0.5) applies to items the
-    analyst never set a threshold for (the GUI passes the one its viewer showed them at)."""
+    """`threshold` (one value for this report) overrides every item's; otherwise each item gets
+    the case's rule (`cases.case_settings.effective_threshold`: its own, else the case default),
+    the same rule the inspector shows — so the GUI and the CLI report the same values."""
     override = check_threshold(threshold)
-    fallback = check_threshold(default_threshold)
-    fallback = DEFAULT_THRESHOLD if fallback is None else fallback
+    try:
+        case_default = case_threshold(case)
+    except CaseError as exc:
+        raise SelectionError(str(exc).rstrip(".")) from None
     chosen = select_evidence(case, evidence_ids)
     info = case.info
-    cards = _model_cards()
     items: list[EvidenceItem] = []
     for ev in chosen:
         latest = case.latest_analysis(ev.id)
         analysis = None
         load = None
         if latest is not None:
-            model = model_info(latest.model_name, latest.model_sha256, latest.parameters or {}, cards)
+            model = model_info(latest.model_name, latest.model_sha256, latest.parameters or {})
             analysis = AnalysisInfo(
                 status="done" if latest.error is None else "failed",
                 model=model,
@@ -142,10 +138,8 @@ def collect_report_data(
                 load = (lambda a=latest: case.load_map(a))
         if override is not None:
             thr, source = override, "report"
-        elif ev.threshold is not None:
-            thr, source = float(ev.threshold), "reviewed"
         else:
-            thr, source = fallback, "default"
+            thr, source = effective_threshold(ev, case_default)
         items.append(
             EvidenceItem(
                 id=ev.id,

@@ -23,7 +23,8 @@ from declip_desktop.common.images import ImageError, load_rgb
 from declip_desktop.reports.build import safe_file_stem
 from declip_desktop.reports.collect import SelectionError, collect_report_data
 from declip_desktop.reports.imaging import annotated_image
-from declip_desktop.reports.pdf import ReportError, fmt_threshold
+from declip_desktop.reports.errors import ReportError
+from declip_desktop.reports.formatting import fmt_threshold
 
 EXPORTS_DIR = "exports"
 
@@ -57,7 +58,6 @@ def export_images(
     *,
     analyst: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-    default_threshold: float | None = None,
 ) -> ExportResult:
     """Write `<id>-<name>-overlay.png` and `<id>-<name>-mask-t<T>.png` per analysed item.
 
@@ -66,8 +66,7 @@ def export_images(
     same name in it are replaced. Items without a successful analysis are skipped with a reason.
     """
     try:
-        data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst,
-                                   default_threshold=default_threshold)
+        data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst)
     except SelectionError as exc:
         raise ReportError(str(exc)) from None
     if out_dir is None:

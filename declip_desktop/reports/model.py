@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_THRESHOLD = 0.5
+from declip_desktop.common.facts import DEFAULT_THRESHOLD  # noqa: F401  (re-exported for callers)
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Identity of the model that produced an analysis (from its model card when installed)."""
+    """Identity of the model that produced an analysis, from the card snapshot stored with it."""
 
     name: str
     sha256: str
@@ -30,7 +30,8 @@ class ModelInfo:
     kind: str | None = None
     demo: bool = False
     label: str | None = None
-    card_found: bool = False  # False: only the name and hash stored with the result are known
+    card_found: bool = False  # False: no snapshot with the result; only its name and hash are known
+    software_version: str | None = None  # of the software that wrote the model card
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,9 @@ class EvidenceItem:
     imported_at: str | None = None
     reviewed_by: str | None = None
     reviewed_at: str | None = None
-    #: Where `threshold` comes from: "reviewed" (set by the analyst for this item), "default"
-    #: (never set; the default applies) or "report" (one threshold chosen for this report).
+    #: Where `threshold` comes from: "reviewed" (set by the analyst for this item), "case" (the
+    #: case's default threshold, set in its audit log), "default" (nobody chose one: 0.5) or
+    #: "report" (one threshold chosen for this report).
     threshold_source: str = "reviewed"
 
     @property
