@@ -237,9 +237,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("create", help="create a new case folder", description="Create a new, empty case folder.")
     p.add_argument("dir", metavar="DIR", help="new or empty folder")
     p.add_argument("--number", required=True, help="case number, e.g. 2026-0141")
-    p.add_argument("--title", required=True)
+    p.add_argument("--title", required=True, help="short title of the case")
     p.add_argument("--analyst", required=True, help="the analyst responsible for the case")
-    p.add_argument("--description", default="")
+    p.add_argument("--description", default="", help="what the case is about (shown in reports)")
     p.set_defaults(func=_create)
 
     p = add("import", _import, "import image files and folders (recursively) as evidence")
@@ -252,7 +252,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "the default model); the case is pinned to the model used, in the audit log")
     p.add_argument("--fast", action="store_true", help="faster, slightly less precise inference")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
 
     p = add("threshold", _threshold, "show or set the case's default threshold (items set while reviewing keep theirs)")
     p.add_argument("value", metavar="VALUE", nargs="?", help="new default threshold, 0…1 (omit to show the current one)")

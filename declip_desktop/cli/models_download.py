@@ -60,7 +60,7 @@ def register(models_subparsers: argparse._SubParsersAction) -> None:
         help="delete an installed model",
         description="Delete an installed model's weights and card (bundled models cannot be removed).",
     )
-    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("names", nargs="+", metavar="NAME", help="installed model name(s), as `declip models list` shows them")
     p.set_defaults(func=cmd_remove)
 
 

@@ -21,12 +21,12 @@ def register(subparsers) -> None:
     p.add_argument("--photos", required=True, help="folder of source photos (each side at least 256 px)")
     p.add_argument("--out", required=True, help="new or empty output folder")
     p.add_argument("--n", type=int, required=True, help="number of images over all splits")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same set (default: 0)")
     p.add_argument("--jpeg-prob", type=float, default=0.0,
                    help="probability that an image is recompressed as a whole to JPEG (quality 70-95)")
     p.add_argument("--size", type=int, default=512, help="largest side of the crops (default 512)")
-    p.add_argument("--valid-fraction", type=float, default=0.1)
-    p.add_argument("--test-fraction", type=float, default=0.15)
+    p.add_argument("--valid-fraction", type=float, default=0.1, help="share of images in the validation split (default: 0.1)")
+    p.add_argument("--test-fraction", type=float, default=0.15, help="share of images in the test split (default: 0.15)")
     p.add_argument("--test-photo-fraction", type=float, default=0.25,
                    help="share of the photos kept for the test split only")
     p.add_argument("--test-photos", nargs="+", default=None, metavar="NAME",

@@ -35,9 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="which mask colour is manipulated (default: black for Dolos, white otherwise)")
     m = p.add_argument_group("model")
     m.add_argument("--name", required=True, help="name of the trained model in the model store")
-    m.add_argument("--backbone", default="ViT-L/14", choices=("ViT-L/14", "RN50", "ViT-L/14,RN50"))
+    m.add_argument("--backbone", default="ViT-L/14", choices=("ViT-L/14", "RN50", "ViT-L/14,RN50"),
+                   help="frozen CLIP backbone (default: ViT-L/14)")
     m.add_argument("--layer", default="layer20", help="feature layer (ViT: layer0…layer23; RN50: layer1…layer4)")
-    m.add_argument("--decoder", default="conv-20", choices=("conv-4", "conv-12", "conv-20", "linear"))
+    m.add_argument("--decoder", default="conv-20", choices=("conv-4", "conv-12", "conv-20", "linear"),
+                   help="decoder trained on the features (default: conv-20)")
     w = m.add_mutually_exclusive_group()
     w.add_argument("--clip-weights", nargs="+", metavar="FILE",
                    help="OpenAI CLIP weights for the frozen backbone (ViT-L-14.pt; plus RN50.pt for the fusion)")
@@ -46,14 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="random backbone weights — for tests and benchmarks only (the model is marked demo)")
     t = p.add_argument_group("optimisation")
     t.add_argument("--epochs", type=int, default=400, help="maximum number of epochs (default 400, as the authors)")
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--batch-size", type=int, default=16, help="images per step (default: 16)")
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
+    t.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default: 0)")
     t.add_argument("--patience", type=int, default=5, help="epochs without val IoU gain before lr ÷10 (default 5)")
-    t.add_argument("--augment", default="none", choices=("none", "blur", "jpeg", "color_jitter", "all"))
+    t.add_argument("--augment", default="none", choices=("none", "blur", "jpeg", "color_jitter", "all"),
+                   help="augmentation of the training images (default: none)")
     t.add_argument("--aug-variants", type=int, default=4,
                    help="fixed augmented variants per image, cached (default 4); 0 = fresh every epoch, not cached")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     c = p.add_argument_group("running")
     c.add_argument("--no-cache", action="store_true", help="do not cache backbone features (the backbone runs every epoch)")
     c.add_argument("--cache-dir", help="feature cache folder (default: $DECLIP_HOME/cache/features)")
