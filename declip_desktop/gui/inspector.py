@@ -11,33 +11,13 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSignalBlocker, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtCore import QRectF, QSignalBlocker, QTimer, Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QPlainTextEdit,
-    QSlider,
-    QSplitter,
-    QTableView,
-    QTabWidget,
-    QTextBrowser,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QWidget
 
-from declip_desktop.cases.records import VERDICTS
-from declip_desktop.common.regions import COLORMAPS
 from declip_desktop.gui.background import run_background
-from declip_desktop.gui.image_view import ImageView, build_pyramid
+from declip_desktop.gui.image_view import build_pyramid
+from declip_desktop.gui.inspector_layout import SLIDER_STEPS, InspectorLayout
 from declip_desktop.gui.inspector_model import (
     FLICKER_MS,
     NOTES_SAVE_DELAY_MS,
@@ -45,15 +25,14 @@ from declip_desktop.gui.inspector_model import (
     THRESHOLD_SAVE_DELAY_MS,
     InspectorModel,
 )
-from declip_desktop.gui.inspector_parts import ColourScale, Loaded, RegionsModel, decode_to_qimage, details_html
+from declip_desktop.gui.inspector_parts import Loaded, decode_to_qimage, details_html
+from declip_desktop.gui.inspector_review import ReviewControls
 from declip_desktop.gui.render import DisplayMap, RegionResult, compute_regions
 
 log = logging.getLogger("declip_desktop.gui")
 
-SLIDER_STEPS = 1000  # threshold resolution of the slider: 0.001
 
-
-class Inspector(QWidget):
+class Inspector(InspectorLayout, ReviewControls, QWidget):
     """Image view + controls + regions/details tabs + review box for one evidence item."""
 
     reviewSaved = Signal(int)  # evidence id, after a verdict/notes/threshold write
@@ -95,162 +74,6 @@ class Inspector(QWidget):
         return self.model.analysis
 
     # ================================================================================== UI
-    def _build_ui(self) -> None:
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        # --- view controls
-        bar = QHBoxLayout()
-        self.fit_button = self._tool("Fit", "Fit the image in the view (Ctrl+0)")
-        self.one_button = self._tool("1:1", "Actual pixels (Ctrl+1)")
-        self.zoom_out_button = self._tool("−", "Zoom out (Ctrl+-)")
-        self.zoom_in_button = self._tool("+", "Zoom in (Ctrl+=)")
-        self.zoom_label = QLabel("—")
-        self.zoom_label.setMinimumWidth(48)
-        for w in (self.fit_button, self.one_button, self.zoom_out_button, self.zoom_in_button, self.zoom_label):
-            bar.addWidget(w)
-        bar.addSpacing(12)
-        self.layer_checks: dict[str, QCheckBox] = {}
-        for layer in self.model.layers:
-            box = QCheckBox(layer.label)
-            box.setChecked(layer.visible)
-            box.setToolTip(layer.tip)
-            box.toggled.connect(lambda on, name=layer.name: self.model.set_layer_visible(name, on))
-            self.layer_checks[layer.name] = box
-            bar.addWidget(box)
-        self.heat_check, self.mask_check = self.layer_checks["heat"], self.layer_checks["mask"]
-        self.outline_check = self.layer_checks["outlines"]
-        bar.addSpacing(12)
-        self.compare_button = self._tool("Side by side", "Original and overlay next to each other")
-        self.compare_button.setCheckable(True)
-        self.compare_button.toggled.connect(self.set_side_by_side)
-        self.flicker_button = self._tool("Flicker", "Alternate the overlay on and off (F)")
-        self.flicker_button.setCheckable(True)
-        self.flicker_button.toggled.connect(self.set_flicker)
-        bar.addWidget(self.compare_button)
-        bar.addWidget(self.flicker_button)
-        bar.addStretch(1)
-        self.colormap_combo = QComboBox()
-        self.colormap_combo.addItems(list(COLORMAPS))
-        self.colormap_combo.setCurrentText(self.settings.colormap)
-        self.colormap_combo.setToolTip("Colour map of the heat overlay")
-        self.colormap_combo.currentTextChanged.connect(self._colormap_changed)
-        bar.addWidget(self.colormap_combo)
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
-        self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setValue(round(self.settings.opacity * 100))
-        self.opacity_slider.setFixedWidth(90)
-        self.opacity_slider.setToolTip("Opacity of the heat overlay")
-        self.opacity_slider.valueChanged.connect(self._opacity_changed)
-        bar.addWidget(QLabel("Opacity"))
-        bar.addWidget(self.opacity_slider)
-        outer.addLayout(bar)
-        self.fit_button.clicked.connect(self.fit)
-        self.one_button.clicked.connect(self.actual_size)
-        self.zoom_in_button.clicked.connect(lambda: self.zoom_by(1.25))
-        self.zoom_out_button.clicked.connect(lambda: self.zoom_by(0.8))
-        # --- threshold
-        tbar = QHBoxLayout()
-        tbar.addWidget(QLabel("Threshold"))
-        self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
-        self.threshold_slider.setRange(0, SLIDER_STEPS)
-        self.threshold_slider.setMinimumWidth(160)
-        self.threshold_slider.setToolTip("Pixels with a probability above the threshold form the mask ([ and ])")
-        self.threshold_spin = QDoubleSpinBox()
-        self.threshold_spin.setRange(0.0, 1.0)
-        self.threshold_spin.setDecimals(3)
-        self.threshold_spin.setSingleStep(0.01)
-        self.threshold_slider.valueChanged.connect(lambda v: self.set_threshold(v / SLIDER_STEPS, source="slider"))
-        self.threshold_spin.valueChanged.connect(lambda v: self.set_threshold(v, source="spin"))
-        tbar.addWidget(self.threshold_slider, 2)
-        tbar.addWidget(self.threshold_spin)
-        self.colour_scale = ColourScale()
-        self.colour_scale.set_colormap(self.settings.colormap)
-        tbar.addWidget(self.colour_scale, 1)
-        self.mask_label = QLabel("")
-        self.mask_label.setMinimumWidth(150)
-        tbar.addWidget(self.mask_label)
-        outer.addLayout(tbar)
-        # --- views + side panel
-        split = QSplitter(Qt.Orientation.Horizontal)
-        views = QSplitter(Qt.Orientation.Horizontal)
-        self.view = ImageView()
-        self.compare_view = ImageView()
-        self.compare_view.setVisible(False)
-        views.addWidget(self.compare_view)
-        views.addWidget(self.view)
-        self.views_splitter = views
-        self.view.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
-        self.view.viewChanged.connect(self._sync_compare)
-        split.addWidget(views)
-        side = QWidget()
-        side_layout = QVBoxLayout(side)
-        side_layout.setContentsMargins(4, 0, 0, 0)
-        self.tabs = QTabWidget()
-        self.regions_model = RegionsModel(self)
-        self.regions_proxy = QSortFilterProxyModel(self)
-        self.regions_proxy.setSourceModel(self.regions_model)
-        self.regions_proxy.setSortRole(Qt.ItemDataRole.UserRole)
-        self.regions_table = QTableView()
-        self.regions_table.setModel(self.regions_proxy)
-        self.regions_table.setSortingEnabled(True)
-        self.regions_table.verticalHeader().setVisible(False)
-        self.regions_table.setWordWrap(False)
-        self.regions_table.verticalHeader().setDefaultSectionSize(self.regions_table.fontMetrics().height() + 8)
-        self.regions_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.regions_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.regions_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        # Interactive widths: ResizeToContents would measure every row on each change.
-        self.regions_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, width in enumerate((40, 112, 118, 46, 46)):
-            self.regions_table.setColumnWidth(col, width)
-        self.regions_table.horizontalHeader().setStretchLastSection(True)
-        self.regions_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.regions_table.selectionModel().selectionChanged.connect(lambda *_: self._region_selected())
-        regions_page = QWidget()
-        rl = QVBoxLayout(regions_page)
-        rl.setContentsMargins(0, 0, 0, 0)
-        self.regions_note = QLabel("")
-        self.regions_note.setWordWrap(True)
-        rl.addWidget(self.regions_note)
-        rl.addWidget(self.regions_table, 1)
-        self.tabs.addTab(regions_page, "Regions")
-        self.details = QTextBrowser()
-        self.details.setOpenLinks(False)
-        self.tabs.addTab(self.details, "Details")
-        side_layout.addWidget(self.tabs, 3)
-        review = QGroupBox("Review")
-        form = QFormLayout(review)
-        self.verdict_combo = QComboBox()
-        self.verdict_combo.addItems(list(VERDICTS))
-        self.verdict_combo.currentTextChanged.connect(self._verdict_changed)
-        form.addRow("Verdict", self.verdict_combo)
-        self.notes_edit = QPlainTextEdit()
-        self.notes_edit.setPlaceholderText("Notes (saved automatically as you type)")
-        self.notes_edit.textChanged.connect(self._notes_changed)
-        form.addRow("Notes", self.notes_edit)
-        self.saved_label = QLabel("")
-        self.saved_label.setStyleSheet("color: #6b7280")
-        form.addRow("", self.saved_label)
-        side_layout.addWidget(review, 2)
-        split.addWidget(side)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
-        split.setSizes([760, 330])
-        self.splitter = split
-        outer.addWidget(split, 1)
-        self.placeholder = QLabel("")
-        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.placeholder.setStyleSheet("color: #6b7280; font-size: 14pt")
-        self.placeholder.setWordWrap(True)
-        outer.addWidget(self.placeholder)
-        self._set_threshold_widgets(self.model.threshold)
-        self._opacity_changed(self.opacity_slider.value())
-
-    def _tool(self, text: str, tip: str) -> QToolButton:
-        button = QToolButton()
-        button.setText(text)
-        button.setToolTip(tip)
-        return button
 
     # ================================================================================== content
     def set_case(self, case) -> None:
@@ -506,65 +329,5 @@ class Inspector(QWidget):
 
     # ================================================================================== details
     # ================================================================================== review
-    def _set_review_enabled(self, on: bool) -> None:
-        self.verdict_combo.setEnabled(on)
-        self.notes_edit.setEnabled(on)
 
-    def _fill_review(self, ev) -> None:
-        self._saving_enabled = False
-        try:
-            self.verdict_combo.setCurrentText(ev.verdict or "not reviewed")
-            self.notes_edit.setPlainText(ev.notes or "")
-            self.saved_label.setText(f"Reviewed by {ev.reviewed_by} at {ev.reviewed_at}" if ev.reviewed_by else "")
-        finally:
-            self._saving_enabled = True
-        self._set_review_enabled(True)
 
-    def _write_review(self, **fields) -> None:
-        if self.case is None or self.evidence is None:
-            return
-        try:
-            self.case.set_review(self.evidence.id, analyst=self.settings.analyst or None, **fields)
-        except Exception as exc:  # read-only or locked case, disk full …
-            self.errorOccurred.emit(f"The review of {self.evidence.original_name} could not be saved: {exc}", repr(exc))
-            return
-        from datetime import datetime
-
-        self.saved_label.setText(f"Saved {datetime.now():%H:%M:%S}")
-        self.reviewSaved.emit(self.evidence.id)
-
-    def _verdict_changed(self, verdict: str) -> None:
-        if self._saving_enabled and self.evidence is not None:
-            self._write_review(verdict=verdict)
-
-    def _notes_changed(self) -> None:
-        if self._saving_enabled and self.evidence is not None:
-            self.saved_label.setText("Editing…")
-            self._notes_timer.start()
-
-    def _save_notes(self) -> None:
-        if self.evidence is not None and self.notes_edit.toPlainText() != (self.evidence.notes or ""):
-            self._write_review(notes=self.notes_edit.toPlainText())
-            self._refresh_evidence_record()
-
-    def _save_threshold(self) -> None:
-        value = self.model.threshold_to_save()
-        if value is not None:
-            self._write_review(threshold=value)
-            self._refresh_evidence_record()
-
-    def _refresh_evidence_record(self) -> None:
-        if self.case is not None and self.evidence is not None:
-            try:
-                self.model.threshold_saved(self.case.get_evidence(self.evidence.id))
-            except Exception:
-                log.exception("re-reading evidence %s failed", self.evidence.id)
-
-    def flush(self) -> None:
-        """Write pending debounced edits now (switching evidence, closing)."""
-        if self._notes_timer.isActive():
-            self._notes_timer.stop()
-            self._save_notes()
-        if self._threshold_timer.isActive():
-            self._threshold_timer.stop()
-            self._save_threshold()

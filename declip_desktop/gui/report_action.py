@@ -8,7 +8,6 @@ item is being drawn; Cancel stops between items and keeps nothing.
 
 from __future__ import annotations
 
-import threading
 import traceback
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog
 
+from declip_desktop.common.progress import CancelToken
 from declip_desktop.gui.background import run_background
 
 
@@ -37,7 +37,7 @@ class ReportJob:
         self.result = None
         self.error: str | None = None
         self.finished = False
-        self._stop = threading.Event()
+        self._stop = CancelToken()
         self._relay = _Progress()
         self.dialog = QProgressDialog("Preparing…", "Cancel", 0, 0, window)
         self.dialog.setWindowTitle("Export report" if kind == "report" else "Export images")
@@ -66,7 +66,7 @@ class ReportJob:
 
                 return build_report(
                     case, out_path=self.target, evidence_ids=self.evidence_ids,
-                    progress=emit, should_stop=self._stop.is_set,
+                    progress=emit, should_stop=self._stop,
                 )
             from declip_desktop.reports import export_images
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 from PySide6.QtCore import QRectF
 
