@@ -87,14 +87,15 @@ def main() -> int:
 
     app = create_application(["bench"])
     run_dir = Path(tempfile.mkdtemp(prefix="gui_bench_", dir=workdir))
-    window = MainWindow(Settings(run_dir / "bench.ini"), device="auto")
+    from declip_desktop.desktop import engine_services, preload_engine
+
+    window = MainWindow(Settings(run_dir / "bench.ini"), device="auto", services=engine_services())
     window.resize(1280, 800)
     window.show()
 
     # As the app does at start-up: import torch on the thread pool before any analysis,
     # and measure that one-off pause on its own.
     from declip_desktop.gui.background import run_background
-    from declip_desktop.gui.worker import preload_engine
 
     def idle_baseline(seconds: float) -> list[float]:
         """Heartbeat with nothing running: how much the machine itself delays the timer."""

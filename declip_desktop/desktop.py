@@ -8,12 +8,12 @@ engine's Localizer factory, model resolver and warm-up are handed to the window 
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import os
 import sys
 
 from declip_desktop.gui.services import EngineServices
+from declip_desktop.gui.worker import freeze_long_lived_objects
 
 log = logging.getLogger("declip_desktop.gui")
 
@@ -33,7 +33,7 @@ def preload_engine() -> None:
         networks.VitSpec.from_open_clip()  # reads a local config: imports open_clip and what it pulls in
     except Exception:  # only a warm-up: the analysis reports real problems itself
         log.exception("warming up open_clip failed")
-    gc.freeze()  # see gui.worker.freeze_long_lived_objects
+    freeze_long_lived_objects()
 
 
 def engine_services() -> EngineServices:

@@ -98,7 +98,9 @@ def main() -> int:
 
         app = create_application([sys.argv[0]])
         width, height = (int(v) for v in args.size.split("x"))
-        window = MainWindow(device="cpu")
+        from declip_desktop.desktop import engine_services
+
+        window = MainWindow(device="cpu", services=engine_services())
         window.resize(width, height)
         window.show()
         window.show_start()
