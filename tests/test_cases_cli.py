@@ -102,3 +102,45 @@ def test_analyze_with_a_tiny_model_resumes_and_records_the_model(tmp_path, case_
             assert a.parameters["model_card"]["name"] == "cli-tiny"
             assert case.load_map(a).shape == (30, 40)
         assert case.verify().ok
+
+
+def test_analyze_refuses_a_model_reinstalled_from_another_file_under_the_pinned_name(tmp_path, case_dir, capsys):
+    from declip_desktop.engine.models import ModelStore
+    from tests.factories import install_tiny_model
+
+    first = install_tiny_model(name="pinned")
+    noise_image(tmp_path / "src" / "a.png", (40, 30), seed=1)
+    assert main(["case", "import", str(case_dir), str(tmp_path / "src")]) == 0
+    assert main(["case", "analyze", str(case_dir), "--model", "pinned", "--device", "cpu"]) == 0
+    ModelStore().remove("pinned")
+    second = install_tiny_model(name="pinned", seed=7)  # same name, other weights
+    assert second.sha256 != first.sha256
+    noise_image(tmp_path / "src2" / "b.png", (40, 30), seed=2)
+    assert main(["case", "import", str(case_dir), str(tmp_path / "src2")]) == 0
+    capsys.readouterr()
+    assert main(["case", "analyze", str(case_dir), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"pinned (SHA-256 {first.sha256[:12]}…)" in err and "another file" in err and "--model NAME" in err
+    with Case.open(case_dir) as case:
+        assert [e.status for e in case.evidence_list()] == ["done", "queued"]  # nothing ran
+        assert case.get_setting("model") == {"name": "pinned", "sha256": first.sha256}
+    # Choosing the new file explicitly re-pins the case (audit-logged) and analyses.
+    assert main(["case", "analyze", str(case_dir), "--model", "pinned", "--device", "cpu"]) == 0
+    with Case.open(case_dir) as case:
+        assert case.get_setting("model")["sha256"] == second.sha256
+        assert [e.details["new"]["sha256"] for e in case.audit_entries() if e.action == "setting.changed"] == [
+            first.sha256, second.sha256]
+
+
+def test_case_threshold_is_shown_set_and_refused_out_of_range(case_dir, capsys):
+    assert main(["case", "threshold", str(case_dir)]) == 0
+    assert "0.5 (nobody set one" in capsys.readouterr().out
+    assert main(["case", "threshold", str(case_dir), "0.35", "--analyst", "Bo"]) == 0
+    assert "0.35 (set for this case)" in capsys.readouterr().out
+    assert main(["case", "threshold", str(case_dir), "1.5"]) == 2
+    assert "outside 0…1" in capsys.readouterr().err
+    assert main(["case", "threshold", str(case_dir), "nan"]) == 2
+    with Case.open(case_dir) as case:
+        assert case.get_setting("threshold") == 0.35
+        change = [e for e in case.audit_entries() if e.action == "setting.changed"][-1]
+        assert change.actor == "Bo" and change.details["new"] == 0.35

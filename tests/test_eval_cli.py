@@ -74,6 +74,8 @@ def test_eight_bit_png_map_of_another_size_is_resized(tmp_path, capsys):
     assert code == 0
     row = read_csv(tmp_path / "r.csv")["x"]
     assert row["resized"] == "True" and float(row["iou"]) == 100.0
+    summary = json.loads(out)  # the printed summary says the same as the CSV
+    assert summary["n"] == 1 and summary["iou"] == pytest.approx(100.0)
 
 
 def test_missing_and_unreadable_masks_are_per_image_errors(tmp_path, capsys):
@@ -217,8 +219,11 @@ def test_eval_model_on_dolos_layout_matches_scoring_its_saved_maps(tmp_path, cap
                             "--csv", str(tmp_path / "p.csv"), "--json")
     assert code == 0
     by_model, by_maps = read_csv(tmp_path / "m.csv"), read_csv(tmp_path / "p.csv")
+    assert set(by_model) == set(by_maps) and len(by_model) == 3
     for name, row in by_model.items():
         assert float(row["iou"]) == pytest.approx(float(by_maps[name]["iou"]), abs=1.0)
+    s2 = json.loads(out2)
+    assert s2["n"] == 3 and s2["iou"] == pytest.approx(s["iou"], abs=1.0)
     # an unknown model is a fatal usage error
     code, _, err = run_cli(capsys, "eval", "--model", "nope", "--data", str(root), "--csv", str(tmp_path / "x.csv"))
     assert code == 2 and "nope" in err
