@@ -135,7 +135,11 @@ def test_a_missing_device_is_an_error_unless_the_front_end_asks_for_the_cpu(case
     with pytest.raises(ModelLoadError, match="not available"):
         session(case, engine, device="cuda").run()
     assert case.status_counts()["queued"] == 3
-    assert session(case, engine, device="cuda", fall_back_when_unavailable=True).run().done == 3
+    gui = session(case, engine, device="cuda", fall_back_when_unavailable=True)
+    notices = []
+    assert gui.run(on_notice=lambda *n: notices.append(n)).done == 3
+    gui.run(on_notice=lambda *n: notices.append(n))  # the next run reuses the CPU model, no new warning
+    assert engine.built == [("a", "cpu")] and len(notices) == 1
 
 
 def test_the_count_announced_is_what_runs_and_what_the_gui_sees(case):

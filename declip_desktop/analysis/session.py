@@ -116,6 +116,7 @@ class AnalysisSession:
         self._resolver = model_resolver
         self._localizer: Any = None
         self._localizer_key: tuple | None = None
+        self._unavailable: set[str] = set()  # devices this machine turned out not to have
         self.cancel_token = CancelToken()
         self.stop_token = CancelToken()
         self._resume = threading.Event()
@@ -188,6 +189,8 @@ class AnalysisSession:
         """The Localizer for `choice` (default: `choose_model()`), built once per model/device/mode."""
         choice = choice or self.choose_model()
         device = device or self.device
+        if device in self._unavailable:
+            device = "cpu"  # said once, when it was found missing
         key = (choice.sha256, device, self.fast)
         if self._localizer is not None and self._localizer_key == key:
             return self._localizer
@@ -198,6 +201,7 @@ class AnalysisSession:
             if not self.fall_back_when_unavailable or device == "cpu":
                 raise ModelLoadError(str(exc)) from exc
             _notify(on_notice, "warning", f"{exc}. The analysis runs on the CPU.", "")
+            self._unavailable.add(device)
             device = "cpu"
             key = (choice.sha256, device, self.fast)
             loc = self._build(choice.model, device)
