@@ -47,14 +47,20 @@ def test_folder_with_a_corrupt_image_and_maps(capsys, images, tmp_path):
     by_path = {line["path"]: line for line in lines}
     assert set(by_path) == {str(a), str(b), str(bad)}
     assert "error" in by_path[str(bad)] and "score" not in by_path[str(bad)]
+    from declip_desktop.engine.localizer import Localizer
+
+    direct = Localizer(card.name, device="cpu", batch_size=1, threads=1)  # the same model, through the API
     for good, (h, w) in ((a, (60, 90)), (b, (70, 50))):
         rec = by_path[str(good)]
         assert "error" not in rec
-        assert 0.0 <= rec["score"] <= 1.0 and rec["seconds"] > 0
+        assert rec["seconds"] > 0
         assert rec["model_sha256"] == card.sha256 and rec["model"] == card.name
         assert "demo" not in rec
         prob = load_map(rec["map"])
         assert prob.shape == (h, w) and prob.dtype == np.float32
+        expected = direct.predict_one(good)
+        assert rec["score"] == pytest.approx(expected.score, abs=1e-6)  # printed rounded to 6 digits
+        assert np.abs(prob - expected.prob_map).max() < 1e-5
     # Same stem from two folders: two files, neither overwritten.
     assert sorted(p.name for p in maps.iterdir()) == ["photo-2.npy", "photo.npy"]
 
