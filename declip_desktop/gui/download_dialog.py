@@ -3,7 +3,7 @@
 The dialog lists `engine.registry` with what is installed and runs
 `engine.download.download_model` — the same function as `declip models download` — in
 a QThread, so the window never waits on the network or on the install step (which
-imports torch in that worker thread, never here). Cancel sets a threading.Event the
+imports torch in that worker thread, never here). Cancel sets a CancelToken (a threading.Event) the
 downloader checks between chunks; the partial file is kept and the next download of
 the same model resumes it.
 
@@ -14,7 +14,6 @@ Entry point for the main window: `open_download_dialog(parent)`; connect
 from __future__ import annotations
 
 import os
-import threading
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import (
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from declip_desktop.common.progress import CancelToken
 from declip_desktop.engine.download import DownloadError, Progress, download_model, format_size, installed_cards
 from declip_desktop.engine.registry import CHECKPOINTS, MIRROR_ENV, RECOMMENDED
 
@@ -47,7 +47,7 @@ class _DownloadWorker(QObject):
     failed = Signal(str, str)  # kind, message
     done = Signal()
 
-    def __init__(self, name: str, base_url: str | None, cancel: threading.Event):
+    def __init__(self, name: str, base_url: str | None, cancel: CancelToken):
         super().__init__()
         self._name, self._base_url, self._cancel = name, base_url, cancel
 
@@ -79,7 +79,7 @@ class DownloadDialog(QDialog):
         self.resize(780, 500)  # all nine rows visible without scrolling
         self._thread: QThread | None = None
         self._worker: _DownloadWorker | None = None
-        self._cancel = threading.Event()
+        self._cancel = CancelToken()
         self._close_when_done = False
         self._names = list(CHECKPOINTS)
 
@@ -181,7 +181,7 @@ class DownloadDialog(QDialog):
         name = self.selected_name()
         if name is None or self.is_running():
             return
-        self._cancel = threading.Event()
+        self._cancel = CancelToken()
         self._thread = QThread(self)
         # An empty field means the original hosts, even when DECLIP_MODELS_URL is set.
         self._worker = _DownloadWorker(name, self.mirror.text().strip(), self._cancel)
