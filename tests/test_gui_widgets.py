@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import pytestqt  # noqa: F401,E402  (dev dependency: missing must fail, never skip)
+import pytestqt  # noqa: F401  (dev dependency: missing must fail, never skip)
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
 
-from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtGui import QImage  # noqa: E402
-
-from declip_desktop.gui.image_view import build_pyramid  # noqa: E402
-from declip_desktop.gui.render import DisplayMap, compute_regions, threshold_level  # noqa: E402
-from declip_desktop.gui.settings import Settings  # noqa: E402
+from declip_desktop.gui.image_view import build_pyramid
+from declip_desktop.gui.render import DisplayMap, compute_regions, threshold_level
+from declip_desktop.gui.settings import Settings
 
 
 def blob_map(h=300, w=400) -> np.ndarray:
@@ -189,3 +188,30 @@ def test_importing_the_window_does_not_import_torch():
                          env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_case_default_threshold_is_set_from_the_window_and_audit_logged(qtbot, tmp_path):
+    from declip_desktop.cases.case_settings import case_threshold
+    from declip_desktop.desktop import engine_services
+    from declip_desktop.gui.main_window import MainWindow
+    from tests.cases_util import noise_image
+
+    win = MainWindow(Settings(tmp_path / "s.ini"), device="cpu", services=engine_services())
+    qtbot.addWidget(win)
+    assert win.create_case(str(tmp_path / "case"), "T-1", "Thresholds", "Ana")
+    for i in range(2):
+        noise_image(tmp_path / "src" / f"{i}.png", (32, 24), seed=i)
+    win.case.import_paths([tmp_path / "src"])
+    win.reload_evidence()
+    win.inspector.show_evidence(1)
+    assert (win.inspector.threshold, win.inspector.model.threshold_source) == (0.5, "default")
+    win.inspector.set_threshold(0.3)
+    win._set_default_threshold()  # View → Use this threshold as the case's default
+    assert case_threshold(win.case) == (0.3, "case")
+    change = [e for e in win.case.audit_entries() if e.action == "setting.changed"][-1]
+    assert change.details == {"key": "threshold", "old": None, "new": 0.3} and change.actor == "Ana"
+    win.inspector.show_evidence(2)  # never reviewed: opens at the case's default
+    assert (win.inspector.threshold, win.inspector.model.threshold_source) == (0.3, "case")
+    assert win.inspector.threshold_spin.value() == pytest.approx(0.3)
+    assert win.case.get_evidence(1).threshold == 0.3  # the item moved on set keeps its own
+    win.close()
