@@ -49,12 +49,16 @@ class AnalysisControls:
         return pin.name if pin is not None else default_model_name()
 
     def _update_model_label(self, device: str | None = None) -> None:
-        card = find_card(self._case_model())
-        text = f"Model: {describe_model(card)}"
+        name = self._case_model()
+        card = find_card(name)
+        missing = name is not None and card is None  # the case's pinned model is not installed here
+        text = f"Model: {name} — not installed (this case is pinned to it)" if missing else \
+            f"Model: {describe_model(card)}"
         if device:
             text += f"  ·  {device}"
         self.model_label.setText(text)
-        self.model_label.setStyleSheet("color: #b91c1c; font-weight: 600" if card_is_demo(card) else "")
+        alert = missing or card_is_demo(card)
+        self.model_label.setStyleSheet("color: #b91c1c; font-weight: 600" if alert else "")
 
     def _queued_ids(self) -> list[int]:
         """What is waiting: the same function the analysis runs (analysis.waiting_evidence)."""
