@@ -24,8 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-STATUSES = ("queued", "analysing", "done", "failed", "skipped", "rejected")
-VERDICTS = ("not reviewed", "authentic", "manipulated", "inconclusive")
+from declip_desktop.cases.records import STATUSES as CASE_STATUSES
+from declip_desktop.cases.records import VERDICTS
+
+# The case store's statuses and verdicts, plus "rejected" for files the import refused (listed too).
+STATUSES = (*CASE_STATUSES, "rejected")
 STATUS_COLOURS = {
     "queued": "#6b7280",
     "analysing": "#2563eb",
