@@ -56,7 +56,9 @@ def test_import_status_export(tmp_path, case_dir, capsys):
     assert status["case"]["number"] == "2026-7" and status["counts"]["queued"] == 2 and status["counts"]["done"] == 1
     assert status["rejected"] == 1 and status["audit"]["entries"] > 5
     assert main(["case", "status", str(case_dir)]) == 0
-    assert "Tip line" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Tip line" in out
+    assert "Model: none yet (the first analysis pins the default model); default threshold 0.5 (standard)" in out
 
     csv_path = case_dir / "exports" / "results.csv"
     assert main(["case", "export", str(case_dir), "--out", str(csv_path)]) == 0
@@ -140,6 +142,9 @@ def test_case_threshold_is_shown_set_and_refused_out_of_range(case_dir, capsys):
     assert main(["case", "threshold", str(case_dir), "1.5"]) == 2
     assert "outside 0…1" in capsys.readouterr().err
     assert main(["case", "threshold", str(case_dir), "nan"]) == 2
+    capsys.readouterr()
+    assert main(["case", "status", str(case_dir)]) == 0
+    assert "default threshold 0.35\n" in capsys.readouterr().out
     with Case.open(case_dir) as case:
         assert case.get_setting("threshold") == 0.35
         change = [e for e in case.audit_entries() if e.action == "setting.changed"][-1]

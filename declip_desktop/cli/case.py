@@ -187,10 +187,28 @@ def _status(args: argparse.Namespace) -> int:
     print(f"Case {info.number}: {info.title}  (analyst {info.analyst}, created {info.created})")
     print("Evidence: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f"; rejected files {len(rejected)}")
     print(f"Audit log: {entries} entries, head {head}")
+    print(_model_and_threshold(settings))
     for e in evidence:
         score = "" if e.score is None else f"{e.score:.3f}"
         print(f"  {e.id:>5}  {e.status:<9} {score:>6}  {e.verdict:<13} {e.original_name}")
     return OK
+
+
+def _model_and_threshold(settings: dict) -> str:
+    """One line on what gives the case's results their meaning: its model and default threshold."""
+    from declip_desktop.common.facts import DEFAULT_THRESHOLD
+
+    model = settings.get("model")
+    if isinstance(model, dict) and model.get("name"):
+        sha = model.get("sha256")
+        pinned = f"{model['name']} (SHA-256 {sha[:12]}…)" if sha else f"{model['name']} (by name only)"
+    elif isinstance(model, str) and model:
+        pinned = f"{model} (by name only)"
+    else:
+        pinned = "none yet (the first analysis pins the default model)"
+    threshold = settings.get("threshold")
+    shown = f"{threshold:g}" if isinstance(threshold, (int, float)) else f"{DEFAULT_THRESHOLD:g} (standard)"
+    return f"Model: {pinned}; default threshold {shown}"
 
 
 @_guard
