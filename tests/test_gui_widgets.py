@@ -215,3 +215,25 @@ def test_the_case_default_threshold_is_set_from_the_window_and_audit_logged(qtbo
     assert win.inspector.threshold_spin.value() == pytest.approx(0.3)
     assert win.case.get_evidence(1).threshold == 0.3  # the item moved on set keeps its own
     win.close()
+
+
+def test_a_new_overlay_layer_gets_its_check_box_and_follows_the_overlay_rules(qtbot):
+    from PySide6.QtWidgets import QGraphicsRectItem
+
+    from declip_desktop.gui.inspector import Inspector
+    from declip_desktop.gui.inspector_model import Layer
+
+    inspector = Inspector(Settings(path=__import__("pathlib").Path(__import__("tempfile").mkdtemp()) / "s.ini"))
+    qtbot.addWidget(inspector)
+    inspector.display(build_pyramid(QImage(80, 60, QImage.Format.Format_RGB32)), blob_map(60, 80))
+    item = QGraphicsRectItem(0, 0, 10, 10)
+    inspector.view.scene().addItem(item)
+    box = inspector.add_overlay_layer(Layer("ela", "Error level", visible=True), item, before="mask")
+    assert box.text() == "Error level" and item.isVisible()
+    bar = inspector._layer_bar
+    assert bar.indexOf(inspector.heat_check) < bar.indexOf(box) < bar.indexOf(inspector.mask_check)
+    box.setChecked(False)
+    assert not item.isVisible() and not inspector.model.layer("ela").visible
+    box.setChecked(True)
+    inspector.toggle_overlay()  # O hides every overlay, the new one too
+    assert not item.isVisible()

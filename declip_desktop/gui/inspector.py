@@ -43,6 +43,7 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
         super().__init__(parent)
         self.settings = settings
         self.model = InspectorModel()
+        self._extra_layer_items: dict = {}  # name → QGraphicsItem of layers added with add_overlay_layer
         self.prob_map: np.ndarray | None = None
         self.display_map: DisplayMap | None = None
         self.region_result: RegionResult | None = None
@@ -269,10 +270,23 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
     def _update_visibility(self) -> None:
         """Draw what the model says is visible (`InspectorModel.visible_layers`)."""
         visible = self.model.visible_layers()
+        for name, item in self._layer_items().items():
+            item.setVisible(visible.get(name, False))
+
+    def _layer_items(self) -> dict:
         items = {"heat": self.view.heat_item, "mask": self.view.mask_item, "edges": self.view.edge_item,
                  "outlines": self.view.outline_item}
-        for name, item in items.items():
-            item.setVisible(visible.get(name, False))
+        return {**items, **self._extra_layer_items}
+
+    def add_overlay_layer(self, layer, item, before: str | None = None):
+        """Hook for new overlays (e.g. another forensic map): `layer` is an
+        `inspector_model.Layer`, `item` the QGraphicsItem in `self.view`'s scene that draws it.
+        The model decides its visibility (overlay, flicker, its check box) like the built-in ones."""
+        self.model.add_layer(layer, before=before)
+        self._extra_layer_items[layer.name] = item
+        self._add_layer_check(layer)
+        self._update_visibility()
+        return self.layer_checks[layer.name]
 
     def toggle_overlay(self) -> None:
         self.model.toggle_overlay()

@@ -52,13 +52,9 @@ class InspectorLayout:
             bar.addWidget(w)
         bar.addSpacing(12)
         self.layer_checks: dict[str, QCheckBox] = {}
+        self._layer_bar = bar
         for layer in self.model.layers:
-            box = QCheckBox(layer.label)
-            box.setChecked(layer.visible)
-            box.setToolTip(layer.tip)
-            box.toggled.connect(lambda on, name=layer.name: self.model.set_layer_visible(name, on))
-            self.layer_checks[layer.name] = box
-            bar.addWidget(box)
+            self._add_layer_check(layer)
         self.heat_check, self.mask_check = self.layer_checks["heat"], self.layer_checks["mask"]
         self.outline_check = self.layer_checks["outlines"]
         bar.addSpacing(12)
@@ -187,6 +183,19 @@ class InspectorLayout:
         outer.addWidget(self.placeholder)
         self._set_threshold_widgets(self.model.threshold)
         self._opacity_changed(self.opacity_slider.value())
+
+    def _add_layer_check(self, layer) -> QCheckBox:
+        """A check box for an overlay layer, after the existing ones (or before `before`)."""
+        box = QCheckBox(layer.label)
+        box.setChecked(layer.visible)
+        box.setToolTip(layer.tip)
+        box.toggled.connect(lambda on, name=layer.name: self.model.set_layer_visible(name, on))
+        names = [existing.name for existing in self.model.layers]
+        after = [self.layer_checks[n] for n in names[:names.index(layer.name)] if n in self.layer_checks]
+        index = self._layer_bar.indexOf(after[-1]) + 1 if after else self._layer_bar.count()
+        self._layer_bar.insertWidget(index, box)
+        self.layer_checks[layer.name] = box
+        return box
 
     def _tool(self, text: str, tip: str) -> QToolButton:
         button = QToolButton()
