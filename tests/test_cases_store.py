@@ -68,9 +68,11 @@ def _make_v1_case(root):
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
     schema.migrate(conn, upto=1)
-    conn.execute("INSERT INTO case_info (id, uuid, number, title, analyst, description, created, created_with) "
-                 "VALUES (1, 'u', 'OLD-1', 'Old case', 'Ion', '', '2025-01-01T10:00:00+02:00', 'DeCLIP 0.0.1')")
     from declip_desktop.cases import audit
+
+    # Version 1 took the creation time just before writing the entry, as here.
+    conn.execute("INSERT INTO case_info (id, uuid, number, title, analyst, description, created, created_with) "
+                 "VALUES (1, 'u', 'OLD-1', 'Old case', 'Ion', '', ?, 'DeCLIP 0.0.1')", (audit.now_iso(),))
 
     audit.append(conn, "Ion", "case.created", "case", {"number": "OLD-1"})
     conn.execute("COMMIT")

@@ -4,7 +4,7 @@ Public surface (see docs/ARCHITECTURE.md): `Case`, its records and `CaseError`.
 """
 
 from declip_desktop.cases.case import Case
-from declip_desktop.cases.errors import CaseBusyError, CaseError, NewerSchemaError
+from declip_desktop.cases.errors import CaseBusyError, CaseError, CaseReadOnlyError, NewerSchemaError
 from declip_desktop.cases.records import (
     STATUSES,
     VERDICTS,
@@ -26,6 +26,7 @@ __all__ = [
     "Case",
     "CaseBusyError",
     "CaseError",
+    "CaseReadOnlyError",
     "CaseInfo",
     "Evidence",
     "ImportReport",

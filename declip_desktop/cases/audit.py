@@ -23,6 +23,13 @@ from typing import Any
 from declip_desktop.cases.records import AuditEntry, Problem
 
 GENESIS = "0" * 64
+#: Values entries record only so `verify` can replay them (row ids, times and names that repeat
+#: the entry's own time and actor, hashes of long values). Reports may leave them out.
+REPLAY_ONLY_KEYS = frozenset({
+    "original_name", "mode", "metadata_sha256", "imported_by", "imported_at", "rejection_id", "rejected_at",
+    "reviewed_by", "reviewed_at", "report_id", "registered_by", "registered_at", "printed_head", "printed_count",
+    "created", "seconds",
+})
 _HEAD_KEY = "audit_head"
 _COUNT_KEY = "audit_count"
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from declip_desktop.cases import audit, db, schema
-from declip_desktop.cases.errors import CaseBusyError, CaseError, NewerSchemaError
+from declip_desktop.cases.errors import CaseBusyError, CaseError, CaseReadOnlyError, NewerSchemaError
 from declip_desktop.cases.files import (
     PARTIAL_SUFFIX,
     STAGED_SUFFIX,
@@ -55,6 +55,7 @@ from declip_desktop.cases.records import (
     CaseInfo,
     Evidence,
     ImportReport,
+    Problem,
     Rejection,
     VerifyReport,
 )
@@ -141,6 +142,8 @@ class Case:
         self._store = store
         self._analyst_override = analyst
         self._info: CaseInfo | None = None
+        #: What opening the case finished or discarded (see `recover`).
+        self.last_recovery = {"finished": 0, "discarded": 0, "requeued": 0}
 
     # ------------------------------------------------------------------ create / open
     @classmethod
@@ -177,7 +180,8 @@ class Case:
             )
             audit.append(conn, analyst, "case.created", "case",
                          {"number": str(number), "title": title, "analyst": analyst, "description": description or "",
-                          "uuid": case_uuid, "schema_version": schema.SCHEMA_VERSION, "software": software_id()})
+                          "uuid": case_uuid, "schema_version": schema.SCHEMA_VERSION, "software": software_id(),
+                          "created": created})
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -189,7 +193,9 @@ class Case:
         return cls.open(root, analyst=analyst)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], analyst: str | None = None) -> "Case":
+    def open(cls, path: str | os.PathLike[str], analyst: str | None = None, *, read_only: bool = False) -> "Case":
+        """Open a case. `read_only=True` (verify, status, export): nothing is written — no
+        migration, no recovery, no audit entry — and a writer holding the case never blocks it."""
         root = Path(path).expanduser().absolute()
         if root.name == DB_NAME and root.is_file():
             root = root.parent
@@ -197,6 +203,12 @@ class Case:
         if not db_path.is_file():
             raise CaseError(f"{root} is not a case folder (no {DB_NAME} in it). "
                             "Create a case there first, or choose the folder that holds case.sqlite.")
+        if read_only:
+            return cls._open_read_only(root, db_path, analyst)
+        if db.is_read_only_medium(root):
+            raise CaseReadOnlyError(f"{root} cannot be written (read-only media or no write permission), so it "
+                                    "cannot be changed. Verify, status and export still work there; copy the case "
+                                    "to writable storage to change it.")
         cls._check_version(db_path)
         store = db.Store(db_path)
         case = cls(root, store, analyst)
@@ -205,11 +217,31 @@ class Case:
             case._migrate()
             for folder in (*FOLDERS, THUMBNAIL_DIR, TMP_DIR):
                 (root / folder).mkdir(parents=True, exist_ok=True)
-            case.recover()
+            case.last_recovery = case.recover()
         except BaseException:
             store.close()
             raise
         return case
+
+    @classmethod
+    def _open_read_only(cls, root: Path, db_path: Path, analyst: str | None) -> "Case":
+        store = db.Store(db_path, read_only=True)
+        try:
+            version = schema.user_version(store.conn)
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise CaseError(f"{db_path} is not a readable case database ({exc}). "
+                            "Restore the case from a backup.") from exc
+        if version > schema.SCHEMA_VERSION:
+            store.close()
+            raise NewerSchemaError(
+                f"{root} was written by a newer DeCLIP Desktop (case format {version}; this version, "
+                f"{SOFTWARE_VERSION}, reads formats up to {schema.SCHEMA_VERSION}). Open it with the newer version.")
+        return cls(root, store, analyst)
+
+    @property
+    def read_only(self) -> bool:
+        return self._store.read_only
 
     @staticmethod
     def _check_version(db_path: Path) -> None:
@@ -310,9 +342,11 @@ class Case:
             audit.append(conn, self._actor(analyst, conn), "case.updated", "case", {"old": old, "new": changes})
 
     def log_event(self, action: str, object: str, details: dict[str, Any] | None = None,  # noqa: A002
-                  analyst: str | None = None, evidence_id: int | None = None) -> AuditEntry:
-        """Append an entry for something done outside this module (e.g. an image exported)."""
-        with self._store.write() as conn:
+                  analyst: str | None = None, evidence_id: int | None = None,
+                  wait_s: float | None = None) -> AuditEntry:
+        """Append an entry for something done outside this module (e.g. an image exported).
+        `wait_s`: how long to wait for another writer (default: db.RETRY_TOTAL_S)."""
+        with self._store.write(wait_s) as conn:
             return audit.append(conn, self._actor(analyst, conn), action, object, details or {}, evidence_id)
 
     # ------------------------------------------------------------------ recovery
@@ -321,6 +355,8 @@ class Case:
 
         Runs only when no other program is staging files or analysing this case."""
         done = {"finished": 0, "discarded": 0, "requeued": 0}
+        if self.read_only:
+            return done  # a read-only open never changes the case; a read-write open finishes the job
         lock = FileLock(self._tmp / "staging.lock", exclusive=True)
         if lock.acquire(blocking=False):
             try:
@@ -366,6 +402,8 @@ class Case:
         """Evidence left 'analysing' by a program that stopped goes back to the queue.
 
         Call only while holding `analysis_lock()` (nobody else is analysing)."""
+        if self._store.scalar("SELECT 1 FROM evidence WHERE status = 'analysing' LIMIT 1") is None:
+            return 0  # the common case: no write transaction, so opening never waits for a writer
         with self._store.write() as conn:
             ids = [r[0] for r in conn.execute("SELECT id FROM evidence WHERE status = 'analysing'")]
             if ids:
@@ -383,6 +421,11 @@ class Case:
         `progress(done, total, path)` is called after each file; `should_stop()` is
         checked between files (what was imported so far stays imported)."""
         actor = self._actor(analyst)
+        with self._store.operation("import", actor):
+            return self._import_paths(paths, actor, progress, max_pixels, should_stop, workers)
+
+    def _import_paths(self, paths: Iterable[str | os.PathLike[str]], actor: str, progress: ProgressFn | None,
+                      max_pixels: int, should_stop: Callable[[], bool] | None, workers: int | None) -> ImportReport:
         candidates, rejections, ignored = discover(paths, exclude=self.path)
         report = ImportReport(ignored=ignored)
         total = len(candidates) + len(rejections)
@@ -464,9 +507,11 @@ class Case:
                         size = os.stat(item.path).st_size
                     except OSError:
                         size = None
-                    conn.execute("INSERT INTO rejections (path, reason, size, rejected_by, rejected_at) "
-                                 "VALUES (?, ?, ?, ?, ?)", (item.path, item.reason, size, actor, now))
-                    audit.append(conn, actor, "evidence.rejected", "file", {"path": item.path, "reason": item.reason})
+                    cur = conn.execute("INSERT INTO rejections (path, reason, size, rejected_by, rejected_at) "
+                                       "VALUES (?, ?, ?, ?, ?)", (item.path, item.reason, size, actor, now))
+                    audit.append(conn, actor, "evidence.rejected", "file",
+                                 {"path": item.path, "reason": item.reason, "rejection_id": int(cur.lastrowid),
+                                  "size": size, "rejected_at": now})
                     rejected.append(item)
                     continue
                 existing = conn.execute("SELECT id FROM evidence WHERE sha256 = ?", (item.sha256,)).fetchone()
@@ -487,8 +532,12 @@ class Case:
                 evidence_id = int(cur.lastrowid)
                 audit.append(conn, actor, "evidence.imported", f"evidence:{evidence_id}",
                              {"sha256": item.sha256, "md5": item.md5, "size": item.size,
-                              "original_path": str(item.path), "stored_name": item.final_name,
-                              "format": item.format, "width": item.width, "height": item.height},
+                              "original_name": item.path.name, "original_path": str(item.path),
+                              "stored_name": item.final_name, "format": item.format, "width": item.width,
+                              "height": item.height, "mode": item.mode,
+                              # a hash, not the EXIF itself: keeps the trail (and reports' appendix) short
+                              "metadata_sha256": sha256_bytes(audit.canonical(item.metadata).encode("utf-8")),
+                              "imported_by": actor, "imported_at": now},
                              evidence_id)
                 new_ids.append(evidence_id)
                 to_move.append((item.staged_path, self.path / "evidence" / item.final_name))
@@ -556,7 +605,7 @@ class Case:
         """Claim one evidence for analysis. False if it is already being analysed or skipped.
 
         Not audited: 'analysing' is a transient working state; the outcome is audited."""
-        with self._store.write() as conn:
+        with self._store.write(what="analysis") as conn:
             cur = conn.execute("UPDATE evidence SET status = 'analysing' WHERE id = ? "
                                "AND status NOT IN ('analysing', 'skipped')", (int(evidence_id),))
             return cur.rowcount == 1
@@ -597,6 +646,13 @@ class Case:
         if not np.all(np.isfinite(prob_map)):
             raise CaseError(f"evidence {evidence_id}: the probability map holds NaN or infinite values. "
                             "Nothing was stored.")
+        with self._store.operation("analysis", analyst or self._analyst_override):
+            return self._store_result(evidence_id, model_name, model_sha256, parameters, score, prob_map, device,
+                                      seconds, started, finished, analyst)
+
+    def _store_result(self, evidence_id: int, model_name: str, model_sha256: str, parameters: dict[str, Any],
+                      score: float, prob_map: np.ndarray, device: str, seconds: float, started: str,
+                      finished: str, analyst: str | None) -> Analysis:
         ev = self.get_evidence(evidence_id)
         png = encode_png16(prob_map)
         map_sha = sha256_bytes(png)
@@ -635,8 +691,8 @@ class Case:
                     audit.append(conn, actor, "analysis.stored", f"analysis:{analysis_id}",
                                  {"model_name": model_name, "model_sha256": model_sha256, "score": float(score),
                                   "map_file": rel, "map_sha256": map_sha, "device": device,
-                                  "software_version": SOFTWARE_VERSION, "parameters": parameters,
-                                  "started": started, "finished": finished}, ev.id)
+                                  "seconds": float(seconds), "software_version": SOFTWARE_VERSION,
+                                  "parameters": parameters, "started": started, "finished": finished}, ev.id)
             except BaseException:
                 os.chmod(staged, 0o644)
                 staged.unlink(missing_ok=True)
@@ -651,7 +707,7 @@ class Case:
                       error: str, started: str, finished: str, device: str | None = None,
                       analyst: str | None = None) -> Analysis:
         ev = self.get_evidence(evidence_id)
-        with self._store.write() as conn:
+        with self._store.write(what="analysis") as conn:
             actor = self._actor(analyst, conn)
             cur = conn.execute(
                 "INSERT INTO analyses (evidence_id, model_name, model_sha256, parameters, device, software_version, "
@@ -663,7 +719,7 @@ class Case:
             conn.execute("UPDATE evidence SET status = 'failed' WHERE id = ?", (ev.id,))
             audit.append(conn, actor, "analysis.failed", f"analysis:{analysis_id}",
                          {"model_name": model_name, "model_sha256": model_sha256, "error": str(error),
-                          "software_version": SOFTWARE_VERSION, "parameters": parameters,
+                          "device": device, "software_version": SOFTWARE_VERSION, "parameters": parameters,
                           "started": started, "finished": finished}, ev.id)
         return self.get_analysis(analysis_id)
 
@@ -741,7 +797,7 @@ class Case:
             changes["notes"] = str(notes)
         if not changes:
             return self.get_evidence(evidence_id)
-        with self._store.write() as conn:
+        with self._store.write(what="review") as conn:
             row = conn.execute(f"SELECT {', '.join(changes)} FROM evidence WHERE id = ?",
                                (int(evidence_id),)).fetchone()
             if row is None:
@@ -750,11 +806,13 @@ class Case:
             if old == changes:
                 return self.get_evidence(evidence_id)
             actor = self._actor(analyst, conn)
+            reviewed_at = audit.now_iso()
             conn.execute(
                 f"UPDATE evidence SET {', '.join(f'{k} = ?' for k in changes)}, reviewed_by = ?, reviewed_at = ? "
-                "WHERE id = ?", (*changes.values(), actor, audit.now_iso(), int(evidence_id)))
+                "WHERE id = ?", (*changes.values(), actor, reviewed_at, int(evidence_id)))
             audit.append(conn, actor, "review.changed", f"evidence:{int(evidence_id)}",
-                         {"old": old, "new": changes}, int(evidence_id))
+                         {"old": old, "new": changes, "reviewed_by": actor, "reviewed_at": reviewed_at},
+                         int(evidence_id))
         return self.get_evidence(evidence_id)
 
     def get_setting(self, key: str, default: Any = None) -> Any:
@@ -766,7 +824,7 @@ class Case:
 
     def set_setting(self, key: str, value: Any, analyst: str | None = None) -> None:
         text = _json(value)
-        with self._store.write() as conn:
+        with self._store.write(what=f"setting {key}") as conn:
             old = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
             if old is not None and old[0] == text:
                 return
@@ -791,37 +849,65 @@ class Case:
         """(hash of the newest audit entry, number of entries): quote it to anchor the history."""
         return audit.head(self._store.conn)
 
-    def register_report(self, path: str | os.PathLike[str], analyst: str | None = None) -> None:
-        """Record a finished report's SHA-256 (verify re-checks it) with an audit entry."""
+    def register_report(self, path: str | os.PathLike[str], analyst: str | None = None, *,
+                        printed_head: tuple[str, int] | None = None) -> None:
+        """Record a finished report's SHA-256 (verify re-checks it) with an audit entry.
+
+        `printed_head`: the (audit head hash, entry count) the report prints; verify checks
+        that this entry is still on the chain. Default: the head at registration."""
         p = Path(path).expanduser().absolute()
         if not p.is_file():
             raise CaseError(f"{p}: no such report file; nothing was registered.")
         digest = sha256_file(p)
+        size = p.stat().st_size
         try:
             stored = str(p.relative_to(self.path))
         except ValueError:
             stored = str(p)
-        with self._store.write() as conn:
+        with self._store.write(what="report") as conn:
             head, count = audit.head(conn)
-            conn.execute("INSERT INTO reports (path, sha256, size, registered_by, registered_at) "
-                         "VALUES (?, ?, ?, ?, ?)",
-                         (stored, digest, p.stat().st_size, self._actor(analyst, conn), audit.now_iso()))
-            audit.append(conn, self._actor(analyst, conn), "report.registered", f"report:{stored}",
-                         {"path": stored, "sha256": digest, "size": p.stat().st_size,
-                          "audit_head_before": head, "audit_count_before": count})
+            printed = (head, count) if printed_head is None else (str(printed_head[0]), int(printed_head[1]))
+            actor = self._actor(analyst, conn)
+            registered_at = audit.now_iso()
+            cur = conn.execute("INSERT INTO reports (path, sha256, size, registered_by, registered_at) "
+                               "VALUES (?, ?, ?, ?, ?)", (stored, digest, size, actor, registered_at))
+            audit.append(conn, actor, "report.registered", f"report:{stored}",
+                         {"path": stored, "sha256": digest, "size": size, "report_id": int(cur.lastrowid),
+                          "registered_by": actor, "registered_at": registered_at,
+                          "audit_head_before": head, "audit_count_before": count,
+                          "printed_head": printed[0], "printed_count": printed[1]})
 
     def reports(self) -> list[dict[str, Any]]:
         return self._store.query("SELECT * FROM reports ORDER BY id")
 
     # ------------------------------------------------------------------ verify
-    def verify(self) -> VerifyReport:
+    def verify(self, anchors: Sequence[str | os.PathLike[str]] = ()) -> VerifyReport:
+        """Check everything (reads only). `anchors`: receipts, signature files or PDF reports kept
+        outside the case; an unreadable one raises AnchorError (a CaseError) before anything is checked."""
+        from declip_desktop.cases.anchors import load_anchor
         from declip_desktop.cases.verify import verify_case
 
-        return verify_case(self)
+        loaded = [load_anchor(a) for a in anchors]
+        with self._store.snapshot():
+            return verify_case(self, loaded)
+
+    def check_records(self) -> list[Problem]:
+        """Audit chain and replay only (no file hashing; ~0.2 ms per item): does the database still
+        hold what its audit trail says? Reports run it before printing anything."""
+        from declip_desktop.cases.verify import record_problems
+
+        with self._store.snapshot() as conn:
+            return record_problems(conn)
 
     def integrity_check(self) -> list[str]:
         rows = self._store.conn.execute("PRAGMA integrity_check").fetchall()
         return [] if [r[0] for r in rows] == ["ok"] else [r[0] for r in rows]
+
+    @contextlib.contextmanager
+    def snapshot(self):  # noqa: ANN201
+        """`with case.snapshot():` every read inside sees one committed state (status, export)."""
+        with self._store.snapshot():
+            yield self
 
     @contextlib.contextmanager
     def _write(self):  # for modules of this package (verify, export) that need a transaction

@@ -11,8 +11,11 @@ threads; each thread gets its own on first use.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,17 +24,65 @@ from typing import Any
 
 import sqlite_utils
 
-from declip_desktop.cases.errors import CaseBusyError
+from declip_desktop.cases import lockinfo
+from declip_desktop.cases.errors import CaseBusyError, CaseError, CaseReadOnlyError
 
 #: How long SQLite itself waits for a lock before reporting SQLITE_BUSY.
-BUSY_TIMEOUT_S = 10.0
-#: How long we keep retrying a write transaction that SQLite reported busy.
-RETRY_TOTAL_S = 60.0
+BUSY_TIMEOUT_S = 2.0
+#: How long a writer keeps retrying before it says who holds the case ("a few seconds": our
+#: own transactions last milliseconds, so a longer wait means something is stuck or busy).
+RETRY_TOTAL_S = 6.0
 
 
 def is_busy(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def is_read_only_medium(folder: Path) -> bool:
+    """True on a read-only mount (or a folder we may not write): nobody can change the case there."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return True
+    except (OSError, AttributeError):  # AttributeError: no statvfs on Windows
+        pass  # fall back to the access check below
+    return not os.access(folder, os.W_OK)
+
+
+def connect_read_only(path: Path, scratch: list[Path]) -> sqlite3.Connection:
+    """A connection that can never write the case, and never waits for its writers.
+
+    On a writable folder `mode=ro` reads a WAL snapshot next to live writers (SQLite may
+    create its -shm index file; the database and every row stay untouched). On read-only
+    media that fails when SQLite's -shm file is absent: with no pending WAL the file is
+    read as `immutable` (nobody can change it there); with a pending WAL, the database and
+    WAL are copied to a private scratch folder first (appended to `scratch` for deletion),
+    so committed transactions still in the WAL are not silently ignored."""
+    wal = Path(f"{path}-wal")
+    try:
+        return _ro(path.as_uri() + "?mode=ro")
+    except sqlite3.OperationalError:
+        if not is_read_only_medium(path.parent):
+            raise
+    if not wal.exists() or wal.stat().st_size == 0:
+        return _ro(path.as_uri() + "?mode=ro&immutable=1")
+    copy_dir = Path(tempfile.mkdtemp(prefix="declip-ro-"))
+    scratch.append(copy_dir)
+    copy = copy_dir / path.name
+    shutil.copyfile(path, copy)
+    shutil.copyfile(wal, Path(f"{copy}-wal"))
+    return _ro(copy.as_uri() + "?mode=ro")
+
+
+def _ro(uri: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails here, not later, if unreadable
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -48,12 +99,15 @@ def connect(path: Path) -> sqlite3.Connection:
 class Store:
     """Thread-local connections to one `case.sqlite`, plus transaction helpers."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
         self._local = threading.local()
         self._lock = threading.Lock()
         self._conns: list[sqlite3.Connection] = []
+        self._scratch: list[Path] = []  # private copies made to read a WAL on read-only media
         self._closed = False
+        self.holder_file = self.path.parent / lockinfo.HOLDER_FILE
 
     # -- connections -------------------------------------------------------------------
     @property
@@ -61,10 +115,9 @@ class Store:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             if self._closed:
-                from declip_desktop.cases.errors import CaseError
-
                 raise CaseError(f"{self.path.parent}: the case is closed. Open it again to continue.")
-            conn = connect(self.path)
+            with self._lock:
+                conn = connect_read_only(self.path, self._scratch) if self.read_only else connect(self.path)
             self._local.conn = conn
             self._local.db = sqlite_utils.Database(conn, execute_plugins=False)
             with self._lock:
@@ -83,7 +136,22 @@ class Store:
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+        for folder in self._scratch:
+            shutil.rmtree(folder, ignore_errors=True)
         self._local = threading.local()
+
+    # -- who is writing ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def operation(self, name: str, actor: str | None = None) -> Iterator[None]:
+        """Name what this thread is doing (import, analysis, …) for writers that find the case busy."""
+        stack = getattr(self._local, "ops", None)
+        if stack is None:
+            stack = self._local.ops = []
+        stack.append((name, actor, lockinfo.now_text()))
+        try:
+            yield
+        finally:
+            stack.pop()
 
     # -- reads -------------------------------------------------------------------------
     def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
@@ -97,17 +165,38 @@ class Store:
         row = self.conn.execute(sql, params).fetchone()
         return None if row is None else row[0]
 
-    # -- writes ------------------------------------------------------------------------
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, taken with BEGIN IMMEDIATE and retried while busy.
-
-        Nested use joins the outer transaction."""
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Run several reads against one consistent state: one read transaction (in WAL mode it
+        never waits for, nor blocks, a writer). Without it each statement sees the latest commit,
+        and a check spanning statements could compare two different states."""
         conn = self.conn
         if conn.in_transaction:
             yield conn
             return
-        self._begin_immediate(conn)
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")  # nothing was written; ends the read transaction
+
+    # -- writes ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def write(self, wait_s: float | None = None, what: str | None = None) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, taken with BEGIN IMMEDIATE and retried while busy
+        (for `wait_s`, default RETRY_TOTAL_S). Nested use joins the outer transaction.
+        `what` names the change for busy messages when no `operation` is under way."""
+        if self.read_only:
+            raise CaseReadOnlyError(f"{self.path.parent}: the case was opened read-only (for verify, status or "
+                                    "export, or because its folder cannot be written); nothing was changed.")
+        conn = self.conn
+        if conn.in_transaction:
+            yield conn
+            return
+        self._begin_immediate(conn, RETRY_TOTAL_S if wait_s is None else wait_s)
+        ops = getattr(self._local, "ops", None)
+        lockinfo.record(self.holder_file, *(ops[-1] if ops else (what or "a change", None, None)))
         try:
             yield conn
         except BaseException:
@@ -116,8 +205,8 @@ class Store:
             raise
         self._commit(conn)
 
-    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
-        deadline = time.monotonic() + RETRY_TOTAL_S
+    def _begin_immediate(self, conn: sqlite3.Connection, wait_s: float) -> None:
+        deadline = time.monotonic() + wait_s
         delay = 0.005
         while True:
             try:
@@ -128,8 +217,8 @@ class Store:
                     raise
                 if time.monotonic() > deadline:
                     raise CaseBusyError(
-                        f"{self.path.parent}: the case database stayed locked by another program for "
-                        f"{RETRY_TOTAL_S:.0f} s. Close other programs using this case and try again."
+                        f"{self.path.parent}: {lockinfo.describe(self.holder_file)}; waited {wait_s:.0f} s "
+                        "for it. Nothing was changed: wait for it to finish (or close it) and try again."
                     ) from exc
                 # Jitter keeps two waiting writers from retrying in lock-step.
                 time.sleep(delay * (0.5 + random.random()))

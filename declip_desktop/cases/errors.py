@@ -13,3 +13,7 @@ class NewerSchemaError(CaseError):
 
 class CaseBusyError(CaseError):
     """Another process or thread holds what this operation needs (e.g. an analysis run)."""
+
+
+class CaseReadOnlyError(CaseError):
+    """The case was opened read-only (verify, status, export, read-only media); nothing can change it."""

@@ -46,10 +46,28 @@ def result_rows(case: Any) -> list[dict[str, Any]]:
 
 def export_results(case: Any, out: str | os.PathLike[str], analyst: str | None = None) -> Path:
     """Write `out` (.csv or .json) atomically and log its hash. Returns the path written."""
+    out_path, details = write_export(case, out)
+    record_export(case, out_path, details, analyst=analyst)
+    return out_path
+
+
+def record_export(case: Any, out_path: Path, details: dict[str, Any], analyst: str | None = None,
+                  wait_s: float | None = None) -> None:
+    """The audit entry of an export written by `write_export` (a separate step, so an export can
+    be read from a read-only snapshot and recorded afterwards, when the case can be written)."""
+    case.log_event("case.exported", f"export:{out_path.name}", details, analyst=analyst, wait_s=wait_s)
+
+
+def write_export(case: Any, out: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """Write `out` (.csv or .json) atomically; reads only. Returns (path, details for the audit entry)."""
     out_path = Path(out).expanduser().absolute()
     suffix = out_path.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise CaseError(f"{out_path}: export to a .csv or .json file (the suffix chooses the format).")
+    altered = case.check_records()
+    if altered:  # an export must not hand over values changed outside the application
+        raise CaseError(f"the case database does not match its audit trail ({len(altered)} problem(s), first: "
+                        f"{altered[0].detail}); nothing was exported. Run `declip case verify {case.path}`.")
     rows = result_rows(case)
     if suffix == ".csv":
         buf = io.StringIO()
@@ -77,7 +95,4 @@ def export_results(case: Any, out: str | os.PathLike[str], analyst: str | None =
         os.replace(tmp, out_path)
     except OSError as exc:
         raise CaseError(f"cannot write {out_path}: {exc.strerror or exc}. Choose another location.") from exc
-    case.log_event("case.exported", f"export:{out_path.name}",
-                   {"path": str(out_path), "sha256": sha256_bytes(data), "rows": len(rows), "format": suffix[1:]},
-                   analyst=analyst)
-    return out_path
+    return out_path, {"path": str(out_path), "sha256": sha256_bytes(data), "rows": len(rows), "format": suffix[1:]}

@@ -102,7 +102,7 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # e.g. evidence_changed, evidence_missing, map_changed, unknown_file, audit_chain
+    kind: str  # e.g. record_changed, evidence_changed, not_a_file, audit_chain, anchor_mismatch (ARCHITECTURE.md)
     object: str  # what it is about: a relative path, "evidence:12", "audit:37", "database"
     detail: str  # a plain sentence
 
@@ -116,6 +116,9 @@ class VerifyReport:
     reports_checked: int = 0
     audit_entries: int = 0
     audit_head: str = ""
+    notices: list[Problem] = field(default_factory=list)  # worth knowing, not a problem (e.g. legacy entries)
+    signed_by: list[str] = field(default_factory=list)  # "report … : signed by NAME (key …)", valid ones only
+    anchors_checked: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -125,5 +128,8 @@ class VerifyReport:
             "reports_checked": self.reports_checked,
             "audit_entries": self.audit_entries,
             "audit_head": self.audit_head,
+            "anchors_checked": self.anchors_checked,
             "problems": [{"kind": p.kind, "object": p.object, "detail": p.detail} for p in self.problems],
+            "notices": [{"kind": p.kind, "object": p.object, "detail": p.detail} for p in self.notices],
+            "signed_by": list(self.signed_by),
         }

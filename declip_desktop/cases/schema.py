@@ -118,8 +118,17 @@ def _v2(db: sqlite_utils.Database) -> None:
     db["analyses"].create_index(["evidence_id", "model_sha256"])
 
 
+def _v3(db: sqlite_utils.Database) -> None:
+    """Version 3: the public keys of those who signed anchors or reports of the case."""
+    db["signers"].create(
+        {"fingerprint": str, "name": str, "public_key": str, "registered_by": str, "registered_at": str},
+        pk="fingerprint",
+        not_null={"name", "public_key", "registered_at"},
+    )
+
+
 #: MIGRATIONS[i] brings a database from version i to version i + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

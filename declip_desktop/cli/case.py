@@ -23,10 +23,12 @@ def _err(message: str) -> int:
     return FATAL
 
 
-def _open(args: argparse.Namespace):  # noqa: ANN202 - returns a Case
+def _open(args: argparse.Namespace, read_only: bool = False):  # noqa: ANN202 - returns a Case
+    """`read_only`: status, verify, export and anchor never change the case (no recovery, no
+    migration), work on read-only media and never wait for a writer."""
     from declip_desktop.cases import Case
 
-    return Case.open(args.dir, analyst=getattr(args, "analyst", None))
+    return Case.open(args.dir, analyst=getattr(args, "analyst", None), read_only=read_only)
 
 
 def _guard(func):  # noqa: ANN001, ANN202
@@ -163,7 +165,7 @@ def _threshold(args: argparse.Namespace) -> int:
 
 @_guard
 def _status(args: argparse.Namespace) -> int:
-    with _open(args) as case:
+    with _open(args, read_only=True) as case, case.snapshot():
         info = case.info
         counts = case.status_counts()
         evidence = case.evidence_list()
@@ -211,30 +213,89 @@ def _model_and_threshold(settings: dict) -> str:
     return f"Model: {pinned}; default threshold {shown}"
 
 
-@_guard
 def _verify(args: argparse.Namespace) -> int:
-    with _open(args) as case:
-        report = case.verify()
+    """Exit 0: clean; 1: problems found; 2: could not verify (and why)."""
+    import sqlite3
+
+    from declip_desktop.cases import CaseError
+
+    try:
+        with _open(args, read_only=True) as case:
+            report = case.verify(anchors=args.anchor or ())
+    except CaseError as exc:
+        return _err(f"could not verify: {exc}")
+    except (sqlite3.DatabaseError, OSError) as exc:
+        return _err(f"could not verify {args.dir}: {exc}. The case database or folder could not be read; "
+                    "verify a copy, or restore the case from a backup.")
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
+        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
     else:
+        anchors = f", {report.anchors_checked} anchors" if report.anchors_checked else ""
         print(f"Checked {report.evidence_checked} evidence files, {report.maps_checked} result maps, "
-              f"{report.reports_checked} reports, {report.audit_entries} audit entries "
+              f"{report.reports_checked} reports, {report.audit_entries} audit entries{anchors} "
               f"(head {report.audit_head}).")
-        if report.ok:
-            print("OK: nothing changed, nothing missing, history intact.")
         for p in report.problems:
             print(f"PROBLEM [{p.kind}] {p.object}: {p.detail}")
+        for n in report.notices:
+            print(f"NOTE [{n.kind}] {n.object}: {n.detail}")
+        for line in report.signed_by:
+            print(f"SIGNED {line}")
+        if report.ok:
+            print("OK: the database matches its audit trail, nothing changed, nothing missing, history intact"
+                  + (" and still holding every anchor." if report.anchors_checked else "."))
+        else:
+            print(f"{len(report.problems)} problem(s) found.")
     return OK if report.ok else SOME_FAILED
 
 
 @_guard
-def _export(args: argparse.Namespace) -> int:
-    from declip_desktop.cases.export import export_results
+def _anchor(args: argparse.Namespace) -> int:
+    from pathlib import Path
 
-    with _open(args) as case:
-        out = export_results(case, args.out, analyst=args.analyst)
+    from declip_desktop.cases.anchors import make_receipt, write_new_file
+
+    signer = None
+    if args.sign or args.key:
+        from declip_desktop.cli.key import load_signer
+
+        signer = load_signer(args.key, args.passphrase_file)
+    with _open(args, read_only=True) as case:
+        receipt = make_receipt(case, signer)
+    out = Path(args.out).expanduser().absolute()
+    write_new_file(out, json.dumps(receipt, indent=2, ensure_ascii=False) + "\n")
+    print(f"Anchor receipt for case {receipt['case_number']}: entry {receipt['audit_count']}, head "
+          f"{receipt['audit_head']}, made {receipt['made_at']}" + (f", signed by {signer.name}" if signer else ""))
+    print(f"Written to {out}. Keep it outside the case (mail it, print it); check it later with "
+          f"`declip case verify {args.dir} --anchor {out.name}`.")
+    return OK
+
+
+@_guard
+def _recover(args: argparse.Namespace) -> int:
+    from declip_desktop.cases import Case
+
+    with Case.open(args.dir, analyst=args.analyst) as case:  # opening for writing finishes the job
+        done = case.last_recovery
+    print(f"Recovered: {done['finished']} file(s) moved into place, {done['discarded']} scratch file(s) removed, "
+          f"{done['requeued']} interrupted analysis item(s) queued again.")
+    return OK
+
+
+@_guard
+def _export(args: argparse.Namespace) -> int:
+    from declip_desktop.cases import Case, CaseError
+    from declip_desktop.cases.export import record_export, write_export
+
+    with _open(args, read_only=True) as case, case.snapshot():  # one committed state; never waits for a writer
+        out, details = write_export(case, args.out)
     print(f"Exported to {out}")
+    try:
+        with Case.open(args.dir, analyst=args.analyst) as case:
+            record_export(case, out, details, analyst=args.analyst, wait_s=2.0)
+    except CaseError as exc:
+        # The file is complete; only its audit entry is missing. Say so, and why.
+        print(f"note: the export was not recorded in the case's audit log ({exc}); its SHA-256 is "
+              f"{details['sha256']}.", file=sys.stderr)
     return OK
 
 
@@ -278,8 +339,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add("status", _status, "show the case, its evidence and their state", changes=False)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = add("verify", _verify, "re-check hashes, database integrity and the audit trail", changes=False)
+    p = add("verify", _verify, "replay the audit trail against the database, re-check every hash (reads only; "
+            "exit 0 clean, 1 problems, 2 could not verify)", changes=False)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--anchor", metavar="FILE", nargs="+", action="extend",
+                   help="receipts (`declip case anchor`), report signatures or PDF reports kept outside the case: "
+                        "prove the history still holds each one's entry")
+
+    p = add("anchor", _anchor, "write a receipt of the audit trail's head to keep outside the case", changes=False)
+    p.add_argument("--out", required=True, metavar="FILE", help="new file for the receipt (never replaced)")
+    p.add_argument("--sign", action="store_true", help="sign the receipt with your key (`declip key create`)")
+    p.add_argument("--key", metavar="NAME", help="which key to sign with (implies --sign)")
+    p.add_argument("--passphrase-file", metavar="FILE", help="read the key's passphrase from FILE")
+
+    add("recover", _recover, "finish what a stopped import or analysis left (read-only commands never do)")
 
     p = add("export", _export, "export all results (hashes, scores, thresholds, verdicts, models)")
     p.add_argument("--out", required=True, metavar="FILE", help="FILE.csv or FILE.json")

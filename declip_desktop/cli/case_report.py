@@ -60,6 +60,16 @@ def _progress(quiet: bool):  # noqa: ANN202
 
 
 def _report(args: argparse.Namespace) -> int:
+    signer = None
+    if args.sign or args.key:
+        from declip_desktop.cases import CaseError
+        from declip_desktop.cli.key import load_signer
+
+        try:
+            signer = load_signer(args.key)  # before the work: a wrong passphrase costs nothing
+        except CaseError as exc:
+            return _err(str(exc))
+
     def action(case) -> int:  # noqa: ANN001
         from declip_desktop.reports import build
 
@@ -70,6 +80,7 @@ def _report(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             analyst=args.analyst,
             progress=_progress(args.json),
+            signer=signer,
         )
         kept, stats = built.path, built.stats
         if args.json:
@@ -132,6 +143,8 @@ def register(case_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=_threshold, metavar="T", help="one threshold for every item (default: each item's own, else the case's default)")
     p.add_argument("--analyst", help="who makes the report (default: the case's analyst); written to the audit log")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--sign", action="store_true", help="also sign the report with your key (writes REPORT.pdf.sig)")
+    p.add_argument("--key", metavar="NAME", help="which key to sign with (implies --sign; default: your only key)")
     p.set_defaults(func=_report)
 
     p = case_subparsers.add_parser(

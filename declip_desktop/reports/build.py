@@ -79,18 +79,35 @@ def _link_without_overwrite(src: Path, folder: Path, stem: str) -> Path:
     raise ReportError(f"could not find a free report name for {stem} in {folder}")
 
 
-def _set_subject(path: Path, subject: str, keywords: str) -> None:
+def _set_subject(path: Path, subject: str, keywords: str, extra: dict[str, str] | None = None) -> None:
     """Qt writes Title/Author/Creator; the Subject is appended as an incremental PDF update."""
     from pypdf import PdfReader, PdfWriter
 
     writer = PdfWriter(PdfReader(str(path)), incremental=True)
-    writer.add_metadata({"/Subject": subject, "/Keywords": keywords})
+    writer.add_metadata({"/Subject": subject, "/Keywords": keywords, **(extra or {})})
     tmp = path.with_name(path.name + ".meta")
     with open(tmp, "wb") as fh:
         writer.write(fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _refuse_altered_records(case) -> None:  # noqa: ANN001 - Case
+    """A report must not print values changed outside the application (issue 15)."""
+    problems = case.check_records()
+    if problems:
+        raise ReportError(
+            f"the case database does not match its audit trail ({len(problems)} problem(s), first: "
+            f"{problems[0].detail}). A report would print altered values, so none was made. Run "
+            f"`declip case verify {case.path}` and resolve the problems first")
+
+
+def _anchor_metadata(d) -> dict[str, str]:  # noqa: ANN001 - ReportData
+    """The printed audit head, machine-readable, for `declip case verify --anchor REPORT.pdf`."""
+    from declip_desktop.cases.anchors import PDF_CASE_KEY, PDF_HEAD_KEY
+
+    return {PDF_HEAD_KEY: f"{d.audit_count}:{d.audit_head}", PDF_CASE_KEY: d.case_uuid}
 
 
 def build_report(
@@ -102,6 +119,7 @@ def build_report(
     analyst: str | None = None,
     progress: StepProgress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    signer=None,  # noqa: ANN001 - cases.signing.Signer: also write <report>.sig (declip case report --sign)
 ) -> BuiltReport:
     """Make a PDF report of `case`; returns a `BuiltReport` (the copy kept in the case folder,
     the user's copy, the statistics and the figures each item states).
@@ -112,6 +130,7 @@ def build_report(
     Raises ReportError (or its subclass ReportCancelled) with a message for the user.
     """
     out = _check_out_path(Path(out_path)) if out_path is not None else None
+    _refuse_altered_records(case)
     try:
         data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst)
     except SelectionError as exc:
@@ -134,6 +153,7 @@ def build_report(
             f"Forensic image analysis (DeCLIP manipulation localisation) of {len(d.evidence)} evidence item(s) "
             f"in case {d.case_number}",
             f"case {d.case_number}; DeCLIP; image forensics; manipulation localization",
+            _anchor_metadata(d),
         )
         stamp = d.generated_at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         final = _link_without_overwrite(tmp, reports, f"{safe_file_stem(d.case_number)}-{stamp}")
@@ -142,7 +162,11 @@ def build_report(
         tmp.with_name(tmp.name + ".meta").unlink(missing_ok=True)
         raise
     os.chmod(final, 0o444)  # kept reports are records: read-only, like the evidence
-    case.register_report(final, analyst=analyst)
+    case.register_report(final, analyst=analyst, printed_head=(data.audit_head, data.audit_count))
+    if signer is not None:
+        from declip_desktop.cases.anchors import sign_report
+
+        sign_report(case, final, signer, analyst=analyst)
     if out is not None:
         part = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
         try:

@@ -91,8 +91,12 @@ def model_info(name: str, sha256: str, parameters: dict) -> ModelInfo:
 
 
 def _details_text(details: dict) -> str:
+    from declip_desktop.cases.audit import REPLAY_ONLY_KEYS
+
     parts = []
     for key, value in details.items():
+        if key in REPLAY_ONLY_KEYS:
+            continue  # repeats the entry's time/actor or the details page; verify uses it, readers need not
         if isinstance(value, (dict, list)):
             value = json.dumps(value, ensure_ascii=False, sort_keys=True)
         parts.append(f"{key}: {value}")
@@ -168,6 +172,7 @@ def collect_report_data(
     ids = [ev.id for ev in chosen]
     whole_case = evidence_ids is None or len(chosen) == len(case.evidence_list())
     entries = case.audit_entries(None)
+    head_hash, head_count = case.audit_head()
     # Case-level entries (creation, settings, earlier reports) plus those of the chosen evidence;
     # entries of evidence left out of the report are left out of its appendix too.
     wanted = set(ids)
@@ -196,4 +201,7 @@ def collect_report_data(
         whole_case=whole_case,
         case_evidence_count=len(case.evidence_list()),
         threshold_override=override,
+        audit_head=head_hash,
+        audit_count=head_count,
+        case_uuid=info.uuid,
     )

@@ -113,3 +113,7 @@ class ReportData:
     whole_case: bool = True  # False when the analyst chose a subset of the evidence
     case_evidence_count: int | None = None
     threshold_override: float | None = None  # one threshold for every item, chosen for this report
+    # The case's audit head when the data was collected: printed, so the report anchors the history.
+    audit_head: str = ""
+    audit_count: int = 0
+    case_uuid: str = ""

@@ -196,6 +196,7 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, PageCanvas):
             "<h2>Appendix A — Audit trail of the included evidence</h2>"
             "<p class='muted'>Entries from the case's audit log that concern the case or the evidence in this report, "
             f"oldest first ({len(d.audit)} entries). Times as recorded by the case store.</p>"
+            + _anchor_html(d) +
             "<table width='100%' border='0.5' cellspacing='0' cellpadding='2'>"
             "<thead><tr><th width='14%'>Time</th><th width='9%'>By</th><th width='15%'>Action</th>"
             "<th width='11%'>Object</th><th width='51%'>Details</th></tr></thead>"
@@ -209,3 +210,13 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, PageCanvas):
                     f"<p style='white-space: pre-wrap'>{escape(item.notes)}</p>"
                 )
         return html
+
+
+def _anchor_html(d: ReportData) -> str:
+    """The audit head this report was made at: `declip case verify CASE --anchor THIS.pdf` proves the
+    case's history still holds it (docs/INTEGRITY.md)."""
+    if not d.audit_head:
+        return ""
+    return (f"<p><b>History anchor.</b> When this report was made the case's audit trail had {d.audit_count} "
+            f"entries; the last one's SHA-256 is <tt>{escape(d.audit_head)}</tt>. Keep this page: "
+            "<tt>declip case verify</tt> with this report as <tt>--anchor</tt> checks the history still holds it.</p>")
