@@ -120,7 +120,7 @@ def test_every_report_prints_its_head_is_signed_and_anchors_the_history(tmp_path
     copy = tmp_path / "for-court.pdf"
     with _case(tmp_path / "case") as case:
         head, count = case.audit_head()
-        kept = build_report(case, out_path=copy, signer=signing.load_key("ana"))
+        kept = build_report(case, out_path=copy, signer=signing.load_key("ana")).path
         report = case.verify(anchors=[copy])
     assert report.ok, report.problems
     assert any("signed by ana" in s and "recorded in this case" in s for s in report.signed_by)
