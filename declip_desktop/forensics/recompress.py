@@ -13,6 +13,7 @@ import numpy as np
 #: ELA errors at or above this many grey levels show as full intensity.
 ELA_SATURATION = 24.0
 GHOST_BLOCK = 16
+GHOST_EXCLUDE = 7
 
 
 def _jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
@@ -41,7 +42,7 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
 
 
 def jpeg_ghosts(rgb: np.ndarray, qualities: tuple[int, ...] = (50, 60, 70, 80, 90, 100),
-                quality: int | None = None) -> tuple[np.ndarray, dict]:
+                quality: int | None = None, last_quality: int | None = None) -> tuple[np.ndarray, dict]:
     """JPEG ghosts (Farid 2009) on the luminance.
 
     For each quality q: squared difference between the luma and its re-save at q,
@@ -50,6 +51,9 @@ def jpeg_ghosts(rgb: np.ndarray, qualities: tuple[int, ...] = (50, 60, 70, 80, 9
     difference per block, scaled to [0, 1] over `qualities` (0 = lowest) — a region saved
     at another quality than the rest shows another level. With `quality`: the normalized
     difference at that quality (dark = a ghost: the block was saved at about that quality).
+    `last_quality`: the file's own (estimated) quality; qualities above (it − GHOST_EXCLUDE)
+    are left out of the minimum, since every block matches the last save (and finer ones) best — the
+    earlier save is the one that tells regions apart.
     Map: float32 H×W. extras: qualities, mean_difference per quality, best_quality (overall)."""
     qs = tuple(sorted({int(q) for q in qualities} | ({int(quality)} if quality else set())))
     if not qs or min(qs) < 1 or max(qs) > 100:
@@ -68,7 +72,10 @@ def jpeg_ghosts(rgb: np.ndarray, qualities: tuple[int, ...] = (50, 60, 70, 80, 9
     if quality:
         block_map = norm[qs.index(int(quality))]
     else:
-        block_map = np.argmin(arr, axis=0).astype(np.float32) / max(1, len(qs) - 1)
+        keep = [i for i, q in enumerate(qs) if last_quality is None or q < int(last_quality) - GHOST_EXCLUDE]
+        keep = keep or list(range(len(qs)))
+        best = np.asarray(keep)[np.argmin(arr[keep], axis=0)]
+        block_map = best.astype(np.float32) / max(1, len(qs) - 1)
     out = cv2.resize(block_map.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
     return out, {"qualities": list(qs), "mean_difference": [round(m, 3) for m in means],
                  "best_quality": int(qs[int(np.argmin(means))])}

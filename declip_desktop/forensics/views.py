@@ -66,7 +66,7 @@ VIEWS: dict[str, ViewSpec] = {v.name: v for v in (
              "there (dark = a 'ghost': the block was saved at about that quality). A region previously "
              "saved at another quality than the rest shows another level. Limits: needs the pasted region "
              "and the rest to have been compressed at clearly different qualities; flat areas change little "
-             "at any quality and read as noise.", {"quality": None}),
+             "at any quality and read as noise.", {"quality": None, "last_quality": None}),
     ViewSpec("jpeg_grid", "JPEG block grid", "map",
              "Where the faint 8×8 JPEG block grid sits at another offset than in the rest of the picture "
              "(bright tiles), that part came from another JPEG or was moved. The whole image's grid offset "
@@ -101,7 +101,7 @@ def _compute(name: str, rgb: np.ndarray, params: dict[str, Any]) -> tuple[np.nda
     if name == "noise_level":
         return noise.noise_level(rgb, int(params["block"]))
     if name == "jpeg_ghost":
-        return recompress.jpeg_ghosts(rgb, quality=params.get("quality"))
+        return recompress.jpeg_ghosts(rgb, quality=params.get("quality"), last_quality=params.get("last_quality"))
     if name == "jpeg_grid":
         return dct_maps.grid_alignment(rgb)
     if name == "double_jpeg":
@@ -117,7 +117,8 @@ def _compute(name: str, rgb: np.ndarray, params: dict[str, Any]) -> tuple[np.nda
 def compute_view(name: str, rgb: np.ndarray, **params: Any) -> ViewResult:
     """Compute view `name` of `rgb` (H×W×3 uint8). Unknown names and bad parameters raise ValueError.
 
-    `double_jpeg` takes `luma_table` (the file's 64-value luminance quantization table)."""
+    `double_jpeg` takes `luma_table` (the file's 64-value luminance quantization table);
+    `jpeg_ghost` takes `last_quality` (the file's estimated JPEG quality)."""
     spec = VIEWS.get(name)
     if spec is None:
         raise ValueError(f"unknown view {name!r}; known views: {', '.join(VIEWS)}")
