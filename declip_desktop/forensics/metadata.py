@@ -72,7 +72,21 @@ def _read_exif(data: bytes, meta: dict[str, Any], errors: list[dict[str, str]]) 
     return thumb if isinstance(thumb, (bytes, bytearray)) and thumb else None
 
 
-def _read_png_text(img: Image.Image, errors: list[dict[str, str]]) -> dict[str, str]:
+def _count_text_chunks(data: bytes) -> int:
+    """How many tEXt/zTXt/iTXt chunks the PNG declares (chunk headers only), to notice dropped ones."""
+    pos, count = 8, 0
+    while pos + 8 <= len(data) and count < 100_000:
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            count += 1
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return count
+
+
+def _read_png_text(img: Image.Image, data: bytes, errors: list[dict[str, str]]) -> dict[str, str]:
     """tEXt/zTXt/iTXt chunks, including those after the image data (needs a full decode)."""
     # Pillow refuses a decompressed chunk above its MAX_TEXT_CHUNK (a zip bomb guard); ours is
     # set explicitly so the limit is ours to state. (Module-global: set, then restored.)
@@ -90,6 +104,10 @@ def _read_png_text(img: Image.Image, errors: list[dict[str, str]]) -> dict[str, 
         text = {}
     finally:
         PngImagePlugin.MAX_TEXT_CHUNK = saved
+    declared = _count_text_chunks(data)
+    if declared > len(text):
+        errors.append({"part": "png_text", "message": f"{declared - len(text)} of {declared} PNG text chunk(s) "
+                                                      "could not be decoded (corrupt, oversized or duplicate keys)"})
     out = {}
     for key, value in list(text.items())[:500]:
         out[str(key)[:200]] = _bounded(str(value)) if not isinstance(value, bytes) else _decode(value)
@@ -182,7 +200,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         if thumb is not None:
             meta["thumbnail"] = compare_thumbnail(thumb, img)
         if img.format == "PNG":
-            text = _read_png_text(img, errors)
+            text = _read_png_text(img, data, errors)
             if text:
                 meta["png_text"] = text
     return meta
