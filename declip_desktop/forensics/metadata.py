@@ -23,7 +23,6 @@ from declip_desktop.forensics.thumbnail import compare_thumbnail
 from declip_desktop.forensics.xmp import parse_xmp
 
 MAX_VALUE_CHARS = 4000  # per value shown; the raw view of a huge chunk is cut, and says so
-MAX_TEXT_CHUNK = 8 * 1024 * 1024  # decompressed PNG text larger than this is refused (an error)
 _MAX_TAGS = 5000
 
 _IPTC_NAMES = {
@@ -88,24 +87,19 @@ def _count_text_chunks(data: bytes) -> int:
 
 def _read_png_text(img: Image.Image, data: bytes, errors: list[dict[str, str]]) -> dict[str, str]:
     """tEXt/zTXt/iTXt chunks, including those after the image data (needs a full decode)."""
-    # Pillow refuses a decompressed chunk above its MAX_TEXT_CHUNK (a zip bomb guard); ours is
-    # set explicitly so the limit is ours to state. (Module-global: set, then restored.)
-    saved = PngImagePlugin.MAX_TEXT_CHUNK
-    PngImagePlugin.MAX_TEXT_CHUNK = MAX_TEXT_CHUNK
+    # Pillow refuses a decompressed chunk above PngImagePlugin.MAX_TEXT_CHUNK (a zip-bomb guard,
+    # 1 MiB by default); it is module-global, so it is left alone (views run on other threads).
+    failed = False
     try:
-        try:
-            img.load()
-        except Exception as exc:  # noqa: BLE001 - a bomb or broken chunk is reported with its reason
-            errors.append({"part": "png_text", "message": f"PNG text chunks could not all be read "
-                                                          f"({type(exc).__name__}: {exc})"})
-        text = getattr(img, "text", None) or {}
-    except Exception as exc:  # noqa: BLE001 - `.text` itself may decode (and fail) again
-        errors.append({"part": "png_text", "message": f"PNG text chunks could not be read ({exc})"})
-        text = {}
-    finally:
-        PngImagePlugin.MAX_TEXT_CHUNK = saved
+        img.load()
+        text = dict(getattr(img, "text", None) or {})
+    except Exception as exc:  # noqa: BLE001 - a bomb or broken chunk is reported with its reason
+        failed = True
+        errors.append({"part": "png_text", "message": f"PNG text chunks could not all be read "
+                                                      f"({type(exc).__name__}: {exc})"})
+        text = {k: v for k, v in img.info.items() if isinstance(k, str) and isinstance(v, str)}
     declared = _count_text_chunks(data)
-    if declared > len(text):
+    if declared > len(text) and not failed:
         errors.append({"part": "png_text", "message": f"{declared - len(text)} of {declared} PNG text chunk(s) "
                                                       "could not be decoded (corrupt, oversized or duplicate keys)"})
     out = {}
