@@ -18,7 +18,7 @@ from PIL import Image
 from declip_desktop.forensics.alerts import find_alerts
 from declip_desktop.forensics.metadata import read_metadata
 from declip_desktop.forensics.provenance import MISSING_STATEMENT, read_c2pa
-from tests.forensics_files import jpeg_bytes, texture
+from forensics_files import jpeg_bytes, texture
 
 TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 

@@ -1,0 +1,274 @@
+"""Forensic examination of evidence in a case: metadata, alerts and Content Credentials at
+import, classical views on demand — stored in the case folder, hash-logged in the audit trail.
+
+Why here (application layer, beside `analysis`): `cases` and `forensics` are independent
+peers; this module is the one place that joins them, so neither imports the other.
+
+Layout inside the case (derived data, recomputable from the evidence; never evidence)::
+
+    CASE/forensics/<evidence id>/examination-<sha256[:16]>.json   one file per examination,
+                                                                  never overwritten
+    CASE/forensics/<evidence id>/c2pa-<sha256[:16]>.json          the C2PA manifest store as read
+    CASE/forensics/<evidence id>/views/<view>-<key>.npz           cached classical views
+
+Each examination appends `forensics.examined` to the audit log with the SHA-256 of both
+files, the C2PA state and the alert codes; `load_examination` refuses a file whose hash
+no longer matches (`ExaminationChanged`), and `verify_examinations` checks them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from declip_desktop.cases import Case
+from declip_desktop.cases.files import fsync_dir, make_read_only, write_durable
+from declip_desktop.common.hashing import sha256_bytes, sha256_file
+from declip_desktop.common.version import SOFTWARE_VERSION
+from declip_desktop.forensics.alerts import find_alerts
+from declip_desktop.forensics.metadata import read_metadata
+from declip_desktop.forensics.provenance import read_c2pa
+from declip_desktop.forensics.views import VIEW_VERSION, VIEWS, ViewResult, compute_view
+
+FORENSICS_DIR = "forensics"
+RECORD_VERSION = 1
+ACTION = "forensics.examined"
+FAILED_ACTION = "forensics.failed"
+
+
+class ExaminationError(Exception):
+    """An examination could not be made or read; the message says what to do."""
+
+
+class ExaminationChanged(ExaminationError):
+    """A stored examination file no longer matches the hash in the audit log."""
+
+
+@dataclass(frozen=True)
+class Examination:
+    evidence_id: int
+    record: dict[str, Any]  # evidence_sha256, software_version, metadata, c2pa, alerts, …
+    path: Path
+    sha256: str
+
+    @property
+    def alerts(self) -> list[dict[str, Any]]:
+        return self.record.get("alerts") or []
+
+    @property
+    def c2pa(self) -> dict[str, Any]:
+        return self.record.get("c2pa") or {}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.record.get("metadata") or {}
+
+
+def _folder(case: Case, evidence_id: int) -> Path:
+    return case.path / FORENSICS_DIR / str(int(evidence_id))
+
+
+def _store_file(folder: Path, stem: str, data: bytes) -> tuple[Path, str]:
+    """Write `data` durably as `<stem>-<sha[:16]>.json` (read-only); an identical file is reused."""
+    sha = sha256_bytes(data)
+    final = folder / f"{stem}-{sha[:16]}.json"
+    if final.exists() and sha256_file(final) == sha:
+        return final, sha
+    # Staged beside its final name (not in .tmp/, which opening a case clears), then renamed.
+    staging = folder / f".{stem}-{uuid.uuid4().hex}.partial"
+    write_durable(staging, data)
+    make_read_only(staging)
+    os.replace(staging, final)
+    fsync_dir(folder)
+    return final, sha
+
+
+def examine_evidence(case: Case, evidence_id: int, *, analyst: str | None = None,
+                     trust_anchors_pem: str | None = None) -> Examination:
+    """Examine one evidence item (file hash-checked first), store the record and log it.
+
+    Raises ExaminationError when the evidence file is missing or changed since import."""
+    ev = case.get_evidence(evidence_id)
+    path = case.evidence_file(ev)
+    try:
+        actual = sha256_file(path)
+    except OSError as exc:
+        raise ExaminationError(f"evidence {ev.id} ({ev.original_name}) cannot be read: {exc}. "
+                               "Run `declip case verify` to see what happened to the case folder.") from exc
+    if actual != ev.sha256:
+        raise ExaminationError(f"evidence {ev.id} ({ev.original_name}) no longer matches its import hash; "
+                               "it is not examined. Run `declip case verify`.")
+    meta = read_metadata(path)
+    c2pa = read_c2pa(path, ev.format, trust_anchors_pem=trust_anchors_pem)
+    manifest_json = c2pa.pop("manifest_json", None)
+    alerts = [a.as_dict() for a in find_alerts(meta, c2pa)]
+    folder = _folder(case, ev.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    c2pa_file = c2pa_sha = None
+    if manifest_json:
+        c2pa_path, c2pa_sha = _store_file(folder, "c2pa", manifest_json.encode("utf-8"))
+        c2pa_file = c2pa_path.relative_to(case.path).as_posix()
+    record = {"record_version": RECORD_VERSION, "evidence_id": ev.id, "evidence_sha256": ev.sha256,
+              "software_version": SOFTWARE_VERSION, "metadata": meta, "c2pa": c2pa, "alerts": alerts,
+              "c2pa_manifest_file": c2pa_file, "c2pa_manifest_sha256": c2pa_sha}
+    data = json.dumps(record, sort_keys=True, ensure_ascii=False, indent=1).encode("utf-8")
+    out, sha = _store_file(folder, "examination", data)
+    rel = out.relative_to(case.path).as_posix()
+    case.log_event(ACTION, f"evidence:{ev.id}", {
+        "file": rel, "sha256": sha, "c2pa_manifest_file": c2pa_file, "c2pa_manifest_sha256": c2pa_sha,
+        "c2pa_state": c2pa.get("state"), "alerts": sorted({a["code"] for a in alerts}),
+        "software_version": SOFTWARE_VERSION}, analyst=analyst, evidence_id=ev.id)
+    return Examination(ev.id, record, out, sha)
+
+
+def examine_many(case: Case, evidence_ids: Iterable[int], *, analyst: str | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> dict[int, str | None]:
+    """Examine each item; a failure is audit-logged and returned ({id: error or None}), never raised."""
+    ids = list(evidence_ids)
+    out: dict[int, str | None] = {}
+    for i, evidence_id in enumerate(ids, 1):
+        try:
+            examine_evidence(case, evidence_id, analyst=analyst)
+            out[evidence_id] = None
+        except Exception as exc:  # noqa: BLE001 - one bad item must not stop the others; each is logged
+            out[evidence_id] = f"{type(exc).__name__}: {exc}"
+            case.log_event(FAILED_ACTION, f"evidence:{evidence_id}", {"error": out[evidence_id]},
+                           analyst=analyst, evidence_id=evidence_id)
+        if progress:
+            progress(i, len(ids))
+    return out
+
+
+def import_and_examine(case: Case, paths: Iterable[str | os.PathLike[str]], analyst: str | None = None,
+                       **import_options: Any):
+    """`case.import_paths(...)`, then the examination of every newly imported item (the import hook
+    shared by the CLI and the GUI). Returns (ImportReport, {id: error or None})."""
+    report = case.import_paths(paths, analyst=analyst, **import_options)
+    return report, examine_many(case, [e.id for e in report.imported], analyst=analyst)
+
+
+def _latest_entry(case: Case, evidence_id: int):
+    entries = [e for e in case.audit_entries([evidence_id]) if e.action == ACTION]
+    return entries[-1] if entries else None
+
+
+def load_examination(case: Case, evidence_id: int) -> Examination | None:
+    """The latest stored examination of an item (hash-checked), or None if it was never examined.
+
+    Raises ExaminationChanged if the file is missing or differs from its audit-logged hash."""
+    entry = _latest_entry(case, evidence_id)
+    if entry is None:
+        return None
+    path = case.path / entry.details["file"]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ExaminationChanged(f"the examination of evidence {evidence_id} ({entry.details['file']}) is missing; "
+                                 "re-examine the item (`declip case examine`)") from exc
+    sha = sha256_bytes(data)
+    if sha != entry.details["sha256"]:
+        raise ExaminationChanged(f"the examination of evidence {evidence_id} ({entry.details['file']}) changed "
+                                 "after it was stored; re-examine the item and keep the altered file for review")
+    return Examination(evidence_id, json.loads(data), path, sha)
+
+
+def load_c2pa_manifest(case: Case, examination: Examination) -> str | None:
+    """The stored C2PA manifest store JSON of an examination (hash-checked), or None."""
+    rel, sha = examination.record.get("c2pa_manifest_file"), examination.record.get("c2pa_manifest_sha256")
+    if not rel:
+        return None
+    data = (case.path / rel).read_bytes()
+    if sha256_bytes(data) != sha:
+        raise ExaminationChanged(f"the stored C2PA manifest {rel} changed after it was stored")
+    return data.decode("utf-8")
+
+
+def verify_examinations(case: Case) -> list[tuple[str, str]]:
+    """[(object, problem)] for every logged examination whose files are missing or changed."""
+    problems = []
+    for entry in case.audit_entries():
+        if entry.action != ACTION:
+            continue
+        for key, sha_key in (("file", "sha256"), ("c2pa_manifest_file", "c2pa_manifest_sha256")):
+            rel = entry.details.get(key)
+            if not rel:
+                continue
+            p = case.path / rel
+            if not p.is_file():
+                problems.append((rel, "missing"))
+            elif sha256_file(p) != entry.details.get(sha_key):
+                problems.append((rel, "changed after it was stored"))
+    return problems
+
+
+# ------------------------------------------------------------------ classical views (cached)
+def _view_key(evidence_sha: str, name: str, params: dict[str, Any]) -> str:
+    blob = json.dumps({"sha": evidence_sha, "view": name, "params": params, "version": VIEW_VERSION},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def view_context(examination: Examination | None) -> dict[str, Any]:
+    """Parameters the JPEG views take from the file's own metadata (quantization table, quality)."""
+    q = ((examination.metadata.get("jpeg") or {}).get("quantization") if examination else None) or {}
+    ctx: dict[str, Any] = {}
+    if q:
+        ctx["luma_table"] = q["tables"].get("0")
+        ctx["last_quality"] = q["quality"]
+    return ctx
+
+
+def cached_view(case: Case, evidence_id: int, name: str, rgb_loader: Callable[[Path], np.ndarray] | None = None,
+                **params: Any) -> ViewResult:
+    """View `name` of an evidence item, from the case's view cache or computed (and cached).
+
+    The cache key is the evidence hash, the view, its parameters and VIEW_VERSION; a damaged
+    cache file is recomputed. `rgb_loader(path) -> H×W×3 uint8` defaults to common.images.load_rgb."""
+    if name not in VIEWS:
+        raise ValueError(f"unknown view {name!r}; known views: {', '.join(VIEWS)}")
+    ev = case.get_evidence(evidence_id)
+    try:
+        exam = load_examination(case, evidence_id)
+    except ExaminationChanged:
+        exam = None
+    if name in ("double_jpeg", "jpeg_ghost"):
+        params = {**view_context(exam), **params}
+        if name == "double_jpeg":
+            params.pop("last_quality", None)
+        else:
+            params.pop("luma_table", None)
+    key = _view_key(ev.sha256, name, params)
+    folder = _folder(case, ev.id) / "views"
+    path = folder / f"{name}-{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                info = json.loads(str(z["info"]))
+                if info.get("evidence_sha256") == ev.sha256:
+                    spec = VIEWS[name]
+                    return ViewResult(name, spec.title, spec.kind, z["data"], spec.explanation,
+                                      info["parameters"], info["seconds"], info["extras"])
+        except (OSError, ValueError, KeyError, json.JSONDecodeError):
+            pass  # a damaged cache entry is recomputed below
+    if rgb_loader is None:
+        from declip_desktop.common.images import load_rgb as rgb_loader  # noqa: N813
+    rgb = rgb_loader(case.evidence_file(ev))
+    view = compute_view(name, rgb, **params)
+    folder.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    info = {"evidence_sha256": ev.sha256, "parameters": view.parameters, "seconds": view.seconds,
+            "extras": view.extras, "view_version": VIEW_VERSION, "software_version": SOFTWARE_VERSION}
+    np.savez_compressed(buf, data=view.data, info=np.array(json.dumps(info, default=str)))
+    tmp = folder / f".{name}-{uuid.uuid4().hex}.partial"
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+    return view

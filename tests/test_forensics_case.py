@@ -1,0 +1,117 @@
+"""Examinations stored in the case: computed at import, audit-logged with their hash, refused when
+edited by hand, never blocking an import; classical views cached per evidence."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from declip_desktop.cases import Case
+from declip_desktop.common.images import load_rgb
+from declip_desktop.examination import (
+    ExaminationChanged,
+    ExaminationError,
+    cached_view,
+    examine_evidence,
+    import_and_examine,
+    load_examination,
+    verify_examinations,
+)
+from forensics_files import png_with_text, texture
+from test_forensics_metadata import HOSTILE
+
+
+@pytest.fixture
+def case(tmp_path):
+    c = Case.create(tmp_path / "case", number="2026-0017", title="Toolbox", analyst="Ana Pop")
+    yield c
+    c.close()
+
+
+def _sd_png(tmp_path):
+    p = tmp_path / "in" / "sd.png"
+    p.parent.mkdir(exist_ok=True)
+    p.write_bytes(png_with_text(texture(64, 80, 1), {"parameters": "cat\nSteps: 20, Sampler: Euler a, Seed: 1"}))
+    return p
+
+
+def test_import_examines_stores_and_logs(case, tmp_path):
+    report, errors = import_and_examine(case, [_sd_png(tmp_path)], analyst="Ana Pop")
+    (ev,) = report.imported
+    assert errors == {ev.id: None}
+    exam = load_examination(case, ev.id)
+    assert exam.record["evidence_sha256"] == ev.sha256 and exam.record["software_version"]
+    assert exam.metadata["png_text"]["parameters"].startswith("cat")
+    assert any(a["code"] == "generator_signature" for a in exam.alerts)
+    assert exam.c2pa["state"] == "none"
+    entry = [e for e in case.audit_entries([ev.id]) if e.action == "forensics.examined"][-1]
+    assert entry.details["sha256"] == exam.sha256 and entry.details["c2pa_state"] == "none"
+    assert "generator_signature" in entry.details["alerts"] and entry.actor == "Ana Pop"
+    assert not os.access(exam.path, os.W_OK) or os.geteuid() == 0  # stored read-only
+    assert case.verify().ok and verify_examinations(case) == []
+
+
+def test_hand_edited_or_deleted_examination_is_refused(case, tmp_path):
+    report, _ = import_and_examine(case, [_sd_png(tmp_path)])
+    ev = report.imported[0]
+    exam = load_examination(case, ev.id)
+    os.chmod(exam.path, 0o644)
+    record = json.loads(exam.path.read_text())
+    record["alerts"] = []  # hide the alert
+    exam.path.write_text(json.dumps(record))
+    with pytest.raises(ExaminationChanged, match="changed after it was stored"):
+        load_examination(case, ev.id)
+    assert verify_examinations(case) == [(exam.path.relative_to(case.path).as_posix(), "changed after it was stored")]
+    exam.path.unlink()
+    with pytest.raises(ExaminationChanged, match="missing"):
+        load_examination(case, ev.id)
+    again = examine_evidence(case, ev.id)  # re-examining restores a verified record
+    assert load_examination(case, ev.id).sha256 == again.sha256
+
+
+def test_changed_evidence_is_not_examined(case, tmp_path):
+    report, _ = import_and_examine(case, [_sd_png(tmp_path)])
+    ev = report.imported[0]
+    f = case.evidence_file(ev)
+    os.chmod(f, 0o644)
+    f.write_bytes(f.read_bytes() + b"tail")
+    with pytest.raises(ExaminationError, match="no longer matches its import hash"):
+        examine_evidence(case, ev.id)
+
+
+def test_hostile_files_import_and_examine_without_crashing(case, tmp_path):
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    for name, make in HOSTILE.items():
+        (folder / name).write_bytes(make())
+    report, errors = import_and_examine(case, [folder])
+    assert len(report.imported) == len(HOSTILE) and all(v is None for v in errors.values())
+    by_name = {e.original_name: e.id for e in report.imported}
+    codes = [a["code"] for a in load_examination(case, by_name["xmp_entities.jpg"]).alerts]
+    assert "metadata_unreadable" in codes
+
+
+def test_views_are_cached_per_evidence_and_damage_is_recomputed(case, tmp_path):
+    report, _ = import_and_examine(case, [_sd_png(tmp_path)])
+    ev = report.imported[0]
+    calls = []
+
+    def loader(path):
+        calls.append(path)
+        return load_rgb(path)
+
+    first = cached_view(case, ev.id, "ela", rgb_loader=loader, quality=80)
+    second = cached_view(case, ev.id, "ela", rgb_loader=loader, quality=80)
+    assert len(calls) == 1 and np.array_equal(first.data, second.data) and second.parameters == {"quality": 80}
+    cached_view(case, ev.id, "ela", rgb_loader=loader, quality=70)  # other parameters: another entry
+    assert len(calls) == 2
+    cached = sorted((case.path / "forensics" / str(ev.id) / "views").glob("ela-*.npz"))
+    assert len(cached) == 2
+    for p in cached:
+        p.write_bytes(b"garbage")  # a truncated or overwritten cache entry
+    again = cached_view(case, ev.id, "ela", rgb_loader=loader, quality=80)
+    assert len(calls) == 3 and np.array_equal(again.data, first.data)
+    assert case.verify().ok  # the cache is derived data: verify does not object to it
