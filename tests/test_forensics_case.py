@@ -115,3 +115,29 @@ def test_views_are_cached_per_evidence_and_damage_is_recomputed(case, tmp_path):
     again = cached_view(case, ev.id, "ela", rgb_loader=loader, quality=80)
     assert len(calls) == 3 and np.array_equal(again.data, first.data)
     assert case.verify().ok  # the cache is derived data: verify does not object to it
+
+
+def test_cli_import_examines_and_examine_shows_verifies_and_writes_views(tmp_path, capsys):
+    from declip_desktop.cli import main
+
+    case_dir = tmp_path / "c"
+    assert main(["case", "create", str(case_dir), "--number", "17", "--title", "t", "--analyst", "Ana"]) == 0
+    capsys.readouterr()
+    assert main(["case", "import", str(case_dir), str(_sd_png(tmp_path)), "--json"]) == 0
+    imported = json.loads(capsys.readouterr().out)["imported"]
+    assert imported[0]["examination_error"] is None
+    assert main(["case", "examine", str(case_dir), "--json"]) == 0
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert any(a["code"] == "generator_signature" for a in shown["alerts"]) and shown["c2pa"]["state"] == "none"
+    out_png = tmp_path / "ela.png"
+    assert main(["case", "examine", str(case_dir), "--id", "1", "--view", "ela", "--quality", "80",
+                 "--out", str(out_png)]) == 0
+    assert out_png.stat().st_size > 0 and "How to read it" in capsys.readouterr().out
+    assert main(["case", "examine", str(case_dir), "--view", "nope", "--id", "1", "--out", str(out_png)]) == 2
+    assert "unknown view 'nope'" in capsys.readouterr().err
+    assert main(["case", "examine", str(case_dir), "--verify"]) == 0
+    exam = next((case_dir / "forensics" / "1").glob("examination-*.json"))
+    os.chmod(exam, 0o644)
+    exam.write_text("{}")
+    assert main(["case", "examine", str(case_dir), "--verify"]) == 1
+    assert "changed after it was stored" in capsys.readouterr().out
