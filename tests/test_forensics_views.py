@@ -140,3 +140,15 @@ def test_bad_requests_are_refused_clearly():
         compute_view("ela", texture(16, 16, 0), quality=0)
     tiny = compute_view("jpeg_grid", texture(8, 8, 0))
     assert not tiny.data.any()
+
+
+def test_block_dct_matches_opencv():
+    from declip_desktop.forensics.dct_maps import block_dct
+
+    y = (np.random.default_rng(0).random((24, 32)) * 255).astype(np.uint8)
+    ref = cv2.dct(y[8:16, 16:24].astype(np.float32) - 128.0).ravel()
+    assert np.allclose(block_dct(y)[1, 2], ref, atol=1e-3)
+    assert np.allclose(block_dct(y, coefficients=[1, 8])[1, 2], ref[[1, 8]], atol=1e-3)
+    shifted = block_dct(y, offset=(3, 5))
+    assert shifted.shape == (2, 3, 64)
+    assert np.allclose(shifted[0, 0], cv2.dct(y[5:13, 3:11].astype(np.float32) - 128.0).ravel(), atol=1e-3)

@@ -35,17 +35,20 @@ def _dct_matrix() -> np.ndarray:
 
 
 _D = _dct_matrix()
+#: Row (u·8 + v) maps a flattened 8×8 block to its DCT coefficient (u, v): one matrix product.
+_BASIS = np.kron(_D, _D).astype(np.float32)
 
 
-def block_dct(y: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+def block_dct(y: np.ndarray, offset: tuple[int, int] = (0, 0), coefficients: list[int] | None = None) -> np.ndarray:
     """DCT-II (orthonormal, as JPEG) of the 8×8 blocks of luma `y` (uint8 H×W) starting at
-    `offset` (dx, dy), level-shifted by 128. Returns float32 (H/8)×(W/8)×64 (natural order)."""
+    `offset` (dx, dy), level-shifted by 128. Returns float32 (H/8)×(W/8)×K: all 64 coefficients
+    in natural order, or only those listed in `coefficients` (natural-order indices)."""
     dx, dy = offset
     h, w = (y.shape[0] - dy) // 8 * 8, (y.shape[1] - dx) // 8 * 8
     blocks = y[dy:dy + h, dx:dx + w].astype(np.float32) - 128.0
-    b = blocks.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3)
-    coef = np.einsum("ij,abjk,lk->abil", _D, b, _D, optimize=True)
-    return coef.reshape(h // 8, w // 8, 64).astype(np.float32)
+    flat = blocks.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64)
+    basis = _BASIS if coefficients is None else _BASIS[coefficients]
+    return (flat @ basis.T).reshape(h // 8, w // 8, -1)
 
 
 def grid_alignment(rgb: np.ndarray, tile: int = GRID_TILE) -> tuple[np.ndarray, dict]:
@@ -113,13 +116,14 @@ def double_compression(rgb: np.ndarray, luma_table: list[int] | None) -> tuple[n
     if not luma_table or len(luma_table) < 64:
         return np.zeros((h, w), np.float32), {"periods": [], "informative": 0,
                                              "note": "not a JPEG: no quantization table"}
-    coef = block_dct(y)
+    used = _ZIGZAG[:N_COEFFS]
+    coef = block_dct(y, coefficients=used)
     bh, bw = coef.shape[:2]
     q = np.asarray(luma_table[:64], np.float32)
     llr = np.zeros((bh, bw), np.float64)
     periods = []
-    for idx in _ZIGZAG[:N_COEFFS]:
-        k = np.rint(coef[..., idx] / q[idx]).astype(np.int64)
+    for pos, idx in enumerate(used):
+        k = np.rint(coef[..., pos] / q[idx]).astype(np.int64)
         kc = np.clip(k, -_RANGE, _RANGE) + _RANGE
         hist = np.bincount(kc.ravel(), minlength=2 * _RANGE + 1).astype(np.float64)
         # The zero bin is inflated by flat areas in any image: leave it out of the period search.

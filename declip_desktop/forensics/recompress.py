@@ -48,7 +48,7 @@ def jpeg_ghosts(rgb: np.ndarray, qualities: tuple[int, ...] = (50, 60, 70, 80, 9
     For each quality q: squared difference between the luma and its re-save at q,
     averaged over GHOST_BLOCK² blocks and normalized per block by the largest over all q.
     Returns (map, extras). Without `quality`: map = the quality with the smallest
-    difference per block, scaled to [0, 1] over `qualities` (0 = lowest) — a region saved
+    difference per block, scaled to [0, 1] over the qualities computed (extras["qualities"]; 0 = lowest) — a region saved
     at another quality than the rest shows another level. With `quality`: the normalized
     difference at that quality (dark = a ghost: the block was saved at about that quality).
     `last_quality`: the file's own (estimated) quality; qualities above (it − GHOST_EXCLUDE)
@@ -58,6 +58,10 @@ def jpeg_ghosts(rgb: np.ndarray, qualities: tuple[int, ...] = (50, 60, 70, 80, 9
     qs = tuple(sorted({int(q) for q in qualities} | ({int(quality)} if quality else set())))
     if not qs or min(qs) < 1 or max(qs) > 100:
         raise ValueError(f"ghost qualities must lie in 1…100, got {qualities}")
+    if quality is None and last_quality is not None:
+        # Qualities that the minimum ignores are not computed at all (each costs a full re-encode).
+        kept = tuple(q for q in qs if q < int(last_quality) - GHOST_EXCLUDE)
+        qs = kept if len(kept) >= 2 else qs
     y = luminance(rgb)
     h, w = y.shape
     small = (max(1, w // GHOST_BLOCK), max(1, h // GHOST_BLOCK))
