@@ -126,6 +126,7 @@ def examine_evidence(case: Case, evidence_id: int, *, analyst: str | None = None
     case.log_event(ACTION, f"evidence:{ev.id}", {
         "file": rel, "sha256": sha, "c2pa_manifest_file": c2pa_file, "c2pa_manifest_sha256": c2pa_sha,
         "c2pa_state": c2pa.get("state"), "alerts": sorted({a["code"] for a in alerts}),
+        "alert_count": len(alerts), "warning_count": sum(a["severity"] == "warning" for a in alerts),
         "software_version": SOFTWARE_VERSION}, analyst=analyst, evidence_id=ev.id)
     return Examination(ev.id, record, out, sha)
 
@@ -190,6 +191,23 @@ def load_c2pa_manifest(case: Case, examination: Examination) -> str | None:
     if sha256_bytes(data) != sha:
         raise ExaminationChanged(f"the stored C2PA manifest {rel} changed after it was stored")
     return data.decode("utf-8")
+
+
+def alert_summaries(case: Case) -> dict[int, dict[str, Any]]:
+    """Per evidence id, from the audit log alone (no files read; for list badges):
+    {alerts, warnings, codes, c2pa_state} of the latest examination, or {error} if it failed."""
+    out: dict[int, dict[str, Any]] = {}
+    for entry in case.audit_entries():
+        if entry.evidence_id is None:
+            continue
+        if entry.action == ACTION:
+            d = entry.details
+            out[entry.evidence_id] = {"alerts": d.get("alert_count", len(d.get("alerts") or [])),
+                                      "warnings": d.get("warning_count", 0), "codes": d.get("alerts") or [],
+                                      "c2pa_state": d.get("c2pa_state")}
+        elif entry.action == FAILED_ACTION:
+            out[entry.evidence_id] = {"error": entry.details.get("error")}
+    return out
 
 
 def verify_examinations(case: Case) -> list[tuple[str, str]]:

@@ -141,3 +141,11 @@ def test_cli_import_examines_and_examine_shows_verifies_and_writes_views(tmp_pat
     exam.write_text("{}")
     assert main(["case", "examine", str(case_dir), "--verify"]) == 1
     assert "changed after it was stored" in capsys.readouterr().out
+
+
+def test_alert_summaries_for_badges(case, tmp_path):
+    report, _ = import_and_examine(case, [_sd_png(tmp_path)])
+    from declip_desktop.examination import alert_summaries
+
+    summary = alert_summaries(case)[report.imported[0].id]
+    assert summary["warnings"] >= 1 and "generator_signature" in summary["codes"] and summary["c2pa_state"] == "none"
