@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFileDialog
 
+from declip_desktop.examination import import_and_examine
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.progress_relay import ProgressRelay
 
@@ -52,7 +53,11 @@ class ImportControls:
         analyst = self.settings.analyst or None
 
         def work():
-            return case.import_paths(paths, analyst=analyst, progress=lambda d, t, p: relay.counts.emit(d, t, str(p)))
+            # Import, then metadata/alerts/C2PA of each new item (failures are audit-logged, not raised).
+            report, _examined = import_and_examine(case, paths, analyst=analyst,
+                                                   progress=lambda d, t, p: relay.counts.emit(d, t, str(p)),
+                                                   examine_progress=lambda d, t: relay.counts.emit(d, t, "metadata"))
+            return report
 
         run_background(work, lambda report: self._imported(case, report), lambda e, d: self._import_failed(case, e, d))
 
