@@ -1,0 +1,98 @@
+"""The inspector's Metadata and Views tabs and the evidence-list badges, driven on a real case."""
+
+from __future__ import annotations
+
+import pytest
+
+from declip_desktop.cases import Case
+from declip_desktop.examination import import_and_examine
+from declip_desktop.gui.settings import Settings
+from forensics_files import png_with_text, texture
+
+
+@pytest.fixture
+def examined_case(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "sd.png").write_bytes(png_with_text(texture(120, 160, 1), {"parameters": "fox\nSteps: 20, Sampler: Euler"}))
+    (src / "plain.png").write_bytes(png_with_text(texture(120, 160, 2), {}))
+    case = Case.create(tmp_path / "case", number="17", title="GUI", analyst="Ana")
+    report, _ = import_and_examine(case, [src])
+    yield case, {e.original_name: e.id for e in report.imported}
+    case.close()
+
+
+@pytest.fixture
+def inspector(qtbot, examined_case):
+    from declip_desktop.gui.inspector import Inspector
+
+    widget = Inspector(Settings())
+    qtbot.addWidget(widget)
+    widget.resize(1100, 700)
+    widget.show()
+    widget.set_case(examined_case[0])
+    return widget
+
+
+def test_metadata_tab_shows_alerts_tree_search_and_raw(qtbot, inspector, examined_case):
+    _, ids = examined_case
+    tab = inspector.forensics.metadata_tab
+    inspector.show_evidence(ids["sd.png"])
+    qtbot.waitUntil(lambda: tab.record is not None, timeout=10_000)
+    assert "Generator signature" in tab.alerts.toPlainText()
+    assert "Content Credentials (C2PA): none" in tab.alerts.toPlainText()
+    assert "proves nothing" in tab.alerts.toPlainText()
+    assert "Steps: 20" in tab.raw.toPlainText()
+    tab.search.setText("sampler")
+    visible = []
+
+    def walk(item):
+        if not item.isHidden():
+            visible.append((item.text(0), item.text(1)))
+        for i in range(item.childCount()):
+            walk(item.child(i))
+
+    for i in range(tab.tree.topLevelItemCount()):
+        walk(tab.tree.topLevelItem(i))
+    assert ("parameters", "fox ⏎ Steps: 20, Sampler: Euler") in visible
+    assert all(name in ("png_text", "parameters") for name, _ in visible)
+    inspector.show_evidence(ids["plain.png"])
+    qtbot.waitUntil(lambda: tab.record is not None and "Generator" not in tab.alerts.toPlainText(), timeout=10_000)
+
+
+def test_views_tab_computes_off_the_ui_thread_and_toggles_like_a_layer(qtbot, inspector, examined_case):
+    case, ids = examined_case
+    inspector.show_evidence(ids["sd.png"])
+    views = inspector.forensics.views_tab
+    views.view_combo.setCurrentIndex(views.view_combo.findData("ela"))
+    assert views.status.text().startswith("Computing")  # returned before the work was done
+    qtbot.waitUntil(lambda: views.last_result is not None, timeout=10_000)
+    assert views.last_result.name == "ela" and views.layer.isVisible()
+    assert "Limits" in views.explanation.toPlainText()
+    rect = views.layer.mapRectToScene(views.layer.boundingRect())
+    assert (round(rect.width()), round(rect.height())) == (160, 120)  # stretched over the photo
+    views.show_check.setChecked(False)
+    assert not views.layer.isVisible()
+    views.show_check.setChecked(True)
+    assert any((case.path / "forensics" / str(ids["sd.png"]) / "views").glob("ela-*.npz"))
+    views.view_combo.setCurrentIndex(views.view_combo.findData("copy_move"))
+    qtbot.waitUntil(lambda: views.last_result is not None and views.last_result.name == "copy_move", timeout=10_000)
+    inspector.show_evidence(None)
+    assert not views.layer.isVisible()
+
+
+def test_evidence_list_badges(qtbot, examined_case):
+    from declip_desktop.gui.evidence_panel import EvidencePanel
+    from declip_desktop.gui.forensics_panel import refresh_badges
+
+    case, ids = examined_case
+    panel = EvidencePanel()
+    qtbot.addWidget(panel)
+    panel.set_content(case.evidence_list(), [])
+    refresh_badges(panel, case)
+    qtbot.waitUntil(lambda: bool(panel.model.badges), timeout=10_000)
+    row = panel.model.row_of(ids["sd.png"])
+    text = panel.model.data(panel.model.index(row, 0))
+    assert text.startswith("sd.png") and "⚠1" in text
+    tip = panel.model.data(panel.model.index(row, 0), role=3)  # ToolTipRole
+    assert "generator_signature" in tip
