@@ -192,7 +192,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         if img.format == "JPEG":
             meta["jpeg"] = _read_jpeg(img, errors)
         if thumb is not None:
-            meta["thumbnail"] = compare_thumbnail(thumb, img)
+            meta["thumbnail"] = compare_thumbnail(thumb, data)
         if img.format == "PNG":
             text = _read_png_text(img, data, errors)
             if text:

@@ -35,8 +35,9 @@ def _small(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L").resize((COMPARE_SIZE, COMPARE_SIZE), Image.BILINEAR), np.float64) / 255.0
 
 
-def compare_thumbnail(thumb_bytes: bytes, image: Image.Image) -> dict[str, Any]:
-    """Compare an EXIF thumbnail (JPEG bytes) with the open `image` (file orientation).
+def compare_thumbnail(thumb_bytes: bytes, image_bytes: bytes) -> dict[str, Any]:
+    """Compare an EXIF thumbnail (JPEG bytes) with the image file's pixels (file orientation: the
+    preview is written before any EXIF rotation is applied).
 
     Returns {present, width, height, correlation, mean_difference, aspect_image, aspect_thumbnail,
     mismatch (bool|None), reason, png_base64 (the thumbnail as PNG, for display)}."""
@@ -53,10 +54,14 @@ def compare_thumbnail(thumb_bytes: bytes, image: Image.Image) -> dict[str, Any]:
     thumb.save(buf, "PNG")
     out["png_base64"] = base64.b64encode(buf.getvalue()).decode("ascii")
     trimmed = _trim_bars(np.asarray(thumb.convert("L")))
-    main = image.copy()
-    if main.format == "JPEG" or image.format == "JPEG":
-        main.draft("RGB", (thumb.width * 4, thumb.height * 4))  # DCT-domain downscale: fast for big JPEGs
-    main = main.convert("RGB")
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as opened:
+            if opened.format == "JPEG":
+                opened.draft("RGB", (thumb.width * 4, thumb.height * 4))  # DCT-domain downscale: fast
+            main = opened.convert("RGB")
+    except Exception as exc:  # noqa: BLE001 - the image itself is checked at import; report, don't raise
+        out["reason"] = f"the image could not be decoded for the comparison ({exc})"
+        return out
     a_img = main.width / main.height
     a_th = trimmed.shape[1] / trimmed.shape[0]
     out["aspect_image"], out["aspect_thumbnail"] = round(a_img, 4), round(a_th, 4)
