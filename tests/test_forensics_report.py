@@ -47,3 +47,39 @@ def test_rows_summarise_c2pa_states():
     assert rows["Content Credentials"] == ("INVALID; signed by Cam Co; failures: assertion.dataHash.mismatch; "
                                            "source: digitalCapture")
     assert rows["Alerts"] == "none found by the metadata checks"
+
+
+def test_pinned_views_alerts_and_c2pa_appear_with_note_and_explanation(tmp_path):
+    import pytest
+
+    from declip_desktop.pins import PinError, pin, pins, unpin
+
+    src = tmp_path / "sd.png"
+    src.write_bytes(png_with_text(texture(96, 128, 3), {"parameters": "owl\nSteps: 25, Sampler: Euler a"}))
+    with Case.create(tmp_path / "case", number="17", title="Pins", analyst="Ana") as case:
+        report, _ = import_and_examine(case, [src])
+        eid = report.imported[0].id
+        pin(case, eid, "view", "ela", "bright patch top left", {"quality": 80}, analyst="Bo")
+        pin(case, eid, "alert", "generator_signature", "SD chunk present")
+        pin(case, eid, "c2pa", note="no credentials")
+        dropped = pin(case, eid, "view", "noise_level", "not needed")
+        pin(case, eid, "declip", note="not analysed yet")
+        unpin(case, eid, dropped.pin_id)
+        assert [p.kind for p in pins(case, eid)] == ["view", "alert", "c2pa", "declip"]
+        assert pins(case, eid)[0].pinned_by == "Bo"
+        with pytest.raises(PinError, match="unknown view"):
+            pin(case, eid, "view", "nope")
+        with pytest.raises(PinError, match="no pin"):
+            unpin(case, eid, "feedbeef")
+        kept = build_report(case)
+        reader = pypdf.PdfReader(str(kept))
+        pages = [re.sub(r"\s+", " ", p.extract_text() or "") for p in reader.pages]
+        pinned = [t for t in pages if "pinned by the analyst" in t]
+        assert len(pinned) == 2  # four pins, three a page
+        text = " ".join(pinned)
+        assert "Error level analysis (quality 80)" in text and "Note: bright patch top left" in text
+        assert "Pinned by Bo" in text and "How to read it:" in text and "Limits" in text
+        assert "Metadata alert: Generator signature" in text and "Note: SD chunk present" in text
+        assert "Content Credentials: none" in text and "No successful DeCLIP analysis" in text
+        assert "not needed" not in text
+        assert [e.action for e in case.audit_entries([eid])].count("forensics.pinned") == 5

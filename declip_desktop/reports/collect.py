@@ -11,6 +11,7 @@ from declip_desktop.cases.errors import CaseError
 from declip_desktop.common.facts import card_is_demo, demo_label
 from declip_desktop.common.version import software_id
 from declip_desktop.reports.forensics_rows import forensics_rows
+from declip_desktop.reports.pinned_pages import collect_pins
 from declip_desktop.reports.model import (
     AnalysisInfo,
     AuditRow,
@@ -169,6 +170,7 @@ def collect_report_data(
                 reviewed_by=ev.reviewed_by,
                 reviewed_at=ev.reviewed_at,
                 forensics=forensics_rows(case, ev.id),
+                pinned=collect_pins(case, ev),
             )
         )
     ids = [ev.id for ev in chosen]
