@@ -96,3 +96,30 @@ def test_evidence_list_badges(qtbot, examined_case):
     assert text.startswith("sd.png") and "⚠1" in text
     tip = panel.model.data(panel.model.index(row, 0), role=3)  # ToolTipRole
     assert "generator_signature" in tip
+
+
+def test_pinning_from_the_views_tab(qtbot, inspector, examined_case):
+    from declip_desktop.pins import pins
+
+    case, ids = examined_case
+    eid = ids["sd.png"]
+    inspector.show_evidence(eid)
+    views = inspector.forensics.views_tab
+    box = views.pins
+    errors = []
+    box.failed.connect(lambda m, d: errors.append(m))
+    box.pin_selected()  # nothing shown yet: refused with a clear message
+    assert errors and "Choose a classical view first" in errors[0] and pins(case, eid) == []
+    views.view_combo.setCurrentIndex(views.view_combo.findData("ela"))
+    qtbot.waitUntil(lambda: views.last_result is not None, timeout=10_000)
+    box.note.setText("look at the sky")
+    box.pin_selected()
+    qtbot.waitUntil(lambda: any(a.get("code") == "generator_signature" for a in box.alerts), timeout=10_000)
+    box.what.setCurrentIndex(box.what.findData("alert:generator_signature"))
+    box.pin_selected()
+    got = pins(case, eid)
+    assert [(p.kind, p.ref, p.note) for p in got] == [("view", "ela", "look at the sky"), ("alert", "generator_signature", "")]
+    assert got[0].params == {"quality": 90} and box.list.count() == 2
+    box.list.setCurrentRow(0)
+    box.remove_selected()
+    assert [p.kind for p in pins(case, eid)] == ["alert"] and box.list.count() == 1

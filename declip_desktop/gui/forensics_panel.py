@@ -59,6 +59,7 @@ class ForensicsPanel(QObject):
                                     "see the audit trail). Press “Examine again”.")
             return
         self.metadata_tab.show_record(exam.record, exam.path.name)
+        self.views_tab.pins.set_alerts(exam.alerts)
         regions = (exam.c2pa or {}).get("regions") or []
         if regions and self.evidence is not None:
             self.views_tab.show_regions(regions, self.evidence.width, self.evidence.height)

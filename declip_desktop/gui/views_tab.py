@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from declip_desktop.forensics.views import VIEWS
 from declip_desktop.gui.background import run_background
+from declip_desktop.gui.pins_box import PinsBox
 
 LAYER_Z = 0.5  # above the photo, below the DeCLIP heat map, mask and outlines
 DISPLAY_MAX_SIDE = 4096  # views are shown at most this large (the cache keeps full resolution)
@@ -89,6 +90,9 @@ class ViewsTab(QWidget):
         layout.addWidget(self.status)
         self.explanation = QTextBrowser()
         layout.addWidget(self.explanation, 1)
+        self.pins = PinsBox(self.current_view)
+        self.pins.failed.connect(self.failed)
+        layout.addWidget(self.pins)
         self.layer = QGraphicsPixmapItem()
         self.layer.setZValue(LAYER_Z)
         self.layer.setVisible(False)
@@ -98,6 +102,14 @@ class ViewsTab(QWidget):
         self.outlines: list[QGraphicsPolygonItem] = []
         self._set_controls()
 
+    def current_view(self) -> tuple[str, dict] | None:
+        """(name, parameters) of the view on screen, for pinning; None when none is shown."""
+        if self.last_result is None:
+            return None
+        params = {k: v for k, v in self.last_result.parameters.items()
+                  if k in ("quality", "block", "max_side") and v is not None}
+        return self.last_result.name, params
+
     # ----- content
     def show_evidence(self, case, evidence_id: int | None, size: tuple[int, int] | None = None) -> None:
         """`size`: the item's displayed (width, height), which the layer is stretched over."""
@@ -105,6 +117,7 @@ class ViewsTab(QWidget):
         self.case, self.evidence_id, self.size = case, evidence_id, size
         self.last_result = None
         self._clear_layer()
+        self.pins.show_evidence(case, evidence_id)
         self._request()
 
     def _set_controls(self) -> None:
