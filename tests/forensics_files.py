@@ -49,10 +49,12 @@ def decode(data: bytes) -> np.ndarray:
 
 # --- a minimal EXIF (TIFF) writer: Pillow cannot write an IFD1 thumbnail -----------------------
 
-_ASCII, _SHORT, _LONG, _RATIONAL = 2, 3, 4, 5
+_ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED = 2, 3, 4, 5, 7
 
 
 def _entry_bytes(typ: int, value) -> tuple[bytes, int]:
+    if typ == _UNDEFINED:
+        return bytes(value), len(value)
     if typ == _ASCII:
         data = value.encode() + b"\x00"
         return data, len(data)
@@ -87,7 +89,7 @@ def build_exif(ifd0: list, exif_ifd: list | None = None, gps_ifd: list | None = 
                thumbnail: bytes | None = None) -> bytes:
     """EXIF block ("Exif\\0\\0" + little-endian TIFF) with IFD0, Exif/GPS sub-IFDs and an IFD1 JPEG thumbnail.
 
-    IFD entries: (tag, type, value) with type 2 ASCII, 3 SHORT, 4 LONG, 5 RATIONAL [(num, den)]."""
+    IFD entries: (tag, type, value) with type 2 ASCII, 3 SHORT, 4 LONG, 5 RATIONAL [(num, den)], 7 UNDEFINED bytes."""
     header = b"II*\x00" + struct.pack("<I", 8)
     # Lay out: IFD0, its data, Exif IFD, GPS IFD, IFD1, thumbnail. Pointers need final offsets,
     # so build twice: first with placeholder pointers to learn the sizes.

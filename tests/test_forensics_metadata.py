@@ -83,6 +83,17 @@ def test_gps_decimal_degrees_altitude_and_time(tmp_path):
     assert "dates_disagree" not in _codes(alerts)  # 13:45 UTC vs 11:59 local: a time zone, not a lie
 
 
+def test_canon_makernote_is_decoded(tmp_path):
+    # A Canon MakerNote is a bare IFD: ModelID (LONG) and FirmwareVersion (ASCII, inline).
+    makernote = (struct.pack("<H", 2) + struct.pack("<HHI", 0x0010, L, 1) + struct.pack("<I", 0x80000428)
+                 + struct.pack("<HHI", 0x0007, A, 4) + b"1.0\x00" + struct.pack("<I", 0))
+    exif = build_exif([(271, A, "Canon"), (272, A, "Canon EOS-1D X Mark III")],
+                      [(36867, A, "2024:05:01 11:59:58"), (0x927C, 7, makernote)])
+    meta = read_metadata(_write(tmp_path, "canon.jpg", jpeg_with_exif(texture(32, 32, 0), 90, exif)))
+    assert meta["exif"]["MakerNote ModelID"] == "EOS-1D X Mark III"
+    assert meta["exif"]["MakerNote FirmwareVersion"] == "1.0" and meta["errors"] == []
+
+
 def test_photoshop_xmp_history_gives_editor_alert(tmp_path):
     data = insert_app1_xmp(jpeg_bytes(texture(64, 64, 3), 90), PHOTOSHOP_XMP)
     meta = read_metadata(_write(tmp_path, "ps.jpg", data))
