@@ -42,6 +42,8 @@ from declip_desktop.forensics.views import VIEW_VERSION, VIEWS, ViewResult, comp
 FORENSICS_DIR = "forensics"
 RECORD_VERSION = 1
 ACTION = "forensics.examined"
+#: Case setting: PEM roots whose C2PA signers count as trusted in this case (set by the analyst).
+TRUST_SETTING = "c2pa_trust_anchors_pem"
 FAILED_ACTION = "forensics.failed"
 
 
@@ -96,7 +98,9 @@ def examine_evidence(case: Case, evidence_id: int, *, analyst: str | None = None
                      trust_anchors_pem: str | None = None) -> Examination:
     """Examine one evidence item (file hash-checked first), store the record and log it.
 
-    Raises ExaminationError when the evidence file is missing or changed since import."""
+    C2PA signers are judged against `trust_anchors_pem`, else the case's TRUST_SETTING.
+    Raises ExaminationError when the evidence file is missing or changed since import, or the
+    trust anchors are unusable."""
     ev = case.get_evidence(evidence_id)
     path = case.evidence_file(ev)
     try:
@@ -108,7 +112,12 @@ def examine_evidence(case: Case, evidence_id: int, *, analyst: str | None = None
         raise ExaminationError(f"evidence {ev.id} ({ev.original_name}) no longer matches its import hash; "
                                "it is not examined. Run `declip case verify`.")
     meta = read_metadata(path)
-    c2pa = read_c2pa(path, ev.format, trust_anchors_pem=trust_anchors_pem)
+    pem = trust_anchors_pem or case.get_setting(TRUST_SETTING) or None
+    try:
+        c2pa = read_c2pa(path, ev.format, trust_anchors_pem=pem)
+    except ValueError as exc:
+        raise ExaminationError(f"{exc}. Fix or remove the case's C2PA trust anchors "
+                               "(`declip case examine DIR --trust-anchors FILE.pem`)") from exc
     manifest_json = c2pa.pop("manifest_json", None)
     alerts = [a.as_dict() for a in find_alerts(meta, c2pa)]
     folder = _folder(case, ev.id)
@@ -126,6 +135,7 @@ def examine_evidence(case: Case, evidence_id: int, *, analyst: str | None = None
     case.log_event(ACTION, f"evidence:{ev.id}", {
         "file": rel, "sha256": sha, "c2pa_manifest_file": c2pa_file, "c2pa_manifest_sha256": c2pa_sha,
         "c2pa_state": c2pa.get("state"), "alerts": sorted({a["code"] for a in alerts}),
+        "trust_anchors_sha256": sha256_bytes(pem.encode()) if pem else None,
         "alert_count": len(alerts), "warning_count": sum(a["severity"] == "warning" for a in alerts),
         "software_version": SOFTWARE_VERSION}, analyst=analyst, evidence_id=ev.id)
     return Examination(ev.id, record, out, sha)

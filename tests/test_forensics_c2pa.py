@@ -3,96 +3,29 @@ root is given, invalid after the pixels change, none when stripped; a missing ma
 
 from __future__ import annotations
 
-import datetime
-import io
-
-import c2pa
 import numpy as np
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from PIL import Image
 
 from declip_desktop.forensics.alerts import find_alerts
 from declip_desktop.forensics.metadata import read_metadata
 from declip_desktop.forensics.provenance import MISSING_STATEMENT, read_c2pa
+from c2pa_files import MANIFEST, TRAINED, make_credentials, sign
 from forensics_files import jpeg_bytes, texture
-
-TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "DeCLIP test suite")])
-
-
-def _usage(**on: bool) -> x509.KeyUsage:
-    names = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
-             "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
-    return x509.KeyUsage(**{n: on.get(n, False) for n in names})
 
 
 @pytest.fixture(scope="module")
 def credentials():
-    """A throw-away root CA and an ES256 signer it issued (c2pa refuses a bare self-signed end-entity
-    certificate, so the test makes the smallest chain it accepts: root + signer)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name("Test root")).issuer_name(_name("Test root"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(_usage(digital_signature=True, key_cert_sign=True, crl_sign=True), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(_name("Test signer")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_usage(digital_signature=True), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    pem = serialization.Encoding.PEM
-    chain = cert.public_bytes(pem) + ca.public_bytes(pem)
-    private = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return chain, private, ca.public_bytes(pem).decode()
-
-
-def _sign(credentials, image: bytes, manifest: dict, ingredient: bytes | None = None) -> bytes:
-    chain, private, _ = credentials
-    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, private, None))
-    with c2pa.Builder(manifest) as builder:
-        if ingredient is not None:
-            builder.add_ingredient({"title": "parent.jpg", "relationship": "parentOf"}, "image/jpeg",
-                                   io.BytesIO(ingredient))
-        out = io.BytesIO()
-        builder.sign(signer, "image/jpeg", io.BytesIO(image), out)
-    return out.getvalue()
-
-
-MANIFEST = {
-    "claim_generator_info": [{"name": "declip-tests", "version": "1.0"}],
-    "title": "generated.jpg",
-    "assertions": [{"label": "c2pa.actions", "data": {"actions": [
-        {"action": "c2pa.created", "digitalSourceType": TRAINED, "softwareAgent": {"name": "Test Generator"}},
-        {"action": "c2pa.edited", "changes": [{"description": "inpainted", "region": [{"type": "spatial",
-         "shape": {"type": "rectangle", "unit": "pixel", "origin": {"x": 10, "y": 12}, "width": 30, "height": 20}}]}]},
-    ]}}],
-}
+    return make_credentials()
 
 
 @pytest.fixture(scope="module")
 def signed(credentials, tmp_path_factory):
-    parent = _sign(credentials, jpeg_bytes(texture(64, 96, 1), 90),
+    parent = sign(credentials, jpeg_bytes(texture(64, 96, 1), 90),
                    {"claim_generator_info": [{"name": "camera-sim"}], "title": "parent.jpg",
                     "assertions": [{"label": "c2pa.actions", "data": {"actions": [{"action": "c2pa.created",
                      "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"}]}}]})
-    data = _sign(credentials, jpeg_bytes(texture(64, 96, 2), 90), MANIFEST, ingredient=parent)
+    data = sign(credentials, jpeg_bytes(texture(64, 96, 2), 90), MANIFEST, ingredient=parent)
     path = tmp_path_factory.mktemp("c2pa") / "signed.jpg"
     path.write_bytes(data)
     return path
@@ -153,3 +86,31 @@ def test_damaged_manifest_and_unsupported_format_never_raise(signed, tmp_path):
     bmp = tmp_path / "x.bmp"
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(bmp)
     assert read_c2pa(bmp, "BMP")["state"] == "none"
+
+
+def test_case_trust_anchors_make_imports_trusted_and_bad_pem_is_refused(signed, credentials, tmp_path, capsys):
+    from declip_desktop.cases import Case
+    from declip_desktop.cli import main
+    from declip_desktop.examination import load_examination
+
+    case_dir = tmp_path / "case"
+    assert main(["case", "create", str(case_dir), "--number", "1", "--title", "t", "--analyst", "Ana"]) == 0
+    assert main(["case", "import", str(case_dir), str(signed)]) == 0
+    with Case.open(case_dir) as case:
+        assert load_examination(case, 1).c2pa["state"] == "valid"
+    bad = tmp_path / "bad.pem"
+    bad.write_text("-----BEGIN CERTIFICATE-----\nnot*base64\n-----END CERTIFICATE-----\n")
+    capsys.readouterr()
+    assert main(["case", "examine", str(case_dir), "--trust-anchors", str(bad)]) == 2
+    assert "not valid base64" in capsys.readouterr().err
+    roots = tmp_path / "roots.pem"
+    roots.write_text(credentials[2])
+    assert main(["case", "examine", str(case_dir), "--trust-anchors", str(roots)]) == 0
+    assert "1 trust anchor(s) kept" in capsys.readouterr().out
+    with Case.open(case_dir) as case:
+        assert load_examination(case, 1).c2pa["state"] == "trusted"
+    fresh = tmp_path / "fresh.jpg"
+    fresh.write_bytes(sign(credentials, jpeg_bytes(texture(48, 64, 7), 90), MANIFEST))
+    assert main(["case", "import", str(case_dir), str(fresh)]) == 0
+    with Case.open(case_dir) as case:
+        assert load_examination(case, 2).c2pa["state"] == "trusted"  # the kept roots apply at import

@@ -123,3 +123,36 @@ def test_pinning_from_the_views_tab(qtbot, inspector, examined_case):
     box.list.setCurrentRow(0)
     box.remove_selected()
     assert [p.kind for p in pins(case, eid)] == ["alert"] and box.list.count() == 1
+
+
+def test_c2pa_summary_regions_and_badge(qtbot, tmp_path):
+    from c2pa_files import MANIFEST, make_credentials, sign
+    from declip_desktop.gui.evidence_panel import EvidencePanel
+    from declip_desktop.gui.forensics_panel import refresh_badges
+    from declip_desktop.gui.inspector import Inspector
+    from forensics_files import jpeg_bytes
+
+    src = tmp_path / "signed.jpg"
+    src.write_bytes(sign(make_credentials(), jpeg_bytes(texture(64, 96, 2), 90), MANIFEST))
+    with Case.create(tmp_path / "case", number="17", title="C2PA", analyst="Ana") as case:
+        report, _ = import_and_examine(case, [src])
+        eid = report.imported[0].id
+        widget = Inspector(Settings())
+        qtbot.addWidget(widget)
+        widget.set_case(case)
+        widget.show_evidence(eid)
+        tab = widget.forensics.metadata_tab
+        qtbot.waitUntil(lambda: tab.record is not None, timeout=10_000)
+        text = tab.alerts.toPlainText()
+        assert "valid, signer not trusted here" in text and "Test signer" in text
+        assert "trainedAlgorithmicMedia" in text and "Content Credentials declare generative AI" in text
+        (outline,) = widget.forensics.views_tab.outlines  # the declared edit region, drawn over the photo
+        rect = outline.polygon().boundingRect()
+        assert (rect.x(), rect.y(), rect.width(), rect.height()) == (10, 12, 30, 20)
+        panel = EvidencePanel()
+        qtbot.addWidget(panel)
+        panel.set_content(case.evidence_list(), [])
+        refresh_badges(panel, case)
+        qtbot.waitUntil(lambda: bool(panel.model.badges), timeout=10_000)
+        assert "CR✓" in panel.model.data(panel.model.index(0, 0))
+        widget.set_case(None)

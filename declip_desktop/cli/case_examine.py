@@ -69,7 +69,18 @@ def _examine(args: argparse.Namespace) -> int:
             except (ValueError, OSError, CaseError) as exc:
                 return _err(f"the view could not be made ({exc})")
             return OK
-        pem = Path(args.trust_anchors).read_text() if args.trust_anchors else None
+        pem = None
+        if args.trust_anchors:
+            from declip_desktop.examination import TRUST_SETTING
+            from declip_desktop.forensics.provenance import check_trust_anchors
+
+            try:
+                pem = Path(args.trust_anchors).read_text(encoding="utf-8", errors="replace")
+                count = check_trust_anchors(pem)
+            except (OSError, ValueError) as exc:
+                return _err(f"{args.trust_anchors}: {exc}. Give a PEM file of root certificates")
+            case.set_setting(TRUST_SETTING, pem, analyst=args.analyst)
+            print(f"{count} trust anchor(s) kept for this case; later imports use them too.")
         results, failed = [], 0
         for evidence_id in ids:
             try:
@@ -101,7 +112,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--analyst", help="who does this (default: the case's analyst); written to the audit log")
     p.add_argument("--id", type=int, action="append", help="evidence id (repeatable; default: all)")
     p.add_argument("--again", action="store_true", help="examine again instead of showing the stored result")
-    p.add_argument("--trust-anchors", metavar="PEM", help="root certificates whose C2PA signers count as trusted")
+    p.add_argument("--trust-anchors", metavar="PEM", help="root certificates whose C2PA signers count as trusted "
+                                                          "(kept for the case; re-examines the items)")
     p.add_argument("--verify", action="store_true", help="check stored examinations against the audit log")
     p.add_argument("--view", metavar="NAME", help="write a classical view (ela, noise_residual, noise_level, "
                                                   "jpeg_ghost, jpeg_grid, double_jpeg, copy_move, luminance_gradient)")

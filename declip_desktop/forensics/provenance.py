@@ -26,6 +26,23 @@ _UNTRUSTED = "signingCredential.untrusted"
 _MAX_DEPTH = 16
 
 
+def check_trust_anchors(pem: str) -> int:
+    """Number of certificates in a PEM bundle; ValueError (saying what is wrong) if it holds none
+    or a block is not valid base64."""
+    import base64
+    import re
+
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem or "", re.S)
+    if not blocks:
+        raise ValueError("the trust anchors hold no PEM certificate (-----BEGIN CERTIFICATE----- …)")
+    for i, body in enumerate(blocks, 1):
+        try:
+            base64.b64decode("".join(body.split()), validate=True)
+        except ValueError as exc:
+            raise ValueError(f"certificate {i} of the trust anchors is not valid base64 ({exc})") from exc
+    return len(blocks)
+
+
 def _context(trust_anchors_pem: str | None) -> Any:
     import c2pa  # native library: loaded on first use only
 
@@ -147,8 +164,14 @@ def read_c2pa(path: str | Path, image_format: str | None = None, trust_anchors_p
     if mime is None:
         base["statement"] = MISSING_STATEMENT + f" (C2PA is not read from {image_format or 'this'} files.)"
         return base
+    if trust_anchors_pem:
+        check_trust_anchors(trust_anchors_pem)
     try:
-        reader = c2pa.Reader.try_create(mime, io.BytesIO(data), context=_context(trust_anchors_pem))
+        context = _context(trust_anchors_pem)
+    except c2pa.C2paError as exc:
+        raise ValueError(f"the C2PA trust anchors could not be used ({exc})") from exc
+    try:
+        reader = c2pa.Reader.try_create(mime, io.BytesIO(data), context=context)
     except c2pa.C2paError as exc:
         base.update(state="error", statement=f"A C2PA manifest is present but could not be read ({exc}). Treat "
                                               "it as unverified.", failure_codes=[type(exc).__name__])
