@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import exifread
-from PIL import Image, ImageCms, IptcImagePlugin, JpegImagePlugin, PngImagePlugin
+from PIL import Image, ImageCms, IptcImagePlugin, JpegImagePlugin
 
 from declip_desktop.forensics.gps import gps_from_exif
 from declip_desktop.forensics.jpeg_tables import estimate_quality

@@ -9,7 +9,6 @@ are H×W×3 uint8 images shown instead of the photo.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
