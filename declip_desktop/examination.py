@@ -87,11 +87,28 @@ def _store_file(folder: Path, stem: str, data: bytes) -> tuple[Path, str]:
         return final, sha
     # Staged beside its final name (not in .tmp/, which opening a case clears), then renamed.
     staging = folder / f".{stem}-{uuid.uuid4().hex}.partial"
-    write_durable(staging, data)
-    make_read_only(staging)
-    os.replace(staging, final)
+    try:
+        write_durable(staging, data)
+        make_read_only(staging)
+        os.replace(staging, final)
+    except BaseException:
+        staging.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+        raise
     fsync_dir(folder)
     return final, sha
+
+
+def _tool_versions() -> dict[str, str]:
+    """Versions of the parsers that produced a record, so another examiner can reproduce it."""
+    from importlib import metadata as md
+
+    out = {}
+    for dist in ("exifread", "defusedxml", "pillow", "c2pa-python", "opencv-python-headless", "numpy"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
 
 
 def examine_evidence(case: Case, evidence_id: int, *, analyst: str | None = None,
@@ -127,7 +144,7 @@ def examine_evidence(case: Case, evidence_id: int, *, analyst: str | None = None
         c2pa_path, c2pa_sha = _store_file(folder, "c2pa", manifest_json.encode("utf-8"))
         c2pa_file = c2pa_path.relative_to(case.path).as_posix()
     record = {"record_version": RECORD_VERSION, "evidence_id": ev.id, "evidence_sha256": ev.sha256,
-              "software_version": SOFTWARE_VERSION, "metadata": meta, "c2pa": c2pa, "alerts": alerts,
+              "software_version": SOFTWARE_VERSION, "tools": _tool_versions(), "metadata": meta, "c2pa": c2pa, "alerts": alerts,
               "c2pa_manifest_file": c2pa_file, "c2pa_manifest_sha256": c2pa_sha}
     data = json.dumps(record, sort_keys=True, ensure_ascii=False, indent=1).encode("utf-8")
     out, sha = _store_file(folder, "examination", data)
@@ -152,8 +169,11 @@ def examine_many(case: Case, evidence_ids: Iterable[int], *, analyst: str | None
             out[evidence_id] = None
         except Exception as exc:  # noqa: BLE001 - one bad item must not stop the others; each is logged
             out[evidence_id] = f"{type(exc).__name__}: {exc}"
-            case.log_event(FAILED_ACTION, f"evidence:{evidence_id}", {"error": out[evidence_id]},
-                           analyst=analyst, evidence_id=evidence_id)
+            try:
+                case.log_event(FAILED_ACTION, f"evidence:{evidence_id}", {"error": out[evidence_id]},
+                               analyst=analyst, evidence_id=evidence_id)
+            except Exception as log_exc:  # noqa: BLE001 - e.g. the disk is full for the database too
+                out[evidence_id] += f" (and the failure could not be written to the audit log: {log_exc})"
         if progress:
             progress(i, len(ids))
     return out
@@ -221,8 +241,10 @@ def alert_summaries(case: Case) -> dict[int, dict[str, Any]]:
 
 
 def verify_examinations(case: Case) -> list[tuple[str, str]]:
-    """[(object, problem)] for every logged examination whose files are missing or changed."""
+    """[(file, problem)] for every logged examination whose files are missing or changed, and for
+    examination files the audit log does not know (placed by hand, or left by a killed process)."""
     problems = []
+    logged: set[str] = set()
     for entry in case.audit_entries():
         if entry.action != ACTION:
             continue
@@ -230,11 +252,19 @@ def verify_examinations(case: Case) -> list[tuple[str, str]]:
             rel = entry.details.get(key)
             if not rel:
                 continue
+            logged.add(rel)
             p = case.path / rel
             if not p.is_file():
                 problems.append((rel, "missing"))
             elif sha256_file(p) != entry.details.get(sha_key):
                 problems.append((rel, "changed after it was stored"))
+    root = case.path / FORENSICS_DIR
+    if root.is_dir():
+        for p in sorted(root.glob("*/*.json")):
+            rel = p.relative_to(case.path).as_posix()
+            if rel not in logged:
+                problems.append((rel, "not in the audit log (placed by hand, or left by an interrupted "
+                                      "examination); it is never used"))
     return problems
 
 

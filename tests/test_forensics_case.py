@@ -149,3 +149,55 @@ def test_alert_summaries_for_badges(case, tmp_path):
 
     summary = alert_summaries(case)[report.imported[0].id]
     assert summary["warnings"] >= 1 and "generator_signature" in summary["codes"] and summary["c2pa_state"] == "none"
+
+
+def test_unlogged_examination_file_is_reported_and_never_used(case, tmp_path):
+    report, _ = import_and_examine(case, [_sd_png(tmp_path)])
+    ev = report.imported[0]
+    planted = case.path / "forensics" / str(ev.id) / "examination-0000000000000000.json"
+    planted.write_text(json.dumps({"alerts": [], "metadata": {}, "c2pa": {}}))
+    assert verify_examinations(case) == [(planted.relative_to(case.path).as_posix(),
+                                          "not in the audit log (placed by hand, or left by an interrupted "
+                                          "examination); it is never used")]
+    assert load_examination(case, ev.id).alerts  # the logged record, not the planted one
+    assert load_examination(case, ev.id).record["tools"]["exifread"]
+
+
+def test_full_disk_during_examination_loses_nothing_and_is_reported(tmp_path):
+    """The case lives on a 3 MiB tmpfs; once the import has filled it, the examination fails cleanly."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], check=True)
+    try:
+        c = Case.create(mnt / "case", number="1", title="full", analyst="Ana")
+        try:
+            report = c.import_paths([_sd_png(tmp_path)])
+            (ev,) = report.imported
+            filler = mnt / "filler"
+            with open(filler, "wb", buffering=0) as f:  # take every free block
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                except OSError:
+                    pass
+            errors = examine_many_on(c, [ev.id])
+            assert errors[ev.id] and "No space left" in errors[ev.id]
+            folder = c.path / "forensics" / str(ev.id)
+            assert not list(folder.glob(".*.partial")) and not list(folder.glob("*.json"))
+            filler.unlink()
+            assert load_examination(c, ev.id) is None
+            examine_evidence(c, ev.id)  # with space again it works
+            assert load_examination(c, ev.id).alerts
+            assert c.verify().ok and verify_examinations(c) == []
+        finally:
+            c.close()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def examine_many_on(case, ids):
+    from declip_desktop.examination import examine_many
+
+    return examine_many(case, ids)
