@@ -152,3 +152,14 @@ def test_block_dct_matches_opencv():
     shifted = block_dct(y, offset=(3, 5))
     assert shifted.shape == (2, 3, 64)
     assert np.allclose(shifted[0, 0], cv2.dct(y[5:13, 3:11].astype(np.float32) - 128.0).ravel(), atol=1e-3)
+
+
+@pytest.mark.parametrize("angle, scale, quality", [(90, 0.8, None), (45, 0.8, None), (15, 1.1, 75)])
+def test_copy_move_survives_other_rotations_scales_and_recompression(angle, scale, quality):
+    _, forged = _cloned(angle, scale)
+    if quality:
+        forged = decode(jpeg_bytes(forged, quality))
+    (c,) = compute_view("copy_move", forged).extras["clusters"]
+    rot = abs(c["rotation_deg"]) % 360
+    assert min(abs(rot - angle), abs(rot - (360 - angle) % 360)) < 1.5
+    assert c["scale"] == pytest.approx(scale, abs=0.03) or c["scale"] == pytest.approx(1 / scale, abs=0.03)
