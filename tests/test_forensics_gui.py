@@ -74,7 +74,12 @@ def test_views_tab_computes_off_the_ui_thread_and_toggles_like_a_layer(qtbot, in
     views.show_check.setChecked(False)
     assert not views.layer.isVisible()
     views.show_check.setChecked(True)
-    assert any((case.path / "forensics" / str(ids["sd.png"]) / "views").glob("ela-*.npz"))
+    views_dir = case.path / "forensics" / str(ids["sd.png"]) / "views"
+    qtbot.waitUntil(lambda: any(views_dir.glob("ela-*.json")), timeout=10_000)  # cached after it was shown
+    views.view_combo.setCurrentIndex(0)
+    views.view_combo.setCurrentIndex(views.view_combo.findData("ela"))
+    qtbot.waitUntil(lambda: views.last_result is not None, timeout=10_000)
+    assert views.last_result.cached and "from the case's cache" in views.status.text()
     views.view_combo.setCurrentIndex(views.view_combo.findData("copy_move"))
     qtbot.waitUntil(lambda: views.last_result is not None and views.last_result.name == "copy_move", timeout=10_000)
     inspector.show_evidence(None)

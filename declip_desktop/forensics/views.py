@@ -38,6 +38,7 @@ class ViewResult:
     parameters: dict[str, Any]
     seconds: float
     extras: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False  # True when read back from a case's view cache
 
 
 VIEWS: dict[str, ViewSpec] = {v.name: v for v in (
