@@ -179,11 +179,11 @@ def examine_many(case: Case, evidence_ids: Iterable[int], *, analyst: str | None
 
 
 def import_and_examine(case: Case, paths: Iterable[str | os.PathLike[str]], analyst: str | None = None,
-                       **import_options: Any):
+                       examine_progress: Callable[[int, int], None] | None = None, **import_options: Any):
     """`case.import_paths(...)`, then the examination of every newly imported item (the import hook
     shared by the CLI and the GUI). Returns (ImportReport, {id: error or None})."""
     report = case.import_paths(paths, analyst=analyst, **import_options)
-    return report, examine_many(case, [e.id for e in report.imported], analyst=analyst)
+    return report, examine_many(case, [e.id for e in report.imported], analyst=analyst, progress=examine_progress)
 
 
 def _latest_entry(case: Case, evidence_id: int):
