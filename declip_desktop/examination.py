@@ -284,6 +284,18 @@ def view_context(examination: Examination | None) -> dict[str, Any]:
     return ctx
 
 
+def _orientation(path: Path) -> int:
+    """EXIF orientation 1…8 of the stored file (1 when absent or unreadable: as `load_rgb` shows it)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            value = int(img.getexif().get(0x0112, 1) or 1)
+    except Exception:  # noqa: BLE001 - unreadable EXIF: load_rgb does not rotate either
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
 def _view_params(case: Case, evidence_id: int, name: str, params: dict[str, Any]) -> dict[str, Any]:
     """The JPEG views also take the file's own quantization table / quality from its examination."""
     if name not in ("double_jpeg", "jpeg_ghost"):
@@ -385,7 +397,8 @@ def cached_view(case: Case, evidence_id: int, name: str, rgb_loader: Callable[[P
         return hit
     if rgb_loader is None:
         from declip_desktop.common.images import load_rgb as rgb_loader  # noqa: N813
-    view = compute_view(name, rgb_loader(case.evidence_file(ev)), **params)
+    path = case.evidence_file(ev)
+    view = compute_view(name, rgb_loader(path), orientation=_orientation(path), **params)
     if write_cache:
         store_view(case, evidence_id, view, asked)
     return view

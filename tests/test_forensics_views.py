@@ -163,3 +163,42 @@ def test_copy_move_survives_other_rotations_scales_and_recompression(angle, scal
     rot = abs(c["rotation_deg"]) % 360
     assert min(abs(rot - angle), abs(rot - (360 - angle) % 360)) < 1.5
     assert c["scale"] == pytest.approx(scale, abs=0.03) or c["scale"] == pytest.approx(1 / scale, abs=0.03)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_ops_match_pillow(orientation):
+    from PIL import ImageOps
+
+    from declip_desktop.forensics.orientation import to_display, to_file
+
+    arr = (np.random.default_rng(orientation).random((5, 7, 3)) * 255).astype(np.uint8)
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, "PNG", exif=exif.tobytes())
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue()))).convert("RGB"))
+    assert np.array_equal(to_display(arr, orientation), upright)
+    assert np.array_equal(to_file(upright, orientation), arr)
+
+
+def test_grid_views_run_on_the_stored_pixels_of_a_rotated_jpeg(tmp_path):
+    """A 180°-tagged JPEG whose size is no multiple of 8: upright, its grid looks shifted; the view
+    must not claim a crop that never happened."""
+    from declip_desktop.cases import Case
+    from declip_desktop.examination import cached_view, import_and_examine
+
+    img = Image.fromarray(texture(253, 317, 4))
+    exif = img.getexif()
+    exif[0x0112] = 3
+    src = tmp_path / "turned.jpg"
+    img.save(src, "JPEG", quality=50, exif=exif.tobytes())
+    naive = compute_view("jpeg_grid", np.asarray(Image.open(src).rotate(180)))  # what upright pixels suggest
+    assert naive.extras["cropped_after_compression"]
+    with Case.create(tmp_path / "case", number="1", title="t", analyst="A") as case:
+        report, _ = import_and_examine(case, [src])
+        view = cached_view(case, report.imported[0].id, "jpeg_grid")
+        assert view.extras["grid_offset"] == [0, 0] and not view.extras["cropped_after_compression"]
+        assert view.data.shape == (253, 317)
+        ela = cached_view(case, report.imported[0].id, "ela")
+        assert ela.data.shape == (253, 317)

@@ -15,8 +15,11 @@ from typing import Any
 import numpy as np
 
 from declip_desktop.forensics import copymove, dct_maps, noise, recompress
+from declip_desktop.forensics.orientation import to_display, to_file
 
-VIEW_VERSION = 1  # bump when any view's output changes, so cached views are recomputed
+VIEW_VERSION = 2  # bump when any view's output changes, so cached views are recomputed
+#: Views tied to the JPEG 8×8 grid of the stored pixels: computed in file orientation.
+GRID_VIEWS = frozenset({"ela", "jpeg_ghost", "jpeg_grid", "double_jpeg"})
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,10 @@ def _compute(name: str, rgb: np.ndarray, params: dict[str, Any]) -> tuple[np.nda
     raise KeyError(name)
 
 
-def compute_view(name: str, rgb: np.ndarray, **params: Any) -> ViewResult:
-    """Compute view `name` of `rgb` (H×W×3 uint8). Unknown names and bad parameters raise ValueError.
+def compute_view(name: str, rgb: np.ndarray, orientation: int = 1, **params: Any) -> ViewResult:
+    """Compute view `name` of `rgb` (H×W×3 uint8, upright). Unknown names and bad parameters raise
+    ValueError. `orientation`: the file's EXIF orientation (1…8); GRID_VIEWS are computed on the
+    stored pixels and their map turned upright (their grid offsets refer to the stored pixels).
 
     `double_jpeg` takes `luma_table` (the file's 64-value luminance quantization table);
     `jpeg_ghost` takes `last_quality` (the file's estimated JPEG quality)."""
@@ -126,7 +131,10 @@ def compute_view(name: str, rgb: np.ndarray, **params: Any) -> ViewResult:
         raise ValueError(f"views take an H×W×3 uint8 image, got {rgb.dtype} {rgb.shape}")
     merged = {**spec.defaults, **{k: v for k, v in params.items() if v is not None or k in spec.defaults}}
     start = time.perf_counter()
-    data, extras = _compute(name, rgb, merged)
+    turned = name in GRID_VIEWS and orientation not in (None, 1)
+    data, extras = _compute(name, to_file(rgb, orientation) if turned else rgb, merged)
+    if turned:
+        data = to_display(data, orientation)
     shown = {k: v for k, v in merged.items() if k != "luma_table"}
     return ViewResult(name, spec.title, spec.kind, data, spec.explanation, shown,
                       round(time.perf_counter() - start, 4), extras)
