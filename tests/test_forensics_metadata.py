@@ -203,3 +203,28 @@ def test_xmp_parser_refuses_dtds_and_oversize():
         parse_xmp('<!DOCTYPE x [<!ENTITY a "b">]><x:xmpmeta xmlns:x="adobe:ns:meta/">&a;</x:xmpmeta>')
     with pytest.raises(ValueError, match="exceeds"):
         parse_xmp(b"<x:xmpmeta>" + b" " * (5 * 1024 * 1024) + b"</x:xmpmeta>")
+
+
+def _iptc_app13(records: dict[tuple[int, int], bytes]) -> bytes:
+    """A Photoshop APP13 segment with an IPTC-NAA resource (8BIM 0x0404)."""
+    iptc = b"".join(b"\x1c" + bytes(k) + struct.pack(">H", len(v)) + v for k, v in records.items())
+    if len(iptc) % 2:
+        iptc += b"\x00"
+    payload = b"Photoshop 3.0\x00" + b"8BIM" + struct.pack(">H", 0x0404) + b"\x00\x00" + struct.pack(">I", len(iptc)) + iptc
+    return b"\xff\xed" + struct.pack(">H", len(payload) + 2) + payload
+
+
+def test_iptc_and_icc_profile_are_read(tmp_path):
+    from PIL import ImageCms
+
+    buf = io.BytesIO()
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(texture(32, 32, 15)).save(buf, "JPEG", quality=90, icc_profile=icc)
+    data = buf.getvalue()
+    data = data[:2] + _iptc_app13({(2, 120): b"Harbour at dawn", (2, 80): b"A. Photographer",
+                                   (2, 65): b"Adobe Photoshop Lightroom"}) + data[2:]
+    meta = read_metadata(_write(tmp_path, "iptc.jpg", data))
+    assert meta["iptc"]["Caption-Abstract"] == "Harbour at dawn" and meta["iptc"]["By-line"] == "A. Photographer"
+    assert "sRGB" in meta["icc"]["description"] and meta["icc"]["size"] == len(icc)
+    editor = [a for a in find_alerts(meta) if a.code == "editor_signature"]
+    assert any(e["tag"] == "IPTC OriginatingProgram" for a in editor for e in a.evidence)
