@@ -82,6 +82,7 @@ def test_changed_evidence_is_not_examined(case, tmp_path):
         examine_evidence(case, ev.id)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the corrupt EXIF it skips
 def test_hostile_files_import_and_examine_without_crashing(case, tmp_path):
     folder = tmp_path / "hostile"
     folder.mkdir()

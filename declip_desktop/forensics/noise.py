@@ -49,15 +49,15 @@ def noise_level(rgb: np.ndarray, block: int = LEVEL_BLOCK) -> tuple[np.ndarray, 
 
 
 def luminance_gradient(rgb: np.ndarray) -> np.ndarray:
-    """Sobel gradient of the luma as colour: R = horizontal, G = vertical (0.5 = flat), B = magnitude.
+    """Sobel gradient of the luma as colour: R = horizontal, G = vertical (127 = flat), B = magnitude.
 
-    rgb H×W×3 uint8 → H×W×3 uint8. Lighting and edges from another scene point elsewhere."""
-    y = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    gx = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3) / 4.0
-    gy = cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3) / 4.0
-    mag = np.sqrt(gx * gx + gy * gy)
-    out = np.empty(y.shape + (3,), np.uint8)
-    out[..., 0] = np.clip((gx * 4.0 + 1.0) * 127.5, 0, 255)
-    out[..., 1] = np.clip((gy * 4.0 + 1.0) * 127.5, 0, 255)
-    out[..., 2] = np.clip(mag * 4.0 * 255.0, 0, 255)
-    return out
+    rgb H×W×3 uint8 → H×W×3 uint8; R, G = 127.5 + Sobel/2 and B = |∇| (Sobel units, saturating at 255).
+    Lighting and edges from another scene point elsewhere."""
+    y = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    # Straight to 8 bits with OpenCV's saturation: one pass per channel, no float image of 12 MP × 3.
+    red = cv2.Sobel(y, cv2.CV_8U, 1, 0, ksize=3, scale=0.5, delta=127.5)
+    green = cv2.Sobel(y, cv2.CV_8U, 0, 1, ksize=3, scale=0.5, delta=127.5)
+    gx = cv2.Sobel(y, cv2.CV_16S, 1, 0, ksize=3)
+    gy = cv2.Sobel(y, cv2.CV_16S, 0, 1, ksize=3)
+    blue = cv2.convertScaleAbs(cv2.magnitude(gx.astype(np.float32), gy.astype(np.float32)))
+    return cv2.merge([red, green, blue])

@@ -17,7 +17,7 @@ import numpy as np
 from declip_desktop.forensics import copymove, dct_maps, noise, recompress
 from declip_desktop.forensics.orientation import to_display, to_file
 
-VIEW_VERSION = 2  # bump when any view's output changes, so cached views are recomputed
+VIEW_VERSION = 3  # bump when any view's output changes, so cached views are recomputed
 #: Views tied to the JPEG 8×8 grid of the stored pixels: computed in file orientation.
 GRID_VIEWS = frozenset({"ela", "jpeg_ghost", "jpeg_grid", "double_jpeg"})
 
