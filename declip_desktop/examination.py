@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timezone
 import os
 import uuid
 from collections.abc import Callable, Iterable
@@ -82,8 +83,12 @@ def _store_file(folder: Path, stem: str, data: bytes) -> tuple[Path, str]:
     """Write `data` durably as `<stem>-<sha[:16]>.json` (read-only); an identical file is reused."""
     sha = sha256_bytes(data)
     final = folder / f"{stem}-{sha[:16]}.json"
-    if final.exists() and sha256_file(final) == sha:
-        return final, sha
+    if final.exists():
+        if sha256_file(final) == sha:
+            return final, sha
+        # Someone changed the stored file: keep their version for review, never overwrite it.
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        os.replace(final, final.with_name(f"{final.name}.altered-{stamp}"))
     # Staged beside its final name (not in .tmp/, which opening a case clears), then renamed.
     staging = folder / f".{stem}-{uuid.uuid4().hex}.partial"
     try:
@@ -264,6 +269,10 @@ def verify_examinations(case: Case) -> list[tuple[str, str]]:
             if rel not in logged:
                 problems.append((rel, "not in the audit log (placed by hand, or left by an interrupted "
                                       "examination); it is never used"))
+        for p in sorted(root.glob("*/*.altered-*")):
+            problems.append((p.relative_to(case.path).as_posix(),
+                             "an examination file that was changed after it was stored, set aside for review "
+                             "when the item was examined again"))
     return problems
 
 

@@ -65,11 +65,17 @@ def test_hand_edited_or_deleted_examination_is_refused(case, tmp_path):
     with pytest.raises(ExaminationChanged, match="changed after it was stored"):
         load_examination(case, ev.id)
     assert verify_examinations(case) == [(exam.path.relative_to(case.path).as_posix(), "changed after it was stored")]
+    again = examine_evidence(case, ev.id)  # re-examining restores a verified record…
+    assert load_examination(case, ev.id).sha256 == again.sha256 == exam.sha256
+    (kept,) = exam.path.parent.glob(exam.path.name + ".altered-*")  # …and keeps the altered one for review
+    assert json.loads(kept.read_text())["alerts"] == []
+    assert [why for _, why in verify_examinations(case)] == [
+        "an examination file that was changed after it was stored, set aside for review when the item was "
+        "examined again"]
+    os.chmod(exam.path, 0o644)
     exam.path.unlink()
     with pytest.raises(ExaminationChanged, match="missing"):
         load_examination(case, ev.id)
-    again = examine_evidence(case, ev.id)  # re-examining restores a verified record
-    assert load_examination(case, ev.id).sha256 == again.sha256
 
 
 def test_changed_evidence_is_not_examined(case, tmp_path):
