@@ -212,7 +212,8 @@ def load_examination(case: Case, evidence_id: int) -> Examination | None:
     sha = sha256_bytes(data)
     if sha != entry.details["sha256"]:
         raise ExaminationChanged(f"the examination of evidence {evidence_id} ({entry.details['file']}) changed "
-                                 "after it was stored; re-examine the item (the altered file is then set aside for review)")
+                                 "after it was stored; re-examine the item (the altered file is then set aside "
+                                 "for review)")
     return Examination(evidence_id, json.loads(data), path, sha)
 
 

@@ -110,8 +110,11 @@ class PinsBox(QGroupBox):
         item = self.list.currentItem()
         if item is None or self.case is None:
             return
-        from declip_desktop.pins import unpin
+        from declip_desktop.pins import PinError, unpin
 
-        unpin(self.case, self.evidence_id, item.data(Qt.ItemDataRole.UserRole))
+        try:
+            unpin(self.case, self.evidence_id, item.data(Qt.ItemDataRole.UserRole))
+        except PinError as exc:  # e.g. removed meanwhile from another window
+            self.failed.emit(f"Could not remove the pin: {exc}", "")
         self.refresh()
         self.changed.emit()
