@@ -16,6 +16,8 @@ def examined_case(tmp_path):
     src.mkdir()
     (src / "sd.png").write_bytes(png_with_text(texture(120, 160, 1), {"parameters": "fox\nSteps: 20, Sampler: Euler"}))
     (src / "plain.png").write_bytes(png_with_text(texture(120, 160, 2), {}))
+    (src / "comfy.png").write_bytes(png_with_text(texture(120, 160, 3), {
+        "prompt": '{"3": {"class_type": "KSampler", "inputs": {"seed": 5}}}'}))
     case = Case.create(tmp_path / "case", number="17", title="GUI", analyst="Ana")
     report, _ = import_and_examine(case, [src])
     yield case, {e.original_name: e.id for e in report.imported}
@@ -56,6 +58,20 @@ def test_metadata_tab_shows_alerts_tree_search_and_raw(qtbot, inspector, examine
         walk(tab.tree.topLevelItem(i))
     assert ("parameters", "fox ⏎ Steps: 20, Sampler: Euler") in visible
     assert all(name in ("png_text", "parameters") for name, _ in visible)
+    inspector.show_evidence(ids["comfy.png"])
+    qtbot.waitUntil(lambda: tab.record is not None and "ComfyUI" in tab.alerts.toPlainText(), timeout=10_000)
+    tab.search.setText("KSampler")  # inside the JSON of the prompt chunk, shown as a tree
+    found = []
+
+    def walk2(item, path):
+        if not item.isHidden() and item.text(1) == "KSampler":
+            found.append(path + [item.text(0)])
+        for i in range(item.childCount()):
+            walk2(item.child(i), path + [item.text(0)])
+
+    for i in range(tab.tree.topLevelItemCount()):
+        walk2(tab.tree.topLevelItem(i), [])
+    assert found == [["png_text", "prompt", "3", "class_type"]]
     inspector.show_evidence(ids["plain.png"])
     qtbot.waitUntil(lambda: tab.record is not None and "Generator" not in tab.alerts.toPlainText(), timeout=10_000)
 
@@ -99,6 +115,8 @@ def test_evidence_list_badges(qtbot, examined_case):
     row = panel.model.row_of(ids["sd.png"])
     text = panel.model.data(panel.model.index(row, 0))
     assert text.startswith("sd.png") and "⚠1" in text
+    plain = panel.model.data(panel.model.index(panel.model.row_of(ids["plain.png"]), 0))
+    assert plain == "plain.png"  # nothing to flag: no badge
     tip = panel.model.data(panel.model.index(row, 0), role=3)  # ToolTipRole
     assert "generator_signature" in tip
 

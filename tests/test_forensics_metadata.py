@@ -62,7 +62,8 @@ def test_stable_diffusion_parameters_chunk_is_shown_and_alerted(tmp_path):
 
 def test_comfyui_prompt_and_workflow_in_compressed_chunks(tmp_path):
     prompt = json.dumps({"3": {"class_type": "KSampler", "inputs": {"seed": 5}}})
-    workflow = json.dumps({"nodes": [{"id": 3, "type": "KSampler"}]})
+    workflow = json.dumps({"nodes": [{"id": i, "type": "KSampler", "widgets_values": ["x" * 40]} for i in range(2000)]})
+    assert len(workflow) > 100_000  # real workflows are this large: kept whole, not cut
     data = png_with_text(texture(48, 48, 1), {"prompt": prompt, "workflow": workflow}, compressed=("workflow",))
     meta = read_metadata(_write(tmp_path, "comfy.png", data))
     assert json.loads(meta["png_text"]["workflow"]) == json.loads(workflow)

@@ -25,12 +25,6 @@ def _values(tags: dict[str, Any], name: str) -> list[Any] | None:
     return list(values) if isinstance(values, (list, tuple)) else [values]
 
 
-def _ref(tags: dict[str, Any], name: str) -> str:
-    values = _values(tags, name)
-    return str(values[0] if values and not isinstance(values, str) else (values or "")).strip().upper() \
-        if values else ""
-
-
 def _degrees(tags: dict[str, Any], name: str, ref_name: str, negative: str, limit: float) -> float | None:
     values = _values(tags, name)
     if not values:

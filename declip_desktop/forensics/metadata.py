@@ -22,7 +22,10 @@ from declip_desktop.forensics.jpeg_tables import estimate_quality
 from declip_desktop.forensics.thumbnail import compare_thumbnail
 from declip_desktop.forensics.xmp import parse_xmp
 
-MAX_VALUE_CHARS = 4000  # per value shown; the raw view of a huge chunk is cut, and says so
+MAX_VALUE_CHARS = 4000  # per EXIF/IPTC value; a longer one is cut, and says so
+#: PNG text is kept whole up to this (ComfyUI workflows run to hundreds of KB; Pillow itself
+#: refuses a decompressed chunk above 1 MiB).
+MAX_TEXT_CHARS = 2_000_000
 _MAX_TAGS = 5000
 
 _IPTC_NAMES = {
@@ -36,10 +39,10 @@ _IPTC_NAMES = {
 }
 
 
-def _bounded(text: str) -> str:
+def _bounded(text: str, limit: int = MAX_VALUE_CHARS) -> str:
     text = text.replace("\x00", "")
-    if len(text) > MAX_VALUE_CHARS:
-        return text[:MAX_VALUE_CHARS] + f"… [{len(text) - MAX_VALUE_CHARS} more characters]"
+    if len(text) > limit:
+        return text[:limit] + f"… [{len(text) - limit} more characters]"
     return text
 
 
@@ -104,7 +107,7 @@ def _read_png_text(img: Image.Image, data: bytes, errors: list[dict[str, str]]) 
                                                       "could not be decoded (corrupt, oversized or duplicate keys)"})
     out = {}
     for key, value in list(text.items())[:500]:
-        out[str(key)[:200]] = _bounded(str(value)) if not isinstance(value, bytes) else _decode(value)
+        out[str(key)[:200]] = _bounded(str(value), MAX_TEXT_CHARS) if not isinstance(value, bytes) else _decode(value)
     return out
 
 

@@ -36,7 +36,11 @@ def _fill(parent: QTreeWidgetItem | QTreeWidget, value: Any, budget: list[int]) 
         if key == "png_base64":
             continue  # shown as a picture in the Thumbnail tab
         node = QTreeWidgetItem([str(key), ""])
-        if isinstance(child, (dict, list)) and child:
+        parsed = _json_text(child)
+        if parsed is not None:  # e.g. ComfyUI's prompt/workflow chunks: shown as a tree too
+            node.setText(1, f"(JSON, {len(child):,} characters)")
+            _fill(node, parsed, budget)
+        elif isinstance(child, (dict, list)) and child:
             _fill(node, child, budget)
         else:
             text = "" if child is None else str(child)
@@ -46,6 +50,17 @@ def _fill(parent: QTreeWidgetItem | QTreeWidget, value: Any, budget: list[int]) 
             parent.addTopLevelItem(node)
         else:
             parent.addChild(node)
+
+
+def _json_text(value: Any) -> dict | list | None:
+    """A JSON object/array held in a text value, else None."""
+    if not isinstance(value, str) or len(value) < 2 or value.lstrip()[:1] not in "{[":
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, (dict, list)) and parsed else None
 
 
 def _filter(item: QTreeWidgetItem, needle: str) -> bool:
