@@ -10,8 +10,8 @@ from PIL import Image
 from declip_desktop.forensics.alerts import find_alerts
 from declip_desktop.forensics.metadata import read_metadata
 from declip_desktop.forensics.provenance import MISSING_STATEMENT, read_c2pa
-from c2pa_files import MANIFEST, TRAINED, make_credentials, sign
-from forensics_files import jpeg_bytes, texture
+from tests.c2pa_files import MANIFEST, TRAINED, make_credentials, sign
+from tests.forensics_files import jpeg_bytes, texture
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from declip_desktop.examination import (
     load_examination,
     verify_examinations,
 )
-from forensics_files import png_with_text, texture
-from test_forensics_metadata import HOSTILE
+from tests.forensics_files import png_with_text, texture
+from tests.test_forensics_metadata import HOSTILE
 
 
 @pytest.fixture

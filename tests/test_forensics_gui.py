@@ -7,7 +7,7 @@ import pytest
 from declip_desktop.cases import Case
 from declip_desktop.examination import import_and_examine
 from declip_desktop.gui.settings import Settings
-from forensics_files import png_with_text, texture
+from tests.forensics_files import png_with_text, texture
 
 
 @pytest.fixture
@@ -149,11 +149,11 @@ def test_pinning_from_the_views_tab(qtbot, inspector, examined_case):
 
 
 def test_c2pa_summary_regions_and_badge(qtbot, tmp_path):
-    from c2pa_files import MANIFEST, make_credentials, sign
+    from tests.c2pa_files import MANIFEST, make_credentials, sign
     from declip_desktop.gui.evidence_panel import EvidencePanel
     from declip_desktop.gui.forensics_panel import refresh_badges
     from declip_desktop.gui.inspector import Inspector
-    from forensics_files import jpeg_bytes
+    from tests.forensics_files import jpeg_bytes
 
     src = tmp_path / "signed.jpg"
     src.write_bytes(sign(make_credentials(), jpeg_bytes(texture(64, 96, 2), 90), MANIFEST))

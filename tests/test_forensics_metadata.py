@@ -14,7 +14,7 @@ from PIL import Image
 from declip_desktop.forensics.alerts import find_alerts
 from declip_desktop.forensics.metadata import key_fields, read_metadata
 from declip_desktop.forensics.xmp import parse_xmp
-from forensics_files import (
+from tests.forensics_files import (
     PHOTOSHOP_XMP,
     build_exif,
     insert_app1_xmp,

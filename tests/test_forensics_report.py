@@ -13,7 +13,7 @@ from declip_desktop.cases import Case
 from declip_desktop.examination import import_and_examine, load_examination
 from declip_desktop.reports import build_report
 from declip_desktop.reports.forensics_rows import rows_from_record
-from forensics_files import png_with_text, texture
+from tests.forensics_files import png_with_text, texture
 
 
 def _text(path) -> str:
@@ -27,7 +27,7 @@ def test_details_page_lists_metadata_alerts_and_c2pa(tmp_path):
     with Case.create(tmp_path / "case", number="17", title="Report", analyst="Ana") as case:
         report, _ = import_and_examine(case, [src])
         ev = report.imported[0]
-        text = _text(build_report(case))
+        text = _text(build_report(case).path)
         assert "Alerts (2)" in text and "Generator signature" in text and "Editing software: Adobe Photoshop" in text
         assert "Content Credentials none (proves nothing" in text
         assert "PNG text 'parameters' owl Steps: 25" in text
@@ -35,7 +35,7 @@ def test_details_page_lists_metadata_alerts_and_c2pa(tmp_path):
         exam = load_examination(case, ev.id)
         os.chmod(exam.path, 0o644)
         exam.path.write_text(json.dumps({**exam.record, "alerts": []}))
-        text = _text(build_report(case))
+        text = _text(build_report(case).path)
         assert "NOT USED" in text and "changed after it was stored" in text and "Generator signature" not in text
 
 
@@ -71,7 +71,7 @@ def test_pinned_views_alerts_and_c2pa_appear_with_note_and_explanation(tmp_path)
             pin(case, eid, "view", "nope")
         with pytest.raises(PinError, match="no pin"):
             unpin(case, eid, "feedbeef")
-        kept = build_report(case)
+        kept = build_report(case).path
         reader = pypdf.PdfReader(str(kept))
         pages = [re.sub(r"\s+", " ", p.extract_text() or "") for p in reader.pages]
         pinned = [t for t in pages if "pinned by the analyst" in t]

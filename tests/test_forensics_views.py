@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from declip_desktop.forensics.views import VIEWS, compute_view
-from forensics_files import decode, jpeg_bytes, scene, texture
+from tests.forensics_files import decode, jpeg_bytes, scene, texture
 
 H, W = 384, 512
 REGION = (slice(128, 256), slice(192, 320))
