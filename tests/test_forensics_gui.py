@@ -87,9 +87,14 @@ def test_views_tab_computes_off_the_ui_thread_and_toggles_like_a_layer(qtbot, in
     assert "Limits" in views.explanation.toPlainText()
     rect = views.layer.mapRectToScene(views.layer.boundingRect())
     assert (round(rect.width()), round(rect.height())) == (160, 120)  # stretched over the photo
-    views.show_check.setChecked(False)
+    toggle = inspector.layer_checks["forensic_view"]  # in the inspector's bar, like Heat and Mask
+    toggle.setChecked(False)
     assert not views.layer.isVisible()
-    views.show_check.setChecked(True)
+    toggle.setChecked(True)
+    assert views.layer.isVisible()
+    inspector.toggle_overlay()  # the overlay key hides it with the other overlays
+    assert not views.layer.isVisible()
+    inspector.toggle_overlay()
     views_dir = case.path / "forensics" / str(ids["sd.png"]) / "views"
     qtbot.waitUntil(lambda: any(views_dir.glob("ela-*.json")), timeout=10_000)  # cached after it was shown
     views.view_combo.setCurrentIndex(0)
@@ -99,7 +104,7 @@ def test_views_tab_computes_off_the_ui_thread_and_toggles_like_a_layer(qtbot, in
     views.view_combo.setCurrentIndex(views.view_combo.findData("copy_move"))
     qtbot.waitUntil(lambda: views.last_result is not None and views.last_result.name == "copy_move", timeout=10_000)
     inspector.show_evidence(None)
-    assert not views.layer.isVisible()
+    assert views.layer.pixmap().isNull()
 
 
 def test_evidence_list_badges(qtbot, examined_case):

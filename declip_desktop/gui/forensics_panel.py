@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject
 
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.forensics_text import badge_for
+from declip_desktop.gui.inspector_model import Layer
 from declip_desktop.gui.metadata_tab import MetadataTab
 from declip_desktop.gui.views_tab import ViewsTab
 
@@ -29,6 +30,12 @@ class ForensicsPanel(QObject):
         self.views_tab.failed.connect(inspector.errorOccurred)
         inspector.tabs.addTab(self.metadata_tab, "Metadata")
         inspector.tabs.addTab(self.views_tab, "Views")
+        inspector.add_overlay_layer(Layer("forensic_view", "Forensic view", True,
+                                          "Show the classical view chosen in the Views tab", needs_map=False),
+                                    self.views_tab.layer)
+        inspector.add_overlay_layer(Layer("c2pa_regions", "C2PA regions", True,
+                                          "Outline the edit regions declared in the Content Credentials",
+                                          needs_map=False), self.views_tab.region_group)
         self._token = 0
         self.case = None
         self.evidence = None
@@ -38,6 +45,7 @@ class ForensicsPanel(QObject):
         self._token += 1
         self.case, self.evidence = case, ev
         self.metadata_tab.clear("Reading the stored examination…" if ev is not None else "")
+        self.views_tab.clear_regions()
         self.views_tab.show_evidence(case, ev.id if ev is not None else None,
                                      (ev.width, ev.height) if ev is not None else None)
         if ev is None or case is None:

@@ -7,9 +7,9 @@ import numpy as np
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPen, QPixmap, QPolygonF, QTransform
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFormLayout,
+    QGraphicsItemGroup,
     QGraphicsPixmapItem,
     QGraphicsPolygonItem,
     QLabel,
@@ -25,6 +25,7 @@ from declip_desktop.gui.background import run_background
 from declip_desktop.gui.pins_box import PinsBox
 
 LAYER_Z = 0.5  # above the photo, below the DeCLIP heat map, mask and outlines
+REGIONS_Z = 6  # C2PA-declared regions: above everything
 DISPLAY_MAX_SIDE = 4096  # views are shown at most this large (the cache keeps full resolution)
 _QUALITY_VIEWS = {"ela": 90, "jpeg_ghost": 0}
 
@@ -75,10 +76,6 @@ class ViewsTab(QWidget):
         self.quality_spin.setToolTip("JPEG quality for ELA / JPEG ghosts (ghosts: auto = quality of least change)")
         self.quality_spin.editingFinished.connect(self._request)
         form.addRow("Quality", self.quality_spin)
-        self.show_check = QCheckBox("Show layer")
-        self.show_check.setChecked(True)
-        self.show_check.toggled.connect(self._update_visibility)
-        form.addRow("", self.show_check)
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(10, 100)
         self.opacity.setValue(85)
@@ -93,12 +90,16 @@ class ViewsTab(QWidget):
         self.pins = PinsBox(self.current_view)
         self.pins.failed.connect(self.failed)
         layout.addWidget(self.pins)
+        # Two overlay items; whether they are drawn is the inspector model's call (its check boxes,
+        # overlay toggle and flicker), through Inspector.add_overlay_layer (gui.forensics_panel).
         self.layer = QGraphicsPixmapItem()
         self.layer.setZValue(LAYER_Z)
-        self.layer.setVisible(False)
         self.layer.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.layer.setOpacity(0.85)
         image_view.scene().addItem(self.layer)
+        self.region_group = QGraphicsItemGroup()
+        self.region_group.setZValue(REGIONS_Z)
+        image_view.scene().addItem(self.region_group)
         self.outlines: list[QGraphicsPolygonItem] = []
         self._set_controls()
 
@@ -129,11 +130,7 @@ class ViewsTab(QWidget):
                                       "own reading and limits, shown here; none of them is a verdict.")
 
     def _clear_layer(self) -> None:
-        self.layer.setVisible(False)
         self.layer.setPixmap(QPixmap())
-        for item in self.outlines:
-            self.image_view.scene().removeItem(item)
-        self.outlines = []
 
     def _request(self) -> None:
         self._set_controls()
@@ -186,7 +183,6 @@ class ViewsTab(QWidget):
         if extras:
             note += " " + ", ".join(f"{k}: {v}" for k, v in extras.items())
         self.status.setText(note)
-        self._update_visibility()
 
     def _failed(self, token: int, exc: Exception, detail: str) -> None:
         if token != self._token:
@@ -194,16 +190,9 @@ class ViewsTab(QWidget):
         self.status.setText(f"The view could not be computed: {exc}")
         self.failed.emit(f"The view could not be computed: {exc}", detail)
 
-    def _update_visibility(self) -> None:
-        self.layer.setVisible(self.show_check.isChecked() and self.last_result is not None)
-        for item in self.outlines:
-            item.setVisible(self.show_check.isChecked())
-
     def show_regions(self, regions: list[dict], width: int, height: int) -> None:
         """Outline C2PA-declared edit regions (pixel or percent units) over the photo."""
-        for item in self.outlines:
-            self.image_view.scene().removeItem(item)
-        self.outlines = []
+        self.clear_regions()
         pen = QPen(QColor(0, 200, 255))
         pen.setCosmetic(True)
         pen.setWidthF(2.0)
@@ -220,7 +209,12 @@ class ViewsTab(QWidget):
                 continue
             item = QGraphicsPolygonItem(QPolygonF([QPointF(px, py) for px, py in points]))
             item.setPen(pen)
-            item.setZValue(6)
             item.setToolTip(str(r.get("description") or "C2PA declared region"))
-            self.image_view.scene().addItem(item)
+            self.region_group.addToGroup(item)
             self.outlines.append(item)
+
+    def clear_regions(self) -> None:
+        for item in self.outlines:
+            self.region_group.removeFromGroup(item)
+            self.image_view.scene().removeItem(item)
+        self.outlines = []
