@@ -184,3 +184,38 @@ def test_c2pa_summary_regions_and_badge(qtbot, tmp_path):
         qtbot.waitUntil(lambda: bool(panel.model.badges), timeout=10_000)
         assert "CR✓" in panel.model.data(panel.model.index(0, 0))
         widget.set_case(None)
+
+
+def test_closing_the_case_while_imports_are_examined_is_safe(qtbot, tmp_path, monkeypatch):
+    """The examination after an import runs on its own connection: the analyst closing the case
+    meanwhile must neither crash the program (SQLite under a closed connection) nor lose the record."""
+    import threading
+
+    from declip_desktop.desktop import engine_services
+    from declip_desktop.examination import load_examination, records
+    from declip_desktop.gui.background import wait_for_background
+    from declip_desktop.gui.main_window import MainWindow
+
+    started, release = threading.Event(), threading.Event()
+    real = records.read_metadata
+
+    def held(path):
+        started.set()
+        release.wait(20)
+        return real(path)
+
+    monkeypatch.setattr(records, "read_metadata", held)
+    win = MainWindow(Settings(), device="cpu", fast=False, services=engine_services())
+    qtbot.addWidget(win)
+    folder = tmp_path / "case"
+    assert win.create_case(str(folder), "17", "close during examination", "Ana")
+    src = tmp_path / "sd.png"
+    src.write_bytes(png_with_text(texture(48, 64, 5), {"parameters": "x\nSteps: 5, Sampler: Euler"}))
+    win.import_paths([str(src)])
+    assert started.wait(30)
+    win.close_case(go_to_start=False)  # while the examination is held inside its pool job
+    release.set()
+    assert wait_for_background(30_000)
+    with Case.open(folder) as case:
+        exam = load_examination(case, 1)
+        assert exam is not None and any(a["code"] == "generator_signature" for a in exam.alerts)

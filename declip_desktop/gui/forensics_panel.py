@@ -10,6 +10,7 @@ import logging
 from PySide6.QtCore import QObject
 
 from declip_desktop.gui.background import run_background
+from declip_desktop.gui.case_access import own_case
 from declip_desktop.gui.forensics_text import badge_for
 from declip_desktop.gui.inspector_model import Layer
 from declip_desktop.gui.metadata_tab import MetadataTab
@@ -55,7 +56,8 @@ class ForensicsPanel(QObject):
         def load():
             from declip_desktop.examination import load_examination
 
-            return load_examination(case, ev.id)
+            with own_case(case) as private:
+                return load_examination(private, ev.id)
 
         run_background(load, lambda exam: self._loaded(token, exam), lambda e, d: self._failed(token, e, d))
 
@@ -85,10 +87,13 @@ class ForensicsPanel(QObject):
         case, ev, token = self.case, self.evidence, self._token
         self.metadata_tab.clear("Examining…")
 
+        analyst = self.inspector.settings.analyst or None
+
         def work():
             from declip_desktop.examination import examine_evidence
 
-            return examine_evidence(case, ev.id)
+            with own_case(case, read_only=False, analyst=analyst) as private:
+                return examine_evidence(private, ev.id, analyst=analyst)
 
         run_background(work, lambda exam: self._loaded(token, exam), lambda e, d: self._failed(token, e, d))
 
@@ -102,7 +107,8 @@ def refresh_badges(panel, case) -> None:
     def work():
         from declip_desktop.examination import alert_summaries
 
-        return {eid: badge_for(s) for eid, s in alert_summaries(case).items()}
+        with own_case(case) as private:
+            return {eid: badge_for(s) for eid, s in alert_summaries(private).items()}
 
     def failed(exc: Exception, detail: str) -> None:
         log.warning("alert badges could not be read: %s\n%s", exc, detail)  # the list still works without them

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from declip_desktop.forensics.views import VIEWS
 from declip_desktop.gui.background import run_background
+from declip_desktop.gui.case_access import own_case
 from declip_desktop.gui.pins_box import PinsBox
 
 LAYER_Z = 0.5  # above the photo, below the DeCLIP heat map, mask and outlines
@@ -153,7 +154,8 @@ class ViewsTab(QWidget):
             from declip_desktop.examination import cached_view
 
             # Shown first, cached after (writing a 12 MP map takes about a second).
-            view = cached_view(case, evidence_id, name, write_cache=False, **params)
+            with own_case(case) as private:  # the case may be closed while this runs
+                view = cached_view(private, evidence_id, name, write_cache=False, **params)
             return view, to_display_rgb(view.data, view.kind)
 
         def ready(view, display) -> None:
@@ -162,7 +164,11 @@ class ViewsTab(QWidget):
                 return
             from declip_desktop.examination import store_view
 
-            run_background(lambda: store_view(case, evidence_id, view, params), lambda _r: None,
+            def store() -> None:
+                with own_case(case) as private:
+                    store_view(private, evidence_id, view, params)
+
+            run_background(store, lambda _r: None,
                            lambda e, d: self.failed.emit(f"The view could not be cached in the case: {e}", d))
 
         run_background(work, lambda r: ready(*r), lambda e, d: self._failed(token, e, d))
