@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cases_util import noise_image
+from tests.cases_util import noise_image
 from declip_desktop.cases import Case
 from declip_desktop.cli import main
 from declip_desktop.common.outputs import DiskFullError, write_output

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cases_util import jpeg_bytes, png_bomb_header
+from tests.cases_util import jpeg_bytes, png_bomb_header
 from declip_desktop.cases import Case
 from declip_desktop.cli import main
 from declip_desktop.common.images import ImageError, decode_webp_array, load_rgb, probe_image

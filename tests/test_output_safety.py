@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cases_util import noise_image
+from tests.cases_util import noise_image
 from declip_desktop.cases import Case
 from declip_desktop.cli import PIPE_CLOSED, main
 from declip_desktop.common.text import csv_safe, terminal_json, terminal_safe

@@ -29,8 +29,8 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-#: The case store's layout as seen from outside (must match cases.case: DB_NAME and its folders).
-CASE_DB_NAME = "case.sqlite"
+from declip_desktop.common.facts import CASE_DB_NAME  # how a case folder is recognised
+
 #: The one folder of a case that commands may write into (exports made by the user).
 CASE_WRITABLE_FOLDER = "exports"
 
@@ -332,7 +332,7 @@ def resolved_destination(path: str | os.PathLike[str]) -> Path:
 
 
 __all__ = [
-    "CASE_DB_NAME", "DiskFullError", "OutputRefused", "Protected", "atomic_output", "case_root_of",
+    "DiskFullError", "OutputRefused", "Protected", "atomic_output", "case_root_of",
     "check_destination", "check_output_folder", "disk_full_as_error", "free_bytes", "is_disk_full",
     "resolved_destination", "write_output",
 ]
