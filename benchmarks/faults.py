@@ -39,11 +39,27 @@ def tampering_section() -> list[tuple[str, Check]]:
     """>>> TAMPERING PLUG-IN POINT (issue 15 items 1-4) <<<
 
     The tampering catalogue (benchmarks/tampering.py, written with `case verify`'s trail
-    replay) plugs in here and only here: return its attacks as (name, check) pairs whose
-    check edits a finished case with plain SQL/file operations and returns
-    Outcome(ok=verify caught it, detail=what verify said). Until the lead merges it, this
-    section is empty and the summary says so."""
-    return []
+    replay) plugs in here and only here: each attack edits a copy of one finished case with
+    plain SQL/file operations and counts as detected when `verify` (with the receipt kept
+    outside the case) names it. The pristine case is built once, on the first attack."""
+    import tampering
+    from tampering_case import build_case
+
+    state: dict[str, object] = {}
+
+    def make(attack) -> Check:  # noqa: ANN001 - a tampering.Attack
+        def check(work: Path) -> Outcome:
+            if "pristine" not in state:
+                os.environ["DECLIP_HOME"] = str(work.parent / "tampering-home")  # its signing keys
+                state["pristine"] = build_case(work.parent / "tampering-pristine")
+            done = tampering.run_attack(attack, state["pristine"], work)
+            said = done.problems[0] if done.problems else "verify reported nothing"
+            alone = "" if done.detected_without_anchor or not done.detected else " (needs the receipt)"
+            return Outcome(done.detected, f"{attack.description}{alone}: {said[:100]}")
+
+        return check
+
+    return [(f"tamper: {a.name}", make(a)) for a in tampering.ATTACKS]
 
 
 def sections() -> dict[str, list[tuple[str, Check]]]:
@@ -75,7 +91,7 @@ def main() -> int:
     scratch_root.mkdir(parents=True, exist_ok=True)
     for name in chosen:
         checks = all_sections[name]
-        print(f"== {name}: {len(checks)} check(s)" + ("  (not plugged in yet)" if not checks else ""))
+        print(f"== {name}: {len(checks)} check(s)")
         for label, check in checks:
             work = scratch_root / f"{name}-{total:03d}"
             work.mkdir()

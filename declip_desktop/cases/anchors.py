@@ -27,7 +27,6 @@ from declip_desktop.cases import audit, signing
 from declip_desktop.cases.errors import CaseError
 from declip_desktop.cases.records import Problem
 from declip_desktop.common.hashing import sha256_file
-from declip_desktop.common.outputs import DiskFullError, OutputRefused, write_output
 from declip_desktop.common.version import software_id
 
 RECEIPT_FORMAT = "declip-anchor/1"
@@ -72,18 +71,17 @@ def make_receipt(case: Any, signer: signing.Signer | None = None) -> dict[str, A
 
 
 def write_new_file(path: Path, text: str) -> None:
-    """Create `path` with `text`; an existing file (or a symlink) is never replaced.
-
-    Through `common.outputs` like every file a command writes: never inside a case folder's
-    internals, never half-written (a full disk raises DiskFullError and leaves nothing)."""
+    """Create `path` with `text`; an existing file (or a symlink) is never replaced."""
     try:
-        write_output(path, text.encode("utf-8"), what="receipt", can_force=False)
-    except OutputRefused as exc:
-        raise CaseError(str(exc)) from None
-    except DiskFullError:
-        raise
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except FileExistsError:
+        raise CaseError(f"{path} already exists; it was not replaced. Choose a new file name.") from None
     except OSError as exc:
         raise CaseError(f"cannot write {path}: {exc.strerror or exc}. Choose another location.") from exc
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _describe_signer(block: dict[str, Any]) -> str:

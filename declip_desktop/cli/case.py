@@ -253,7 +253,8 @@ def _verify(args: argparse.Namespace) -> int:
 def _anchor(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from declip_desktop.cases.anchors import make_receipt, write_new_file
+    from declip_desktop.cases.anchors import make_receipt
+    from declip_desktop.common.outputs import write_output
 
     signer = None
     if args.sign or args.key:
@@ -263,7 +264,9 @@ def _anchor(args: argparse.Namespace) -> int:
     with _open(args, read_only=True) as case:
         receipt = make_receipt(case, signer)
     out = Path(args.out).expanduser().absolute()
-    write_new_file(out, json.dumps(receipt, indent=2, ensure_ascii=False) + "\n")
+    # A destination the user names: the common guard (never into a case, never replaced, no links).
+    write_output(out, (json.dumps(receipt, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+                 what="receipt", can_force=False)
     print(f"Anchor receipt for case {receipt['case_number']}: entry {receipt['audit_count']}, head "
           f"{receipt['audit_head']}, made {receipt['made_at']}" + (f", signed by {signer.name}" if signer else ""))
     print(f"Written to {out}. Keep it outside the case (mail it, print it); check it later with "
