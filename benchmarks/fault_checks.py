@@ -8,6 +8,7 @@ damaged (a case that no longer verifies, a referenced file missing, an original 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sqlite3
@@ -114,13 +115,15 @@ def cleanup_mounts() -> None:
 
 def fill(disk: Path, leave: int) -> Path:
     filler = disk / "filler"
-    with open(filler, "ab") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError:
-            pass  # full: that is the point
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # unbuffered: nothing left to flush
+    try:
+        while os.write(fd, b"\0" * 65536):
+            continue
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
     os.truncate(filler, max(0, filler.stat().st_size - leave))
     return filler
 
