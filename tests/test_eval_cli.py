@@ -104,7 +104,8 @@ def test_polarity_option_inverts_masks(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "eval", "--maps", str(maps), "--masks", str(masks), "--mask-polarity", "black",
                            "--csv", str(tmp_path / "r.csv"), "--json")
     assert code == 0 and json.loads(out)["iou"] == 100.0
-    code, out, _ = run_cli(capsys, "eval", "--maps", str(maps), "--masks", str(masks), "--csv", str(tmp_path / "r.csv"), "--json")
+    code, out, _ = run_cli(capsys, "eval", "--maps", str(maps), "--masks", str(masks), "--csv", str(tmp_path / "r.csv"),
+                           "--force", "--json")  # the second run replaces the first run's CSV
     assert json.loads(out)["iou"] < 1e-3  # read as white-is-manipulated it is the complement
 
 

@@ -62,6 +62,7 @@ from declip_desktop.cases.records import (
 from declip_desktop.common.facts import CASE_DB_NAME
 from declip_desktop.common.hashing import sha256_bytes, sha256_file
 from declip_desktop.common.images import DEFAULT_MAX_PIXELS
+from declip_desktop.common.outputs import DiskFullError, disk_full_as_error
 from declip_desktop.common.probmaps import decode_png16, encode_png16
 from declip_desktop.common.version import SOFTWARE_VERSION, software_id
 
@@ -81,6 +82,14 @@ SELECT e.*, a.score AS latest_score, a.error AS latest_error
 FROM evidence e
 LEFT JOIN analyses a ON a.id = (SELECT MAX(id) FROM analyses WHERE evidence_id = e.id)
 """
+
+
+def _total_size(paths: Iterable[Path]) -> int:
+    total = 0
+    for p in paths:
+        with contextlib.suppress(OSError):
+            total += os.stat(p).st_size
+    return total
 
 
 def _json(value: Any) -> str:
@@ -258,6 +267,8 @@ class Case:
             finally:
                 conn.close()
         except sqlite3.DatabaseError as exc:
+            if db.is_full(exc, db_path):  # a full disk, not a damaged database: never say "restore"
+                raise DiskFullError(db_path, 1 << 20) from exc
             raise CaseError(f"{db_path} is not a readable case database ({exc}). "
                             "Restore the case from a backup.") from exc
         if version > schema.SCHEMA_VERSION:
@@ -469,7 +480,13 @@ class Case:
                         window.append(pool.submit(stage, cand, tmp, max_pixels, known))
                     if not window:
                         break
-                    result = window.pop(0).result()
+                    try:
+                        result = window.pop(0).result()
+                    except DiskFullError as full:
+                        # What the rest of the import needs: the files not yet copied.
+                        full.needed = (full.needed or 0) + _total_size(c.path for c in queue)
+                        self._stop_import_disk_full(full, window, pending, actor, report, total)
+                        raise
                     pending.append(result)
                     done += 1
                     if progress:
@@ -489,9 +506,39 @@ class Case:
             lookup.close()
         return report
 
+    def _stop_import_disk_full(self, full: DiskFullError, window: list[Future],
+                               pending: list[Staged | Duplicate | Rejection], actor: str,
+                               report: ImportReport, total: int) -> None:
+        """The case's disk is full: keep what is complete, record why the import stopped, drop the rest.
+
+        Files staged before the disk filled are whole and hash-checked, so they are committed
+        together with the `import.stopped` entry that gives the reason. If even that does not
+        fit, the staged copies are deleted to make room and the entry is written alone. Files
+        not reached are not recorded at all: no file was to blame."""
+        for fut in window:  # let the running copies finish or fail; keep the complete ones
+            try:
+                pending.append(fut.result())
+            except DiskFullError:
+                continue
+        window.clear()
+        try:
+            self._commit_import(pending, actor, report, stopped=(full, total))
+        except DiskFullError:
+            for item in pending:
+                if isinstance(item, Staged) and item.staged_path.exists():
+                    os.chmod(item.staged_path, 0o644)
+                    item.staged_path.unlink()
+            try:
+                self._commit_import([], actor, report, stopped=(full, total))
+            except DiskFullError:
+                return  # not even one audit entry fits; the user still gets the message
+        finally:
+            pending.clear()
+
     def _commit_import(self, items: Sequence[Staged | Duplicate | Rejection], actor: str,
-                       report: ImportReport) -> None:
-        if not items:
+                       report: ImportReport, stopped: tuple[DiskFullError, int] | None = None) -> None:
+        """Commit one batch; `stopped` (disk full, total files) also records why the import ends."""
+        if not items and stopped is None:
             return
         fsync_dir(self._tmp)  # staged names are durable before the rows that point at them
         now = audit.now_iso()
@@ -541,6 +588,14 @@ class Case:
                              evidence_id)
                 new_ids.append(evidence_id)
                 to_move.append((item.staged_path, self.path / "evidence" / item.final_name))
+            if stopped is not None:
+                full, total = stopped
+                done = (len(report.imported) + len(report.duplicates) + len(report.rejected)
+                        + len(new_ids) + len(duplicates) + len(rejected))
+                full.note_import(done, total)
+                audit.append(conn, actor, "import.stopped", "case",
+                             {"reason": str(full), "path": full.path, "free_bytes": full.free,
+                              "needed_bytes": full.needed, "files_done": done, "files_total": total})
         # Committed: now move the copies into place (recovery finishes this after a crash).
         for src, dst in to_move:
             os.replace(src, dst)
@@ -665,7 +720,13 @@ class Case:
             partial = self._tmp / f"{token}{PARTIAL_SUFFIX}"
             staged = self._tmp / staged_name(final.name, token)
             try:
-                write_durable(partial, png)
+                try:
+                    with disk_full_as_error(self._tmp, len(png)):
+                        write_durable(partial, png)
+                except DiskFullError as full:
+                    partial.unlink(missing_ok=True)  # first make room for the audit entry
+                    self._log_disk_full(full, ev.id, "analysis.stopped")
+                    raise
                 if sha256_file(partial) != map_sha:
                     raise CaseError(f"evidence {evidence_id}: the map file did not read back as written "
                                     "(disk error). Nothing was stored.")
@@ -702,6 +763,15 @@ class Case:
         finally:
             lock.release()
         return self.get_analysis(analysis_id)
+
+    def _log_disk_full(self, full: DiskFullError, evidence_id: int | None, action: str) -> None:
+        """Record why work stopped (the disk, not the evidence); silent if even that cannot be written."""
+        try:
+            self.log_event(action, "case" if evidence_id is None else f"evidence:{evidence_id}",
+                           {"reason": str(full), "path": full.path, "free_bytes": full.free,
+                            "needed_bytes": full.needed}, evidence_id=evidence_id)
+        except DiskFullError:
+            return  # the database cannot grow either; the user still gets the message
 
     def store_failure(self, evidence_id: int, *, model_name: str, model_sha256: str, parameters: dict[str, Any],
                       error: str, started: str, finished: str, device: str | None = None,
@@ -764,21 +834,24 @@ class Case:
     # ------------------------------------------------------------------ thumbnails
     def thumbnail_file(self, evidence_id: int) -> Path | None:
         """A JPEG preview (≤256 px) made on first use; None if the image cannot be decoded."""
-        from declip_desktop.common.images import ImageError, load_rgb_image
+        from declip_desktop.common.images import ImageError, load_preview
 
         ev = self.get_evidence(evidence_id)
         out = self.path / THUMBNAIL_DIR / f"{ev.id}.jpg"
         if out.exists():
             return out
         try:
-            img = load_rgb_image(self.evidence_file(ev))
+            img = load_preview(self.evidence_file(ev), THUMBNAIL_SIZE)  # JPEG decoded at reduced scale
         except (ImageError, OSError):
             return None
-        img.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-        img.save(tmp, "JPEG", quality=85)
-        os.replace(tmp, out)  # derived data: atomic, but not worth an fsync
+        try:
+            img.save(tmp, "JPEG", quality=85)
+            os.replace(tmp, out)  # derived data: atomic, but not worth an fsync
+        except OSError:  # e.g. a full disk: a preview is not worth failing for, and leaves nothing
+            tmp.unlink(missing_ok=True)
+            return None
         return out
 
     # ------------------------------------------------------------------ review & settings

@@ -26,12 +26,33 @@ import sqlite_utils
 
 from declip_desktop.cases import lockinfo
 from declip_desktop.cases.errors import CaseBusyError, CaseError, CaseReadOnlyError
+from declip_desktop.common.outputs import DiskFullError, free_bytes
 
 #: How long SQLite itself waits for a lock before reporting SQLITE_BUSY.
 BUSY_TIMEOUT_S = 2.0
 #: How long a writer keeps retrying before it says who holds the case ("a few seconds": our
 #: own transactions last milliseconds, so a longer wait means something is stuck or busy).
 RETRY_TOTAL_S = 6.0
+
+
+#: What one write transaction may add to the WAL, quoted when the disk is full (a few pages).
+_WAL_GROWTH = 1 << 20
+#: Below this much free space a SQLite I/O error is taken for what it is: a full disk.
+_NEARLY_FULL = 1 << 20
+
+
+def is_full(exc: BaseException, path: Path | None = None) -> bool:
+    """SQLITE_FULL: the database or its journal could not grow (the disk or quota is full).
+
+    On a full disk SQLite often reports SQLITE_IOERR instead (the WAL index cannot grow, a
+    journal cannot be created); that counts too when the disk holding `path` is nearly full."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == 13 or "database or disk is full" in str(exc).lower():
+        return True
+    if path is None or not (code is not None and code & 0xFF == 10 or "disk i/o error" in str(exc).lower()):
+        return False
+    free = free_bytes(path)
+    return free is not None and free < _NEARLY_FULL
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -89,10 +110,16 @@ def connect(path: Path) -> sqlite3.Connection:
     """A raw connection with our settings. `isolation_level=None`: we open transactions
     explicitly, never implicitly before a DML statement."""
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    # FULL: a committed transaction survives power loss too, not only a killed process.
-    conn.execute("PRAGMA synchronous = FULL")
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # FULL: a committed transaction survives power loss too, not only a killed process.
+        conn.execute("PRAGMA synchronous = FULL")
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if is_full(exc, Path(path)):  # opening needs room for the WAL index (-shm)
+            raise DiskFullError(Path(path), _WAL_GROWTH) from exc
+        raise
     return conn
 
 
@@ -194,16 +221,21 @@ class Store:
         if conn.in_transaction:
             yield conn
             return
-        self._begin_immediate(conn, RETRY_TOTAL_S if wait_s is None else wait_s)
-        ops = getattr(self._local, "ops", None)
-        lockinfo.record(self.holder_file, *(ops[-1] if ops else (what or "a change", None, None)))
         try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._begin_immediate(conn, RETRY_TOTAL_S if wait_s is None else wait_s)
+            ops = getattr(self._local, "ops", None)
+            lockinfo.record(self.holder_file, *(ops[-1] if ops else (what or "a change", None, None)))
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self._commit(conn)
+        except sqlite3.OperationalError as exc:
+            if is_full(exc, self.path):  # SQLite's words for ENOSPC: name it as the full disk it is
+                raise DiskFullError(self.path, _WAL_GROWTH) from exc
             raise
-        self._commit(conn)
 
     def _begin_immediate(self, conn: sqlite3.Connection, wait_s: float) -> None:
         deadline = time.monotonic() + wait_s

@@ -9,12 +9,20 @@ import csv
 import io
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 from declip_desktop.cases.errors import CaseError
 from declip_desktop.common.hashing import sha256_bytes
+from declip_desktop.common.outputs import (
+    DiskFullError,
+    OutputRefused,
+    Protected,
+    check_destination,
+    check_output_folder,
+    write_output,
+)
+from declip_desktop.common.text import csv_safe
 from declip_desktop.common.version import software_id
 
 COLUMNS = [
@@ -44,9 +52,19 @@ def result_rows(case: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def export_results(case: Any, out: str | os.PathLike[str], analyst: str | None = None) -> Path:
+def _protected(case: Any) -> Protected:
+    guard = Protected()
+    for ev in case.evidence_list():
+        guard.add(case.evidence_file(ev))
+        if ev.original_path:
+            guard.add(ev.original_path)
+    return guard
+
+
+def export_results(case: Any, out: str | os.PathLike[str], analyst: str | None = None, *,
+                   force: bool = False) -> Path:
     """Write `out` (.csv or .json) atomically and log its hash. Returns the path written."""
-    out_path, details = write_export(case, out)
+    out_path, details = write_export(case, out, force=force)
     record_export(case, out_path, details, analyst=analyst)
     return out_path
 
@@ -58,8 +76,12 @@ def record_export(case: Any, out_path: Path, details: dict[str, Any], analyst: s
     case.log_event("case.exported", f"export:{out_path.name}", details, analyst=analyst, wait_s=wait_s)
 
 
-def write_export(case: Any, out: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
-    """Write `out` (.csv or .json) atomically; reads only. Returns (path, details for the audit entry)."""
+def write_export(case: Any, out: str | os.PathLike[str], *, force: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Write `out` (.csv or .json) atomically; reads only. Returns (path, details for the audit entry).
+
+    `out` may not be inside a case (except its exports/), an evidence file or original, or a
+    symbolic link (OutputRefused); an existing file is replaced only with `force`. CSV cells
+    that a spreadsheet would run as a formula are written as text (`common.text.csv_safe`)."""
     out_path = Path(out).expanduser().absolute()
     suffix = out_path.suffix.lower()
     if suffix not in (".csv", ".json"):
@@ -68,13 +90,16 @@ def write_export(case: Any, out: str | os.PathLike[str]) -> tuple[Path, dict[str
     if altered:  # an export must not hand over values changed outside the application
         raise CaseError(f"the case database does not match its audit trail ({len(altered)} problem(s), first: "
                         f"{altered[0].detail}); nothing was exported. Run `declip case verify {case.path}`.")
+    protect = _protected(case)
+    check_output_folder(out_path.parent)  # created if needed, as before; never inside a case's internals
+    check_destination(out_path, force=force, protect=protect, what="export")
     rows = result_rows(case)
     if suffix == ".csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
+            writer.writerow({k: ("" if v is None else csv_safe(v)) for k, v in r.items()})
         data = buf.getvalue().encode("utf-8")
     else:
         info = case.info
@@ -89,10 +114,9 @@ def write_export(case: Any, out: str | os.PathLike[str]) -> tuple[Path, dict[str
         }
         data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, out_path)
+        out_path = write_output(out_path, data, force=force, protect=protect, what="export")
+    except (DiskFullError, OutputRefused):
+        raise
     except OSError as exc:
         raise CaseError(f"cannot write {out_path}: {exc.strerror or exc}. Choose another location.") from exc
     return out_path, {"path": str(out_path), "sha256": sha256_bytes(data), "rows": len(rows), "format": suffix[1:]}

@@ -27,6 +27,7 @@ from declip_desktop.cases.metadata import extract_metadata
 from declip_desktop.cases.records import Rejection
 from declip_desktop.common.hashing import CHUNK, sha256_file
 from declip_desktop.common.images import IMAGE_SUFFIXES, ImageError, ImageInfo, probe_image
+from declip_desktop.common.outputs import DiskFullError, is_disk_full
 from PIL import Image
 
 #: Files at most this large are read whole into memory (one read, duplicate check before writing).
@@ -143,13 +144,35 @@ def _read_error(exc: OSError) -> str:
     return f"the file cannot be read ({exc.strerror or exc})"
 
 
+class _WriteFailed(Exception):
+    """Writing the copy into the case failed (the case's disk, not the source file)."""
+
+    def __init__(self, exc: OSError):
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+def _written(write: Callable[[], Any], tmp_dir: Path, needed: int) -> Any:
+    """Run one write into the case; a full disk stops the import, any other error names the case's side."""
+    try:
+        return write()
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(tmp_dir, needed) from exc
+        raise _WriteFailed(exc) from exc
+
+
 def stage(
     candidate: Candidate,
     tmp_dir: Path,
     max_pixels: int,
     known_sha256: Callable[[str], int | None],
 ) -> Staged | Duplicate | Rejection:
-    """Copy one file into `.tmp/`, check it, and stage it. Never raises for a bad file."""
+    """Copy one file into `.tmp/`, check it, and stage it. Never raises for a bad file: any
+    failure to read or decode it is a Rejection with its reason.
+
+    Raises DiskFullError when the case's disk is full (no file is to blame; the import must
+    stop), with nothing of this file left in `.tmp/`."""
     path = candidate.path
     token = uuid.uuid4().hex
     partial = tmp_dir / f"{token}{PARTIAL_SUFFIX}"
@@ -173,12 +196,18 @@ def stage(
                 existing = known_sha256(digest)
                 if existing is not None:
                     return Duplicate(path, digest, existing)
-                write_durable(partial, data)
+                _written(lambda: write_durable(partial, data), tmp_dir, st.st_size)
             else:
                 data = None
-                copied = _stream_copy(src, partial, sha, md5)
+                copied = _stream_copy(src, partial, sha, md5, tmp_dir, st.st_size)
                 digest = sha.hexdigest()
         after = os.stat(path)
+    except DiskFullError:
+        partial.unlink(missing_ok=True)
+        raise
+    except _WriteFailed as failed:
+        partial.unlink(missing_ok=True)
+        return Rejection(str(path), f"the file could not be copied into the case ({failed.exc.strerror or failed.exc})")
     except OSError as exc:
         partial.unlink(missing_ok=True)
         return Rejection(str(path), _read_error(exc))
@@ -193,6 +222,10 @@ def stage(
             info = validate_image(partial, max_pixels=max_pixels, data=data)
         except ImageError as exc:
             return Rejection(str(path), exc.reason)
+        except MemoryError:
+            return Rejection(str(path), "decoding it needs more memory than this computer can give; not imported")
+        except Exception as exc:  # noqa: BLE001 - a hostile file may make any decoder raise anything: reject it
+            return Rejection(str(path), f"cannot be decoded as an image ({type(exc).__name__}: {exc})")
         try:
             metadata = extract_metadata(io.BytesIO(data) if data is not None else partial)
         except Exception as exc:  # noqa: BLE001 - the pixels decoded; odd metadata is noted, not fatal
@@ -209,17 +242,21 @@ def stage(
         return Staged(path, digest, md5.hexdigest(), st.st_size, info.format, width, height, info.mode,
                       metadata, final_name, staged_path)
     except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(tmp_dir, st.st_size) from exc
         return Rejection(str(path), f"the file could not be copied into the case ({exc.strerror or exc})")
     finally:
         if partial.exists():
             partial.unlink(missing_ok=True)
 
 
-def _stream_copy(src: Any, partial: Path, sha: Any, md5: Any) -> int:
+def _stream_copy(src: Any, partial: Path, sha: Any, md5: Any, tmp_dir: Path, size: int) -> int:
+    """Copy while hashing; read errors propagate as OSError, write errors as _WriteFailed/DiskFullError."""
     copied = 0
     buf = bytearray(CHUNK * 8)
     view = memoryview(buf)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = _written(lambda: os.open(partial, flags, 0o644), tmp_dir, size)
     try:
         while True:
             n = src.readinto(buf)
@@ -230,9 +267,9 @@ def _stream_copy(src: Any, partial: Path, sha: Any, md5: Any) -> int:
             md5.update(chunk)
             out = chunk
             while out:
-                out = out[os.write(fd, out):]
+                out = out[_written(lambda: os.write(fd, out), tmp_dir, size - copied):]  # noqa: B023 - called at once
             copied += n
-        os.fsync(fd)
+        _written(lambda: os.fsync(fd), tmp_dir, size)
     finally:
         os.close(fd)
     return copied

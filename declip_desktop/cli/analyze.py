@@ -29,7 +29,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders")
     p.add_argument("--model", help="installed model name, .safetensors path or authors' .pth (default: the default model)")
-    p.add_argument("--maps-dir", type=Path, help="write each probability map here as <image stem>.npy/.png")
+    p.add_argument("--maps-dir", type=Path, help="write each probability map here as <image stem>.npy/.png "
+                   "(never over an input image, into a case folder or through a symbolic link)")
+    p.add_argument("--force", action="store_true", help="let --maps-dir replace existing maps of the same name")
     p.add_argument("--map-format", choices=("npy", "png16"), default="npy",
                    help="npy: float32 H×W; png16: 16-bit PNG (value × 65535) (default: npy)")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
@@ -43,7 +45,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    from declip_desktop.common.text import terminal_safe
+
+    print(f"error: {terminal_safe(message)}", file=sys.stderr)
     return 2
 
 
@@ -115,13 +119,20 @@ def run(args: argparse.Namespace) -> int:
     images, missing = collect_images(args.inputs)
     if not images and not missing:
         return _fail("no images found in " + ", ".join(args.inputs) + ". Give image files or folders that contain images")
-    namer = None
+    map_paths: dict[str, Path] = {}
+    protect = None
     if args.maps_dir is not None:
-        try:
-            args.maps_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            return _fail(f"cannot create the maps folder {args.maps_dir}: {exc.strerror or exc}. Choose a writable folder")
-        namer = MapNamer(args.maps_dir, ".npy" if args.map_format == "npy" else ".png")
+        from declip_desktop.common.outputs import Protected, check_destination, check_output_folder
+
+        folder = check_output_folder(args.maps_dir)
+        namer = MapNamer(folder, ".npy" if args.map_format == "npy" else ".png")
+        protect = Protected(images)
+        # Every map's name is fixed and checked before the model runs: a map may never replace
+        # an input image (e.g. `analyze P/x.png --maps-dir P --map-format png16`), nor, without
+        # --force, any existing file.
+        for image in images:
+            map_paths[str(image)] = check_destination(namer.path_for(str(image)), force=args.force,
+                                                      protect=protect, what="map")
 
     from declip_desktop.analysis import AnalysisError, fall_back_to_cpu
     from declip_desktop.common.errors import DeviceUnavailable, OutOfDeviceMemory
@@ -142,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from declip_desktop.common.outputs import DiskFullError, OutputRefused
     from declip_desktop.common.probmaps import save_map
 
     failed = 0
@@ -158,12 +170,14 @@ def run(args: argparse.Namespace) -> int:
                 for pred in localizer.predict_iter(remaining):
                     remaining = remaining[1:]
                     map_path = None
-                    if pred.error is None and namer is not None:
-                        map_path = namer.path_for(pred.source)
+                    if pred.error is None and map_paths:
+                        map_path = map_paths.get(str(pred.source))
                         try:
-                            save_map(map_path, pred.prob_map)
-                        except OSError as exc:
-                            pred.error = f"the map could not be written to {map_path}: {exc.strerror or exc}"
+                            save_map(map_path, pred.prob_map, force=args.force, protect=protect)
+                        except DiskFullError:
+                            raise  # the next map would not fit either: stop, cli.main names the disk
+                        except (OSError, OutputRefused) as exc:
+                            pred.error = f"the map could not be written to {map_path}: {getattr(exc, 'strerror', None) or exc}"
                             map_path = None
                     if pred.error is not None:
                         failed += 1

@@ -16,10 +16,11 @@ from typing import Any
 
 #: Exit codes (docs/ARCHITECTURE.md): 0 ok, 1 some items failed, 2 usage/fatal.
 from declip_desktop.cli import FATAL, OK, SOME_FAILED
+from declip_desktop.common.text import terminal_json, terminal_safe as safe
 
 
 def _err(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {safe(message)}", file=sys.stderr)
     return FATAL
 
 
@@ -52,7 +53,7 @@ def _create(args: argparse.Namespace) -> int:
 
     with Case.create(args.dir, number=args.number, title=args.title, analyst=args.analyst,
                      description=args.description or "") as case:
-        print(f"Created case {case.info.number} “{case.info.title}” in {case.path}")
+        print(safe(f"Created case {case.info.number} “{case.info.title}” in {case.path}"))
     return OK
 
 
@@ -93,12 +94,12 @@ def _import(args: argparse.Namespace) -> int:
         print(f"Imported {len(report.imported)}, duplicates {len(report.duplicates)}, "
               f"rejected {len(report.rejected)}.")
         for p, i in report.duplicates:
-            print(f"  duplicate of evidence {i}: {p}")
+            print(f"  duplicate of evidence {i}: {safe(p)}")
         for r in report.rejected:
-            print(f"  rejected: {r.path}: {r.reason}")
+            print(f"  rejected: {safe(r.path)}: {safe(r.reason)}")
         for i, error in examined.items():
             if error:
-                print(f"  evidence {i} imported, but its metadata could not be examined: {error}")
+                print(f"  evidence {i} imported, but its metadata could not be examined: {safe(error)}")
     return SOME_FAILED if report.rejected or any(examined.values()) else OK
 
 
@@ -134,7 +135,7 @@ def _analyze(args: argparse.Namespace) -> int:
             bar.n = event.done
             bar.refresh()
             if event.status == "failed":
-                tqdm.write(f"failed: evidence {event.evidence_id}: {event.error}", file=sys.stderr)
+                tqdm.write(f"failed: evidence {event.evidence_id}: {safe(event.error)}", file=sys.stderr)
 
         def notice(level: str, message: str, _detail: str) -> None:
             print(f"{'note' if level == 'info' else level}: {message}", file=sys.stderr)
@@ -181,7 +182,7 @@ def _status(args: argparse.Namespace) -> int:
         rejected = case.rejections()
         settings = case.settings()
     if args.json:
-        print(json.dumps({
+        print(terminal_json({
             "case": {"number": info.number, "title": info.title, "analyst": info.analyst,
                      "description": info.description, "created": info.created, "path": str(info.path),
                      "schema_version": info.schema_version},
@@ -192,15 +193,15 @@ def _status(args: argparse.Namespace) -> int:
             "evidence": [{"id": e.id, "name": e.original_name, "sha256": e.sha256, "status": e.status,
                           "score": e.score, "threshold": e.threshold, "verdict": e.verdict, "error": e.error}
                          for e in evidence],
-        }, indent=2, ensure_ascii=False))
+        }, indent=2))
         return OK
-    print(f"Case {info.number}: {info.title}  (analyst {info.analyst}, created {info.created})")
+    print(safe(f"Case {info.number}: {info.title}  (analyst {info.analyst}, created {info.created})"))
     print("Evidence: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f"; rejected files {len(rejected)}")
     print(f"Audit log: {entries} entries, head {head}")
     print(_model_and_threshold(settings))
     for e in evidence:
         score = "" if e.score is None else f"{e.score:.3f}"
-        print(f"  {e.id:>5}  {e.status:<9} {score:>6}  {e.verdict:<13} {e.original_name}")
+        print(f"  {e.id:>5}  {e.status:<9} {score:>6}  {e.verdict:<13} {safe(e.original_name)}")
     return OK
 
 
@@ -236,18 +237,18 @@ def _verify(args: argparse.Namespace) -> int:
         return _err(f"could not verify {args.dir}: {exc}. The case database or folder could not be read; "
                     "verify a copy, or restore the case from a backup.")
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        print(terminal_json(report.as_dict(), indent=2))
     else:
         anchors = f", {report.anchors_checked} anchors" if report.anchors_checked else ""
         print(f"Checked {report.evidence_checked} evidence files, {report.maps_checked} result maps, "
               f"{report.reports_checked} reports, {report.audit_entries} audit entries{anchors} "
               f"(head {report.audit_head}).")
         for p in report.problems:
-            print(f"PROBLEM [{p.kind}] {p.object}: {p.detail}")
+            print(f"PROBLEM [{p.kind}] {safe(p.object)}: {safe(p.detail)}")
         for n in report.notices:
-            print(f"NOTE [{n.kind}] {n.object}: {n.detail}")
+            print(f"NOTE [{n.kind}] {safe(n.object)}: {safe(n.detail)}")
         for line in report.signed_by:
-            print(f"SIGNED {line}")
+            print(f"SIGNED {safe(line)}")
         if report.ok:
             print("OK: the database matches its audit trail, nothing changed, nothing missing, history intact"
                   + (" and still holding every anchor." if report.anchors_checked else "."))
@@ -260,7 +261,8 @@ def _verify(args: argparse.Namespace) -> int:
 def _anchor(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from declip_desktop.cases.anchors import make_receipt, write_new_file
+    from declip_desktop.cases.anchors import make_receipt
+    from declip_desktop.common.outputs import write_output
 
     signer = None
     if args.sign or args.key:
@@ -270,7 +272,9 @@ def _anchor(args: argparse.Namespace) -> int:
     with _open(args, read_only=True) as case:
         receipt = make_receipt(case, signer)
     out = Path(args.out).expanduser().absolute()
-    write_new_file(out, json.dumps(receipt, indent=2, ensure_ascii=False) + "\n")
+    # A destination the user names: the common guard (never into a case, never replaced, no links).
+    write_output(out, (json.dumps(receipt, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+                 what="receipt", can_force=False)
     print(f"Anchor receipt for case {receipt['case_number']}: entry {receipt['audit_count']}, head "
           f"{receipt['audit_head']}, made {receipt['made_at']}" + (f", signed by {signer.name}" if signer else ""))
     print(f"Written to {out}. Keep it outside the case (mail it, print it); check it later with "
@@ -295,14 +299,14 @@ def _export(args: argparse.Namespace) -> int:
     from declip_desktop.cases.export import record_export, write_export
 
     with _open(args, read_only=True) as case, case.snapshot():  # one committed state; never waits for a writer
-        out, details = write_export(case, args.out)
-    print(f"Exported to {out}")
+        out, details = write_export(case, args.out, force=args.force)
+    print(f"Exported to {safe(out)}")
     try:
         with Case.open(args.dir, analyst=args.analyst) as case:
             record_export(case, out, details, analyst=args.analyst, wait_s=2.0)
     except CaseError as exc:
         # The file is complete; only its audit entry is missing. Say so, and why.
-        print(f"note: the export was not recorded in the case's audit log ({exc}); its SHA-256 is "
+        print(f"note: the export was not recorded in the case's audit log ({safe(exc)}); its SHA-256 is "
               f"{details['sha256']}.", file=sys.stderr)
     return OK
 
@@ -363,7 +367,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("recover", _recover, "finish what a stopped import or analysis left (read-only commands never do)")
 
     p = add("export", _export, "export all results (hashes, scores, thresholds, verdicts, models)")
-    p.add_argument("--out", required=True, metavar="FILE", help="FILE.csv or FILE.json")
+    p.add_argument("--out", required=True, metavar="FILE", help="FILE.csv or FILE.json (not inside a case "
+                   "folder except its exports/; never over evidence, an original or through a symbolic link)")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
     # Hook for `declip case examine …` (metadata, alerts, C2PA, classical views).
     importlib.import_module("declip_desktop.cli.case_examine").register(sub)

@@ -12,10 +12,11 @@ import os
 import sys
 
 from declip_desktop.cli import FATAL, OK, SOME_FAILED
+from declip_desktop.common.text import terminal_safe
 
 
 def _err(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {terminal_safe(message)}", file=sys.stderr)
     return FATAL
 
 
@@ -81,6 +82,7 @@ def _report(args: argparse.Namespace) -> int:
             analyst=args.analyst,
             progress=_progress(args.json),
             signer=signer,
+            force=args.force,
         )
         kept, stats = built.path, built.stats
         if args.json:
@@ -97,9 +99,9 @@ def _report(args: argparse.Namespace) -> int:
                           for f in stats.items],
             }, indent=2))
         else:
-            print(f"Report kept in the case: {kept}")
+            print(f"Report kept in the case: {terminal_safe(kept)}")
             if args.out:
-                print(f"Copy written to: {args.out}")
+                print(f"Copy written to: {terminal_safe(args.out)}")
             print(f"{stats.pages} pages in {stats.seconds:.1f} s; SHA-256 recorded in the audit log")
         return OK
 
@@ -111,7 +113,8 @@ def _export_images(args: argparse.Namespace) -> int:
         from declip_desktop.reports.exports import export_images
 
         result = export_images(
-            case, args.evidence, args.out, args.threshold, analyst=args.analyst, progress=_progress(args.json)
+            case, args.evidence, args.out, args.threshold, analyst=args.analyst, progress=_progress(args.json),
+            force=args.force,
         )
         if args.json:
             print(json.dumps({
@@ -120,9 +123,9 @@ def _export_images(args: argparse.Namespace) -> int:
                 "skipped": [{"evidence_id": i, "reason": r} for i, r in result.skipped],
             }, indent=2))
         else:
-            print(f"Wrote {len(result.written)} file(s) to {result.folder}")
+            print(f"Wrote {len(result.written)} file(s) to {terminal_safe(result.folder)}")
             for ev_id, reason in result.skipped:
-                print(f"skipped evidence {ev_id}: {reason}", file=sys.stderr)
+                print(f"skipped evidence {ev_id}: {terminal_safe(reason)}", file=sys.stderr)
         return SOME_FAILED if result.skipped else OK
 
     return _run(args, action)
@@ -138,7 +141,9 @@ def register(case_subparsers: argparse._SubParsersAction) -> None:
         "reports/ folder and its SHA-256 written to the audit log; --out also copies it elsewhere.",
     )
     p.add_argument("dir", metavar="DIR", help="the case folder")
-    p.add_argument("--out", metavar="FILE.pdf", help="also copy the report to this file")
+    p.add_argument("--out", metavar="FILE.pdf", help="also copy the report to this file (never inside a case "
+                   "folder except its exports/, never over evidence, an original or through a symbolic link)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.add_argument("--evidence", metavar="ID", type=int, nargs="+", help="only these evidence IDs (default: all)")
     p.add_argument("--threshold", type=_threshold, metavar="T", help="one threshold for every item (default: each item's own, else the case's default)")
     p.add_argument("--analyst", help="who makes the report (default: the case's analyst); written to the audit log")
@@ -155,7 +160,9 @@ def register(case_subparsers: argparse._SubParsersAction) -> None:
         "exports/. Exit code 1 when some items had no result to export.",
     )
     p.add_argument("dir", metavar="DIR", help="the case folder")
-    p.add_argument("--out", metavar="DIR", help="folder to write to (created if needed)")
+    p.add_argument("--out", metavar="DIR", help="folder to write to (created if needed; not inside a case "
+                   "folder except its exports/)")
+    p.add_argument("--force", action="store_true", help="replace exported images of the same name in --out")
     p.add_argument("--evidence", metavar="ID", type=int, nargs="+", help="only these evidence IDs (default: all)")
     p.add_argument("--threshold", type=_threshold, metavar="T", help="one threshold for every item (default: each item's own)")
     p.add_argument("--analyst", help="who exports (default: the case's analyst); written to the audit log")

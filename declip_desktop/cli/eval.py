@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from declip_desktop.cli import FATAL, OK, SOME_FAILED
+from declip_desktop.common.text import terminal_safe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,12 +43,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (for --model)")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (for --model)")
     p.add_argument("--save-maps", type=Path, metavar="DIR", help="also write the model's maps as 16-bit PNG (for --model)")
+    p.add_argument("--force", action="store_true", help="let --csv and --save-maps replace existing files "
+                   "(input images, masks and maps are never written over)")
     p.set_defaults(func=_run)
 
 
 def _err(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {terminal_safe(message)}", file=sys.stderr)
     return FATAL
+
+
+def _inputs(args: argparse.Namespace):  # noqa: ANN202 - a common.outputs.Protected
+    """Every file under the input folders: the CSV and the maps may never replace one of them."""
+    from declip_desktop.common.outputs import Protected
+
+    guard = Protected()
+    for folder in (args.maps, args.masks, args.data):
+        if folder is not None and Path(folder).is_dir():
+            for p in Path(folder).rglob("*"):
+                if p.is_file():
+                    guard.add(p)
+    return guard
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -59,6 +75,17 @@ def _run(args: argparse.Namespace) -> int:
         return _err("--model needs --data DIR (Dolos layout or images/ + masks/)")
 
     from tqdm import tqdm
+
+    from declip_desktop.common.outputs import check_destination, check_output_folder
+
+    protect = _inputs(args)
+    csv_path = args.csv or Path.cwd() / f"declip-eval-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.csv"
+    # Refuse a bad destination now, not after minutes of scoring.
+    if args.csv:
+        check_output_folder(Path(args.csv).expanduser().absolute().parent)
+    check_destination(csv_path, force=args.force, protect=protect, what="CSV file")
+    if args.save_maps:
+        check_output_folder(args.save_maps, create=False)
 
     from declip_desktop.engine.datasets import DatasetError, find_samples
     from declip_desktop.engine.evaluation import evaluate_maps, evaluate_model, json_safe, write_csv
@@ -81,7 +108,8 @@ def _run(args: argparse.Namespace) -> int:
             if localizer is None:
                 return FATAL
             bar.set_description(f"{samples.description}")
-            result = evaluate_model(localizer, samples, progress=progress, save_maps=args.save_maps)
+            result = evaluate_model(localizer, samples, progress=progress, save_maps=args.save_maps,
+                                    force=args.force, protect=protect)
             info = {"data": str(args.data), "set": samples.description, "mask_polarity": samples.polarity,
                     "model": localizer.card.name, "model_sha256": localizer.model_sha256, "device": localizer.device}
     except DatasetError as exc:
@@ -89,16 +117,15 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
 
-    csv_path = args.csv or Path.cwd() / f"declip-eval-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.csv"
-    write_csv(result.rows, csv_path)
+    write_csv(result.rows, csv_path, force=args.force, protect=protect)
     from declip_desktop.common.version import SOFTWARE_VERSION
 
     summary = {**result.summary, "errors": len(result.errors), "csv": str(csv_path), **info,
                "software_version": SOFTWARE_VERSION}
     for e in result.errors:
-        print(f"error: {e['name']}: {e['error']}", file=sys.stderr)
+        print(f"error: {terminal_safe(e['name'])}: {terminal_safe(e['error'])}", file=sys.stderr)
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {terminal_safe(note)}", file=sys.stderr)
     if args.json:
         print(json.dumps(json_safe(summary), indent=2))
     else:
@@ -128,11 +155,11 @@ def _fmt(v, digits: int) -> str:
 
 def _print_human(s: dict) -> None:
     src = s.get("set") or s.get("maps")
-    print(f"Scored {s['n']} image(s) from {src}" + (f" with {s['model']}" if s.get("model") else ""))
+    print(terminal_safe(f"Scored {s['n']} image(s) from {src}" + (f" with {s['model']}" if s.get("model") else "")))
     for name, label, digits in (("iou", "IoU (%)", 2), ("f1_best", "F1 best", 4), ("f1_fixed", "F1 @0.5", 4), ("ap", "AP", 4)):
         und = s["undefined"][name]
         extra = f"   ({und} image(s) undefined, excluded; all-images mean {_fmt(s['authors_mean'][name], digits)})" if und else ""
         print(f"  {label:<9} {_fmt(s[name], digits)}{extra}")
     if s["errors"]:
         print(f"  {s['errors']} image(s) could not be scored (listed above)")
-    print(f"Per-image results: {s['csv']}")
+    print(f"Per-image results: {terminal_safe(s['csv'])}")

@@ -33,7 +33,9 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def fail(message: str) -> int:
     """Print `error: …` to stderr; return the fatal exit code."""
-    print(f"error: {message}", file=sys.stderr)
+    from declip_desktop.common.text import terminal_safe
+
+    print(f"error: {terminal_safe(message)}", file=sys.stderr)
     return 2
 
 

@@ -37,7 +37,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from declip_desktop.common.images import ImageError
+    from declip_desktop.common.outputs import check_output_folder
+    from declip_desktop.common.text import terminal_safe
     from declip_desktop.engine.synth import SynthError, generate_dataset
+
+    check_output_folder(args.out, create=False)  # a data set is never written into a case folder
 
     def progress(done: int, total: int) -> None:
         if not args.json and (done % 50 == 0 or done == total):
@@ -50,13 +54,14 @@ def run(args: argparse.Namespace) -> int:
             test_photo_fraction=args.test_photo_fraction, test_photos=args.test_photos, progress=progress,
         )
     except (SynthError, ImageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {terminal_safe(exc)}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
     else:
         c = summary["counts"]
         test_photos = sorted(k for k, v in summary["photos"].items() if v == "test")
-        print(f"wrote {sum(c.values())} images to {args.out}: train {c['train']}, valid {c['valid']}, test {c['test']}")
-        print(f"test-only photos: {', '.join(test_photos)}")
+        print(terminal_safe(f"wrote {sum(c.values())} images to {args.out}: train {c['train']}, valid {c['valid']}, "
+                            f"test {c['test']}"))
+        print(f"test-only photos: {terminal_safe(', '.join(test_photos))}")
     return 0

@@ -70,15 +70,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _err(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    from declip_desktop.common.text import terminal_safe
+
+    print(f"error: {terminal_safe(message)}", file=sys.stderr)
     return FATAL
 
 
 def _run(args: argparse.Namespace) -> int:
     from declip_desktop.engine.datasets import DatasetError
     from declip_desktop.engine.models import ModelError
+    from declip_desktop.common.outputs import check_output_folder
     from declip_desktop.engine.training import TrainConfig, TrainingError, train
 
+    for folder in (args.cache_dir, args.work_dir):  # scratch folders: never inside a case folder
+        if folder:
+            check_output_folder(folder, create=False)
     cfg = TrainConfig(
         data=args.data, name=args.name, backbone=args.backbone, layer=args.layer, decoder=args.decoder,
         generator=args.generator, train_split=args.train_split, val_split=args.val_split, val_data=args.val_data,

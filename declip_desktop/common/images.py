@@ -11,6 +11,7 @@ Evidence comes from anywhere, so decoding must refuse rather than guess:
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -26,9 +27,17 @@ try:  # HEIC/HEIF/AVIF support, from the well-kept pillow-heif package
 except ImportError:  # pragma: no cover - optional at run time
     HEIF_SUPPORTED = False
 
-#: Default ceiling on width × height: 200 megapixels is beyond any camera an analyst
-#: meets, and keeps one decoded image under about 600 MB of RAM.
+#: Default ceiling on width × height (the pixel budget): 200 megapixels is beyond any camera
+#: an analyst meets, and keeps one decoded 8-bit RGB image under about 600 MB of RAM.
 DEFAULT_MAX_PIXELS = 200_000_000
+
+#: The memory budget of one decode, in bytes of decoder output per pixel: at most one
+#: decoded frame (≤ 4 bytes a pixel, RGBA) beside the PIL image being built (4 bytes a pixel
+#: internally, also for RGB). PIL's WebP plugin needs three frame-sized copies (libwebp's
+#: buffer, a bytes copy and the image), 3 GB for a 38-byte file declaring 16383×12000, so WebP
+#: is decoded by OpenCV's libwebp binding straight into one array instead
+#: (docs/PERFORMANCE.md, "Decode budget"; benchmarks/decode_budget.py).
+DECODE_BYTES_PER_PIXEL = 8
 
 # We enforce our own limit (raising ImageError), so PIL's warning-then-error logic is
 # replaced by an explicit check; PIL's own hard limit stays as a second guard.
@@ -75,7 +84,13 @@ def probe_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
     img = _open_file(path, max_pixels)
     try:
         info = ImageInfo(format=img.format or "unknown", width=img.width, height=img.height, mode=img.mode)
-        _decode(img, str(path))
+        if _is_still_webp(img):
+            arr = decode_webp_array(np.fromfile(str(path), np.uint8), str(path))
+            if (arr.shape[1], arr.shape[0]) != img.size:
+                raise ImageError(str(path), "the WebP header and its data disagree about the size")
+            del arr
+        else:
+            _decode(img, str(path))
         return info
     finally:
         img.close()
@@ -100,11 +115,77 @@ def load_rgb_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     else:
         img = _open_file(source, max_pixels)
     try:
+        if _is_still_webp(img):
+            return _webp_to_rgb(img, source, name)
         _decode(img, name)
         oriented = ImageOps.exif_transpose(img) or img
         return to_rgb(oriented, name)
     finally:
         img.close()
+
+
+def load_preview(source: str | Path, max_side: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """An 8-bit RGB preview whose longer side is at most `max_side`, orientation applied.
+
+    Only a preview is needed, so JPEG is decoded at reduced scale by libjpeg (`draft`, up to
+    1/8 per side: 1/64 of the pixels and memory); other formats are decoded once and reduced."""
+    name = str(source)
+    img = _open_file(source, max_pixels)
+    try:
+        if img.format in ("JPEG", "MPO"):
+            img.draft("RGB", (max_side, max_side))  # never smaller than asked: libjpeg scales by 1/2^k
+            _decode(img, name)
+            rgb = to_rgb(ImageOps.exif_transpose(img) or img, name)
+        else:
+            img.close()
+            rgb = load_rgb_image(source, max_pixels)
+    finally:
+        img.close()
+    rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return rgb
+
+
+def _is_still_webp(img: Image.Image) -> bool:
+    return img.format == "WEBP" and int(getattr(img, "n_frames", 1) or 1) == 1
+
+
+def decode_webp_array(data: bytes | np.ndarray, name: str) -> np.ndarray:
+    """Decode a still WebP with libwebp (through OpenCV) into one H×W×3 RGB or H×W×4 RGBA array.
+
+    One frame-sized buffer, where PIL's plugin holds three (see DECODE_BYTES_PER_PIXEL).
+    Raises ImageError if libwebp rejects the data (truncated, corrupt)."""
+    import cv2
+
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ImageError(name, "image data is truncated or corrupt (the WebP decoder rejected it)")
+    code = cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
+    cv2.cvtColor(arr, code, dst=arr)  # in place: no second frame
+    return arr
+
+
+def _webp_to_rgb(img: Image.Image, source: ImageSource, name: str) -> Image.Image:
+    if isinstance(source, bytes):
+        data: Any = source
+    else:
+        try:
+            data = np.fromfile(str(source), np.uint8)
+        except OSError as exc:
+            raise ImageError(name, f"cannot be read: {exc.strerror or exc}") from None
+    arr = decode_webp_array(data, name)
+    del data
+    if (arr.shape[1], arr.shape[0]) != img.size:
+        raise ImageError(name, f"the WebP header says {img.width}×{img.height} but its data is "
+                         f"{arr.shape[1]}×{arr.shape[0]}; the file is inconsistent")
+    # Transparent WebP goes through to_rgb's compositing on white, exactly like PNG.
+    out = to_rgb(Image.fromarray(arr, "RGBA"), name) if arr.shape[2] == 4 else Image.fromarray(arr, "RGB")
+    del arr
+    orientation = img.getexif().get(0x0112, 1)
+    if orientation not in (None, 1):
+        out.info["exif"] = img.info.get("exif", b"")
+        out = ImageOps.exif_transpose(out) or out
+    return out
 
 
 def to_rgb(img: Image.Image, name: str = "<image>") -> Image.Image:
@@ -207,7 +288,15 @@ def _open_stream(fh: Any, name: str, max_pixels: int) -> Image.Image:
         raise ImageError(name, f"over the pixel limit (possible decompression bomb): {exc}") from None
     except OSError as exc:
         raise ImageError(name, f"cannot be read as an image: {exc}") from None
-    _check_pixels(img.width, img.height, name, max_pixels)
+    except (ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError, TypeError) as exc:
+        # What PIL's format parsers raise on hostile headers, e.g. ValueError("Decompressed Data
+        # Too Large") for a PNG whose zTXt/iTXt/iCCP chunk inflates past PIL's text limit.
+        raise ImageError(name, f"the file's header is malformed or hostile ({type(exc).__name__}: {exc})") from None
+    try:
+        _check_pixels(img.width, img.height, name, max_pixels)
+    except ImageError:
+        img.close()
+        raise
     return img
 
 

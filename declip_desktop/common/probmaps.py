@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from declip_desktop.common.outputs import Protected, atomic_output
+
+
+#: Rows converted per step: float64 temporaries stay a few MB even for a 200-megapixel map.
+_ROWS_PER_STEP_PIXELS = 1 << 20
+
 
 def to_uint16(prob_map: np.ndarray) -> np.ndarray:
-    return (np.clip(np.asarray(prob_map, dtype=np.float64), 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    """value × 65535, rounded, in float64 (bit-exact for every float32 input), block by block."""
+    src = np.asarray(prob_map)
+    out = np.empty(src.shape, np.uint16)
+    if src.ndim < 2 or src.size == 0:
+        out[...] = (np.clip(src.astype(np.float64), 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+        return out
+    step = max(1, _ROWS_PER_STEP_PIXELS // max(1, int(np.prod(src.shape[1:]))))
+    for y in range(0, src.shape[0], step):
+        block = np.clip(src[y:y + step].astype(np.float64), 0.0, 1.0)
+        out[y:y + step] = (block * 65535.0 + 0.5).astype(np.uint16)
+    return out
 
 
 def from_uint16(levels: np.ndarray) -> np.ndarray:
@@ -41,15 +58,28 @@ def read_levels(arr: np.ndarray) -> np.ndarray:
     raise ValueError(f"unsupported map dtype {arr.dtype}")
 
 
-def save_map(path: str | Path, prob_map: np.ndarray) -> Path:
-    """Write `.npy` (exact float32) or `.png` (16-bit) depending on the suffix."""
+def save_map(path: str | Path, prob_map: np.ndarray, *, force: bool = False,
+             protect: Protected | Iterable[str | Path] = ()) -> Path:
+    """Write `.npy` (exact float32) or `.png` (16-bit) depending on the suffix.
+
+    Through `common.outputs.atomic_output`: never over an existing file unless `force`, never
+    over a protected file (the input images), into a case or through a symbolic link."""
     path = Path(path)
-    if path.suffix.lower() == ".npy":
-        np.save(path, np.asarray(prob_map, dtype=np.float32))
-    elif path.suffix.lower() == ".png":
-        path.write_bytes(encode_png16(prob_map))
-    else:
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".png"):
         raise ValueError(f"{path}: probability maps are saved as .npy or .png")
+    prob_map = np.asarray(prob_map)
+    with atomic_output(path, force=force, protect=protect, needed=prob_map.size * (4 if suffix == ".npy" else 2),
+                       what="map") as tmp:
+        with open(tmp, "wb") as fh:
+            if suffix == ".npy":
+                # Header, then the bytes through Python's file object: np.save's tofile() reports a
+                # full disk as a bare "N requested and M written", without ENOSPC.
+                arr = np.ascontiguousarray(prob_map, dtype=np.float32)
+                np.lib.format.write_array_header_1_0(fh, np.lib.format.header_data_from_array_1_0(arr))
+                fh.write(memoryview(arr).cast("B"))
+            else:
+                fh.write(encode_png16(prob_map))
     return path
 
 

@@ -8,12 +8,15 @@ be scored); `summarize` turns rows into means. Nothing here stops at a bad image
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from declip_desktop.common.outputs import write_output
+from declip_desktop.common.text import csv_safe
 from declip_desktop.engine.datasets import DatasetError, SampleSet, index_by_stem, load_mask, match_mask
 from declip_desktop.engine.metrics import METRIC_NAMES, MetricInputError, image_metrics, summarize
 
@@ -78,17 +81,17 @@ def evaluate_maps(maps_dir: str | Path, masks_dir: str | Path, polarity: str = "
 
 
 def evaluate_model(localizer, samples: SampleSet, progress: Progress | None = None,
-                   save_maps: str | Path | None = None) -> EvalResult:
+                   save_maps: str | Path | None = None, *, force: bool = False, protect: Any = ()) -> EvalResult:
     """Run `localizer` (an `engine.localizer.Localizer`) on a sample set and score each map.
 
     Images without a mask are reported and not run. The Localizer returns maps at the
     image's size; `image_metrics` resizes them to the mask's size when that differs.
+    `force`/`protect`: for the maps written to `save_maps` (see `common.outputs`).
     """
+    from declip_desktop.common.outputs import check_output_folder
     from declip_desktop.common.probmaps import save_map
 
-    out_dir = Path(save_maps) if save_maps else None
-    if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_output_folder(save_maps) if save_maps else None
     rows: list[dict[str, Any]] = []
     todo = [s for s in samples.samples if s.mask is not None]
     for s in samples.samples:
@@ -103,7 +106,7 @@ def evaluate_model(localizer, samples: SampleSet, progress: Progress | None = No
         else:
             row = _score(s.name, pred.prob_map, s.mask, samples.polarity, image=s.image)
             if out_dir:
-                row["map"] = str(save_map(out_dir / f"{s.name}.png", pred.prob_map))
+                row["map"] = str(save_map(out_dir / f"{s.name}.png", pred.prob_map, force=force, protect=protect))
         rows.append(row)
         done += 1
         if progress:
@@ -121,16 +124,23 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Per-image CSV: the authors' values at full precision, undefined metrics named, errors."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: _cell(r.get(k)) for k in CSV_COLUMNS})
-    return path
+def _text_cell(value: Any) -> Any:
+    """Numbers as the authors' values; text (names, paths, errors) safe from spreadsheet formulas."""
+    cell = _cell(value)
+    return cell if isinstance(value, (int, float)) else csv_safe(cell)
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: str | Path, *, force: bool = False, protect: Any = ()) -> Path:
+    """Per-image CSV: the authors' values at full precision, undefined metrics named, errors.
+
+    Written through `common.outputs.write_output` (no overwrite without `force`, never over
+    an input, into a case or through a link)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\r\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _text_cell(r.get(k)) for k in CSV_COLUMNS})
+    return write_output(path, buf.getvalue().encode("utf-8"), force=force, protect=protect, what="CSV file")
 
 
 def json_safe(value: Any) -> Any:

@@ -17,6 +17,8 @@ import struct
 from collections.abc import Mapping
 from pathlib import Path
 
+from declip_desktop.common.outputs import disk_full_as_error
+
 _DTYPES = {
     "float32": "F32",
     "float16": "F16",
@@ -59,7 +61,7 @@ def write_safetensors(path: str | Path, tensors: Mapping, metadata: Mapping[str,
     digest = hashlib.sha256()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        with disk_full_as_error(path.parent, 8 + len(blob) + offset), open(tmp, "wb") as fh:
             for chunk in (struct.pack("<Q", len(blob)), blob):
                 fh.write(chunk)
                 digest.update(chunk)
@@ -85,7 +87,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with disk_full_as_error(path.parent, len(text.encode("utf-8"))), open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

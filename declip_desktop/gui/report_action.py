@@ -67,10 +67,12 @@ class ReportJob:
                 return build_report(
                     case, out_path=self.target, evidence_ids=self.evidence_ids,
                     progress=emit, should_stop=self._stop,
+                    force=True,  # the save dialog already asked before replacing a file
                 )
             from declip_desktop.reports import export_images
 
-            return export_images(case, self.evidence_ids, self.target, progress=emit)
+            # The analyst chose this folder for the export: same-named exports in it are replaced.
+            return export_images(case, self.evidence_ids, self.target, progress=emit, force=True)
 
         run_background(work, self._done, self._failed)
 

@@ -19,8 +19,17 @@ from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
 
-from declip_desktop.reports.collect import SelectionError, collect_report_data
+from declip_desktop.common.outputs import (
+    DiskFullError,
+    OutputRefused,
+    Protected,
+    atomic_output,
+    check_destination,
+    disk_full_as_error,
+    is_disk_full,
+)
 from declip_desktop.common.progress import StepProgress
+from declip_desktop.reports.collect import SelectionError, collect_report_data
 from declip_desktop.reports.errors import ReportCancelled, ReportError
 from declip_desktop.reports.pdf import RenderStats, ReportRenderer
 
@@ -46,13 +55,14 @@ def safe_file_stem(text: str, fallback: str = "case", limit: int = 80) -> str:
     return (cleaned[:limit].rstrip("._ ") or fallback)
 
 
-def _check_out_path(out_path: Path) -> Path:
-    out = Path(out_path).expanduser()
-    if out.exists() and out.is_dir():
-        raise ReportError(f"{out} is a folder. Give a file name for the report, e.g. {out / 'report.pdf'}")
-    if not out.parent.is_dir():
-        raise ReportError(f"the folder {out.parent} does not exist. Create it or choose another place for the report")
-    return out
+def case_originals(case) -> Protected:
+    """The case's evidence files and the originals they were imported from: never written over."""
+    guard = Protected()
+    for ev in case.evidence_list():
+        guard.add(case.evidence_file(ev))
+        if ev.original_path:
+            guard.add(ev.original_path)
+    return guard
 
 
 def _link_without_overwrite(src: Path, folder: Path, stem: str) -> Path:
@@ -120,6 +130,7 @@ def build_report(
     progress: StepProgress | None = None,
     should_stop: Callable[[], bool] | None = None,
     signer=None,  # noqa: ANN001 - cases.signing.Signer: also write <report>.sig (declip case report --sign)
+    force: bool = False,
 ) -> BuiltReport:
     """Make a PDF report of `case`; returns a `BuiltReport` (the copy kept in the case folder,
     the user's copy, the statistics and the figures each item states).
@@ -127,9 +138,16 @@ def build_report(
     `evidence_ids`: the items to include (default: all, in ID order). `threshold`: one threshold
     for every item (default: the case's rule, `cases.case_settings.effective_threshold`). `out_path`: also copy the
     report there. `analyst`: who makes the report (audit log; default: the case's analyst).
+    `force`: allow `out_path` to replace an existing file (never a case's file, an original or a link;
+    `common.outputs.check_destination` refuses those, before any work). A full disk raises
+    DiskFullError and keeps nothing.
     Raises ReportError (or its subclass ReportCancelled) with a message for the user.
     """
-    out = _check_out_path(Path(out_path)) if out_path is not None else None
+    protect = case_originals(case) if out_path is not None else Protected()
+    try:
+        out = check_destination(out_path, force=force, protect=protect, what="report") if out_path is not None else None
+    except OutputRefused as exc:
+        raise ReportError(str(exc)) from None
     _refuse_altered_records(case)
     try:
         data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst)
@@ -146,7 +164,14 @@ def build_report(
     tmp = scratch / f"report-{uuid.uuid4().hex}.pdf.writing"
     try:
         renderer = ReportRenderer(data, progress=progress, should_stop=should_stop)
-        stats = renderer.render(tmp)
+        try:
+            stats = renderer.render(tmp)
+            _check_complete(tmp, scratch)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            written = tmp.stat().st_size if tmp.exists() else 0
+            raise DiskFullError(scratch, max(written, renderer.estimated_image_bytes) * 2) from exc
         d = data
         _set_subject(
             tmp,
@@ -156,7 +181,8 @@ def build_report(
             _anchor_metadata(d),
         )
         stamp = d.generated_at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        final = _link_without_overwrite(tmp, reports, f"{safe_file_stem(d.case_number)}-{stamp}")
+        with disk_full_as_error(reports, tmp.stat().st_size):
+            final = _link_without_overwrite(tmp, reports, f"{safe_file_stem(d.case_number)}-{stamp}")
     except BaseException:
         tmp.unlink(missing_ok=True)
         tmp.with_name(tmp.name + ".meta").unlink(missing_ok=True)
@@ -168,18 +194,35 @@ def build_report(
 
         sign_report(case, final, signer, analyst=analyst)
     if out is not None:
-        part = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
         try:
-            shutil.copyfile(final, part)
-            os.chmod(part, 0o644)  # the user's copy is theirs to move or delete
-            os.replace(part, out)
+            with atomic_output(out_path, force=force, protect=protect, needed=final.stat().st_size,
+                               what="report") as part:
+                shutil.copyfile(final, part)  # the user's copy is theirs to move or delete (0644)
+        except DiskFullError as exc:
+            raise DiskFullError(exc.path, exc.needed, note=f"The report itself was made and kept as {final}") from None
         except OSError as exc:
-            part.unlink(missing_ok=True)
             raise ReportError(
                 f"the report was made and kept as {final}, but copying it to {out} failed: "
                 f"{exc.strerror or exc}. Copy it from the case folder"
             ) from None
     return BuiltReport(final, out, stats)
+
+
+def _check_complete(path: Path, scratch: Path) -> None:
+    """Qt's PDF writer does not report write errors: prove the file ends with the PDF end marker."""
+    size = path.stat().st_size if path.exists() else 0
+    tail = b""
+    if size:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - 1024))
+            tail = fh.read()
+    if b"%%EOF" in tail:
+        return
+    free = shutil.disk_usage(scratch).free
+    if free < 1024 * 1024:  # what Qt could not write: the disk is the likely reason, say so
+        raise DiskFullError(scratch, max(size, 1) * 2, free=free)
+    raise ReportError(f"the PDF writer stopped before the end of the report ({size} bytes written). "
+                      "Check the case folder's disk and try again")
 
 
 __all__ = ["BuiltReport", "ReportCancelled", "ReportError", "build_report", "safe_file_stem"]

@@ -9,7 +9,6 @@ case's audit log so an exported picture that circulates can be traced back to th
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,7 +19,15 @@ import numpy as np
 
 from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.images import ImageError, load_rgb
-from declip_desktop.reports.build import safe_file_stem
+from declip_desktop.common.outputs import (
+    DiskFullError,
+    OutputRefused,
+    Protected,
+    atomic_output,
+    check_destination,
+    check_output_folder,
+)
+from declip_desktop.reports.build import case_originals, safe_file_stem
 from declip_desktop.reports.collect import SelectionError, collect_report_data
 from declip_desktop.reports.imaging import annotated_image
 from declip_desktop.reports.errors import ReportError
@@ -36,18 +43,21 @@ class ExportResult:
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (evidence id, reason)
 
 
-def _write_png(path: Path, arr: np.ndarray) -> None:
-    """Atomic PNG write; cv2.imencode + Python I/O also works for non-ASCII paths on Windows."""
+def _write_png(path: Path, arr: np.ndarray, force: bool, protect: Protected) -> None:
+    """Guarded atomic PNG write (common.outputs); cv2.imencode + Python I/O also works for
+    non-ASCII paths on Windows."""
     bgr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr
     ok, buf = cv2.imencode(".png", bgr)
     if not ok:
         raise ReportError(f"could not encode {path.name} as PNG")
-    part = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
+    with atomic_output(path, force=force, protect=protect, needed=len(buf), what="image") as part:
         part.write_bytes(buf.tobytes())
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)
+
+
+def _names(item) -> tuple[str, str]:  # noqa: ANN001 - a collect.EvidenceData
+    stem = f"{item.id:04d}-{safe_file_stem(Path(item.name).stem, 'evidence', 60)}"
+    t = fmt_threshold(item.threshold)
+    return f"{stem}-overlay-t{t}.png", f"{stem}-mask-t{t}.png"
 
 
 def export_images(
@@ -58,12 +68,15 @@ def export_images(
     *,
     analyst: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    force: bool = False,
 ) -> ExportResult:
     """Write `<id>-<name>-overlay.png` and `<id>-<name>-mask-t<T>.png` per analysed item.
 
     Default folder: a new `exports/<case number>-images-<UTC time>/` in the case (existing
-    exports are never touched). A folder the user gives is created if needed; files of the
-    same name in it are replaced. Items without a successful analysis are skipped with a reason.
+    exports are never touched). A folder the user gives is created if needed; it may not lie
+    inside a case except in its exports/ (OutputRefused). Files of the same name in it are
+    replaced only with `force`; without it the export refuses before writing anything. Items
+    without a successful analysis are skipped with a reason. A full disk raises DiskFullError.
     """
     try:
         data = collect_report_data(case, evidence_ids, threshold, generated_by=analyst)
@@ -80,10 +93,15 @@ def export_images(
         folder = Path(out_dir).expanduser()
         if folder.exists() and not folder.is_dir():
             raise ReportError(f"{folder} is a file. Give a folder for the exported images")
+    protect = case_originals(case)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ReportError(f"cannot create {folder}: {exc.strerror or exc}. Choose another folder") from None
+        folder = check_output_folder(folder)
+        for item in data.evidence:  # refuse before writing anything, not after half the files
+            if item.analysed:
+                for name in _names(item):
+                    check_destination(folder / name, force=force, protect=protect, what="image")
+    except OutputRefused as exc:
+        raise ReportError(str(exc)) from None
     result = ExportResult(folder)
     hashes: dict[str, str] = {}
     for index, item in enumerate(data.evidence):
@@ -110,13 +128,14 @@ def export_images(
             result.skipped.append((item.id, str(exc)))
             continue
         over, mask, _ = annotated_image(rgb, prob, item.threshold)
-        stem = f"{item.id:04d}-{safe_file_stem(Path(item.name).stem, 'evidence', 60)}"
-        for name, arr in (
-            (f"{stem}-overlay-t{fmt_threshold(item.threshold)}.png", over),
-            (f"{stem}-mask-t{fmt_threshold(item.threshold)}.png", mask),
-        ):
+        for name, arr in zip(_names(item), (over, mask)):
             target = folder / name
-            _write_png(target, arr)
+            try:
+                _write_png(target, arr, force, protect)
+            except DiskFullError as full:  # the files written so far are whole; say why the rest are not
+                case.log_event("images.export_stopped", "case",
+                               {"folder": str(folder), "files": hashes, "reason": str(full)}, analyst=analyst)
+                raise
             result.written.append(target)
             hashes[name] = sha256_file(target)
     if progress:
