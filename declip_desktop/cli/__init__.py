@@ -20,7 +20,7 @@ from declip_desktop.common.version import SOFTWARE_VERSION
 OK, SOME_FAILED, FATAL = 0, 1, 2
 
 #: Subcommand modules, in the order `declip --help` lists them.
-SUBCOMMAND_MODULES: list[str] = ["case", "eval", "train", "synth", "models", "analyze", "key"]
+SUBCOMMAND_MODULES: list[str] = ["case", "eval", "train", "synth", "models", "analyze", "key", "cluster"]
 
 
 def build_parser() -> argparse.ArgumentParser:

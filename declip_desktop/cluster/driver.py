@@ -171,6 +171,7 @@ class ClusterAnalysis:
             worker = self._start_worker(i)
             ready[worker.actor.ready.remote()] = worker
         self._accept(ready, wait_all=True)
+        ready.clear()
         if not [w for w in self.workers if w.alive]:
             raise ClusterError("no worker accepted the model: "
                                + "; ".join(self.summary.refused or ["none started"])
@@ -288,7 +289,10 @@ class ClusterAnalysis:
         cls = self.ray.remote(ModelWorker).options(
             num_cpus=opts.cpus_per_actor, num_gpus=gpus, max_restarts=opts.max_restarts,
             max_task_retries=opts.max_restarts, name=None)
-        worker = _Worker(index, cls.remote(spec, self._weights_ref), started=time.monotonic())
+        # The weights go in a list: a nested reference is fetched by the actor itself, so a restarted
+        # actor fetches it again from the object store (the driver holds it for the whole run).
+        shipped = [self._weights_ref] if self._weights_ref is not None else []
+        worker = _Worker(index, cls.remote(spec, shipped), started=time.monotonic())
         self.workers.append(worker)
         return worker
 

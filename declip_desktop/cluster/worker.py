@@ -96,7 +96,8 @@ def materialize_model(spec: dict[str, Any], weights: Any) -> Any:
 class ModelWorker:
     """One model per actor (one per GPU or per group of CPU cores); see the module docstring."""
 
-    def __init__(self, spec: dict[str, Any], weights: Any = None):
+    def __init__(self, spec: dict[str, Any], shipped: list[Any] | None = None):
+        """`shipped`: [ObjectRef of the weights as a uint8 array] with model_from="ship", else []."""
         t0 = time.monotonic()
         self.spec = spec
         self.localizer: Any = None
@@ -106,6 +107,11 @@ class ModelWorker:
             if spec.get("software_version") != SOFTWARE_VERSION:
                 raise ModelRefused(f"this node runs DeCLIP Desktop {SOFTWARE_VERSION}, the driver "
                                    f"{spec.get('software_version')}; install the same version on every node")
+            weights = None
+            if shipped:
+                import ray
+
+                weights = ray.get(shipped[0])  # zero-copy view of the object store's copy on this node
             installed = materialize_model(spec, weights)
             from declip_desktop.engine.localizer import Localizer
 
