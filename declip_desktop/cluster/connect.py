@@ -135,7 +135,11 @@ class ClusterSession:
             return self
         if self.is_local:
             self._set_local_env()
-        ray = import_ray()
+        try:
+            ray = import_ray()
+        except RayMissing:
+            self._restore_env()
+            raise
         if ray.is_initialized():
             self._restore_env()
             raise ClusterError("this program is already connected to a Ray cluster; finish that run first")
