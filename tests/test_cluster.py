@@ -86,6 +86,32 @@ def ray_local(tmp_path_factory):
     assert not Path(temp_dir).exists()
 
 
+@pytest.fixture(scope="session")
+def _tiny_files(tmp_path_factory):
+    """The tiny model, built once (building it costs seconds on a loaded machine)."""
+    home = tmp_path_factory.mktemp("tiny_model_home")
+    saved = os.environ.get("DECLIP_HOME")
+    os.environ["DECLIP_HOME"] = str(home)
+    try:
+        card = install_tiny_model("tiny")
+    finally:
+        if saved is None:
+            os.environ.pop("DECLIP_HOME", None)
+        else:
+            os.environ["DECLIP_HOME"] = saved
+    return card, home / "models"
+
+
+@pytest.fixture
+def tiny(_tiny_files, isolated_home):
+    """The tiny model installed in this test's DECLIP_HOME; its card."""
+    card, models = _tiny_files
+    (isolated_home / "models").mkdir(parents=True, exist_ok=True)
+    for f in models.glob("tiny.*"):
+        shutil.copy(f, isolated_home / "models" / f.name)
+    return card
+
+
 def _make_case(root: Path, n: int = 40, seed: int = 0) -> Case:
     case = Case.create(root / "case", number="2026-0021", title="cluster", analyst="tester")
     src = root / "src"
@@ -116,11 +142,11 @@ def test_addresses_are_checked():
             parse_address(bad)
 
 
-def test_forty_items_stored_once_with_the_maps_of_a_local_run(ray_local, tmp_path):
+def test_forty_items_stored_once_with_the_maps_of_a_local_run(ray_local, tmp_path, tiny):
     from declip_desktop.analysis import run_queue
     from declip_desktop.engine.localizer import Localizer
 
-    card = install_tiny_model("tiny")
+    card = tiny
     local_case = _make_case(tmp_path / "local")
     run_queue(local_case, Localizer("tiny", device="cpu", batch_size=4, threads=1))
     expected = _results_once_each(local_case, card.sha256)
@@ -155,8 +181,8 @@ def test_forty_items_stored_once_with_the_maps_of_a_local_run(ray_local, tmp_pat
     assert (again.total, again.done) == (0, 0)
 
 
-def test_killed_actors_lose_nothing_and_store_nothing_twice(ray_local, tmp_path):
-    card = install_tiny_model("tiny")
+def test_killed_actors_lose_nothing_and_store_nothing_twice(ray_local, tmp_path, tiny):
+    card = tiny
     case = _make_case(tmp_path, seed=1)
     killed: list[str] = []
 
@@ -164,10 +190,10 @@ def test_killed_actors_lose_nothing_and_store_nothing_twice(ray_local, tmp_path)
         if event.status != "done":
             return
         w0, w1 = run.workers[0], run.workers[1]
-        if event.done == 6 and not killed:  # gone for good: its items must go to the other worker
+        if event.done == 4 and not killed:  # gone for good: its items must go to the other worker
             ray_local.ray.kill(w0.actor, no_restart=True)
             killed.append("ray.kill")
-        elif event.done == 18 and len(killed) == 1:  # its process dies: Ray restarts it and re-runs its tasks
+        elif event.done == 8 and len(killed) == 1:  # its process dies: Ray restarts it and re-runs its tasks
             os.kill(int(w1.info["pid"]), signal.SIGKILL)
             killed.append("SIGKILL")
 
@@ -181,8 +207,8 @@ def test_killed_actors_lose_nothing_and_store_nothing_twice(ray_local, tmp_path)
     assert case.verify().ok and case.status_counts()["analysing"] == 0
 
 
-def test_a_killed_driver_loses_nothing_and_the_next_run_resumes(ray_local, tmp_path, isolated_home):
-    card = install_tiny_model("tiny")
+def test_a_killed_driver_loses_nothing_and_the_next_run_resumes(ray_local, tmp_path, isolated_home, tiny):
+    card = tiny
     case = _make_case(tmp_path, seed=2)
     case_dir = str(case.path)
     case.close()
@@ -224,8 +250,7 @@ def test_a_killed_driver_loses_nothing_and_the_next_run_resumes(ray_local, tmp_p
         assert any(e.action == "analysis.interrupted" for e in final.audit_entries())
 
 
-def test_a_node_with_a_different_model_file_is_refused(ray_local, tmp_path, isolated_home):
-    card = install_tiny_model("tiny")
+def test_a_node_with_a_different_model_file_is_refused(ray_local, tmp_path, isolated_home, tiny):
     case = _make_case(tmp_path, n=4, seed=3)
     node_models = tmp_path / "node-models"
     node_models.mkdir()
@@ -257,8 +282,8 @@ def test_a_node_with_a_different_model_file_is_refused(ray_local, tmp_path, isol
     assert case.latest_analysis(liar.id).parameters["cluster"]["evidence_from"] == "shared"
 
 
-def test_shipped_weights_are_checked_on_the_node(tmp_path):
-    card = install_tiny_model("tiny")
+def test_shipped_weights_are_checked_on_the_node(tmp_path, tiny):
+    card = tiny
     from declip_desktop.engine.models import ModelStore
 
     weights = ModelStore().get("tiny").weights_path.read_bytes()
@@ -282,12 +307,11 @@ def test_cluster_info_lists_the_nodes(ray_local):
     assert info["cpus"] == 2 and info["gpus"] == 0 and info["nodes"][0]["address"] == "127.0.0.1"
 
 
-def test_without_ray_the_cli_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+def test_without_ray_the_cli_says_how_to_install_it(tmp_path, monkeypatch, capsys, tiny):
     from declip_desktop.cli import main
 
     case = _make_case(tmp_path, n=1)
     case.close()
-    install_tiny_model("tiny")
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     assert main(["case", "analyze", str(case.path), "--model", "tiny", "--cluster", "local"]) == 2
     assert "pip install 'declip-desktop[cluster]'" in capsys.readouterr().err

@@ -123,6 +123,7 @@ class ClusterAnalysis:
         self._nodes: dict[str, NodeStats] = {}
         self._t0 = time.monotonic()
         self._weights_ref: Any = None
+        self._shipped: list[Any] = []
         self._replacements = 0
         self._gpus = 0.0  # per actor, fixed when the run starts
         self._count = 0  # actors wanted
@@ -163,13 +164,16 @@ class ClusterAnalysis:
         self._check_model_file()
         if self.options.model_from == "ship":
             self._weights_ref = ray.put(np.fromfile(self.installed.weights_path, dtype=np.uint8))
+        # In a list, the reference travels as a reference: each actor fetches the weights itself
+        # (once per node through the object store), also after Ray restarted it.
+        self._shipped = [self._weights_ref] if self._weights_ref is not None else []
         info = self.session.info()
         self._gpus = self._gpus_per_actor(info.gpus)
         self._count = self._actor_count(info.cpus, info.gpus)
         ready: dict[Any, _Worker] = {}
         for i in range(self._count):
             worker = self._start_worker(i)
-            ready[worker.actor.ready.remote()] = worker
+            ready[worker.actor.ready.remote(self._shipped)] = worker
         self._accept(ready, wait_all=True)
         ready.clear()
         if not [w for w in self.workers if w.alive]:
@@ -187,7 +191,7 @@ class ClusterAnalysis:
                 while worker.in_flight < self.options.in_flight and queue:
                     batch = self._take_batch(queue)
                     if batch:
-                        ref = worker.actor.analyse.remote(self._payload(batch))
+                        ref = worker.actor.analyse.remote(self._payload(batch), self._shipped)
                         pending[ref] = (worker, batch, now_iso())
                         worker.in_flight += 1
             if not pending and not ready:
@@ -225,7 +229,7 @@ class ClusterAnalysis:
                 if self._replacements < self._count:
                     self._replacements += 1
                     new = self._start_worker(len(self.workers))
-                    ready[new.actor.ready.remote()] = new
+                    ready[new.actor.ready.remote(self._shipped)] = new
             for item in reversed(batch):
                 item.attempts += 1
                 if item.attempts >= self.options.max_attempts:
@@ -289,10 +293,7 @@ class ClusterAnalysis:
         cls = self.ray.remote(ModelWorker).options(
             num_cpus=opts.cpus_per_actor, num_gpus=gpus, max_restarts=opts.max_restarts,
             max_task_retries=opts.max_restarts, name=None)
-        # The weights go in a list: a nested reference is fetched by the actor itself, so a restarted
-        # actor fetches it again from the object store (the driver holds it for the whole run).
-        shipped = [self._weights_ref] if self._weights_ref is not None else []
-        worker = _Worker(index, cls.remote(spec, shipped), started=time.monotonic())
+        worker = _Worker(index, cls.remote(spec), started=time.monotonic())
         self.workers.append(worker)
         return worker
 

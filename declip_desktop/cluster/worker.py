@@ -96,13 +96,21 @@ def materialize_model(spec: dict[str, Any], weights: Any) -> Any:
 class ModelWorker:
     """One model per actor (one per GPU or per group of CPU cores); see the module docstring."""
 
-    def __init__(self, spec: dict[str, Any], shipped: list[Any] | None = None):
-        """`shipped`: [ObjectRef of the weights as a uint8 array] with model_from="ship", else []."""
-        t0 = time.monotonic()
+    def __init__(self, spec: dict[str, Any]):
         self.spec = spec
         self.localizer: Any = None
         self.refused: str | None = None
+        self.load_seconds = 0.0
         self.identity = self._identity()
+
+    def _load(self, shipped: list[Any]) -> None:
+        """Load the model once per actor process. `shipped`: [ObjectRef of the weights as a uint8
+        array] with model_from="ship", else []. It comes with every call rather than to the
+        constructor, so an actor Ray restarts after a crash loads the model again by itself."""
+        if self.localizer is not None or self.refused is not None:
+            return
+        t0 = time.monotonic()
+        spec = self.spec
         try:
             if spec.get("software_version") != SOFTWARE_VERSION:
                 raise ModelRefused(f"this node runs DeCLIP Desktop {SOFTWARE_VERSION}, the driver "
@@ -130,8 +138,9 @@ class ModelWorker:
                 "hostname": socket.gethostname(), "pid": os.getpid(), "actor_id": ctx.get_actor_id(),
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "ray_version": ray.__version__}
 
-    def ready(self) -> dict[str, Any]:
-        """Who this worker is and whether it accepted the model (the driver refuses it otherwise)."""
+    def ready(self, shipped: list[Any]) -> dict[str, Any]:
+        """Load the model; who this worker is and whether it accepted the model (else it is refused)."""
+        self._load(shipped)
         out = dict(self.identity, refused=self.refused, load_seconds=round(self.load_seconds, 3),
                    software_version=SOFTWARE_VERSION)
         if self.localizer is not None:
@@ -149,9 +158,10 @@ class ModelWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def analyse(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def analyse(self, items: list[dict[str, Any]], shipped: list[Any]) -> list[dict[str, Any]]:
         """`items`: {evidence_id, sha256, data (bytes) | path (str on this node)}; one result dict each:
         {evidence_id, map_png, score, width, height, seconds, device, error}."""
+        self._load(shipped)
         if self.localizer is None:
             raise ModelRefused(self.refused or "this worker has no model")
         from declip_desktop.common.probmaps import encode_png16
