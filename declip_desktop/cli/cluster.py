@@ -80,22 +80,9 @@ def analyze_on_cluster(args: argparse.Namespace, case: Any, model: Any) -> int:
         session.close()
     print(f"Analysed {summary.done}, failed {summary.failed}, still queued {summary.remaining} "
           f"({summary.seconds:.1f} s, {summary.model_name} on cluster {summary.address}).")
-    for line in node_lines(summary):
-        print(line)
+    for line in summary.report_lines():
+        print("  " + line)
     return SOME_FAILED if summary.failed else OK
-
-
-def node_lines(summary: Any) -> list[str]:
-    """Per-node throughput, failures and refusals, one line each (CLI and app)."""
-    lines = []
-    for n in summary.nodes:
-        rate = f", {n.images_per_second:.2f} images/s while busy" if n.images_per_second else ""
-        lines.append(f"  node {n.hostname} ({n.address}) {n.device}: {n.items} stored, {n.failures} failed, "
-                     f"{n.actor_deaths} workers lost{rate}")
-    lines += [f"  refused: {r}" for r in summary.refused]
-    if summary.duplicates_skipped:
-        lines.append(f"  {summary.duplicates_skipped} results arrived twice and were stored once")
-    return lines
 
 
 def _info(args: argparse.Namespace) -> int:

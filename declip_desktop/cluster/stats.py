@@ -64,6 +64,18 @@ class ClusterRunSummary:
     def images_per_second(self) -> float | None:
         return self.done / self.seconds if self.seconds > 0 else None
 
+    def report_lines(self) -> list[str]:
+        """Per-node throughput, failures and refusals, one line each (CLI and app)."""
+        lines = []
+        for n in self.nodes:
+            rate = f", {n.images_per_second:.2f} images/s while busy" if n.images_per_second else ""
+            lines.append(f"node {n.hostname} ({n.address}) {n.device}: {n.items} stored, {n.failures} failed, "
+                         f"{n.actor_deaths} workers lost{rate}")
+        lines += [f"refused: {r}" for r in self.refused]
+        if self.duplicates_skipped:
+            lines.append(f"{self.duplicates_skipped} results arrived twice and were stored once")
+        return lines
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["nodes"] = [asdict(n) | {"images_per_second": n.images_per_second} for n in self.nodes]
