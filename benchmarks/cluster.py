@@ -14,6 +14,12 @@ The model is the bundled starter model by default (real weights, no download), o
 Prints the machine (CPU, cores, load average): figures taken on a busy machine say so.
 
     python benchmarks/cluster.py [--count 24] [--size 1024] [--threads 2] [--model NAME]
+    python benchmarks/cluster.py --maps-only [--map-sizes 1024x768,4000x3000]
+
+--maps-only measures what a full-resolution map costs per item, without Ray: its 16-bit PNG
+size (the bytes a worker sends back), the worker's encode time, and the driver's store time
+(decode + `case.store_result`, which encodes again), for a map like a manipulated photo's
+(mid-range values) and like an authentic photo's (near 0).
 """
 
 from __future__ import annotations
@@ -88,6 +94,41 @@ class Echo:
         return out
 
 
+def map_costs(sizes: list[tuple[int, int]]) -> None:
+    import torch
+
+    from declip_desktop.cases import Case
+    from declip_desktop.cases.audit import now_iso
+    from declip_desktop.common.probmaps import decode_png16, encode_png16
+    from declip_desktop.engine.preprocess import resize_map
+
+    torch.manual_seed(0)
+    coarse = torch.nn.functional.interpolate(torch.randn(1, 1, 16, 16) * 3, size=(256, 256), mode="bilinear")[0, 0]
+    work = Path(tempfile.mkdtemp(prefix="declip-bench-maps-", dir="/tmp"))
+    for width, height in sizes:
+        photo = work / f"p{width}x{height}.png"
+        Image.new("RGB", (width, height), (90, 120, 150)).save(photo)
+        case = Case.create(work / f"case{width}", number="B", title="maps", analyst="bench")
+        ev = case.import_paths([photo]).imported[0]
+        for kind, native in (("manipulated-like", torch.sigmoid(coarse + 0.3 * torch.randn(256, 256))),
+                             ("authentic-like", torch.sigmoid(coarse - 8 + 0.3 * torch.randn(256, 256)))):
+            full = resize_map(native, height, width)
+            t0 = time.perf_counter()
+            png = encode_png16(full)
+            enc = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            case.store_result(ev.id, model_name="m", model_sha256="0" * 64, parameters={}, score=0.5,
+                              prob_map=decode_png16(png), device="cpu", seconds=0.0, started=now_iso(),
+                              finished=now_iso())
+            store = time.perf_counter() - t0
+            print(f"map {width}×{height} {kind}: 16-bit PNG {len(png) / 2**20:.2f} MiB, worker encode "
+                  f"{enc * 1000:.0f} ms, driver store (decode + store_result) {store * 1000:.0f} ms")
+        case.close()
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=24)
@@ -95,7 +136,13 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model", default="starter")
     ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--maps-only", action="store_true", help="only the per-map costs (no model, no Ray)")
+    ap.add_argument("--map-sizes", default="1024x768,4000x3000")
     args = ap.parse_args()
+    if args.maps_only:
+        print(f"machine: {machine()}")
+        map_costs([tuple(int(v) for v in s.split("x")) for s in args.map_sizes.split(",")])
+        return 0
 
     import torch
 
