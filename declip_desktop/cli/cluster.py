@@ -27,6 +27,9 @@ def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cluster", metavar="ADDRESS", help="analyse on a Ray cluster: " + ADDRESS_HELP)
     g.add_argument("--actors", type=int, help="model actors (default: one per GPU, else one per --cpus-per-actor cores)")
     g.add_argument("--cpus-per-actor", type=int, default=1, help="CPU cores (torch threads) per actor (default: 1)")
+    g.add_argument("--gpus-per-actor", type=float,
+                   help="GPUs per actor, fractions allowed (default: 1 when the cluster has GPUs, else 0); "
+                        "0.25 puts four actors on a GPU, for large photos whose decoding and map encoding need CPUs")
     g.add_argument("--model-from", choices=("ship", "installed"), default="ship",
                    help="ship: send the weights once through Ray's object store (default); installed: use the "
                         "model installed on each node with the same SHA-256 (a node without it is refused)")
@@ -48,7 +51,8 @@ def analyze_on_cluster(args: argparse.Namespace, case: Any, model: Any) -> int:
         installed = resolve_model(model)
     except ModelError as exc:
         return _err(f"{exc}")
-    options = ClusterOptions(actors=args.actors, cpus_per_actor=args.cpus_per_actor, device=args.device or "auto",
+    options = ClusterOptions(actors=args.actors, cpus_per_actor=args.cpus_per_actor,
+                             gpus_per_actor=args.gpus_per_actor, device=args.device or "auto",
                              batch_size=args.batch_size, fast=args.fast, model_from=args.model_from,
                              evidence_from=args.evidence_from, shared_root=args.shared_root)
     try:

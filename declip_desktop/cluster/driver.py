@@ -60,6 +60,8 @@ class ClusterOptions:
         for name in ("cpus_per_actor", "batch_size", "in_flight", "max_attempts"):
             if int(getattr(self, name)) < 1:
                 raise ClusterError(f"{name.replace('_', ' ')} must be at least 1 (got {getattr(self, name)})")
+        if self.gpus_per_actor is not None and not 0 <= self.gpus_per_actor <= 64:
+            raise ClusterError(f"GPUs per actor must be between 0 and 64 (got {self.gpus_per_actor})")
         if self.actors is not None and self.actors < 1:
             raise ClusterError(f"the number of actors must be at least 1 (got {self.actors})")
 
