@@ -307,6 +307,38 @@ def test_cluster_info_lists_the_nodes(ray_local):
     assert info["cpus"] == 2 and info["gpus"] == 0 and info["nodes"][0]["address"] == "127.0.0.1"
 
 
+def _listening(pids: set[str]) -> list[str]:
+    """Local addresses of the TCP sockets `pids` listen on, as "IP" strings."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    found = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A = LISTEN
+                continue
+            raw = bytes.fromhex(fields[1].split(":")[0])
+            words = [raw[i:i + 4][::-1] for i in range(0, len(raw), 4)]  # little-endian 32-bit words
+            addr = b"".join(words)
+            found.append(".".join(str(b) for b in addr[-4:]) if width == 8 or addr[:12] == bytes(10) + b"\xff\xff"
+                         else addr.hex())
+    return found
+
+
+def test_the_local_ray_listens_on_loopback_only(ray_local):
+    addresses = _listening(ray_pids(ray_local.temp_dir))
+    assert addresses, "found no listening socket of the local Ray (the check would prove nothing)"
+    assert set(addresses) == {"127.0.0.1"}, addresses
+    assert all(n.address == "127.0.0.1" for n in ray_local.info().nodes)
+
+
 def test_without_ray_the_cli_says_how_to_install_it(tmp_path, monkeypatch, capsys, tiny):
     from declip_desktop.cli import main
 
