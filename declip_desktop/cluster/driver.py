@@ -28,60 +28,11 @@ import numpy as np
 from declip_desktop.cases import Case, CaseBusyError, Evidence
 from declip_desktop.cases.audit import now_iso
 from declip_desktop.cluster.connect import ClusterError, ClusterSession
+from declip_desktop.cluster.options import ClusterOptions
 from declip_desktop.cluster.stats import ClusterProgress, ClusterRunSummary, NodeStats
+from declip_desktop.cluster.store import store_one_result
 from declip_desktop.common.hashing import sha256_file
-from declip_desktop.common.probmaps import decode_png16
 from declip_desktop.common.version import SOFTWARE_VERSION
-
-
-@dataclass
-class ClusterOptions:
-    actors: int | None = None  # None: one per GPU, else one per `cpus_per_actor` cores of the cluster
-    cpus_per_actor: int = 1
-    gpus_per_actor: float | None = None  # None: 1 when the cluster has GPUs and device is not "cpu"
-    device: str = "auto"
-    batch_size: int = 4
-    fast: bool = False
-    in_flight: int = 2  # batches queued per actor, so the next one is there when a batch finishes
-    model_from: str = "ship"  # "ship" (object store) | "installed" (on each node, same SHA-256)
-    evidence_from: str = "driver"  # "driver" (bytes shipped) | "shared" (read on the node from shared_root)
-    shared_root: str | None = None  # the case folder as mounted on the nodes (default: the same path)
-    models_dir: str | None = None  # where nodes look for installed models (default: their DECLIP_HOME)
-    cache_dir: str | None = None  # where nodes keep shipped weights (default: DECLIP_HOME/cache)
-    max_attempts: int = 3  # lost workers an item may see before it is recorded as failed
-    max_restarts: int = 1  # Ray restarts a crashed actor this often (and re-runs its tasks)
-    ready_timeout: float = 600.0  # seconds to wait for the actors to load the model
-
-    def check(self) -> None:
-        if self.model_from not in ("ship", "installed"):
-            raise ClusterError(f"model source {self.model_from!r}: use 'ship' or 'installed'")
-        if self.evidence_from not in ("driver", "shared"):
-            raise ClusterError(f"evidence source {self.evidence_from!r}: use 'driver' or 'shared'")
-        for name in ("cpus_per_actor", "batch_size", "in_flight", "max_attempts"):
-            if int(getattr(self, name)) < 1:
-                raise ClusterError(f"{name.replace('_', ' ')} must be at least 1 (got {getattr(self, name)})")
-        if self.gpus_per_actor is not None and not 0 <= self.gpus_per_actor <= 64:
-            raise ClusterError(f"GPUs per actor must be between 0 and 64 (got {self.gpus_per_actor})")
-        if self.actors is not None and self.actors < 1:
-            raise ClusterError(f"the number of actors must be at least 1 (got {self.actors})")
-
-
-def store_one_result(case: Case, ev: Evidence, result: dict[str, Any], *, model_name: str, model_sha256: str,
-                     parameters: dict[str, Any], started: str, analyst: str | None) -> bool:
-    """Store one worker result; False when this evidence already has a result from this model.
-
-    The single place a cluster run writes a result (idempotent per evidence and model SHA-256)."""
-    if any(a.ok and a.model_sha256 == model_sha256 for a in case.analyses(ev.id)):
-        return False
-    prob_map = decode_png16(result["map_png"])
-    if prob_map.shape != (ev.height, ev.width):
-        raise ValueError(f"the worker returned a {prob_map.shape[1]}×{prob_map.shape[0]} map for a "
-                         f"{ev.width}×{ev.height} image")
-    case.store_result(ev.id, model_name=model_name, model_sha256=model_sha256, parameters=parameters,
-                      score=float(result["score"]), prob_map=prob_map, device=str(result.get("device") or ""),
-                      seconds=float(result.get("seconds") or 0.0), started=started, finished=now_iso(),
-                      analyst=analyst)
-    return True
 
 
 @dataclass
@@ -149,6 +100,9 @@ class ClusterAnalysis:
                     self._run(deque(_Item(e) for e in todo))
                 finally:
                     self._stop_workers()
+                    # We hold the lock, so whatever is still 'analysing' was sent by this run and
+                    # not stored (an error or Ctrl-C ended it): back to the queue, in the audit trail.
+                    self.case.requeue_interrupted()
                     self.summary.nodes = sorted(self._nodes.values(), key=lambda n: n.hostname + n.node_id)
                     self._log("analysis.cluster_finished", self.summary.as_dict())
             self.summary.remaining = len([e for e in self.case.queued_evidence(self.card.sha256)
@@ -225,6 +179,7 @@ class ClusterAnalysis:
         except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as exc:
             if worker.alive:
                 worker.alive = False
+                self.ray.kill(worker.actor)  # frees its CPUs/GPUs for the replacement if it lingers
                 stats.actor_deaths += 1
                 self.summary.actor_deaths += 1
                 self._emit(None, "worker_lost", error=f"worker {worker.index} on {stats.hostname}: {type(exc).__name__}")
@@ -434,3 +389,6 @@ def run_on_cluster(case: Case, model: Any, session: ClusterSession, options: Clu
 
     Raises CaseBusyError (another run holds the case), ClusterError (no worker could run)."""
     return ClusterAnalysis(case, model, session, options, **kwargs).run()
+
+
+__all__ = ["ClusterAnalysis", "ClusterOptions", "run_on_cluster", "store_one_result"]
