@@ -23,8 +23,8 @@ from declip_desktop.cases import Case
 from declip_desktop.cluster.connect import ClusterError, ClusterSession, parse_address
 from declip_desktop.cluster.driver import ClusterAnalysis, ClusterOptions, run_on_cluster
 from declip_desktop.cluster.worker import ModelRefused, materialize_model
-from cases_util import noise_image
-from factories import install_tiny_model
+from tests.cases_util import noise_image
+from tests.factories import install_tiny_model
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the local Ray fixture scans /proc")
 
@@ -168,6 +168,7 @@ def test_forty_items_stored_once_with_the_maps_of_a_local_run(ray_local, tmp_pat
     assert len(stored) == 40
     for entry in stored:
         assert entry.details["device"] == "cpu"
+        assert entry.details["parameters"]["model_card"]["sha256"] == card.sha256  # what reports show
         assert entry.details["parameters"]["cluster"]["node_ip"] == "127.0.0.1"
         assert len(entry.details["parameters"]["cluster"]["node_id"]) >= 32
     actions = [e.action for e in case.audit_entries()]
@@ -176,6 +177,7 @@ def test_forty_items_stored_once_with_the_maps_of_a_local_run(ray_local, tmp_pat
     assert finished.details["nodes"][0]["items"] == 40 and finished.details["nodes"][0]["actors"] == 2
     assert [e.status for e in events].count("done") == 40 and events[-1].status == "finished"
     assert case.verify().ok
+    assert case.get_setting("model") == {"name": "tiny", "sha256": card.sha256}  # pinned, as a local run does
     # Nothing left to do: a second run stores nothing.
     again = run_on_cluster(case, "tiny", ray_local, ClusterOptions(actors=1))
     assert (again.total, again.done) == (0, 0)
@@ -238,9 +240,13 @@ def test_a_killed_driver_loses_nothing_and_the_next_run_resumes(ray_local, tmp_p
         done_before = counts["done"]
     # Resume with the command the analyst would type: a private local Ray of its own.
     markers_before = {p for p in os.listdir("/tmp") if p.startswith("declip-ray-")}
-    resumed = subprocess.run([sys.executable, "-m", "declip_desktop", "case", "analyze", case_dir, "--cluster", "local",
+    # The same entry point as `python -m declip_desktop`, plus a look at what the driver imported.
+    probe = ("import sys; from declip_desktop.cli import main; rc = main(sys.argv[1:]); "
+             "print('torch imported:', 'torch' in sys.modules); sys.exit(rc)")
+    resumed = subprocess.run([sys.executable, "-c", probe, "case", "analyze", case_dir, "--cluster", "local",
                               "--cpus", "1", "--actors", "1"], env=env, capture_output=True, text=True, timeout=240)
     assert resumed.returncode == 0, resumed.stderr
+    assert "torch imported: False" in resumed.stdout  # the driver stays torch-free: the nodes run the model
     assert f"Analysed {40 - done_before}, failed 0, still queued 0" in resumed.stdout
     assert "node " in resumed.stdout and "stored" in resumed.stdout  # per-node report
     assert {p for p in os.listdir("/tmp") if p.startswith("declip-ray-")} == markers_before  # cleaned up

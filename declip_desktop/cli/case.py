@@ -109,7 +109,7 @@ def _analyze(args: argparse.Namespace) -> int:
             return _err(str(exc))
         with case:
             return importlib.import_module("declip_desktop.cli.cluster").analyze_on_cluster(
-                args, case, args.model or case.get_setting("model"))
+                args, case, args.model)
     try:
         from declip_desktop.engine.localizer import Localizer
         from declip_desktop.engine.models import resolve_model

@@ -41,16 +41,19 @@ def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def analyze_on_cluster(args: argparse.Namespace, case: Any, model: Any) -> int:
-    """`declip case analyze DIR --cluster ADDRESS`; `case` is open, `model` a name/path or None."""
+    """`declip case analyze DIR --cluster ADDRESS`; `case` is open, `model` a name/path or None (the
+    case's pinned model, else the default)."""
     from declip_desktop.cases import CaseError
     from declip_desktop.cluster.connect import ClusterError, ClusterSession
     from declip_desktop.cluster.driver import ClusterOptions, run_on_cluster
-    from declip_desktop.engine.models import ModelError, resolve_model
+    from declip_desktop.cluster.model_choice import choose_model
 
     try:
-        installed = resolve_model(model)
-    except ModelError as exc:
-        return _err(f"{exc}")
+        installed, why = choose_model(case, model)
+    except ClusterError as exc:
+        return _err(str(exc))
+    reason = {"requested": "chosen with --model", "case": "the case's model", "default": "the default model"}[why]
+    print(f"Model: {installed.card.name} ({installed.sha256[:12]}…), {reason}", file=sys.stderr, flush=True)
     options = ClusterOptions(actors=args.actors, cpus_per_actor=args.cpus_per_actor,
                              gpus_per_actor=args.gpus_per_actor, device=args.device or "auto",
                              batch_size=args.batch_size, fast=args.fast, model_from=args.model_from,
@@ -65,9 +68,7 @@ def analyze_on_cluster(args: argparse.Namespace, case: Any, model: Any) -> int:
     try:
         info = session.info()
         print(f"Cluster: {len(info.alive_nodes)} node(s), {info.cpus:g} CPUs, {info.gpus:g} GPUs (Ray "
-              f"{info.ray_version}). Model: {installed.card.name} ({installed.sha256[:12]}…)", file=sys.stderr)
-        if args.model:
-            case.set_setting("model", args.model, analyst=args.analyst)
+              f"{info.ray_version})", file=sys.stderr)
 
         def progress(event: Any) -> None:
             if event.status == "failed":

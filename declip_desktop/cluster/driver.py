@@ -28,6 +28,7 @@ import numpy as np
 from declip_desktop.cases import Case, CaseBusyError, Evidence
 from declip_desktop.cases.audit import now_iso
 from declip_desktop.cluster.connect import ClusterError, ClusterSession
+from declip_desktop.cluster.model_choice import choose_model, pin_case
 from declip_desktop.cluster.options import ClusterOptions
 from declip_desktop.cluster.stats import ClusterProgress, ClusterRunSummary, NodeStats
 from declip_desktop.cluster.store import store_one_result
@@ -61,13 +62,14 @@ class ClusterAnalysis:
     def __init__(self, case: Case, model: Any, session: ClusterSession, options: ClusterOptions | None = None, *,
                  evidence_ids: Iterable[int] | None = None, on_progress: Callable[[ClusterProgress], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, analyst: str | None = None):
-        from declip_desktop.engine.models import resolve_model
+        from declip_desktop.engine.models import card_snapshot
 
         self.case, self.session, self.ray = case, session, session.ray
         self.options = options or ClusterOptions()
         self.options.check()
-        self.installed = resolve_model(model)
+        self.installed, self.model_source = choose_model(case, model)
         self.card = self.installed.card
+        self.snapshot = card_snapshot(self.card)  # stored with every result, as a local run does
         self.wanted = None if evidence_ids is None else {int(i) for i in evidence_ids}
         self.on_progress, self.should_stop, self.analyst = on_progress, should_stop, analyst
         self.workers: list[_Worker] = []
@@ -136,6 +138,7 @@ class ClusterAnalysis:
             raise ClusterError("no worker accepted the model: "
                                + "; ".join(self.summary.refused or ["none started"])
                                + ". Install the same model (same SHA-256) on the nodes, or ship it (the default)")
+        pin_case(self.case, self.card, self.analyst)  # as a local run: the case keeps the model it used
         self._emit(None, "started")
         pending: dict[Any, tuple[_Worker, list[_Item], str]] = {}
         while queue or pending or ready:
@@ -358,6 +361,7 @@ class ClusterAnalysis:
 
     def _parameters(self, worker: _Worker) -> dict[str, Any]:
         params = dict(worker.info.get("parameters") or {})
+        params["model_card"] = dict(self.snapshot)
         params["cluster"] = {k: worker.info.get(k) for k in ("node_id", "node_ip", "hostname", "pid", "gpu_ids",
                                                               "ray_version")}
         params["cluster"].update(address=self.session.address, evidence_from=self.options.evidence_from,

@@ -48,7 +48,7 @@ def _make_job(window: Any):  # noqa: ANN202 - a cluster.job.ClusterJob (replaced
     from declip_desktop.cluster.job import ClusterJob
 
     case = window.case
-    return ClusterJob(case.path, case.get_setting("model") or None)
+    return ClusterJob(case.path, None)  # the case's pinned model (else the default), as a local run
 
 
 class ClusterDialog(QDialog):
