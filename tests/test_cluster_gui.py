@@ -66,7 +66,7 @@ class StubWindow(QWidget):
         self.reloaded = 0
         self.messages = []
         self.notifications = SimpleNamespace(info=lambda m, d="": self.messages.append((m, d)))
-        self.fast = False
+        self.fast_action = SimpleNamespace(isChecked=lambda: True)  # Analysis → Fast mode is on
 
     def reload_evidence(self):
         self.reloaded += 1
@@ -99,6 +99,7 @@ def test_connect_lists_nodes_then_run_reports_per_node(qtbot, window):
     opts = dialog.job.options
     assert (opts.actors, opts.evidence_from, opts.shared_root, opts.model_from) == (3, "shared", "/mnt/cases/2026-0021",
                                                                                   "ship")
+    assert opts.fast  # follows the window's fast mode
     log = dialog.log.toPlainText()
     assert "node gpu-box-1 (10.0.0.5) NVIDIA H100: 1 stored, 1 failed, 1 workers lost" in log
     assert "refused: node old-box" in log and "failed: evidence 2" in log and "ActorDiedError" in log

@@ -158,7 +158,12 @@ class ClusterDialog(QDialog):
         return ClusterOptions(actors=self.actors.value() or None, cpus_per_actor=self.cpus_per_actor.value(),
                               model_from=self.model_from.currentData(), evidence_from=self.evidence_from.currentData(),
                               shared_root=self.shared_root.text().strip() or None,
-                              fast=bool(getattr(self.window, "fast", False)))
+                              fast=self._fast_mode())
+
+    def _fast_mode(self) -> bool:
+        """The window's Analysis → Fast mode, so a cluster run computes what a local one would."""
+        action = getattr(self.window, "fast_action", None)
+        return bool(action.isChecked()) if action is not None else False
 
     def start_run(self) -> None:
         options = self.options()
