@@ -357,3 +357,18 @@ def test_without_ray_the_cli_says_how_to_install_it(tmp_path, monkeypatch, capsy
     assert "not a cluster address" in capsys.readouterr().err
     with Case.open(case.path) as again:
         assert again.status_counts()["queued"] == 1
+
+
+def test_a_cluster_without_this_package_gets_a_clear_error_and_the_queue_is_kept(ray_local, tmp_path, tiny,
+                                                                                   monkeypatch):
+    """Through Ray Client, a cluster whose nodes lack DeCLIP Desktop fails when the actor class is sent."""
+    case = _make_case(tmp_path, n=2, seed=4)
+
+    def cannot_import(*_args, **_kwargs):
+        raise ModuleNotFoundError("No module named 'declip_desktop.cluster'")
+
+    monkeypatch.setattr(ray_local.ray, "remote", cannot_import)
+    with pytest.raises(ClusterError, match=r"could not create a model actor: ModuleNotFoundError.*Install DeCLIP"):
+        run_on_cluster(case, "tiny", ray_local, ClusterOptions(actors=1))
+    assert case.status_counts()["queued"] == 2 and case.analyses() == []
+    assert case.get_setting("model") is None  # nothing ran: the case is not pinned to the model

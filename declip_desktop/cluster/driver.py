@@ -250,7 +250,15 @@ class ClusterAnalysis:
                 "models_dir": opts.models_dir, "cache_dir": opts.cache_dir,
                 "device": "cpu" if not gpus else opts.device, "batch_size": opts.batch_size, "fast": opts.fast,
                 "threads": opts.cpus_per_actor, "software_version": SOFTWARE_VERSION}
-        cls = self.ray.remote(ModelWorker).options(
+        try:
+            return self._create_worker(index, ModelWorker, spec, gpus)
+        except Exception as exc:  # noqa: BLE001 - e.g. the cluster cannot import this package
+            raise ClusterError(f"the cluster could not create a model actor: {type(exc).__name__}: {exc}. Install "
+                               f"DeCLIP Desktop {SOFTWARE_VERSION} (with the cluster extra) on every node") from exc
+
+    def _create_worker(self, index: int, worker_class: Any, spec: dict[str, Any], gpus: float) -> _Worker:
+        opts = self.options
+        cls = self.ray.remote(worker_class).options(
             num_cpus=opts.cpus_per_actor, num_gpus=gpus, max_restarts=opts.max_restarts,
             max_task_retries=opts.max_restarts, name=None)
         worker = _Worker(index, cls.remote(spec), started=time.monotonic())
