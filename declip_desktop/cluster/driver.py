@@ -43,6 +43,7 @@ class _Worker:
     info: dict[str, Any] = field(default_factory=dict)
     in_flight: int = 0
     alive: bool = True
+    accepted: bool = False  # reported the right model from ready(); only then does it get work
     started: float = 0.0  # monotonic time the actor was asked for
 
     @property
@@ -82,6 +83,7 @@ class ClusterAnalysis:
         self._replacements = 0
         self._gpus = 0.0  # per actor, fixed when the run starts
         self._count = 0  # actors wanted
+        self._started = False  # a first actor accepted the model
 
     # ------------------------------------------------------------------ public
 
@@ -132,21 +134,15 @@ class ClusterAnalysis:
         for i in range(self._count):
             worker = self._start_worker(i)
             ready[worker.actor.ready.remote(self._shipped)] = worker
-        self._accept(ready, wait_all=True)
-        ready.clear()
-        if not [w for w in self.workers if w.alive]:
-            raise ClusterError("no worker accepted the model: "
-                               + "; ".join(self.summary.refused or ["none started"])
-                               + ". Install the same model (same SHA-256) on the nodes, or ship it (the default)")
-        pin_case(self.case, self.card, self.analyst)  # as a local run: the case keeps the model it used
-        self._emit(None, "started")
+        # Work starts as soon as one actor has accepted the model; the others join when they are
+        # ready (an actor the cluster has no room for times out and is reported, the rest go on).
         pending: dict[Any, tuple[_Worker, list[_Item], str]] = {}
         while queue or pending or ready:
             if self.should_stop is not None and self.should_stop():
                 self.summary.stopped = True
                 self._give_back(queue, pending)
                 break
-            for worker in [w for w in self.workers if w.alive]:
+            for worker in [w for w in self.workers if w.alive and w.accepted]:
                 while worker.in_flight < self.options.in_flight and queue:
                     batch = self._take_batch(queue)
                     if batch:
@@ -154,6 +150,11 @@ class ClusterAnalysis:
                         pending[ref] = (worker, batch, now_iso())
                         worker.in_flight += 1
             if not pending and not ready:
+                if not self._started:
+                    raise ClusterError("no worker accepted the model: "
+                                       + "; ".join(self.summary.refused or ["none started"])
+                                       + ". Install the same model (same SHA-256) on the nodes, or ship it "
+                                       "(the default)")
                 if queue:  # every worker is gone and no replacement could start
                     raise ClusterError("every worker was lost and none could be restarted; "
                                        "run again to analyse the rest (nothing stored is lost)")
@@ -162,12 +163,13 @@ class ClusterAnalysis:
             for ref, late in [(r, w) for r, w in ready.items() if r not in done
                               and time.monotonic() - w.started > self.options.ready_timeout]:
                 del ready[ref]
-                self.summary.refused.append(f"replacement worker {late.index} did not start within "
-                                            f"{self.options.ready_timeout:.0f} s")
+                late.alive = False
+                self.summary.refused.append(f"worker {late.index} did not load the model within "
+                                            f"{self.options.ready_timeout:.0f} s (no free CPUs/GPUs for it?)")
                 self.ray.kill(late.actor)
             for ref in done:
                 if ref in ready:
-                    self._accept({ref: ready.pop(ref)}, wait_all=False)
+                    self._accept(ref, ready.pop(ref))
                     continue
                 worker, batch, started = pending.pop(ref)
                 worker.in_flight -= 1
@@ -265,37 +267,30 @@ class ClusterAnalysis:
         self.workers.append(worker)
         return worker
 
-    def _accept(self, ready: dict[Any, _Worker], wait_all: bool) -> None:
+    def _accept(self, ref: Any, w: _Worker) -> None:
+        """An actor reported back from `ready()`: put it to work, or refuse it and say why."""
         ray = self.ray
-        refs = list(ready)
-        if wait_all:
-            done, late = ray.wait(refs, num_returns=len(refs), timeout=self.options.ready_timeout)
-            for ref in late:
-                w = ready[ref]
-                w.alive = False
-                self.summary.refused.append(f"worker {w.index}: did not load the model within "
-                                            f"{self.options.ready_timeout:.0f} s (not enough free CPUs/GPUs?)")
-                ray.kill(w.actor)
-        else:
-            done = refs
-        for ref in done:
-            w = ready[ref]
-            try:
-                w.info = ray.get(ref)
-            except ray.exceptions.RayError as exc:
-                w.alive = False
-                self.summary.refused.append(f"worker {w.index}: failed to start: {type(exc).__name__}: "
-                                            f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}")
-                continue
-            stats = self._stats(w)
-            if w.info.get("refused") or w.info.get("model_sha256") != self.card.sha256:
-                w.alive = False
-                stats.refused = str(w.info.get("refused") or "it loaded a different model")
-                self.summary.refused.append(f"node {stats.hostname} ({stats.address}): {stats.refused}")
-                ray.kill(w.actor)
-                continue
-            stats.actors += 1
-            stats.device = str(w.info.get("device_name") or w.info.get("device") or "")
+        try:
+            w.info = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            w.alive = False
+            self.summary.refused.append(f"worker {w.index}: failed to start: {type(exc).__name__}: "
+                                        f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}")
+            return
+        stats = self._stats(w)
+        if w.info.get("refused") or w.info.get("model_sha256") != self.card.sha256:
+            w.alive = False
+            stats.refused = str(w.info.get("refused") or "it loaded a different model")
+            self.summary.refused.append(f"node {stats.hostname} ({stats.address}): {stats.refused}")
+            ray.kill(w.actor)
+            return
+        w.accepted = True
+        stats.actors += 1
+        stats.device = str(w.info.get("device_name") or w.info.get("device") or "")
+        if not self._started:
+            self._started = True
+            pin_case(self.case, self.card, self.analyst)  # as a local run: the case keeps the model it used
+            self._emit(None, "started")
 
     def _stop_workers(self) -> None:
         for w in self.workers:
