@@ -181,7 +181,8 @@ def main() -> int:
                     starts.append(time.perf_counter())
 
             r = run_on_cluster(c, args.model, session, ClusterOptions(actors=actors, cpus_per_actor=cpus,
-                                                                       batch_size=args.batch_size), on_progress=on)
+                                                                       batch_size=args.batch_size, start_with=actors),
+                               on_progress=on)
             assert r.done == args.count, r.failures
             startup, steady = starts[0] - t0, starts[1] - starts[0]
             print(f"ray {actors}×{cpus}  : {steady / args.count:.3f} s per image ({args.count / steady:.2f} images/s) "

@@ -153,7 +153,8 @@ def test_forty_items_stored_once_with_the_maps_of_a_local_run(ray_local, tmp_pat
 
     case = _make_case(tmp_path / "cluster")
     events = []
-    summary = run_on_cluster(case, "tiny", ray_local, ClusterOptions(actors=2, batch_size=4), on_progress=events.append)
+    summary = run_on_cluster(case, "tiny", ray_local, ClusterOptions(actors=2, batch_size=4, start_with=2),
+                             on_progress=events.append)
     assert (summary.done, summary.failed, summary.remaining, summary.duplicates_skipped) == (40, 0, 0, 0)
     got = _results_once_each(case, card.sha256)
     assert got.keys() == expected.keys()
@@ -199,7 +200,8 @@ def test_killed_actors_lose_nothing_and_store_nothing_twice(ray_local, tmp_path,
             os.kill(int(w1.info["pid"]), signal.SIGKILL)
             killed.append("SIGKILL")
 
-    run = ClusterAnalysis(case, "tiny", ray_local, ClusterOptions(actors=2, batch_size=2), on_progress=attack)
+    run = ClusterAnalysis(case, "tiny", ray_local, ClusterOptions(actors=2, batch_size=2, start_with=2),
+                          on_progress=attack)
     summary = run.run()
     assert killed == ["ray.kill", "SIGKILL"]
     assert (summary.done, summary.failed, summary.remaining) == (40, 0, 0), summary.failures

@@ -84,6 +84,7 @@ class ClusterAnalysis:
         self._gpus = 0.0  # per actor, fixed when the run starts
         self._count = 0  # actors wanted
         self._started = False  # a first actor accepted the model
+        self._dispatching = False  # enough actors accepted it (options.start_with): work is being sent
 
     # ------------------------------------------------------------------ public
 
@@ -134,15 +135,21 @@ class ClusterAnalysis:
         for i in range(self._count):
             worker = self._start_worker(i)
             ready[worker.actor.ready.remote(self._shipped)] = worker
-        # Work starts as soon as one actor has accepted the model; the others join when they are
-        # ready (an actor the cluster has no room for times out and is reported, the rest go on).
+        # Work starts once `start_with` actors have accepted the model (or every actor has answered);
+        # the others join when they are ready (an actor the cluster has no room for times out and
+        # is reported, the rest go on).
         pending: dict[Any, tuple[_Worker, list[_Item], str]] = {}
         while queue or pending or ready:
             if self.should_stop is not None and self.should_stop():
                 self.summary.stopped = True
                 self._give_back(queue, pending)
                 break
-            for worker in [w for w in self.workers if w.alive and w.accepted]:
+            accepted = [w for w in self.workers if w.alive and w.accepted]
+            if accepted and not self._dispatching and (len(accepted) >= self.options.start_with or not ready):
+                self._dispatching = True
+                pin_case(self.case, self.card, self.analyst)  # as a local run: the case keeps the model it used
+                self._emit(None, "started")
+            for worker in accepted if self._dispatching else []:
                 while worker.in_flight < self.options.in_flight and queue:
                     batch = self._take_batch(queue)
                     if batch:
@@ -287,10 +294,7 @@ class ClusterAnalysis:
         w.accepted = True
         stats.actors += 1
         stats.device = str(w.info.get("device_name") or w.info.get("device") or "")
-        if not self._started:
-            self._started = True
-            pin_case(self.case, self.card, self.analyst)  # as a local run: the case keeps the model it used
-            self._emit(None, "started")
+        self._started = True
 
     def _stop_workers(self) -> None:
         for w in self.workers:

@@ -15,6 +15,7 @@ class ClusterOptions:
     device: str = "auto"
     batch_size: int = 4
     fast: bool = False
+    start_with: int = 1  # actors that must have accepted the model before work is sent (all: a fair start)
     in_flight: int = 2  # batches queued per actor, so the next one is there when a batch finishes
     model_from: str = "ship"  # "ship" (object store) | "installed" (on each node, same SHA-256)
     evidence_from: str = "driver"  # "driver" (bytes shipped) | "shared" (read on the node from shared_root)
@@ -30,7 +31,7 @@ class ClusterOptions:
             raise ClusterError(f"model source {self.model_from!r}: use 'ship' or 'installed'")
         if self.evidence_from not in ("driver", "shared"):
             raise ClusterError(f"evidence source {self.evidence_from!r}: use 'driver' or 'shared'")
-        for name in ("cpus_per_actor", "batch_size", "in_flight", "max_attempts"):
+        for name in ("cpus_per_actor", "batch_size", "in_flight", "max_attempts", "start_with"):
             if int(getattr(self, name)) < 1:
                 raise ClusterError(f"{name.replace('_', ' ')} must be at least 1 (got {getattr(self, name)})")
         if self.gpus_per_actor is not None and not 0 <= self.gpus_per_actor <= 64:
