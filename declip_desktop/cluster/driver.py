@@ -139,7 +139,7 @@ class ClusterAnalysis:
         # the others join when they are ready (an actor the cluster has no room for times out and
         # is reported, the rest go on).
         pending: dict[Any, tuple[_Worker, list[_Item], str]] = {}
-        while queue or pending or ready:
+        while queue or pending:  # an actor still loading when nothing is left to do is not waited for
             if self.should_stop is not None and self.should_stop():
                 self.summary.stopped = True
                 self._give_back(queue, pending)
@@ -351,7 +351,8 @@ class ClusterAnalysis:
     def _fail(self, ev: Evidence, error: str, started: str, worker: _Worker | None) -> None:
         device = str(worker.info.get("device", "")) if worker is not None else None
         self.case.store_failure(ev.id, model_name=self.card.name, model_sha256=self.card.sha256,
-                                parameters=self._parameters(worker) if worker is not None else {},
+                                parameters=self._parameters(worker) if worker is not None
+                                else {"model_card": dict(self.snapshot)},
                                 error=error, started=started, finished=now_iso(), device=device or None,
                                 analyst=self.analyst)
         self.summary.failed += 1
