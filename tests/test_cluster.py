@@ -252,6 +252,10 @@ def test_a_killed_driver_loses_nothing_and_the_next_run_resumes(ray_local, tmp_p
     assert f"Analysed {40 - done_before}, failed 0, still queued 0" in resumed.stdout
     assert "node " in resumed.stdout and "stored" in resumed.stdout  # per-node report
     assert {p for p in os.listdir("/tmp") if p.startswith("declip-ray-")} == markers_before  # cleaned up
+    deadline = time.monotonic() + 15  # and its processes are gone (the fixture's own Ray aside)
+    while (others := ray_pids("/tmp/declip-ray-") - ray_pids(ray_local.temp_dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not others, [_cmdline(p)[:80] for p in others]
     with Case.open(case_dir) as final:
         _results_once_each(final, card.sha256)
         assert final.verify().ok
