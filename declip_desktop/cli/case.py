@@ -77,9 +77,14 @@ def _import(args: argparse.Namespace) -> int:
                                        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
         finally:
             bar.close()
+        # Metadata, alerts and Content Credentials of each new item (declip_desktop.examination).
+        from declip_desktop.examination import examine_many
+
+        examined = examine_many(case, [e.id for e in report.imported], analyst=args.analyst)
     if args.json:
         print(json.dumps({
-            "imported": [{"id": e.id, "path": e.original_path, "sha256": e.sha256} for e in report.imported],
+            "imported": [{"id": e.id, "path": e.original_path, "sha256": e.sha256,
+                          "examination_error": examined.get(e.id)} for e in report.imported],
             "duplicates": [{"path": p, "evidence_id": i} for p, i in report.duplicates],
             "rejected": [{"path": r.path, "reason": r.reason} for r in report.rejected],
             "ignored": report.ignored,
@@ -91,7 +96,10 @@ def _import(args: argparse.Namespace) -> int:
             print(f"  duplicate of evidence {i}: {p}")
         for r in report.rejected:
             print(f"  rejected: {r.path}: {r.reason}")
-    return SOME_FAILED if report.rejected else OK
+        for i, error in examined.items():
+            if error:
+                print(f"  evidence {i} imported, but its metadata could not be examined: {error}")
+    return SOME_FAILED if report.rejected or any(examined.values()) else OK
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -365,6 +373,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = add("export", _export, "export all results (hashes, scores, thresholds, verdicts, models)")
     p.add_argument("--out", required=True, metavar="FILE", help="FILE.csv or FILE.json")
+
+    # Hook for `declip case examine …` (metadata, alerts, C2PA, classical views).
+    importlib.import_module("declip_desktop.cli.case_examine").register(sub)
 
     # Hook for `declip case report …`, owned by the reports engineer.
     if importlib.util.find_spec("declip_desktop.cli.case_report") is not None:

@@ -72,6 +72,7 @@ class EvidenceModel(QAbstractTableModel):
         self._thumbnail_loader = thumbnail_loader  # evidence_id -> Path | None
         self._icons: dict[int, QIcon] = {}
         self._placeholder = _placeholder_icon()
+        self.badges: dict[int, tuple[str, str]] = {}  # evidence id -> (badge text, tooltip); gui.forensics_panel
 
     def set_content(self, evidence: list, rejections: list) -> None:
         self._icons.clear()
@@ -90,6 +91,12 @@ class EvidenceModel(QAbstractTableModel):
         self.beginInsertRows(QModelIndex(), first_rejection, first_rejection)
         self.rows.insert(first_rejection, Row(evidence=ev))
         self.endInsertRows()
+
+    def set_badges(self, badges: dict[int, tuple[str, str]]) -> None:
+        """Alert badges shown after an item's name (see gui.forensics_panel.refresh_badges)."""
+        self.badges = dict(badges)
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, 0))
 
     def row_of(self, evidence_id: int) -> int | None:
         for i, row in enumerate(self.rows):
@@ -130,7 +137,8 @@ class EvidenceModel(QAbstractTableModel):
             return row
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
-                return row.name
+                badge = self.badges.get(ev.id) if ev is not None else None
+                return f"{row.name}   {badge[0]}" if badge else row.name
             if col == 1:
                 return row.status
             if col == 2:
@@ -161,6 +169,8 @@ class EvidenceModel(QAbstractTableModel):
                 lines.append(f"error: {ev.error}")
             if ev.score is not None:
                 lines.append(f"image score: {ev.score:.3f}")
+            if ev.id in self.badges and self.badges[ev.id][1]:
+                lines.append(self.badges[ev.id][1])
             return "\n".join(lines)
         return None
 

@@ -16,6 +16,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QWidget
 
 from declip_desktop.gui.background import run_background
+from declip_desktop.gui.forensics_panel import ForensicsPanel
 from declip_desktop.gui.image_view import build_pyramid
 from declip_desktop.gui.inspector_layout import SLIDER_STEPS, InspectorLayout
 from declip_desktop.gui.inspector_model import (
@@ -49,6 +50,7 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
         self.region_result: RegionResult | None = None
         self._saving_enabled = True
         self._build_ui()
+        self.forensics = ForensicsPanel(self)  # Metadata and Views tabs, forensic overlays (issue 17)
         # The timers' purposes and delays are the model's (gui.inspector_model).
         self._notes_timer = QTimer(self, singleShot=True, interval=NOTES_SAVE_DELAY_MS)
         self._notes_timer.timeout.connect(self._save_notes)
@@ -101,6 +103,7 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
         self.regions_note.setText("")
         if not selected:
             self._set_review_enabled(False)
+            self.forensics.show_evidence(self.case, None)
             self.placeholder.setText("Select an evidence item to inspect it." if self.case else "")
             self.placeholder.setVisible(True)
             self.splitter.setVisible(False)
@@ -112,6 +115,7 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
         self._fill_review(ev)
         self._set_threshold_widgets(self.model.threshold)
         self.details.setHtml(details_html(ev, analysis))
+        self.forensics.show_evidence(case, ev)
         if not self.model.analysis_ok:
             why = "not analysed yet" if analysis is None else f"analysis failed: {analysis.error}"
             self.regions_note.setText(f"No probability map: {why}.")

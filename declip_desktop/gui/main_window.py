@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow
 from declip_desktop.common.facts import CASE_DB_NAME
 from declip_desktop.common.version import SOFTWARE_NAME, software_id
 from declip_desktop.gui.background import run_background
+from declip_desktop.gui.forensics_panel import refresh_badges
 from declip_desktop.gui.notifications import NotificationCenter
 from declip_desktop.gui.services import EngineServices
 from declip_desktop.gui.settings import Settings
@@ -236,6 +237,7 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
             self.notifications.error(f"The evidence list could not be read: {exc}", traceback.format_exc())
             return
         self.evidence_panel.set_content(evidence, rejections)
+        refresh_badges(self.evidence_panel, self.case)
 
     def selected_evidence_ids(self) -> list[int]:
         return self.evidence_panel.selected_evidence_ids()

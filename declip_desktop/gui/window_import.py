@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFileDialog
 
+from declip_desktop.examination import examine_many
 from declip_desktop.gui.background import run_background
+from declip_desktop.gui.case_access import own_case
 from declip_desktop.gui.progress_relay import ProgressRelay
 
 
@@ -52,7 +54,14 @@ class ImportControls:
         analyst = self.settings.analyst or None
 
         def work():
-            return case.import_paths(paths, analyst=analyst, progress=lambda d, t, p: relay.counts.emit(d, t, str(p)))
+            report = case.import_paths(paths, analyst=analyst, progress=lambda d, t, p: relay.counts.emit(d, t, str(p)))
+            # Then metadata/alerts/C2PA of each new item (failures are audit-logged, not raised), on a
+            # connection of its own: the analyst may close the case while this runs.
+            if report.imported:
+                with own_case(case, read_only=False, analyst=analyst) as private:
+                    examine_many(private, [e.id for e in report.imported], analyst=analyst,
+                                 progress=lambda d, t: relay.counts.emit(d, t, "metadata"))
+            return report
 
         run_background(work, lambda report: self._imported(case, report), lambda e, d: self._import_failed(case, e, d))
 

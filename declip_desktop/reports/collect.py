@@ -10,6 +10,8 @@ from declip_desktop.cases.case_settings import case_threshold, effective_thresho
 from declip_desktop.cases.errors import CaseError
 from declip_desktop.common.facts import card_is_demo, demo_label
 from declip_desktop.common.version import software_id
+from declip_desktop.reports.forensics_rows import forensics_rows
+from declip_desktop.reports.pinned_pages import collect_pins
 from declip_desktop.reports.model import (
     AnalysisInfo,
     AuditRow,
@@ -167,6 +169,8 @@ def collect_report_data(
                 imported_at=ev.imported_at,
                 reviewed_by=ev.reviewed_by,
                 reviewed_at=ev.reviewed_at,
+                forensics=forensics_rows(case, ev.id),
+                pinned=collect_pins(case, ev),
             )
         )
     ids = [ev.id for ev in chosen]

@@ -75,6 +75,10 @@ class EvidenceItem:
     #: case's default threshold, set in its audit log), "default" (nobody chose one: 0.5) or
     #: "report" (one threshold chosen for this report).
     threshold_source: str = "reviewed"
+    #: Metadata, alerts and C2PA rows for the details page (reports.forensics_rows).
+    forensics: list[tuple[str, str]] = field(default_factory=list)
+    #: Views, alerts and C2PA summaries pinned by the analyst (reports.pinned_pages.PinnedItem).
+    pinned: list = field(default_factory=list)
 
     @property
     def score(self) -> float | None:

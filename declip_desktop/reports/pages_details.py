@@ -51,6 +51,7 @@ class DetailPages:
             ("Format", item.format or "unknown"),
             *key_metadata(item),
             ("Imported", " · ".join(filter(None, (item.imported_at, item.imported_by))) or "not recorded"),
+            *item.forensics,  # metadata, alerts, C2PA (reports.forensics_rows)
         ]
         left_end = self._kv_table(file_rows, y + L.mm(6), area.left(), half, L.mm(24), font=f.small)
         x2 = area.left() + half + L.mm(6)

@@ -24,6 +24,7 @@ from declip_desktop.reports.errors import ReportCancelled
 from declip_desktop.reports.formatting import VERDICT_COLORS, threshold_note, fmt_score, fmt_threshold
 from declip_desktop.reports.model import EvidenceItem
 from declip_desktop.reports.pages_base import COLORMAP, MAX_REGION_ROWS
+from declip_desktop.reports.pinned_pages import draw_pin_pages
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class ImagePages:
         self.items.append(ItemFigures(item.id, item.threshold, item.threshold_source, item.score, regions))
         self._image_page(index, item, prep.visuals, prep.original, prep.image_problem, prep.map_problem)
         self._details_page(index, item, prep.visuals, prep.integrity)
+        draw_pin_pages(self, index, item)  # pages of pinned views, if any (reports.pinned_pages)
         self._tick("paint", t)
 
     def _all_evidence(self) -> None:

@@ -39,6 +39,7 @@ from declip_desktop.reports.pages_base import (
 from declip_desktop.reports.pages_details import DetailPages
 from declip_desktop.reports.pages_front import FrontPages
 from declip_desktop.reports.pages_images import ImagePages
+from declip_desktop.reports.pinned_pages import pin_page_count
 from declip_desktop.reports.texts import method_html
 
 
@@ -59,9 +60,10 @@ class _Plan:
     appendix_pages: int
     notes_fit: dict[int, str]  # item id -> notes text as shown (truncated if needed)
     truncated_notes: list[EvidenceItem]
+    pin_pages: int = 0  # pages of pinned views (reports.pinned_pages)
 
     def total(self, n_items: int) -> int:
-        return 1 + self.summary_pages + 2 * n_items + self.method_pages + self.appendix_pages
+        return 1 + self.summary_pages + 2 * n_items + self.pin_pages + self.method_pages + self.appendix_pages
 
 
 class ReportRenderer(FrontPages, ImagePages, DetailPages, PageCanvas):
@@ -159,6 +161,7 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, PageCanvas):
             appendix_pages=self.appendix_doc.pageCount(),
             notes_fit=notes_fit,
             truncated_notes=truncated,
+            pin_pages=sum(pin_page_count(item.pinned) for item in d.evidence),
         )
 
     def _fit_text(self, text: str, width: float, height: float) -> str:

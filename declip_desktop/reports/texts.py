@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 
 from declip_desktop.common.facts import DEMO_LABEL
+from declip_desktop.reports.forensics_rows import METHOD_HTML as FORENSICS_METHOD_HTML
 from declip_desktop.reports.model import ModelInfo
 
 #: What each known training set covers, keyed by words that appear in model names / cards.
@@ -87,6 +88,7 @@ Another model may give different results on the same image.</li>
 <li>Conclusions should combine this output with other examinations: provenance, metadata, the
 circumstances of acquisition, and where possible the original source of the image.</li>
 </ul>
+{FORENSICS_METHOD_HTML}
 <h3>Integrity</h3>
 <p>This report is kept in the case folder and its SHA-256 is written to the case's audit log when it is
 made; the case verification command checks it later. The appendix lists the audit log entries of the
