@@ -245,3 +245,11 @@ def test_card_preprocessing_and_demo_label(tiny_model, tmp_path, monkeypatch):
     pred = dl.predict_one(_photo(40, 60))
     assert pred.demo and pred.label == "demo model — not for casework"
     assert seen == [(224, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))]
+
+
+def test_an_image_at_the_native_map_size_is_analysed(loc):
+    """256×256 (Dolos) skips the resize; the map must still come out (it used to fail in place)."""
+    img = np.random.default_rng(3).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    pred = loc.predict([img, img[:100, :90]])
+    assert [p.error for p in pred] == [None, None]
+    assert pred[0].prob_map.shape == (256, 256) and 0.0 <= pred[0].prob_map.min() <= pred[0].prob_map.max() <= 1.0

@@ -23,7 +23,7 @@ OK, SOME_FAILED, FATAL = 0, 1, 2
 PIPE_CLOSED = 141
 
 #: Subcommand modules, in the order `declip --help` lists them.
-SUBCOMMAND_MODULES: list[str] = ["case", "eval", "train", "synth", "models", "analyze", "key"]
+SUBCOMMAND_MODULES: list[str] = ["case", "eval", "train", "synth", "models", "analyze", "key", "cluster"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -111,6 +111,14 @@ def _analyze(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         return _err(f"--batch-size must be at least 1 (got {args.batch_size}).")
+    if getattr(args, "cluster", None):  # the driver needs no torch: the nodes run the model
+        try:
+            case = _open(args)
+        except CaseError as exc:
+            return _err(str(exc))
+        with case:
+            return importlib.import_module("declip_desktop.cli.cluster").analyze_on_cluster(
+                args, case, args.model)
     try:
         from declip_desktop.engine.localizer import Localizer
         from declip_desktop.engine.models import resolve_model
@@ -344,6 +352,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fast", action="store_true", help="faster, slightly less precise inference")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
+    importlib.import_module("declip_desktop.cli.cluster").add_analyze_arguments(p)
 
     p = add("threshold", _threshold, "show or set the case's default threshold (items set while reviewing keep theirs)")
     p.add_argument("value", metavar="VALUE", nargs="?", help="new default threshold, 0…1 (omit to show the current one)")

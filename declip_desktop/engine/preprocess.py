@@ -80,8 +80,9 @@ def resize_map(prob: torch.Tensor, height: int, width: int) -> np.ndarray:
         prob = F.interpolate(
             prob[None, None], size=(height, width), mode="bilinear", align_corners=False, antialias=True
         )[0, 0]
-    # Bilinear weights are convex, but float rounding can step a hair outside [0, 1].
-    return prob.clamp_(0.0, 1.0).cpu().numpy().astype(np.float32, copy=False)
+    # Bilinear weights are convex, but float rounding can step a hair outside [0, 1]. Not in place:
+    # a map already at the image's size (256×256, Dolos) is an inference tensor, read-only out here.
+    return prob.clamp(0.0, 1.0).cpu().numpy().astype(np.float32, copy=False)
 
 
 #: Share of the map's pixels averaged into the image-level score.

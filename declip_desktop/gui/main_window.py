@@ -77,6 +77,10 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
         from declip_desktop.gui.report_action import install_report_actions
 
         self.report_actions = install_report_actions(self)
+        # Analysis → Run on cluster… (gui/cluster_dialog.py; Ray only once the analyst connects).
+        from declip_desktop.gui.cluster_dialog import install_cluster_action
+
+        self.cluster_action = install_cluster_action(self)
         self._restore_geometry()
         self.notifications.posted.connect(self._audit_notice)
 
