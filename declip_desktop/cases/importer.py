@@ -17,6 +17,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,17 @@ def _written(write: Callable[[], Any], tmp_dir: Path, needed: int) -> Any:
         raise _WriteFailed(exc) from exc
 
 
+def _file_times(st: os.stat_result) -> dict[str, str]:
+    def iso(seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+    times = {"modified": iso(st.st_mtime), "changed": iso(st.st_ctime)}
+    birth = getattr(st, "st_birthtime", None)  # macOS, Windows, some BSDs
+    if birth:
+        times["created"] = iso(birth)
+    return times
+
+
 def stage(
     candidate: Candidate,
     tmp_dir: Path,
@@ -230,6 +242,9 @@ def stage(
             metadata = extract_metadata(io.BytesIO(data) if data is not None else partial)
         except Exception as exc:  # noqa: BLE001 - the pixels decoded; odd metadata is noted, not fatal
             metadata = {"metadata_error": f"metadata could not be read: {exc}"}
+        # Chain of custody: the file's own times as the source file system reported them at import
+        # (hashed into the import's audit entry with the rest of the metadata).
+        metadata["file_times"] = _file_times(st)
         width, height = info.width, info.height
         if metadata.get("exif", {}).get("orientation") in (5, 6, 7, 8):
             # Rotated by its EXIF tag: record the size a viewer (and the model) sees.

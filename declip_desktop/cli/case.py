@@ -386,3 +386,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # Hook for `declip case report …`, owned by the reports engineer.
     if importlib.util.find_spec("declip_desktop.cli.case_report") is not None:
         importlib.import_module("declip_desktop.cli.case_report").register(sub)
+    importlib.import_module("declip_desktop.cli.case_set").register(sub)

@@ -16,6 +16,7 @@ from declip_desktop.reports.model import (
     AnalysisInfo,
     AuditRow,
     EvidenceItem,
+    Examiner,
     ModelInfo,
     ReportData,
 )
@@ -105,6 +106,22 @@ def _details_text(details: dict) -> str:
     return "; ".join(parts)
 
 
+def _file_times(metadata: dict | None) -> dict:
+    times = (metadata or {}).get("file_times")
+    return {k: str(v) for k, v in times.items()} if isinstance(times, dict) else {}
+
+
+def _examiner(case) -> Examiner:  # noqa: ANN001 - Case
+    from declip_desktop.cases.examiner import get_examiner
+
+    try:
+        ex = get_examiner(case)
+    except CaseError as exc:
+        raise SelectionError(str(exc).rstrip(".")) from None
+    return Examiner(name=ex.name, role=ex.role, organisation=ex.organisation, requester=ex.requester,
+                    reference=ex.reference, question=ex.question, declaration=ex.declaration_text())
+
+
 def collect_report_data(
     case,
     evidence_ids: Sequence[int] | None = None,
@@ -171,6 +188,8 @@ def collect_report_data(
                 reviewed_at=ev.reviewed_at,
                 forensics=forensics_rows(case, ev.id),
                 pinned=collect_pins(case, ev),
+                original_path=ev.original_path or None,
+                file_times=_file_times(ev.metadata),
             )
         )
     ids = [ev.id for ev in chosen]
@@ -208,4 +227,5 @@ def collect_report_data(
         audit_head=head_hash,
         audit_count=head_count,
         case_uuid=info.uuid,
+        examiner=_examiner(case),
     )

@@ -79,6 +79,9 @@ class EvidenceItem:
     forensics: list[tuple[str, str]] = field(default_factory=list)
     #: Views, alerts and C2PA summaries pinned by the analyst (reports.pinned_pages.PinnedItem).
     pinned: list = field(default_factory=list)
+    #: Chain of custody: the path the file was imported from, and its own timestamps then.
+    original_path: str | None = None
+    file_times: dict = field(default_factory=dict)  # {"modified": ISO time, "changed": ISO time}
 
     @property
     def score(self) -> float | None:
@@ -103,6 +106,19 @@ class AuditRow:
 
 
 @dataclass(frozen=True)
+class Examiner:
+    """The case's examiner and request fields (`cases.examiner`), declaration already filled in."""
+
+    name: str = ""
+    role: str = ""
+    organisation: str = ""
+    requester: str = ""
+    reference: str = ""
+    question: str = ""
+    declaration: str = ""
+
+
+@dataclass(frozen=True)
 class ReportData:
     case_number: str
     case_title: str
@@ -121,3 +137,14 @@ class ReportData:
     audit_head: str = ""
     audit_count: int = 0
     case_uuid: str = ""
+    examiner: Examiner = field(default_factory=Examiner)
+
+    @property
+    def demo(self) -> bool:
+        """Any item analysed with a demo model (from the result's own card snapshot)."""
+        return any(it.analysis is not None and it.analysis.model.demo for it in self.evidence)
+
+    @property
+    def unreviewed(self) -> int:
+        """Items the analyst has not reviewed yet: the report is a draft."""
+        return sum(1 for it in self.evidence if it.verdict == "not reviewed")
