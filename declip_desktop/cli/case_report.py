@@ -83,6 +83,7 @@ def _report(args: argparse.Namespace) -> int:
             progress=_progress(args.json),
             signer=signer,
             force=args.force,
+            layout=args.layout,
         )
         kept, stats = built.path, built.stats
         if args.json:
@@ -148,6 +149,8 @@ def register(case_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=_threshold, metavar="T", help="one threshold for every item (default: each item's own, else the case's default)")
     p.add_argument("--analyst", help="who makes the report (default: the case's analyst); written to the audit log")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--layout", choices=("full", "compact"), default="full",
+                   help="full: an image page and a details page per item (default); compact: one page per item")
     p.add_argument("--sign", action="store_true", help="also sign the report with your key (writes REPORT.pdf.sig)")
     p.add_argument("--key", metavar="NAME", help="which key to sign with (implies --sign; default: your only key)")
     p.set_defaults(func=_report)

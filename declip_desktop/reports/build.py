@@ -89,12 +89,22 @@ def _link_without_overwrite(src: Path, folder: Path, stem: str) -> Path:
     raise ReportError(f"could not find a free report name for {stem} in {folder}")
 
 
-def _set_subject(path: Path, subject: str, keywords: str, extra: dict[str, str] | None = None) -> None:
-    """Qt writes Title/Author/Creator; the Subject is appended as an incremental PDF update."""
+def _set_subject(path: Path, subject: str, keywords: str, extra: dict[str, str] | None = None,
+                 sections: Sequence = ()) -> None:
+    """Qt writes Title/Author/Creator; the Subject and the outline (bookmarks: the renderer's
+    sections, the same list the cover's table of contents prints) are appended with pypdf."""
     from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import NameObject
 
     writer = PdfWriter(PdfReader(str(path)), incremental=True)
     writer.add_metadata({"/Subject": subject, "/Keywords": keywords, **(extra or {})})
+    parent = None
+    for section in sections:
+        made = writer.add_outline_item(section.title, section.page - 1, parent=parent if section.level else None)
+        if section.level == 0:
+            parent = made
+    if sections:
+        writer._root_object[NameObject("/PageMode")] = NameObject("/UseOutlines")  # open with bookmarks shown
     tmp = path.with_name(path.name + ".meta")
     with open(tmp, "wb") as fh:
         writer.write(fh)
@@ -131,6 +141,7 @@ def build_report(
     should_stop: Callable[[], bool] | None = None,
     signer=None,  # noqa: ANN001 - cases.signing.Signer: also write <report>.sig (declip case report --sign)
     force: bool = False,
+    layout: str = "full",
 ) -> BuiltReport:
     """Make a PDF report of `case`; returns a `BuiltReport` (the copy kept in the case folder,
     the user's copy, the statistics and the figures each item states).
@@ -141,6 +152,7 @@ def build_report(
     `force`: allow `out_path` to replace an existing file (never a case's file, an original or a link;
     `common.outputs.check_destination` refuses those, before any work). A full disk raises
     DiskFullError and keeps nothing.
+    `layout`: "full" (an image page and a details page per item) or "compact" (one page per item).
     Raises ReportError (or its subclass ReportCancelled) with a message for the user.
     """
     protect = case_originals(case) if out_path is not None else Protected()
@@ -163,7 +175,7 @@ def build_report(
         raise ReportError(f"cannot create {reports}: {exc.strerror or exc}. Check the case folder's permissions") from None
     tmp = scratch / f"report-{uuid.uuid4().hex}.pdf.writing"
     try:
-        renderer = ReportRenderer(data, progress=progress, should_stop=should_stop)
+        renderer = ReportRenderer(data, progress=progress, should_stop=should_stop, layout=layout)
         try:
             stats = renderer.render(tmp)
             _check_complete(tmp, scratch)
@@ -179,6 +191,7 @@ def build_report(
             f"in case {d.case_number}",
             f"case {d.case_number}; DeCLIP; image forensics; manipulation localization",
             _anchor_metadata(d),
+            stats.sections,
         )
         stamp = d.generated_at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         with disk_full_as_error(reports, tmp.stat().st_size):

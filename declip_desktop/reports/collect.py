@@ -93,13 +93,25 @@ def model_info(name: str, sha256: str, parameters: dict) -> ModelInfo:
     )
 
 
+#: Values every item's page prints already (or derived from its hash): left out of the appendix's
+#: summary column so an entry reads in a line or two; the case's audit log keeps them all.
+_SHOWN_ELSEWHERE = frozenset({"stored_name", "width", "height", "mode", "format", "metadata_sha256", "imported_by",
+                              "imported_at", "uuid", "schema_version"})
+
+
+def _replay_only() -> frozenset:
+    from declip_desktop.cases.audit import REPLAY_ONLY_KEYS
+
+    return REPLAY_ONLY_KEYS | _SHOWN_ELSEWHERE
+
+
 def _details_text(details: dict) -> str:
     from declip_desktop.cases.audit import REPLAY_ONLY_KEYS
 
     parts = []
     for key, value in details.items():
-        if key in REPLAY_ONLY_KEYS:
-            continue  # repeats the entry's time/actor or the details page; verify uses it, readers need not
+        if key in REPLAY_ONLY_KEYS or key in _SHOWN_ELSEWHERE:
+            continue  # repeats the entry's time/actor or the item's page; verify uses it, readers need not
         if isinstance(value, (dict, list)):
             value = json.dumps(value, ensure_ascii=False, sort_keys=True)
         parts.append(f"{key}: {value}")
@@ -206,6 +218,7 @@ def collect_report_data(
             action=e.action,
             object=e.object,
             details=_details_text(e.details or {}),
+            fields={k: v for k, v in (e.details or {}).items() if k not in _replay_only()},
         )
         for e in entries
         if e.evidence_id is None or e.evidence_id in wanted

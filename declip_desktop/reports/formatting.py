@@ -94,3 +94,21 @@ def format_generated_at(d: ReportData) -> str:
     t = d.generated_at
     offset = t.strftime("%z")
     return f"{t.strftime('%Y-%m-%d %H:%M:%S')} {t.tzname() or ''} (UTC{offset[:3]}:{offset[3:]})".replace("  ", " ")
+
+
+def custody_rows(item: EvidenceItem) -> list[tuple[str, str]]:
+    """Where the file came from, who brought it into the case and when, and the file's own
+    times then (modified / status changed, as the source file system reported them)."""
+    times = item.file_times or {}
+    rows = [
+        ("Original name", item.name),
+        ("Imported from", item.original_path or "not recorded"),
+        ("Imported", " by ".join(filter(None, (item.imported_at, item.imported_by))) or "not recorded"),
+        ("File modified", times.get("modified") or "not recorded (imported before times were kept)"),
+    ]
+    if times.get("created"):
+        rows.append(("File created", times["created"]))
+    if times.get("changed"):
+        rows.append(("Status changed", times["changed"]))
+    rows.append(("Size", f"{item.size:,} bytes" if item.size is not None else "unknown"))
+    return rows

@@ -15,6 +15,7 @@ from declip_desktop.reports.fonts import make_font
 RESOLUTION = 300  # dpi of the PDF coordinate system (not of the embedded images)
 PAGE_W_MM, PAGE_H_MM = 210.0, 297.0  # A4 portrait
 MARGIN_MM = 18.0
+BANNER_TOP_MM, BANNER_H_MM = 4.0, 4.6  # the DEMO / DRAFT band above the header (inside printers' margins)
 HEADER_TOP_MM = 9.0
 CONTENT_TOP_MM = 21.0
 CONTENT_BOTTOM_MM = 281.0
@@ -126,3 +127,15 @@ def draw_document_page(painter: QPainter, doc: QTextDocument, page_index: int, r
     painter.setClipRect(clip)
     doc.drawContents(painter, clip)
     painter.restore()
+
+
+def heading_page(doc: QTextDocument, heading: str) -> int | None:
+    """0-based page of a paginated document on which the block starting with `heading` begins."""
+    block = doc.begin()
+    page_h = doc.pageSize().height()
+    while block.isValid():
+        if block.text().startswith(heading):
+            top = doc.documentLayout().blockBoundingRect(block).top()
+            return int(top // page_h)
+        block = block.next()
+    return None

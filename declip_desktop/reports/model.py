@@ -102,7 +102,9 @@ class AuditRow:
     actor: str
     action: str
     object: str
-    details: str
+    details: str  # "key: value; …" of every value, as the case's log holds it
+    #: The entry's values without those only verify needs; the appendix summarises these.
+    fields: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

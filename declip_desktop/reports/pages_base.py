@@ -21,6 +21,20 @@ MAX_VALUE_CHARS = 160
 COLORMAP = "inferno"
 
 
+DEMO_BANNER = "DEMO MODEL — NOT FOR CASEWORK"
+DRAFT_BANNER = "DRAFT"
+
+
+def banner_text(d) -> str:  # noqa: ANN001 - ReportData
+    """What the band above every page says: demo model and/or draft (unreviewed items), or ""."""
+    parts = []
+    if d.demo:
+        parts.append(DEMO_BANNER)
+    if d.unreviewed:
+        parts.append(f"{DRAFT_BANNER} — {d.unreviewed} item(s) not reviewed by the analyst")
+    return "   ·   ".join(parts)
+
+
 class PageCanvas:
     """Drawing helpers over `self.painter`, `self.writer`, `self.fonts`, `self.data` (set by the renderer)."""
 
@@ -47,6 +61,7 @@ class PageCanvas:
             "Forensic image analysis report",
         )
         L.hline(p, top + L.mm(7), left, right)
+        self._banner(left, width)
         foot = L.mm(L.FOOTER_TOP_MM)
         L.hline(p, foot, left, right)
         p.setFont(f.small)
@@ -60,6 +75,20 @@ class PageCanvas:
             int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop),
             f"Page {self.page_no} of {self.total_pages}",
         )
+
+    def _banner(self, left: float, width: float) -> None:
+        """Above the header, on every page: a printed page on its own still says what it is."""
+        text = banner_text(self.data)
+        if not text:
+            return
+        p = self.painter
+        band = QRectF(left, L.mm(L.BANNER_TOP_MM), width, L.mm(L.BANNER_H_MM))
+        p.fillRect(band, L.ALERT)
+        p.save()
+        p.setFont(self.fonts.small_bold)
+        p.setPen(QColor(255, 255, 255))
+        p.drawText(band, int(Qt.AlignmentFlag.AlignCenter), L.elide(p, self.fonts.small_bold, text, width - L.mm(4)))
+        p.restore()
 
     def _heading(self, y: float, text: str, font=None) -> float:
         p = self.painter

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Qt
 
 from declip_desktop.reports import layout as L
 from declip_desktop.reports.formatting import (
@@ -43,6 +43,11 @@ class FrontPages:
         ]
         if d.generated_by and d.generated_by != d.analyst:
             rows.append(("Report made by", d.generated_by))
+        e = d.examiner
+        rows += [(label, value or "[not set]") for label, value in (
+            ("Examiner", ", ".join(filter(None, (e.name, e.role)))), ("Organisation", e.organisation),
+            ("Requested by", " · ".join(filter(None, (e.requester, e.reference and f"ref. {e.reference}")))),
+            ("Question asked", e.question))]
         rows += [
             ("Report date and time", format_generated_at(d)),
             ("Software", d.software),
@@ -78,25 +83,28 @@ class FrontPages:
                 f.body_bold,
                 L.ALERT,
             )
-        box = QRectF(area.left(), box_y, area.width(), L.mm(40))
-        L.frame(p, box, L.RULE, L.SHADE)
-        method_page = self.total_pages - self.plan.appendix_pages - self.plan.method_pages + 1
-        L.draw_text(
-            p,
-            box.adjusted(L.mm(3), L.mm(3), -L.mm(3), -L.mm(3)),
-            "How to read this report. Each evidence item has an image page (heat map, mask, original) and a "
-            "details page (hashes, metadata, model, regions, the analyst's verdict and notes). Scores come from "
-            "an automated model: a low score is not proof that an image is authentic, and a high score is "
-            "evidence to weigh, not a verdict. The method, what the model was trained on and its limits are "
-            f"explained on page {method_page}; the audit trail is in the appendix. "
-            "The SHA-256 of this PDF is recorded in the case's audit log.",
-            f.body,
-        )
+        self._contents(box_y)
+
+    def _contents(self, y: float) -> None:
+        """The table of contents: the plan's sections (the same list becomes the PDF outline)."""
+        p, f = self.painter, self.fonts
+        area = L.content_rect()
+        sections = [s for s in self.plan.sections if s.level == 0]
+        L.draw_text(p, QRectF(area.left(), y, area.width(), L.mm(7)), "Contents", f.h2)
+        y += L.mm(6)
+        for section in sections:
+            title = section.title
+            if title == "Evidence items":
+                last = next(s.page for s in sections if s.title == "Method and limitations") - 1
+                title += f" ({len(self.data.evidence)}, pages {section.page}–{last})"
+            L.draw_text(p, QRectF(area.left() + L.mm(2), y, area.width() - L.mm(20), L.mm(5)), title, f.body)
+            L.draw_text(p, QRectF(area.right() - L.mm(18), y, L.mm(18), L.mm(5)), str(section.page), f.body,
+                        flags=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+            y += L.mm(4.8)
 
 
     def _summary(self) -> None:
         d = self.data
-        first_evidence_page = 2 + self.plan.summary_pages
         for page in range(self.plan.summary_pages):
             self._start_page()
             chunk = d.evidence[page * SUMMARY_ROWS_PER_PAGE : (page + 1) * SUMMARY_ROWS_PER_PAGE]
@@ -124,7 +132,7 @@ class FrontPages:
                     (fmt_threshold(item.threshold) + ("*" if item.threshold_source == "default" else ""), self.fonts.small, L.INK),
                     (item.verdict, self.fonts.small_bold, verdict_color),
                     (result_label(item), self.fonts.small_bold if not item.analysed else self.fonts.small, L.ALERT if item.failed else L.INK),
-                    (str(first_evidence_page + 2 * index), self.fonts.small, L.INK),
+                    (str(self.plan.item_starts[index]), self.fonts.small, L.INK),
                 ]
                 for col, (text, font, color) in enumerate(cells):
                     rect = QRectF(xs[col] + L.mm(1), y + L.mm(1), xs[col + 1] - xs[col] - L.mm(2), row_h - L.mm(2))

@@ -94,8 +94,12 @@ class ImagePages:
             self.sides.append((max(prep.visuals.overlay.shape[:2]), max(prep.visuals.original.shape[:2])))
         regions = None if prep.visuals is None else [(r.area_px, tuple(r.bbox)) for r in prep.visuals.regions]
         self.items.append(ItemFigures(item.id, item.threshold, item.threshold_source, item.score, regions))
-        self._image_page(index, item, prep.visuals, prep.original, prep.image_problem, prep.map_problem)
-        self._details_page(index, item, prep.visuals, prep.integrity)
+        if self.layout == "compact":
+            self._compact_page(index, item, prep.visuals, prep.original, prep.integrity,
+                               prep.map_problem or prep.image_problem)
+        else:
+            self._image_page(index, item, prep.visuals, prep.original, prep.image_problem, prep.map_problem)
+            self._details_page(index, item, prep.visuals, prep.integrity)
         draw_pin_pages(self, index, item)  # pages of pinned views, if any (reports.pinned_pages)
         self._tick("paint", t)
 

@@ -3,9 +3,13 @@
 Page plan (fixed, so a reader and a test can predict it):
   1                       cover
   2 .. 1+S                summary table (S = 1 for up to ~25 items)
-  then for each item      an image page (overlay, colour scale, original, mask) and a details page
-  then M pages            method and limitations (M = 1 with the models we ship)
-  then A pages            appendix: audit trail (and full notes that did not fit a details page)
+  then for each item      layout "full": an image page (overlay, colour scale, original, mask) and a
+                          details page; layout "compact": one page with both
+  then M pages            how to read, method and limitations, the examiner's declaration
+  then A pages            appendices: audit trail, hash annex, notes that did not fit an item's page
+
+The cover carries the table of contents; the same sections become the PDF's outline (bookmarks,
+added by `reports.build`), so the ToC's page numbers and the outline cannot disagree.
 
 The plan is laid out before anything is drawn, so every page can say "Page i of N". Images are
 loaded one item at a time while drawing and released afterwards: memory stays flat for large cases.
@@ -18,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import QMarginsF
@@ -26,6 +29,8 @@ from PySide6.QtGui import QPageLayout, QPageSize, QPainter, QPdfWriter
 
 from declip_desktop.common.progress import StepProgress as ProgressFn
 from declip_desktop.reports import layout as L
+from declip_desktop.reports.appendix import APPENDIX_A, APPENDIX_B, APPENDIX_C, appendix_html
+from declip_desktop.reports.attestation import DECLARATION_HEADING, attestation_html
 from declip_desktop.reports.errors import ReportError
 from declip_desktop.reports.fonts import ensure_gui_application
 from declip_desktop.reports.formatting import distinct_models
@@ -36,6 +41,7 @@ from declip_desktop.reports.pages_base import (
     SUMMARY_ROWS_PER_PAGE,
     PageCanvas,
 )
+from declip_desktop.reports.pages_compact import CompactPages
 from declip_desktop.reports.pages_details import DetailPages
 from declip_desktop.reports.pages_front import FrontPages
 from declip_desktop.reports.pages_images import ImagePages
@@ -51,6 +57,19 @@ class RenderStats:
     phases: dict  # seconds spent per phase (load, map, prepare, paint, …), for the benchmark
     sides: list  # (overlay long side, original long side) embedded per analysed item
     items: list = field(default_factory=list)  # pages_images.ItemFigures per item, in report order
+    sections: list = field(default_factory=list)  # Section per ToC / outline entry, in page order
+
+
+LAYOUTS = ("full", "compact")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One table-of-contents line and PDF bookmark: `page` is 1-based; level 1 nests under 0."""
+
+    title: str
+    page: int
+    level: int = 0
 
 
 @dataclass
@@ -61,12 +80,19 @@ class _Plan:
     notes_fit: dict[int, str]  # item id -> notes text as shown (truncated if needed)
     truncated_notes: list[EvidenceItem]
     pin_pages: int = 0  # pages of pinned views (reports.pinned_pages)
+    item_pages: int = 2  # per evidence item: 2 in the full layout, 1 in the compact one
+    sections: list[Section] = field(default_factory=list)
+    item_starts: list[int] = field(default_factory=list)  # first page of each item (pinned views vary)
 
     def total(self, n_items: int) -> int:
-        return 1 + self.summary_pages + 2 * n_items + self.pin_pages + self.method_pages + self.appendix_pages
+        return (1 + self.summary_pages + self.item_pages * n_items + self.pin_pages + self.method_pages
+                + self.appendix_pages)
+
+    def first_item_page(self) -> int:
+        return 2 + self.summary_pages
 
 
-class ReportRenderer(FrontPages, ImagePages, DetailPages, PageCanvas):
+class ReportRenderer(FrontPages, ImagePages, DetailPages, CompactPages, PageCanvas):
     """Lays out the page plan, then draws the pages in order (see the module docstring)."""
 
     def __init__(
@@ -75,7 +101,11 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, PageCanvas):
         progress: ProgressFn | None = None,
         should_stop: Callable[[], bool] | None = None,
         image_budget_total: int = IMAGE_BUDGET_TOTAL,
+        layout: str = "full",
     ) -> None:
+        if layout not in LAYOUTS:
+            raise ReportError(f"unknown report layout {layout!r}. Choose one of: {', '.join(LAYOUTS)}")
+        self.layout = layout
         if not data.evidence:
             raise ReportError("the report would contain no evidence. Import images into the case, or choose evidence IDs that exist")
         self.data = data
@@ -127,7 +157,7 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, PageCanvas):
         if self.page_no != self.total_pages:  # a layout bug, not a user error: fail loudly
             raise ReportError(f"internal layout error: planned {self.total_pages} pages, drew {self.page_no}")
         return RenderStats(self.page_no, time.perf_counter() - t0, self.estimated_image_bytes, self.phases, self.sides,
-                           self.items)
+                           self.items, list(self.plan.sections))
 
     def _tick(self, phase: str, since: float) -> float:
         now = time.perf_counter()
@@ -143,26 +173,61 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, PageCanvas):
         summary_pages = max(1, math.ceil(len(d.evidence) / SUMMARY_ROWS_PER_PAGE))
         models = distinct_models(d.evidence)
         uniform = d.threshold_override
-        self.method_doc = L.new_document(self.writer, area.width(), self.fonts.body, method_html(models, uniform), area.height())
+        method = method_html(models, uniform)
+        self.method_doc = L.new_document(self.writer, area.width(), self.fonts.body, method + attestation_html(d),
+                                         area.height())
+        if L.heading_page(self.method_doc, DECLARATION_HEADING) != self.method_doc.pageCount() - 1:
+            # The declaration and its signature lines stay on one page.
+            self.method_doc = L.new_document(self.writer, area.width(), self.fonts.body,
+                                             method + attestation_html(d, new_page=True), area.height())
         notes_fit: dict[int, str] = {}
         truncated: list[EvidenceItem] = []
-        width, height = self._notes_box_size()
+        if self.layout == "compact":
+            box = self._compact_notes_box()
+            width, height = box.width(), box.height()
+        else:
+            width, height = self._notes_box_size()
         for item in d.evidence:
             shown = self._fit_text(item.notes or "(no notes)", width, height)
             notes_fit[item.id] = shown
             if shown != (item.notes or "(no notes)"):
                 truncated.append(item)
         self.appendix_doc = L.new_document(
-            self.writer, area.width(), self.fonts.small, self._appendix_html(truncated), area.height()
+            self.writer, area.width(), self.fonts.small, appendix_html(d, truncated), area.height()
         )
-        return _Plan(
+        plan = _Plan(
             summary_pages=summary_pages,
             method_pages=self.method_doc.pageCount(),
             appendix_pages=self.appendix_doc.pageCount(),
             notes_fit=notes_fit,
             truncated_notes=truncated,
             pin_pages=sum(pin_page_count(item.pinned) for item in d.evidence),
+            item_pages=1 if self.layout == "compact" else 2,
         )
+        plan.sections = self._sections(plan)
+        return plan
+
+    def _sections(self, plan: _Plan) -> list[Section]:
+        d = self.data
+        first = plan.first_item_page()
+        plan.item_starts = []
+        page = first
+        for item in d.evidence:  # each item's pages, then its pinned views
+            plan.item_starts.append(page)
+            page += plan.item_pages + pin_page_count(item.pinned)
+        method = page
+        appendix = method + plan.method_pages
+        out = [Section("Cover and table of contents", 1), Section("Summary of results", 2),
+               Section("Evidence items", first)]
+        out += [Section(f"{k + 1}. ID {it.id} · {it.name}", plan.item_starts[k], 1)
+                for k, it in enumerate(d.evidence)]
+        out.append(Section("Method and limitations", method))
+        out.append(Section(DECLARATION_HEADING, method + L.heading_page(self.method_doc, DECLARATION_HEADING)))
+        for title in (APPENDIX_A, APPENDIX_B, APPENDIX_C):
+            index = L.heading_page(self.appendix_doc, title)
+            if index is not None:
+                out.append(Section(title, appendix + index))
+        return out
 
     def _fit_text(self, text: str, width: float, height: float) -> str:
         font = self.fonts.body
@@ -184,42 +249,3 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, PageCanvas):
         for index in range(pages):
             self._start_page()
             L.draw_document_page(self.painter, doc, index, L.content_rect())
-
-    def _appendix_html(self, truncated: list[EvidenceItem]) -> str:
-        d = self.data
-        names = {item.id: item.name for item in d.evidence}
-        rows = "".join(
-            "<tr>"
-            f"<td>{escape(a.time)}</td><td>{escape(a.actor)}</td><td>{escape(a.action)}</td>"
-            f"<td>{escape(a.object)}</td><td>{escape(a.details)}</td>"
-            "</tr>"
-            for a in d.audit
-        ) or "<tr><td colspan='5'>The audit log holds no entry for this evidence.</td></tr>"
-        html = (
-            "<h2>Appendix A — Audit trail of the included evidence</h2>"
-            "<p class='muted'>Entries from the case's audit log that concern the case or the evidence in this report, "
-            f"oldest first ({len(d.audit)} entries). Times as recorded by the case store.</p>"
-            + _anchor_html(d) +
-            "<table width='100%' border='0.5' cellspacing='0' cellpadding='2'>"
-            "<thead><tr><th width='14%'>Time</th><th width='9%'>By</th><th width='15%'>Action</th>"
-            "<th width='11%'>Object</th><th width='51%'>Details</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>"
-        )
-        if truncated:
-            html += "<h2>Appendix B — Notes in full</h2>"
-            for item in truncated:
-                html += (
-                    f"<h3>ID {item.id} · {escape(names[item.id])}</h3>"
-                    f"<p style='white-space: pre-wrap'>{escape(item.notes)}</p>"
-                )
-        return html
-
-
-def _anchor_html(d: ReportData) -> str:
-    """The audit head this report was made at: `declip case verify CASE --anchor THIS.pdf` proves the
-    case's history still holds it (docs/INTEGRITY.md)."""
-    if not d.audit_head:
-        return ""
-    return (f"<p><b>History anchor.</b> When this report was made the case's audit trail had {d.audit_count} "
-            f"entries; the last one's SHA-256 is <tt>{escape(d.audit_head)}</tt>. Keep this page: "
-            "<tt>declip case verify</tt> with this report as <tt>--anchor</tt> checks the history still holds it.</p>")

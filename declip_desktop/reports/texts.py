@@ -55,6 +55,11 @@ def method_html(models: list[ModelInfo], thresholds_uniform: float | None) -> st
     )
     return f"""
 <h2>Method and limitations</h2>
+<p><b>How to read this report.</b> Each evidence item has its page(s): the heat map, the mask and the
+original, the file's hashes and chain of custody, the model, the regions, and the analyst's verdict and
+notes. Scores come from an automated model: a low score is not proof that an image is authentic, and a
+high score is evidence to weigh, not a verdict. The examiner's declaration follows this section; the
+appendices hold the audit trail and every hash in full.</p>
 <h3>What was done</h3>
 <p>Each image was hashed (SHA-256 and MD5) when it was imported into the case; the copy kept in the case
 folder was analysed, never changed, and checked against its hash again when this report was made.
