@@ -131,7 +131,9 @@ def _check_page_plan(path: Path, n_items: int) -> None:
         assert f"Evidence {k + 1} of {n_items} " in pages[2 + 2 * k]
         assert f"Evidence {k + 1} of {n_items} " in pages[3 + 2 * k] and "details" in pages[3 + 2 * k]
     assert "Method and limitations" in pages[2 + 2 * n_items]
-    assert "Appendix A" in pages[3 + 2 * n_items]
+    declaration = next(i for i, p in enumerate(pages) if "Examiner's declaration Examiner" in p)
+    appendix = next(i for i, p in enumerate(pages) if "Appendix A — Audit trail Entries" in p)
+    assert 2 + 2 * n_items <= declaration < appendix
     assert all(f"of {len(pages)}" in p for p in pages)  # "Page i of N" everywhere
 
 
@@ -178,8 +180,8 @@ def test_report_text_holds_case_number_hashes_scores_and_verdicts(report, case_d
 def test_pages_render_and_count_follows_the_evidence(report, case_dir, tmp_path):
     kept, _ = report
     pages = _render(kept)
-    # cover + summary, 2 pages per item (3 items), method, appendix (one page for this small log)
-    assert len(pages) == 2 + 2 * 3 + 1 + 1
+    # cover + summary, 2 pages per item (3 items), method, declaration, appendix (one page for this small log)
+    assert len(pages) == 2 + 2 * 3 + 2 + 1
     _check_page_plan(kept, 3)
     for i, img in enumerate(pages):
         arr = np.asarray(img.convertToFormat(img.Format.Format_Grayscale8).constBits()).reshape(img.height(), -1)

@@ -100,7 +100,7 @@ def _set_subject(path: Path, subject: str, keywords: str, extra: dict[str, str] 
     writer.add_metadata({"/Subject": subject, "/Keywords": keywords, **(extra or {})})
     parent = None
     for section in sections:
-        made = writer.add_outline_item(section.title, section.page - 1, parent=parent if section.level else None)
+        made = writer.add_outline_item(title=section.title, page_number=section.page - 1, parent=parent if section.level else None)
         if section.level == 0:
             parent = made
     if sections:
