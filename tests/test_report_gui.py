@@ -118,3 +118,55 @@ def test_the_gui_and_the_cli_report_the_same_thresholds_regions_and_scores(qtbot
     gui_pages, cli_pages = item_pages(job.result.path), item_pages(cli["report"])
     assert "threshold0.30(casedefault)" in gui_pages[2] and "2region(s)" in gui_pages[2]
     assert [strip(t) for t in gui_pages] == [strip(t) for t in cli_pages]
+
+
+def test_case_properties_dialog_writes_the_examiner_fields_once_and_refuses_bad_templates(qtbot, window, tmp_path):
+    from declip_desktop.cases.examiner import get_examiner
+    from declip_desktop.gui.case_properties import CasePropertiesDialog
+
+    assert not window.case_properties_action.isEnabled()
+    assert window.create_case(str(tmp_path / "case"), "GUI-P", "Properties", "Ana")
+    assert window.case_properties_action.isEnabled()
+    dialog = CasePropertiesDialog(window.case, window)
+    qtbot.addWidget(dialog)
+    dialog.edits["name"].setText("Ana Lima")
+    dialog.edits["reference"].setText("REQ-9")
+    dialog.declaration.setPlainText("I, {name}, of {lab}, declare…")
+    before = len(window.case.audit_entries())
+    assert not dialog.save() and "{lab}" in dialog.error.text()
+    assert len(window.case.audit_entries()) == before  # a refused value writes nothing
+    dialog.declaration.setPlainText("I, {name}, declare this for {reference}.")
+    assert dialog.save()
+    examiner = get_examiner(window.case)
+    assert (examiner.name, examiner.reference, examiner.declaration_text()) == (
+        "Ana Lima", "REQ-9", "I, Ana Lima, declare this for REQ-9.")
+    assert len(window.case.audit_entries()) == before + 1 and window.case.verify().ok
+
+
+def test_export_dialog_offers_the_compact_layout(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QDialog, QFileDialog
+
+    from declip_desktop.gui import report_action
+    from declip_desktop.gui.report_options import ReportOptionsDialog
+
+    assert window.create_case(str(tmp_path / "case"), "GUI-C", "Compact", "Ana")
+    src = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(src)
+    ev = window.case.import_paths([src]).imported[0]
+    window.case.store_result(ev.id, model_name="m", model_sha256="1" * 64, parameters={}, score=0.42,
+                             prob_map=np.full((40, 60), 0.2, np.float32), device="cpu", seconds=0.1,
+                             started="s", finished="f")
+
+    def choose_compact(self):
+        assert not self.only_selected.isEnabled()  # nothing selected: the whole case
+        self.layout_buttons["compact"].setChecked(True)
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(ReportOptionsDialog, "exec", choose_compact)
+    out = tmp_path / "compact.pdf"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "PDF files (*.pdf)"))
+    job = report_action.export_report(window)
+    qtbot.waitUntil(lambda: job.finished, timeout=60_000)
+    assert job.error is None and job.layout == "compact"
+    pages = [p.extract_text() for p in pypdf.PdfReader(str(out)).pages]
+    assert "Evidence 1 of 1" in " ".join(pages[2].split()) and "Method and limitations" in " ".join(pages[3].split())

@@ -81,6 +81,9 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
         from declip_desktop.gui.cluster_dialog import install_cluster_action
 
         self.cluster_action = install_cluster_action(self)
+        from declip_desktop.gui.case_properties import install_case_properties
+
+        self.case_properties_action = install_case_properties(self)
         self._restore_geometry()
         self.notifications.posted.connect(self._audit_notice)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog
+from PySide6.QtWidgets import QFileDialog, QProgressDialog
 
 from declip_desktop.common.progress import CancelToken
 from declip_desktop.gui.background import run_background
@@ -29,8 +29,9 @@ class _Progress(QObject):
 class ReportJob:
     """One report or image export running in the background (kept by the window until done)."""
 
-    def __init__(self, window, kind: str, evidence_ids: list[int] | None, target: Path):
+    def __init__(self, window, kind: str, evidence_ids: list[int] | None, target: Path, layout: str = "full"):
         self.window = window
+        self.layout = layout  # "full" | "compact" (reports only)
         self.kind = kind  # "report" | "images"
         self.evidence_ids = evidence_ids
         self.target = target
@@ -66,7 +67,7 @@ class ReportJob:
 
                 return build_report(
                     case, out_path=self.target, evidence_ids=self.evidence_ids,
-                    progress=emit, should_stop=self._stop,
+                    progress=emit, should_stop=self._stop, layout=self.layout,
                     force=True,  # the save dialog already asked before replacing a file
                 )
             from declip_desktop.reports import export_images
@@ -118,9 +119,9 @@ class ReportJob:
             self.window.notifications.error(f"The report could not be made: {exc}", detail)
 
 
-def start_job(window, kind: str, target: Path, evidence_ids: list[int] | None) -> ReportJob:
+def start_job(window, kind: str, target: Path, evidence_ids: list[int] | None, layout: str = "full") -> ReportJob:
     """Start a report/image export without dialogs (the menu actions and tests use it)."""
-    job = ReportJob(window, kind, evidence_ids, Path(target))
+    job = ReportJob(window, kind, evidence_ids, Path(target), layout)
     if not hasattr(window, "_report_jobs"):
         window._report_jobs = []
     window._report_jobs.append(job)
@@ -131,31 +132,14 @@ def start_job(window, kind: str, target: Path, evidence_ids: list[int] | None) -
     return job
 
 
-def _choose_scope(window) -> list[int] | None | bool:
-    """None = whole case, a list = the selection, False = cancelled."""
-    selected = list(window.selected_evidence_ids() or [])
-    total = len(window.case.evidence_list())
-    if not selected or len(selected) >= total:
-        return None
-    box = QMessageBox(window)
-    box.setWindowTitle("Export report")
-    box.setText(f"Include the {len(selected)} selected item(s), or the whole case ({total} items)?")
-    sel = box.addButton(f"Selected ({len(selected)})", QMessageBox.ButtonRole.AcceptRole)
-    whole = box.addButton(f"Whole case ({total})", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton(QMessageBox.StandardButton.Cancel)
-    box.exec()
-    if box.clickedButton() is sel:
-        return selected
-    if box.clickedButton() is whole:
-        return None
-    return False
-
-
 def export_report(window) -> ReportJob | None:
     if window.case is None:
         return None
-    scope = _choose_scope(window)
-    if scope is False:
+    from declip_desktop.gui.report_options import ReportOptionsDialog
+
+    selected = list(window.selected_evidence_ids() or [])
+    options = ReportOptionsDialog(selected, len(window.case.evidence_list()), window)
+    if not options.exec():
         return None
     from declip_desktop.reports.build import safe_file_stem
 
@@ -165,7 +149,7 @@ def export_report(window) -> ReportJob | None:
         return None
     if not path.lower().endswith(".pdf"):
         path += ".pdf"
-    return start_job(window, "report", Path(path), scope)
+    return start_job(window, "report", Path(path), options.evidence_ids(), options.report_layout())
 
 
 def export_images_action(window) -> ReportJob | None:
