@@ -255,6 +255,7 @@ def check_reports(conn: sqlite3.Connection, root: Path, case_uuid: str, known_ke
                 problems.append(Problem("anchor_mismatch", f"report:{rep_id}",
                                         f"{label}: the PDF prints entry {pdf.count} ({pdf.head[:16]}…) but was "
                                         f"registered as made at entry {count}"))
+            _check_embedded_signatures(full, label, f"report:{rep_id}", known_keys, problems, notices, signed)
         sig_path = full.with_name(full.name + SIGNATURE_SUFFIX)
         if f"report:{path}" in signed_entries or os.path.lexists(sig_path):
             problems_sig, who = _check_report_signature(sig_path, sha, case_uuid, label, f"report:{rep_id}",
@@ -265,6 +266,27 @@ def check_reports(conn: sqlite3.Connection, root: Path, case_uuid: str, known_ke
                 if who.endswith("(a key this case does not record)"):
                     notices.append(Problem("signature_unknown_key", f"report:{rep_id}", f"{label}: signed by {who}"))
     return problems, notices, signed
+
+
+def _check_embedded_signatures(full: Path, label: str, obj: str, known_keys: dict[str, str],
+                               problems: list[Problem], notices: list[Problem], signed: list[str]) -> None:
+    """The report's PAdES signatures (cases.pdf_signing): intact, whole-file, and by which key."""
+    from declip_desktop.cases import pdf_signing
+
+    if not pdf_signing.has_signatures(full):
+        return
+    for sig in pdf_signing.check_pdf(full):
+        if sig.problem:
+            problems.append(Problem("pdf_signature_invalid", obj, f"{label}: its PDF signature ({sig.signer}) "
+                                                                  f"fails: {sig.problem}"))
+            continue
+        who = f"{label}: PDF signature by {sig.signer}, key {signing.short(sig.fingerprint)}"
+        if sig.fingerprint in known_keys:
+            signed.append(who + ", a key recorded in this case")
+        else:
+            signed.append(who + " (a key this case does not record)")
+            notices.append(Problem("signature_unknown_key", obj, f"{label}: PDF signed by {sig.signer} with a key "
+                                                                 "this case does not record"))
 
 
 def _is_regular(path: Path) -> bool:

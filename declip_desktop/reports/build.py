@@ -113,6 +113,22 @@ def _set_subject(path: Path, subject: str, keywords: str, extra: dict[str, str] 
     os.replace(tmp, path)
 
 
+def _sign_pades(path: Path, signer, d) -> None:  # noqa: ANN001 - Signer, ReportData
+    """Embed a PAdES signature (cases.pdf_signing) before the report is registered, so the SHA-256
+    in the audit log is that of the signed file."""
+    from declip_desktop.cases import CaseError
+    from declip_desktop.cases.pdf_signing import sign_pdf
+
+    signed = path.with_name(path.name + ".signed")
+    try:
+        sign_pdf(path, signed, signer, person=d.examiner.name or d.generated_by or d.analyst,
+                 organisation=d.examiner.organisation or None,
+                 reason=f"Forensic image analysis report, case {d.case_number}")
+    except CaseError as exc:
+        raise ReportError(str(exc)) from None
+    os.replace(signed, path)
+
+
 def _refuse_altered_records(case) -> None:  # noqa: ANN001 - Case
     """A report must not print values changed outside the application (issue 15)."""
     problems = case.check_records()
@@ -193,12 +209,15 @@ def build_report(
             _anchor_metadata(d),
             stats.sections,
         )
+        if signer is not None:
+            _sign_pades(tmp, signer, d)
         stamp = d.generated_at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         with disk_full_as_error(reports, tmp.stat().st_size):
             final = _link_without_overwrite(tmp, reports, f"{safe_file_stem(d.case_number)}-{stamp}")
     except BaseException:
         tmp.unlink(missing_ok=True)
         tmp.with_name(tmp.name + ".meta").unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".signed").unlink(missing_ok=True)
         raise
     os.chmod(final, 0o444)  # kept reports are records: read-only, like the evidence
     case.register_report(final, analyst=analyst, printed_head=(data.audit_head, data.audit_count))
