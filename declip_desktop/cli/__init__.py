@@ -23,7 +23,8 @@ OK, SOME_FAILED, FATAL = 0, 1, 2
 PIPE_CLOSED = 141
 
 #: Subcommand modules, in the order `declip --help` lists them.
-SUBCOMMAND_MODULES: list[str] = ["case", "eval", "train", "synth", "models", "analyze", "key", "cluster"]
+SUBCOMMAND_MODULES: list[str] = ["case", "eval", "train", "synth", "models", "analyze", "key", "cluster",
+                               "reproduce"]
 
 
 def build_parser() -> argparse.ArgumentParser:

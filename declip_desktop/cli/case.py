@@ -387,3 +387,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     if importlib.util.find_spec("declip_desktop.cli.case_report") is not None:
         importlib.import_module("declip_desktop.cli.case_report").register(sub)
     importlib.import_module("declip_desktop.cli.case_set").register(sub)
+    importlib.import_module("declip_desktop.cli.reproduce").register_case(sub)
