@@ -86,6 +86,7 @@ def main() -> int:
     ap.add_argument("--megapixels", type=float, default=12.0)
     ap.add_argument("--photos", type=Path, help="use these photos instead of synthetic ones")
     ap.add_argument("--keep", type=Path, help="copy the PDF here")
+    ap.add_argument("--layout", choices=("full", "compact"), default="full", help="report layout (issue 18)")
     args = ap.parse_args()
 
     from declip_desktop.reports import build
@@ -101,7 +102,7 @@ def main() -> int:
         load_before = os.getloadavg()[0]
         cpu0 = time.process_time()
         t0 = time.perf_counter()
-        built = build.build_report(case)
+        built = build.build_report(case, layout=args.layout)
         pdf, stats = built.path, built.stats
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
@@ -113,6 +114,7 @@ def main() -> int:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}")
     print(f"case: {n} items of {ev.width}×{ev.height} px ({ev.width * ev.height / 1e6:.1f} MP), set-up {setup:.0f} s")
+    print(f"layout: {args.layout}; sections: " + ", ".join(f"{s.title} p. {s.page}" for s in stats.sections if s.level == 0))
     print(f"report: {stats.pages} pages, {size / 1e6:.1f} MB ({size / n / 1e6:.2f} MB per item), {seconds:.1f} s "
           f"({seconds / n:.2f} s per item); process CPU {cpu:.1f} s; peak RSS {rss:.0f} MB")
     print(f"machine load (1-min average) before/after: {load_before:.1f} / {load_after:.1f}")

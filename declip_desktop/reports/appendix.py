@@ -57,8 +57,9 @@ def format_time(stamp: str) -> str:
 
 
 MAX_SUMMARY_VALUE = 90  # characters of one value in the table; the case's audit log keeps it whole
-#: Values the summary leaves out: the map file's name repeats its hash, `started` its `finished`.
-_SKIP = frozenset({"map_file", "started"})
+#: Values the summary leaves out: the map file's name repeats its hash, `started` its `finished`; the
+#: model's name and parameters are on the item's page (its SHA-256 stays, as [Hn]).
+_SKIP = frozenset({"map_file", "started", "model_name", "parameters"})
 
 
 def _scalar(value) -> str:  # noqa: ANN001 - any JSON value

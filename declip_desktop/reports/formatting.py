@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from PySide6.QtGui import QColor
 
 from declip_desktop.reports import layout as L
@@ -96,13 +98,18 @@ def format_generated_at(d: ReportData) -> str:
     return f"{t.strftime('%Y-%m-%d %H:%M:%S')} {t.tzname() or ''} (UTC{offset[:3]}:{offset[3:]})".replace("  ", " ")
 
 
+def breakable_path(path: str) -> str:
+    """A path that wraps after its separators rather than inside a folder's name (zero-width spaces)."""
+    return re.sub(r"([/\\])", "\\1\u200b", path)
+
+
 def custody_rows(item: EvidenceItem) -> list[tuple[str, str]]:
     """Where the file came from, who brought it into the case and when, and the file's own
     times then (modified / status changed, as the source file system reported them)."""
     times = item.file_times or {}
     rows = [
         ("Original name", item.name),
-        ("Imported from", item.original_path or "not recorded"),
+        ("Imported from", breakable_path(item.original_path) if item.original_path else "not recorded"),
         ("Imported", " by ".join(filter(None, (item.imported_at, item.imported_by))) or "not recorded"),
         ("File modified", times.get("modified") or "not recorded (imported before times were kept)"),
     ]

@@ -105,7 +105,8 @@ class PageCanvas:
         for key, value in rows:
             value = value if len(value) <= MAX_VALUE_CHARS else value[: MAX_VALUE_CHARS - 1] + "…"
             vfont = f.mono if key in mono_keys else font
-            flags = L.HASH_FLAGS if (" " not in value and len(value) > 24) else L.TEXT_FLAGS
+            # Hashes wrap anywhere; text (and paths, which carry zero-width spaces) at word boundaries.
+            flags = L.HASH_FLAGS if (" " not in value and "\u200b" not in value and len(value) > 24) else L.TEXT_FLAGS
             h = max(L.text_height(p, kfont, key_w - L.mm(2), key), L.text_height(p, vfont, width - key_w, value, flags))
             L.draw_text(p, QRectF(x, y, key_w - L.mm(2), h + 2), key, kfont, L.MUTED)
             L.draw_text(p, QRectF(x + key_w, y, width - key_w, h + 2), value, vfont, flags=flags)
