@@ -143,7 +143,7 @@ def test_case_properties_dialog_writes_the_examiner_fields_once_and_refuses_bad_
     assert len(window.case.audit_entries()) == before + 1 and window.case.verify().ok
 
 
-def test_export_dialog_offers_the_compact_layout(qtbot, window, tmp_path, monkeypatch):
+def test_export_dialog_offers_the_compact_layout_and_signs_with_the_key(qtbot, window, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QDialog, QFileDialog
 
     from declip_desktop.gui import report_action
@@ -157,8 +157,14 @@ def test_export_dialog_offers_the_compact_layout(qtbot, window, tmp_path, monkey
                              prob_map=np.full((40, 60), 0.2, np.float32), device="cpu", seconds=0.1,
                              started="s", finished="f")
 
+    from declip_desktop.cases import signing
+    from declip_desktop.cases.pdf_signing import check_pdf
+
+    signing.create_key("ana")
+
     def choose_compact(self):
         assert not self.only_selected.isEnabled()  # nothing selected: the whole case
+        assert self.sign.isEnabled() and self.sign.isChecked()  # the only key: signed by default
         self.layout_buttons["compact"].setChecked(True)
         return QDialog.DialogCode.Accepted
 
@@ -170,3 +176,5 @@ def test_export_dialog_offers_the_compact_layout(qtbot, window, tmp_path, monkey
     assert job.error is None and job.layout == "compact"
     pages = [p.extract_text() for p in pypdf.PdfReader(str(out)).pages]
     assert "Evidence 1 of 1" in " ".join(pages[2].split()) and "Method and limitations" in " ".join(pages[3].split())
+    [sig] = check_pdf(out)
+    assert sig.problem is None and sig.fingerprint == signing.load_key("ana").fingerprint

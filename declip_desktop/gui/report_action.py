@@ -29,8 +29,10 @@ class _Progress(QObject):
 class ReportJob:
     """One report or image export running in the background (kept by the window until done)."""
 
-    def __init__(self, window, kind: str, evidence_ids: list[int] | None, target: Path, layout: str = "full"):
+    def __init__(self, window, kind: str, evidence_ids: list[int] | None, target: Path, layout: str = "full",
+                 signer=None):  # noqa: ANN001 - cases.signing.Signer: sign the report (PAdES and .sig)
         self.window = window
+        self.signer = signer
         self.layout = layout  # "full" | "compact" (reports only)
         self.kind = kind  # "report" | "images"
         self.evidence_ids = evidence_ids
@@ -67,7 +69,7 @@ class ReportJob:
 
                 return build_report(
                     case, out_path=self.target, evidence_ids=self.evidence_ids,
-                    progress=emit, should_stop=self._stop, layout=self.layout,
+                    progress=emit, should_stop=self._stop, layout=self.layout, signer=self.signer,
                     force=True,  # the save dialog already asked before replacing a file
                 )
             from declip_desktop.reports import export_images
@@ -119,9 +121,10 @@ class ReportJob:
             self.window.notifications.error(f"The report could not be made: {exc}", detail)
 
 
-def start_job(window, kind: str, target: Path, evidence_ids: list[int] | None, layout: str = "full") -> ReportJob:
+def start_job(window, kind: str, target: Path, evidence_ids: list[int] | None, layout: str = "full",
+              signer=None) -> ReportJob:  # noqa: ANN001
     """Start a report/image export without dialogs (the menu actions and tests use it)."""
-    job = ReportJob(window, kind, evidence_ids, Path(target), layout)
+    job = ReportJob(window, kind, evidence_ids, Path(target), layout, signer)
     if not hasattr(window, "_report_jobs"):
         window._report_jobs = []
     window._report_jobs.append(job)
@@ -141,6 +144,13 @@ def export_report(window) -> ReportJob | None:
     options = ReportOptionsDialog(selected, len(window.case.evidence_list()), window)
     if not options.exec():
         return None
+    from declip_desktop.cases import CaseError
+
+    try:
+        signer = options.signer()
+    except CaseError as exc:
+        window.notifications.error(f"The report could not be signed: {exc}")
+        return None
     from declip_desktop.reports.build import safe_file_stem
 
     suggested = Path.home() / f"{safe_file_stem(window.case.info.number)}-report-{datetime.now():%Y%m%d-%H%M}.pdf"
@@ -149,7 +159,7 @@ def export_report(window) -> ReportJob | None:
         return None
     if not path.lower().endswith(".pdf"):
         path += ".pdf"
-    return start_job(window, "report", Path(path), options.evidence_ids(), options.report_layout())
+    return start_job(window, "report", Path(path), options.evidence_ids(), options.report_layout(), signer)
 
 
 def export_images_action(window) -> ReportJob | None:

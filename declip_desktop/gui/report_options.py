@@ -3,7 +3,20 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QButtonGroup, QDialog, QDialogButtonBox, QGroupBox, QRadioButton, QVBoxLayout
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QGroupBox,
+    QInputDialog,
+    QLineEdit,
+    QRadioButton,
+    QVBoxLayout,
+)
+
+from declip_desktop.cases import CaseError
+from declip_desktop.cases.signing import key_is_encrypted, list_keys, load_key
 
 LAYOUT_CHOICES = (
     ("full", "Full — an image page and a details page per item (all metadata, every region)"),
@@ -36,11 +49,19 @@ class ReportOptionsDialog(QDialog):
             self.layout_buttons[key] = button
             lay.addWidget(button)
         self.layout_buttons["full"].setChecked(True)
+        # Signing: with your only key (`declip key create`); the PDF then carries a PAdES signature.
+        keys = list_keys()
+        self.key_name = keys[0].name if len(keys) == 1 else None
+        self.sign = QCheckBox(f"Sign the PDF with your key “{self.key_name}”" if self.key_name else
+                              "Sign the PDF (needs exactly one key: `declip key create NAME`)")
+        self.sign.setEnabled(self.key_name is not None)
+        self.sign.setChecked(self.key_name is not None)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(scope_box)
         layout.addWidget(layout_box)
+        layout.addWidget(self.sign)
         layout.addWidget(buttons)
 
     def evidence_ids(self) -> list[int] | None:
@@ -50,3 +71,17 @@ class ReportOptionsDialog(QDialog):
     def report_layout(self) -> str:
         """"full" or "compact" (not `layout()`, which is QWidget's)."""
         return next(k for k, b in self.layout_buttons.items() if b.isChecked())
+
+    def signer(self):  # noqa: ANN201 - cases.signing.Signer | None
+        """The loaded key when signing was chosen (asks for its passphrase); None: unsigned.
+        Raises CaseError when the key cannot be opened (wrong passphrase), so nothing is made."""
+        if not (self.sign.isChecked() and self.key_name):
+            return None
+        passphrase = None
+        if key_is_encrypted(self.key_name):
+            text, ok = QInputDialog.getText(self, "Sign the report", f"Passphrase of the key “{self.key_name}”:",
+                                            QLineEdit.EchoMode.Password)
+            if not ok:
+                raise CaseError("signing cancelled; no report was made")
+            passphrase = text.encode("utf-8")
+        return load_key(self.key_name, passphrase)
