@@ -150,7 +150,7 @@ def appendix_html(d: ReportData, truncated: list[EvidenceItem]) -> str:
         "case store, to the second. Hashes are shortened to their first 8 and last 4 characters; [H<i>n</i>] "
         f"refers to the full value in {APPENDIX_B.split(' — ')[0]}.</p>"
         + anchor_html(d, annex) +
-        "<table width='100%' border='0.5' cellspacing='0' cellpadding='2'>"
+        "<table width='100%' border='0.5' cellspacing='0' cellpadding='1' style='font-size: 6.5pt'>"
         "<thead><tr><th width='4%'>#</th><th width='15%'>Time (UTC)</th><th width='10%'>Actor</th>"
         "<th width='13%'>Action</th><th width='10%'>Object</th><th width='48%'>Summary</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
