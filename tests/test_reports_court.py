@@ -194,3 +194,28 @@ def test_compact_layout_is_one_page_per_item(reports):
     with pytest.raises(Exception, match="unknown report layout 'tiny'"):
         with Case.open(full.path.parent.parent) as case:
             build_report(case, layout="tiny")
+
+
+def test_pinned_view_pages_shift_the_toc_outline_and_summary_page_numbers(court_case, tmp_path):
+    """Pinned views add pages after an item; every later page number must follow, in both layouts."""
+    import shutil
+
+    from declip_desktop.pins import pin
+
+    copy = tmp_path / "case"
+    shutil.copytree(court_case, copy)
+    with Case.open(copy) as case:
+        first = case.evidence_list()[0].id
+        for name in ("ela", "noise_level", "noise_residual", "luminance_gradient"):  # two pages of pins
+            pin(case, first, "view", name, f"look at {name}")
+        for layout in ("full", "compact"):
+            built = build_report(case, layout=layout)
+            reader = pypdf.PdfReader(str(built.path))
+            pages = [re.sub(r"\s+", " ", p.extract_text() or "") for p in reader.pages]
+            items = [s for s in built.stats.sections if s.level == 1]
+            assert "Evidence 1 of 2" in pages[items[0].page - 1] and "Evidence 2 of 2" in pages[items[1].page - 1]
+            assert items[1].page - items[0].page == (2 if layout == "full" else 1) + 2
+            summary = pages[1]
+            assert re.search(rf"\b{items[1].page}\b", summary.split("Summary", 1)[1])
+            method = next(s.page for s in built.stats.sections if s.title == "Method and limitations")
+            assert "Method and limitations" in pages[method - 1] and len(pages) == built.stats.pages
