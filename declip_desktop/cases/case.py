@@ -856,7 +856,12 @@ class Case:
 
     # ------------------------------------------------------------------ review & settings
     def set_review(self, evidence_id: int, *, threshold: float | None = None, verdict: str | None = None,
-                   notes: str | None = None, analyst: str | None = None) -> Evidence:
+                   notes: str | None = None, analyst: str | None = None, clear_threshold: bool = False) -> Evidence:
+        """Change an item's review; one `review.changed` entry with the old and new values.
+        `clear_threshold=True` removes the item's own threshold (it follows the case's default
+        again), e.g. when the analyst undoes the first threshold saved for it."""
+        if clear_threshold and threshold is not None:
+            raise CaseError("set a threshold or clear it, not both")
         if threshold is not None and not (0.0 <= float(threshold) <= 1.0):
             raise CaseError(f"threshold {threshold} is outside 0…1. Choose a value between 0 and 1.")
         if verdict is not None and verdict not in VERDICTS:
@@ -864,6 +869,8 @@ class Case:
         changes: dict[str, Any] = {}
         if threshold is not None:
             changes["threshold"] = float(threshold)
+        if clear_threshold:
+            changes["threshold"] = None
         if verdict is not None:
             changes["verdict"] = verdict
         if notes is not None:

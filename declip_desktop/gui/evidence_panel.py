@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QMenu,
     QTableView,
     QVBoxLayout,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from declip_desktop.cases.records import STATUSES as CASE_STATUSES
 from declip_desktop.cases.records import VERDICTS
+from declip_desktop.gui.integrity import STATE_TEXT, state_label
 
 # The case store's statuses and verdicts, plus "rejected" for files the import refused (listed too).
 STATUSES = (*CASE_STATUSES, "rejected")
@@ -37,6 +39,7 @@ STATUS_COLOURS = {
     "skipped": "#92400e",
     "rejected": "#9ca3af",
 }
+INTEGRITY_COLOUR = "#dc2626"  # a file missing or changed: louder than a failed analysis
 COLUMNS = ("Evidence", "Status", "Score", "Verdict")
 THUMB = 48
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -49,6 +52,7 @@ class Row:
 
     evidence: object | None = None  # cases.Evidence
     rejection: object | None = None  # cases.Rejection
+    integrity: str | None = None  # gui.integrity state ("missing", "changed", …) when the file is not intact
 
     @property
     def evidence_id(self) -> int | None:
@@ -56,6 +60,10 @@ class Row:
 
     @property
     def status(self) -> str:
+        """The analysis status, unless the file is not intact: then that is what the row says
+        ("file missing"), never "done" over a result for a file that is no longer there."""
+        if self.integrity:
+            return state_label(self.integrity)
         return self.evidence.status if self.evidence is not None else "rejected"
 
     @property
@@ -73,12 +81,23 @@ class EvidenceModel(QAbstractTableModel):
         self._icons: dict[int, QIcon] = {}
         self._placeholder = _placeholder_icon()
         self.badges: dict[int, tuple[str, str]] = {}  # evidence id -> (badge text, tooltip); gui.forensics_panel
+        self.integrity: dict[int, str] = {}
 
     def set_content(self, evidence: list, rejections: list) -> None:
         self._icons.clear()
         self.beginResetModel()
-        self.rows = [Row(evidence=ev) for ev in evidence] + [Row(rejection=r) for r in rejections]
+        self.rows = [Row(evidence=ev, integrity=self.integrity.get(ev.id)) for ev in evidence] + \
+                    [Row(rejection=r) for r in rejections]
         self.endResetModel()
+
+    def set_integrity(self, states: dict[int, str]) -> None:
+        """{evidence id: state} of the items whose file is not intact (all others are)."""
+        self.integrity = dict(states)
+        for i, row in enumerate(self.rows):
+            if row.evidence is not None and row.integrity != self.integrity.get(row.evidence.id):
+                row.integrity = self.integrity.get(row.evidence.id)
+                self._icons.pop(row.evidence.id, None)
+                self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
 
     def update_evidence(self, ev) -> None:
         self._icons.pop(ev.id, None)
@@ -89,7 +108,7 @@ class EvidenceModel(QAbstractTableModel):
                 return
         first_rejection = next((i for i, r in enumerate(self.rows) if r.evidence is None), len(self.rows))
         self.beginInsertRows(QModelIndex(), first_rejection, first_rejection)
-        self.rows.insert(first_rejection, Row(evidence=ev))
+        self.rows.insert(first_rejection, Row(evidence=ev, integrity=self.integrity.get(ev.id)))
         self.endInsertRows()
 
     def set_badges(self, badges: dict[int, tuple[str, str]]) -> None:
@@ -155,8 +174,12 @@ class EvidenceModel(QAbstractTableModel):
             if col == 3:
                 return VERDICTS.index(ev.verdict) if ev is not None and ev.verdict in VERDICTS else 99
         if role == Qt.ItemDataRole.DecorationRole and col == 0:
+            if ev is not None and row.integrity:
+                return self._placeholder  # a cached thumbnail would show a file that is not there
             return self._icon(ev.id) if ev is not None else None
         if role == Qt.ItemDataRole.ForegroundRole:
+            if col == 1 and row.integrity:
+                return QBrush(QColor(INTEGRITY_COLOUR))
             if col == 1:
                 return QBrush(QColor(STATUS_COLOURS.get(row.status, "#000000")))
             if ev is None:
@@ -165,6 +188,8 @@ class EvidenceModel(QAbstractTableModel):
             if ev is None:
                 return f"Not imported: {row.rejection.reason}\n{row.rejection.path}"
             lines = [ev.original_name, f"{ev.width}×{ev.height} {ev.format}", f"status: {ev.status}"]
+            if row.integrity:
+                lines.append(f"{STATE_TEXT.get(row.integrity, row.integrity)}: review locked until it is resolved")
             if ev.error:
                 lines.append(f"error: {ev.error}")
             if ev.score is not None:
@@ -181,14 +206,20 @@ class EvidenceFilter(QSortFilterProxyModel):
         self.status = ""
         self.verdict = ""
         self.min_score = 0.0
+        self.name = ""
         self.setSortRole(SORT_ROLE)
 
-    def set_filters(self, status: str, verdict: str, min_score: float) -> None:
+    def set_filters(self, status: str, verdict: str, min_score: float, name: str = "") -> None:
         self.status, self.verdict, self.min_score = status, verdict, min_score
+        self.name = name.strip().casefold()
         self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:  # noqa: N802
         row: Row = self.sourceModel().rows[source_row]
+        if self.name and self.name not in row.name.casefold():
+            return False
+        if self.status == "file problem":
+            return bool(row.integrity)
         if self.status and row.status != self.status:
             return False
         ev = row.evidence
@@ -219,6 +250,7 @@ class EvidencePanel(QWidget):
         self.status_filter.addItem("All statuses", "")
         for status in STATUSES:
             self.status_filter.addItem(status, status)
+        self.status_filter.addItem("file missing or changed", "file problem")
         self.verdict_filter = QComboBox()
         self.verdict_filter.addItem("All verdicts", "")
         for verdict in VERDICTS:
@@ -235,6 +267,12 @@ class EvidencePanel(QWidget):
         bar.addWidget(self.status_filter)
         bar.addWidget(self.verdict_filter)
         bar.addWidget(self.score_filter)
+        self.name_filter = QLineEdit()
+        self.name_filter.setPlaceholderText("Filter by name…")
+        self.name_filter.setClearButtonEnabled(True)
+        self.name_filter.setToolTip("Show only evidence whose file name contains this text (any case)")
+        self.name_filter.textChanged.connect(self._apply_filters)
+        layout.addWidget(self.name_filter)
         layout.addLayout(bar)
         self.view = QTableView()
         self.view.setModel(self.proxy)
@@ -248,6 +286,8 @@ class EvidencePanel(QWidget):
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.setAlternatingRowColors(True)
         self.view.setWordWrap(False)
+        # Names cut in the middle keep their distinguishing ends ("inpaint_mo…v2.png"); the tooltip has it all.
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in (1, 2, 3):
@@ -273,11 +313,15 @@ class EvidencePanel(QWidget):
     def update_evidence(self, ev) -> None:
         self.model.update_evidence(ev)
 
+    def set_integrity(self, states: dict[int, str]) -> None:
+        self.model.set_integrity(states)
+
     def _update_summary(self) -> None:
         counts: dict[str, int] = {}
         for row in self.model.rows:
             counts[row.status] = counts.get(row.status, 0) + 1
         parts = [f"{counts[s]} {s}" for s in STATUSES if counts.get(s)]
+        parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in STATUSES]  # "file missing" …
         self.summary.setText(", ".join(parts) if parts else "No evidence yet: drop images or folders on the window.")
 
     # ----- selection ----------------------------------------------------------------------------
@@ -323,7 +367,8 @@ class EvidencePanel(QWidget):
 
     def _apply_filters(self) -> None:
         self.proxy.set_filters(
-            self.status_filter.currentData() or "", self.verdict_filter.currentData() or "", self.score_filter.value()
+            self.status_filter.currentData() or "", self.verdict_filter.currentData() or "", self.score_filter.value(),
+            self.name_filter.text(),
         )
 
     # ----- context menu -------------------------------------------------------------------------

@@ -96,6 +96,7 @@ class ImageView(QGraphicsView):
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState, True)
         self.setMinimumSize(200, 150)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # a click gives it focus: the threshold keys need it
         self._fit_mode = True
         self._image_item: PyramidImageItem | None = None
         self._with_overlays = with_overlays

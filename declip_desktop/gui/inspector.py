@@ -19,15 +19,12 @@ from declip_desktop.gui.background import run_background
 from declip_desktop.gui.forensics_panel import ForensicsPanel
 from declip_desktop.gui.image_view import build_pyramid
 from declip_desktop.gui.inspector_layout import SLIDER_STEPS, InspectorLayout
-from declip_desktop.gui.inspector_model import (
-    FLICKER_MS,
-    NOTES_SAVE_DELAY_MS,
-    REGIONS_DELAY_MS,
-    THRESHOLD_SAVE_DELAY_MS,
-    InspectorModel,
-)
+from declip_desktop.common.hashing import sha256_bytes
+from declip_desktop.gui.integrity import quick_state
+from declip_desktop.gui.inspector_model import FLICKER_MS, NOTES_SAVE_DELAY_MS, REGIONS_DELAY_MS, InspectorModel
 from declip_desktop.gui.inspector_parts import Loaded, decode_to_qimage, details_html
 from declip_desktop.gui.inspector_review import ReviewControls
+from declip_desktop.gui.review_history import ReviewHistory
 from declip_desktop.gui.render import DisplayMap, RegionResult, compute_regions
 
 log = logging.getLogger("declip_desktop.gui")
@@ -39,11 +36,14 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
     reviewSaved = Signal(int)  # evidence id, after a verdict/notes/threshold write
     errorOccurred = Signal(str, str)  # message, detail
     thresholdChanged = Signal(float)
+    showEvidenceRequested = Signal(int)  # undo/redo changed another item: the window selects it
+    integrityFound = Signal(int, str)  # evidence id, state ("missing", "changed", …; "" = intact again)
 
     def __init__(self, settings, parent=None):
         super().__init__(parent)
         self.settings = settings
         self.model = InspectorModel()
+        self.history = ReviewHistory()
         self._extra_layer_items: dict = {}  # name → QGraphicsItem of layers added with add_overlay_layer
         self.prob_map: np.ndarray | None = None
         self.display_map: DisplayMap | None = None
@@ -54,13 +54,12 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
         # The timers' purposes and delays are the model's (gui.inspector_model).
         self._notes_timer = QTimer(self, singleShot=True, interval=NOTES_SAVE_DELAY_MS)
         self._notes_timer.timeout.connect(self._save_notes)
-        self._threshold_timer = QTimer(self, singleShot=True, interval=THRESHOLD_SAVE_DELAY_MS)
-        self._threshold_timer.timeout.connect(self._save_threshold)
         self._regions_timer = QTimer(self, singleShot=True, interval=REGIONS_DELAY_MS)
         self._regions_timer.timeout.connect(self._start_regions)
         self._flicker_timer = QTimer(self, interval=FLICKER_MS)
         self._flicker_timer.timeout.connect(self.model.flicker_tick)
         self.model.on("view", self._update_visibility)
+        self.model.on("integrity", self._apply_lock)
         self.set_case(None)
 
     # The current item lives in the model; these read it for the window and the tests.
@@ -81,8 +80,14 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
     # ================================================================================== content
     def set_case(self, case) -> None:
         self.flush()
+        self.history.clear()
         self.model.set_case(case)
+        self.model.set_integrity({})
         self.show_evidence(None)
+
+    def set_integrity(self, states: dict[int, str]) -> None:
+        """{evidence id: state} of the items whose file is missing or changed; their review locks."""
+        self.model.set_integrity(states)
 
     def show_evidence(self, evidence_id: int | None) -> None:
         """Switch to an evidence item (None: nothing selected)."""
@@ -102,6 +107,7 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
         self.details.clear()
         self.regions_note.setText("")
         if not selected:
+            self.integrity_banner.setVisible(False)
             self._set_review_enabled(False)
             self.forensics.show_evidence(self.case, None)
             self.placeholder.setText("Select an evidence item to inspect it." if self.case else "")
@@ -113,6 +119,7 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
         self.placeholder.setVisible(False)
         self.splitter.setVisible(True)
         self._fill_review(ev)
+        self._apply_lock()
         self._set_threshold_widgets(self.model.threshold)
         self.details.setHtml(details_html(ev, analysis))
         self.forensics.show_evidence(case, ev)
@@ -123,7 +130,15 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
         wants_map = self.model.analysis_ok
 
         def load() -> Loaded:
-            levels = build_pyramid(decode_to_qimage(path))
+            # The bytes shown are the bytes hashed: a file that is gone, replaced or changed since
+            # import is reported as such, never shown as this evidence.
+            state = quick_state(path, ev.size)
+            if state is not None:
+                return Loaded(ev.id, [], None, None, None, file_state=state)
+            data = path.read_bytes()
+            if sha256_bytes(data) != ev.sha256:
+                return Loaded(ev.id, [], None, None, None, file_state="changed")
+            levels = build_pyramid(decode_to_qimage(data))
             prob = display = None
             error = None
             if wants_map:
@@ -157,6 +172,14 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
     def _loaded(self, token: int, result: Loaded) -> None:
         if not self.model.is_current(token):
             return  # the analyst has moved on
+        if result.file_state is not None:
+            self.model.set_integrity({**self.model.integrity, result.evidence_id: result.file_state})
+            self.integrityFound.emit(result.evidence_id, result.file_state)
+            self.regions_note.setText("Not shown: the file in the case folder is not the evidence that was imported.")
+            return
+        if self.model.integrity.get(result.evidence_id):  # restored: its hash matches again
+            self.model.set_integrity({k: v for k, v in self.model.integrity.items() if k != result.evidence_id})
+            self.integrityFound.emit(result.evidence_id, "")
         if result.map_error:
             self.regions_note.setText(f"The probability map could not be loaded: {result.map_error}")
             self.errorOccurred.emit(
@@ -214,8 +237,7 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
             return
         self._apply_threshold(value)
         self.thresholdChanged.emit(value)
-        if self.model.threshold_dirty:
-            self._threshold_timer.start()
+        self._update_threshold_state()
 
     def nudge_threshold(self, delta: float) -> None:
         self.set_threshold(round(self.model.threshold + delta, 3))

@@ -7,14 +7,17 @@ drive it directly, without a display or qtbot (napari's components/ vs _qt/ spli
   sets the threshold by the case's rule (`cases.case_settings.effective_threshold`: the item's
   own, else the case's default). Every selection bumps `load_token`; work started for an
   earlier item (decoding, maps) compares its token and is dropped when the analyst moved on.
-- Threshold: `set_threshold` changes what is shown at once; saving it to the case waits for
-  the analyst to stop dragging (`THRESHOLD_SAVE_DELAY_MS`), `threshold_to_save()` says what
-  to write. Regions are recomputed after `REGIONS_DELAY_MS` (`regions_token` drops stale ones).
+- Threshold: `set_threshold` changes what is shown at once and only that: it is a view
+  change (source "view") until the analyst saves it as the item's threshold (or sets a
+  verdict, which saves it with the verdict); `threshold_to_save()` says what to write. A
+  stray key can therefore never change the evidence's record. Regions are recomputed after `REGIONS_DELAY_MS` (`regions_token` drops stale ones).
 - View mode: overlay on/off, flicker (the overlay blinks every `FLICKER_MS`), side by side,
   and the overlay layers. `layers` is an ordered list: a new kind of overlay is one
   `add_layer(...)` call plus its drawing in the widget; `visible_layers()` applies the rules.
 
-Listeners: `model.on(event, callback)`; events are "evidence", "threshold", "view".
+- Integrity: `set_integrity(states)`; `file_problem` / `review_locked` for the current item.
+
+Listeners: `model.on(event, callback)`; events are "evidence", "threshold", "view", "integrity".
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from declip_desktop.common.facts import DEFAULT_THRESHOLD
 
 #: Why the widget has timers, and how long each waits.
 NOTES_SAVE_DELAY_MS = 800  # write notes once the analyst pauses typing
-THRESHOLD_SAVE_DELAY_MS = 800  # write the threshold once the slider rests
 REGIONS_DELAY_MS = 120  # full-resolution regions after the live (display-size) mask
 FLICKER_MS = 450  # half-period of the overlay's blinking
 
@@ -58,6 +60,7 @@ class InspectorModel:
         self.side_by_side = False
         self.has_map = False
         self.live_edges = True  # outlines from the display copy until the full-resolution ones arrive
+        self.integrity: dict[int, str] = {}
         self.layers: list[Layer] = [
             Layer("heat", "Heat", True, "Show the probability map as a heat overlay"),
             Layer("mask", "Mask", False, "Fill the pixels above the threshold"),
@@ -114,12 +117,12 @@ class InspectorModel:
 
     # ------------------------------------------------------------------ threshold
     def set_threshold(self, value: float) -> bool:
-        """Clamp to 0…1 and show it; True if it changed. Saving waits (`threshold_to_save`)."""
+        """Clamp to 0…1 and show it; True if it changed. Nothing is saved (`threshold_to_save`)."""
         value = float(min(1.0, max(0.0, float(value))))
         if abs(value - self.threshold) < 1e-9:
             return False
         self.threshold = value
-        self.threshold_source = "reviewed"
+        self.threshold_source = "view"
         self.live_edges = True
         self.regions_token += 1
         if self.evidence is not None:
@@ -142,6 +145,40 @@ class InspectorModel:
     def threshold_saved(self, evidence: Any) -> None:
         self.evidence = evidence
         self.threshold_dirty = False
+        if getattr(evidence, "threshold", None) is not None and abs(evidence.threshold - self.threshold) < 1e-9:
+            self.threshold_source = "reviewed"
+
+    def revert_threshold(self) -> bool:
+        """Back to the item's saved threshold (or the case's default); True if it changed."""
+        if self.evidence is None:
+            return False
+        before = self.threshold
+        self.threshold, self.threshold_source = effective_threshold(self.evidence, case_threshold(self.case))
+        self.threshold_dirty = False
+        self.regions_token += 1
+        self._emit("threshold")
+        return abs(before - self.threshold) > 1e-9
+
+    def review_replaced(self, evidence: Any) -> None:
+        """The current item's review was rewritten (undo/redo): take its record as it is now."""
+        self.evidence = evidence
+        self.revert_threshold()
+
+    # ------------------------------------------------------------------ integrity
+    def set_integrity(self, states: dict[int, str]) -> None:
+        """{evidence id: state} of items whose file is missing or changed (`gui.integrity`)."""
+        self.integrity = dict(states)
+        self._emit("integrity")
+
+    @property
+    def file_problem(self) -> str | None:
+        """The current item's integrity state, None when its file is intact (as far as known)."""
+        return self.integrity.get(self.evidence.id) if self.evidence is not None else None
+
+    @property
+    def review_locked(self) -> bool:
+        """A review is a statement about the imported file: locked while that file is not intact."""
+        return self.file_problem is not None
 
     # ------------------------------------------------------------------ view mode
     def add_layer(self, layer: Layer, before: str | None = None) -> Layer:
@@ -192,5 +229,4 @@ class InspectorModel:
         return out
 
 
-__all__ = ["FLICKER_MS", "NOTES_SAVE_DELAY_MS", "REGIONS_DELAY_MS", "THRESHOLD_SAVE_DELAY_MS", "InspectorModel",
-           "Layer"]
+__all__ = ["FLICKER_MS", "NOTES_SAVE_DELAY_MS", "REGIONS_DELAY_MS", "InspectorModel", "Layer"]

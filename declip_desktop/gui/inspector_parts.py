@@ -26,9 +26,10 @@ class Loaded:
     prob_map: np.ndarray | None
     display: DisplayMap | None
     map_error: str | None
+    file_state: str | None = None  # gui.integrity state when the file is not the imported evidence
 
 
-def decode_to_qimage(path) -> QImage:
+def decode_to_qimage(path) -> QImage:  # a path or the file's bytes
     """Decode exactly as the model saw the photo (EXIF orientation, 8-bit RGB)."""
     rgb = load_rgb(path)
     h, w, _ = rgb.shape

@@ -25,6 +25,7 @@ from declip_desktop.common.facts import CASE_DB_NAME
 from declip_desktop.common.version import SOFTWARE_NAME, software_id
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.forensics_panel import refresh_badges
+from declip_desktop.gui.integrity import quick_states
 from declip_desktop.gui.notifications import NotificationCenter
 from declip_desktop.gui.services import EngineServices
 from declip_desktop.gui.settings import Settings
@@ -60,6 +61,7 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
         self.controller: WorkerController | None = None
         self.notifications = NotificationCenter(self)
         self.menus: dict[str, object] = {}
+        self.integrity_states: dict[int, str] = {}  # evidence id → gui.integrity state (file not intact)
         self._file_export_separator = None
         self._run_total = 0
         self._run_done = 0
@@ -84,6 +86,9 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
         from declip_desktop.gui.case_properties import install_case_properties
 
         self.case_properties_action = install_case_properties(self)
+        from declip_desktop.gui.verify_action import install_verify_action
+
+        self.verify = install_verify_action(self)
         self._restore_geometry()
         self.notifications.posted.connect(self._audit_notice)
 
@@ -158,6 +163,13 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
         self._thumbs.clear()
         self._thumbs_pending.clear()
         self.inspector.set_case(case)
+        try:
+            self.integrity_states = quick_states(case)  # one lstat per item: a deleted file shows at once
+        except Exception:
+            log.exception("checking the evidence files failed")
+            self.integrity_states = {}
+        self.evidence_panel.set_integrity(self.integrity_states)
+        self.inspector.set_integrity(self.integrity_states)
         self.controller = WorkerController(Path(case.path), self.services, self)
         worker = self.controller.worker
         worker.progress.connect(self._on_progress)
@@ -204,6 +216,8 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
             self._retiring.append(controller)
             controller.thread.finished.connect(lambda c=controller: self._retired(c))
         self.inspector.set_case(None)
+        self.integrity_states = {}
+        self.evidence_panel.set_integrity({})
         self.evidence_panel.set_content([], [])
         try:
             self.case.close()
@@ -217,6 +231,26 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
         if go_to_start:
             self.settings.last_case = ""
             self.show_start()
+
+    def set_integrity_states(self, states: dict[int, str], replace: bool = False) -> None:
+        """Mark evidence whose file is missing or changed (`replace`: `states` is the whole
+        picture, e.g. a finished verify; otherwise it updates those items, "" = intact again)."""
+        merged = {} if replace else dict(self.integrity_states)
+        merged.update(states)
+        self.integrity_states = {k: v for k, v in merged.items() if v}
+        self.evidence_panel.set_integrity(self.integrity_states)
+        self.inspector.set_integrity(self.integrity_states)
+
+    def _integrity_found(self, evidence_id: int, state: str) -> None:
+        if (self.integrity_states.get(evidence_id) or "") == state:
+            return
+        self.set_integrity_states({evidence_id: state})
+        if state:
+            name = self.case.get_evidence(evidence_id).original_name if self.case is not None else str(evidence_id)
+            from declip_desktop.gui.integrity import STATE_TEXT
+
+            self.notifications.warning(f"{name}: {STATE_TEXT.get(state, state)}; its review is locked. "
+                                       "Case → Verify integrity checks the whole case.")
 
     def _retired(self, controller: WorkerController) -> None:
         if controller in self._retiring:

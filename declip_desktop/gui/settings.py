@@ -116,6 +116,14 @@ class Settings:
         self._set(f"cases/last_evidence/{_key(case_path)}", evidence_id if evidence_id is not None else "")
 
 
+    def last_verify(self, case_path: str) -> str:
+        """The status-bar line of the last Case → Verify of this case on this computer ("" if never)."""
+        return str(self.qsettings.value(f"cases/last_verify/{_key(case_path)}", "") or "")
+
+    def set_last_verify(self, case_path: str, summary: str) -> None:
+        self._set(f"cases/last_verify/{_key(case_path)}", summary)
+
+
 def _key(path: str) -> str:
     # QSettings treats '/' and '\\' as group separators; keep one flat key per case.
     return str(Path(path).resolve()).replace("/", "|").replace("\\", "|")

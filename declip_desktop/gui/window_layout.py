@@ -56,6 +56,8 @@ class WindowLayout:
         self.evidence_panel.dequeueRequested.connect(self.dequeue)
         self.inspector.errorOccurred.connect(lambda m, d: self.notifications.error(m, d))
         self.inspector.reviewSaved.connect(self._review_saved)
+        self.inspector.integrityFound.connect(self._integrity_found)
+        self.inspector.showEvidenceRequested.connect(self.evidence_panel.select_evidence)
         # Drops anywhere go to the window, not into a child widget.
         self.inspector.view.setAcceptDrops(False)
         self.inspector.compare_view.setAcceptDrops(False)
@@ -126,6 +128,13 @@ class WindowLayout:
         self.close_case_action = self._action("File", "&Close case", self.close_case, "Ctrl+W")
         self._menu("File").addSeparator()
         self._action("File", "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        # Edit: undo / redo of review changes (each step is an audit entry; gui.review_history)
+        self.undo_action = self._action("Edit", "&Undo", self.inspector.undo_review, QKeySequence.StandardKey.Undo)
+        self.redo_action = self._action("Edit", "&Redo", self.inspector.redo_review,
+                                        [QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        self.inspector.history.on_change(self._update_undo_actions)
+        self._update_undo_actions()
+        self._menu("Case")  # Case → Verify integrity (gui.verify_action) and other case-wide actions
         # Analysis
         self.analyse_action = self._action("Analysis", "&Analyse queued evidence", self.start_analysis, "Ctrl+R")
         self.pause_action = self._action("Analysis", "&Pause / resume", self.toggle_pause, "Ctrl+P")
@@ -156,8 +165,19 @@ class WindowLayout:
         self._action("View", "Toggle &overlay", self.inspector.toggle_overlay, "O")
         self._action("View", "&Flicker original / overlay", self.inspector.toggle_flicker, "F")
         self._action("View", "&Side by side", lambda: self.inspector.set_side_by_side(not self.inspector.compare_view.isVisible()), "S")
-        self._action("View", "Threshold &up", lambda: self.inspector.nudge_threshold(0.01), ["]", "Ctrl+Up"])
-        self._action("View", "Threshold &down", lambda: self.inspector.nudge_threshold(-0.01), ["[", "Ctrl+Down"])
+        # Threshold keys act only while the image view has focus (click the image): a key meant
+        # for another widget never moves the threshold, and a moved threshold is a view change
+        # until saved (Ctrl+S).
+        for text, delta, keys in (("Threshold &up", 0.01, ["]", "Ctrl+Up"]), ("Threshold &down", -0.01, ["[", "Ctrl+Down"])):
+            action = self._action("View", text, lambda _c=False, d=delta: self.inspector.nudge_threshold(d), keys,
+                                  tip="While the image has focus")
+            self.removeAction(action)
+            action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+            self.inspector.view.addAction(action)
+            self.inspector.compare_view.addAction(action)
+        self._action("View", "&Save threshold for this item", self.inspector.save_threshold,
+                     QKeySequence.StandardKey.Save, tip="Keep the threshold on screen as the item's own (audit-logged)")
+        self._action("View", "&Revert threshold", self.inspector.revert_threshold)
         self._action("View", "Use this threshold as the case's &default", self._set_default_threshold,
                      tip="Items of this case without a threshold of their own open (and are reported) at this one; audit-logged")
         self._menu("View").addSeparator()
@@ -182,6 +202,13 @@ class WindowLayout:
             menu.addAction(action)
         self.addAction(action)
         return action
+
+    def _update_undo_actions(self) -> None:
+        history = self.inspector.history
+        self.undo_action.setEnabled(history.can_undo)
+        self.redo_action.setEnabled(history.can_redo)
+        self.undo_action.setText(history.undo_text())
+        self.redo_action.setText(history.redo_text())
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
