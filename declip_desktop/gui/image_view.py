@@ -5,6 +5,11 @@ keeps the image at halving resolutions (built off the UI thread by `build_pyrami
 and paints only the exposed part of the coarsest level that is still sharp at the
 current zoom. At 1:1 and closer the original pixels are drawn without smoothing,
 so an analyst sees the real pixels.
+
+Zoom is counted in *device* pixels: 100 % ("1:1") is one image pixel per physical screen
+pixel on any display scaling, so at 200 % system scaling the view's own transform is ½
+(Qt's logical pixels are two device pixels wide there). `zoom()`, `set_zoom()` and the zoom
+label all use this device-pixel zoom.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ class PyramidImageItem(QGraphicsItem):
         return self._rect
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
-        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        # Image pixels per *device* pixel: the world transform is in logical pixels.
+        lod = option.levelOfDetailFromTransform(painter.worldTransform()) * painter.device().devicePixelRatioF()
         full_w = self._rect.width()
         chosen = self._levels[0]
         for level in self._levels:
@@ -176,8 +182,13 @@ class ImageView(QGraphicsView):
         self.selection_item.setVisible(True)
 
     # ----- zoom and pan ----------------------------------------------------------------------
+    def device_ratio(self) -> float:
+        """Device pixels per logical pixel of this view's screen (2.0 at 200 % scaling)."""
+        return self.viewport().devicePixelRatioF() or 1.0
+
     def zoom(self) -> float:
-        return self.transform().m11()
+        """Screen (device) pixels per image pixel: 1.0 is true 1:1 at any display scaling."""
+        return self.transform().m11() * self.device_ratio()
 
     def fit(self) -> None:
         self._fit_mode = True
@@ -191,7 +202,7 @@ class ImageView(QGraphicsView):
 
     def set_zoom(self, factor: float) -> None:
         self._fit_mode = False
-        factor = max(MIN_ZOOM, min(MAX_ZOOM, factor))
+        factor = max(MIN_ZOOM, min(MAX_ZOOM, factor)) / self.device_ratio()
         center = self.mapToScene(self.viewport().rect().center())
         self.setTransform(QTransform.fromScale(factor, factor))
         self.centerOn(center)
