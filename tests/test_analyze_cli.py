@@ -47,6 +47,9 @@ def test_folder_with_a_corrupt_image_and_maps(capsys, images, tmp_path):
     by_path = {line["path"]: line for line in lines}
     assert set(by_path) == {str(a), str(b), str(bad)}
     assert "error" in by_path[str(bad)] and "score" not in by_path[str(bad)]
+    progress = [line for line in err.splitlines() if line.startswith("[")]  # stderr is not a terminal here
+    assert len(progress) == 3 and progress[-1].startswith("[3/3]")
+    assert any(line.startswith("[") and "broken.jpg: failed:" in line for line in progress)
     from declip_desktop.engine.localizer import Localizer
 
     direct = Localizer(card.name, device="cpu", batch_size=1, threads=1)  # the same model, through the API

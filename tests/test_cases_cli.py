@@ -90,7 +90,13 @@ def test_analyze_with_a_tiny_model_resumes_and_records_the_model(tmp_path, case_
         noise_image(src / f"p{i}.png", (40, 30), seed=i)
     assert main(["case", "import", str(case_dir), str(src)]) == 0
     assert main(["case", "analyze", str(case_dir), "--model", "cli-tiny", "--device", "cpu"]) == 0
-    assert "Analysed 3" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "Analysed 3" in out
+    # Not a terminal: one progress line per item, naming the file, as it finishes.
+    lines = [line for line in err.splitlines() if line.startswith("[")]
+    assert [line[:5] for line in lines] == ["[1/3]", "[2/3]", "[3/3]"]
+    assert sorted(line.split()[1] for line in lines) == ["p0.png:", "p1.png:", "p2.png:"]
+    assert all(": done, score 0." in line for line in lines)
     assert main(["case", "analyze", str(case_dir)]) == 0  # the case remembers the model; nothing left
     out, err = capsys.readouterr()
     assert "Analysed 0" in out

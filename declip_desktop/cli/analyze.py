@@ -3,7 +3,8 @@
 stdout gets one JSON object per image, in input order, as each finishes:
 `path`, `score`, `model`, `model_sha256`, `seconds` (its share of its batch's forward time),
 `device`, `width`, `height`, `map` (with --maps-dir), `demo` + `label` for demo models, and
-`error` for an image that failed. A progress bar goes to stderr for more than a few images.
+`error` for an image that failed. Progress goes to stderr: a bar on a terminal (more than a few
+images), one line per image when stderr is a file or a pipe.
 Exit code: 0 all analysed, 1 some images failed, 2 nothing could run (no model, bad options).
 """
 
@@ -151,9 +152,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(f"{exc}. Check the options")
 
-    from tqdm import tqdm
-
+    from declip_desktop.cli.progress_output import ProgressOutput
     from declip_desktop.common.outputs import DiskFullError, OutputRefused
+    from declip_desktop.common.text import terminal_safe
     from declip_desktop.common.probmaps import save_map
 
     failed = 0
@@ -161,8 +162,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"path": raw, "model": localizer.model_name, "model_sha256": localizer.model_sha256,
                           "error": reason}), flush=True)
         failed += 1
-    bar = tqdm(total=len(images), file=sys.stderr, unit="img", disable=len(images) <= PROGRESS_MIN_IMAGES,
-               dynamic_ncols=True)
+    on_terminal = sys.stderr.isatty()
+    bar = ProgressOutput(len(images), "img", "Analysing", quiet=on_terminal and len(images) <= PROGRESS_MIN_IMAGES)
+    done = 0
     remaining = [str(p) for p in images]
     try:
         while remaining:
@@ -183,7 +185,9 @@ def run(args: argparse.Namespace) -> int:
                         failed += 1
                     bar.clear()
                     print(json.dumps(_record(pred, map_path)), flush=True)
-                    bar.update(1)
+                    done += 1
+                    outcome = f"failed: {pred.error}" if pred.error is not None else f"score {pred.score:.3f}"
+                    bar.item(done, terminal_safe(f"{Path(str(pred.source)).name}: {outcome}"))
             except OutOfDeviceMemory as exc:
                 localizer = fall_back_to_cpu(localizer, str(exc), lambda: make("cpu", fallback=True),
                                              lambda _level, message, detail: print(

@@ -104,10 +104,9 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from declip_desktop.analysis import AnalysisError, AnalysisSession
     from declip_desktop.cases import CaseError
+    from declip_desktop.cli.progress_output import ProgressOutput
 
     if args.batch_size < 1:
         return _err(f"--batch-size must be at least 1 (got {args.batch_size}).")
@@ -133,17 +132,30 @@ def _analyze(args: argparse.Namespace) -> int:
                                   batch_size=args.batch_size, analyst=args.analyst,
                                   localizer_factory=Localizer, model_resolver=resolve_model,
                                   on_status=lambda message: print(message, file=sys.stderr, flush=True))
-        bar: Any = None
+        out: ProgressOutput | None = None
+        names: dict[int, str] = {}
+
+        def name_of(evidence_id: int | None) -> str:
+            if evidence_id is None:
+                return "?"
+            if evidence_id not in names:
+                try:
+                    names[evidence_id] = case.get_evidence(evidence_id).original_name
+                except CaseError:
+                    names[evidence_id] = f"evidence {evidence_id}"
+            return names[evidence_id]
 
         def progress(event: Any) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = tqdm(total=event.total, unit="image", desc="Analysing", file=sys.stderr,
-                           disable=not sys.stderr.isatty())
-            bar.n = event.done
-            bar.refresh()
-            if event.status == "failed":
-                tqdm.write(f"failed: evidence {event.evidence_id}: {safe(event.error)}", file=sys.stderr)
+            nonlocal out
+            if out is None:
+                out = ProgressOutput(event.total, "image", "Analysing")
+            if event.status == "done":
+                score = f", score {event.score:.3f}" if event.score is not None else ""
+                out.item(event.done, f"{safe(name_of(event.evidence_id))}: done{score}", event.eta_seconds)
+            elif event.status == "failed":
+                out.item(event.done, f"{safe(name_of(event.evidence_id))}: failed: {safe(event.error)}", event.eta_seconds)
+                if out.is_bar:
+                    out.note(f"failed: {safe(name_of(event.evidence_id))} (evidence {event.evidence_id}): {safe(event.error)}")
 
         def notice(level: str, message: str, _detail: str) -> None:
             print(f"{'note' if level == 'info' else level}: {message}", file=sys.stderr)
@@ -158,8 +170,8 @@ def _analyze(args: argparse.Namespace) -> int:
         except (AnalysisError, CaseError) as exc:
             return _err(str(exc).rstrip(".") + ".")
         finally:
-            if bar is not None:
-                bar.close()
+            if out is not None:
+                out.close()
         print(f"Analysed {summary.done}, failed {summary.failed}, still queued {summary.remaining} "
               f"({summary.seconds:.1f} s, {summary.model_name} on {summary.device}).")
         if summary.out_of_memory:
