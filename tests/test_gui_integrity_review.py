@@ -195,3 +195,25 @@ def test_the_name_filter_and_middle_elided_names(qtbot, window, case_dir):
     assert "inpaint_model_output_second.png" in panel.proxy.data(index, Qt.ItemDataRole.ToolTipRole)
     panel.name_filter.setText("")
     assert panel.proxy.rowCount() == 2
+
+
+def test_dark_mode_is_a_remembered_setting_and_the_heat_scale_never_stretches(qtbot, window, tmp_path):
+    import numpy as np
+    from PySide6.QtGui import QImage
+
+    from declip_desktop.gui.appearance import is_dark
+    from declip_desktop.gui.render import DisplayMap, colormap_table
+
+    window.set_appearance("dark")
+    qtbot.waitUntil(is_dark, timeout=3000)
+    assert Settings(tmp_path / "s.ini").appearance == "dark"
+    window.set_appearance("light")
+    qtbot.waitUntil(lambda: not is_dark(), timeout=3000)
+    window.set_appearance("system")
+    # An authentic-looking map (nothing above 0.2) keeps the colours of 0…0.2 on the fixed 0…1 scale:
+    # its brightest pixel is the colour of 0.2, not the top of the colour map.
+    prob = np.linspace(0.0, 0.2, 64 * 48, dtype=np.float32).reshape(48, 64)
+    heat = DisplayMap(prob).heat_image("inferno").convertToFormat(QImage.Format.Format_RGB32)
+    table = colormap_table("inferno")
+    assert heat.pixel(63, 47) == table[51] != table[255]
+    assert heat.pixel(0, 0) == table[0]

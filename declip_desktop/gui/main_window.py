@@ -75,6 +75,9 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
         self.setAcceptDrops(True)
         self._build_ui()
         self._build_menus()
+        from declip_desktop.gui.appearance import apply_appearance
+
+        apply_appearance(self.settings.appearance)
         # File → Export report… / Export images… (reports area, through add_action).
         from declip_desktop.gui.report_action import install_report_actions
 

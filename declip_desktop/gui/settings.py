@@ -23,6 +23,9 @@ DEFAULTS = {
 MAX_RECENT = 10
 
 
+APPEARANCES = ("system", "light", "dark")
+
+
 class Settings:
     """Typed access to the preferences; every getter falls back to a sane default."""
 
@@ -55,6 +58,18 @@ class Settings:
     @opacity.setter
     def opacity(self, value: float) -> None:
         self._set("view/opacity", float(value))
+
+    @property
+    def appearance(self) -> str:
+        """"system" (follow the desktop's light/dark setting), "light" or "dark"."""
+        value = str(self._get("view/appearance") or "system")
+        return value if value in APPEARANCES else "system"
+
+    @appearance.setter
+    def appearance(self, value: str) -> None:
+        if value not in APPEARANCES:
+            raise ValueError(f"unknown appearance {value!r}; choose one of {', '.join(APPEARANCES)}")
+        self._set("view/appearance", value)
 
     # analysis --------------------------------------------------------------------------------
     @property

@@ -186,6 +186,16 @@ class WindowLayout:
         self._action("View", "&Fit", self.inspector.fit, "Ctrl+0")
         self._action("View", "&Actual pixels (1:1)", self.inspector.actual_size, "Ctrl+1")
         self._menu("View").addSeparator()
+        appearance_menu = self._menu("View").addMenu("A&ppearance")
+        appearance_group = QActionGroup(self)
+        self.appearance_actions = {}
+        for value, text in (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark")):
+            action = QAction(text, self, checkable=True)
+            action.setChecked(self.settings.appearance == value)
+            action.triggered.connect(lambda _c=False, v=value: self.set_appearance(v))
+            appearance_group.addAction(action)
+            appearance_menu.addAction(action)
+            self.appearance_actions[value] = action
         self._menu("View").addAction(self.messages_dock.toggleViewAction())
         # Help
         self._action("Help", "&About", self.show_about)
@@ -202,6 +212,14 @@ class WindowLayout:
             menu.addAction(action)
         self.addAction(action)
         return action
+
+    def set_appearance(self, mode: str) -> None:
+        """Light, dark or following the system (remembered)."""
+        from declip_desktop.gui.appearance import apply_appearance
+
+        self.settings.appearance = mode
+        apply_appearance(mode)
+        self.appearance_actions[mode].setChecked(True)
 
     def _update_undo_actions(self) -> None:
         history = self.inspector.history
