@@ -237,6 +237,7 @@ class EvidencePanel(QWidget):
     reanalyseRequested = Signal(list)  # evidence ids
     revealRequested = Signal(int)
     dequeueRequested = Signal(list)
+    compareRequested = Signal(int, str)  # evidence id, "item" | "difference" (with the item shown)
 
     def __init__(self, thumbnail_loader=None, parent=None):
         super().__init__(parent)
@@ -388,6 +389,13 @@ class EvidencePanel(QWidget):
         dequeue = QAction(f"Remove {len(ids)} item(s) from the queue", menu)
         dequeue.triggered.connect(lambda: self.dequeueRequested.emit(ids))
         menu.addAction(dequeue)
+        if len(ids) == 1:
+            menu.addSeparator()
+            for text, mode in (("Compare with the item shown (side by side)", "item"),
+                               ("Difference with the item shown", "difference")):
+                action = QAction(text, menu)
+                action.triggered.connect(lambda _c=False, m=mode, eid=ids[0]: self.compareRequested.emit(eid, m))
+                menu.addAction(action)
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
 

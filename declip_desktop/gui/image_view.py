@@ -14,7 +14,7 @@ label all use this device-pixel zoom.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import (
     QFrame,
@@ -90,6 +90,7 @@ class ImageView(QGraphicsView):
 
     zoomChanged = Signal(float)
     viewChanged = Signal()  # zoom or scroll moved (for the side-by-side partner)
+    cursorMoved = Signal(int, int)  # image pixel under the mouse; (-1, -1) when off the image
 
     def __init__(self, parent=None, with_overlays: bool = True):
         super().__init__(parent)
@@ -128,6 +129,7 @@ class ImageView(QGraphicsView):
             self.scene().addItem(item)
         for item in (self.heat_item, self.mask_item, self.edge_item):
             item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.viewport().setMouseTracking(True)  # the readout follows the cursor without a button held
         self.horizontalScrollBar().valueChanged.connect(lambda _v: self.viewChanged.emit())
         self.verticalScrollBar().valueChanged.connect(lambda _v: self.viewChanged.emit())
 
@@ -146,6 +148,40 @@ class ImageView(QGraphicsView):
         self.scene().addItem(self._image_item)
         self.scene().setSceneRect(self._image_item.boundingRect())
         self.fit()
+
+    def replace_levels(self, levels: list[QImage]) -> bool:
+        """Swap the pixels shown for another pyramid of the same size, keeping zoom and pan
+        (two-item flicker); False when the sizes differ."""
+        if self._image_item is None or (levels[0].width(), levels[0].height()) != self.image_size():
+            return False
+        self._image_item._levels = levels
+        self._image_item.update()
+        return True
+
+    def levels(self) -> list[QImage] | None:
+        return self._image_item._levels if self._image_item is not None else None
+
+    def full_image(self) -> QImage | None:
+        """The full-resolution level (the real pixels), or None."""
+        return self._image_item._levels[0] if self._image_item is not None else None
+
+    def image_pixel_at(self, pos) -> tuple[int, int] | None:
+        """The image pixel under a viewport position, or None off the image."""
+        if self._image_item is None:
+            return None
+        point = self.mapToScene(pos)
+        x, y = int(point.x() // 1), int(point.y() // 1)
+        w, h = self.image_size()
+        return (x, y) if 0 <= x < w and 0 <= y < h else None
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().mouseMoveEvent(event)
+        pixel = self.image_pixel_at(event.position().toPoint())
+        self.cursorMoved.emit(*(pixel or (-1, -1)))
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().leaveEvent(event)
+        self.cursorMoved.emit(-1, -1)
 
     def image_size(self) -> tuple[int, int] | None:
         if self._image_item is None:
@@ -232,9 +268,11 @@ class ImageView(QGraphicsView):
     def follow(self, other: "ImageView") -> None:
         """Show the same part of the image as `other` (side-by-side compare)."""
         self._fit_mode = False
-        self.setTransform(other.transform())
-        center = other.mapToScene(other.viewport().rect().center())
-        self.centerOn(center)
+        with QSignalBlocker(self.horizontalScrollBar()), QSignalBlocker(self.verticalScrollBar()):
+            self.setTransform(other.transform())
+            center = other.mapToScene(other.viewport().rect().center())
+            self.centerOn(center)
+        self.zoomChanged.emit(self.zoom())
 
     def wheelEvent(self, event) -> None:  # noqa: N802 (Qt override)
         delta = event.angleDelta().y()

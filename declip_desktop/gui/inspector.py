@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QRectF, QSignalBlocker, QTimer, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QWidget
@@ -23,6 +24,7 @@ from declip_desktop.common.hashing import sha256_bytes
 from declip_desktop.gui.integrity import quick_state
 from declip_desktop.gui.inspector_model import FLICKER_MS, NOTES_SAVE_DELAY_MS, REGIONS_DELAY_MS, InspectorModel
 from declip_desktop.gui.inspector_parts import Loaded, decode_to_qimage, details_html
+from declip_desktop.gui.inspector_compare import CompareControls
 from declip_desktop.gui.inspector_review import ReviewControls
 from declip_desktop.gui.review_history import ReviewHistory
 from declip_desktop.gui.render import DisplayMap, RegionResult, compute_regions
@@ -30,7 +32,7 @@ from declip_desktop.gui.render import DisplayMap, RegionResult, compute_regions
 log = logging.getLogger("declip_desktop.gui")
 
 
-class Inspector(InspectorLayout, ReviewControls, QWidget):
+class Inspector(InspectorLayout, ReviewControls, CompareControls, QWidget):
     """Image view + controls + regions/details tabs + review box for one evidence item."""
 
     reviewSaved = Signal(int)  # evidence id, after a verdict/notes/threshold write
@@ -38,6 +40,7 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
     thresholdChanged = Signal(float)
     showEvidenceRequested = Signal(int)  # undo/redo changed another item: the window selects it
     integrityFound = Signal(int, str)  # evidence id, state ("missing", "changed", …; "" = intact again)
+    readout = Signal(str)  # x, y, RGB and probability under the cursor ("" off the image)
 
     def __init__(self, settings, parent=None):
         super().__init__(parent)
@@ -51,6 +54,7 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
         self._saving_enabled = True
         self._build_ui()
         self.forensics = ForensicsPanel(self)  # Metadata and Views tabs, forensic overlays (issue 17)
+        self._init_compare()
         # The timers' purposes and delays are the model's (gui.inspector_model).
         self._notes_timer = QTimer(self, singleShot=True, interval=NOTES_SAVE_DELAY_MS)
         self._notes_timer.timeout.connect(self._save_notes)
@@ -59,6 +63,7 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
         self._flicker_timer = QTimer(self, interval=FLICKER_MS)
         self._flicker_timer.timeout.connect(self.model.flicker_tick)
         self.model.on("view", self._update_visibility)
+        self.model.on("view", self._flicker_items)
         self.model.on("integrity", self._apply_lock)
         self.set_case(None)
 
@@ -92,6 +97,7 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
     def show_evidence(self, evidence_id: int | None) -> None:
         """Switch to an evidence item (None: nothing selected)."""
         self.flush()
+        self.stop_comparing()
         try:
             selected = self.model.select(evidence_id)
         except Exception as exc:  # e.g. the case folder went away
@@ -266,6 +272,8 @@ class Inspector(InspectorLayout, ReviewControls, QWidget):
         )
 
     def _regions_ready(self, token: int, result: RegionResult) -> None:
+        if not shiboken6.isValid(self.view.outline_item):
+            return  # the widget was closed while the regions were computed
         if token != self.model.regions_token or self.prob_map is None:
             return
         self.region_result = result

@@ -123,6 +123,10 @@ class InspectorLayout:
         self.integrity_banner.setStyleSheet("background: #fee2e2; color: #7f1d1d; padding: 6px; font-weight: bold")
         self.integrity_banner.setVisible(False)
         outer.addWidget(self.integrity_banner)
+        self.compare_caption = QLabel("")
+        self.compare_caption.setVisible(False)
+        self.compare_caption.setToolTip("Two-item compare: zoom and pan move both views; Flicker alternates them")
+        outer.addWidget(self.compare_caption)
         # --- views + side panel
         split = QSplitter(Qt.Orientation.Horizontal)
         views = QSplitter(Qt.Orientation.Horizontal)
