@@ -52,11 +52,13 @@ def build_pyramid(image: QImage) -> list[QImage]:
 class PyramidImageItem(QGraphicsItem):
     """Draws the coarsest pyramid level that is still sharp at the current zoom."""
 
-    def __init__(self, levels: list[QImage]):
+    def __init__(self, levels: list[QImage], size: tuple[int, int] | None = None, preview: bool = False):
         super().__init__()
         self._levels = levels
+        self.preview = preview  # True: a reduced decode stretched over the full size, not real pixels
         full = levels[0]
-        self._rect = QRectF(0, 0, full.width(), full.height())
+        width, height = size or (full.width(), full.height())
+        self._rect = QRectF(0, 0, width, height)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self.setCacheMode(QGraphicsItem.CacheMode.NoCache)
 
@@ -79,8 +81,9 @@ class PyramidImageItem(QGraphicsItem):
             return
         source = QRectF(exposed.x() * factor, exposed.y() * factor, exposed.width() * factor, exposed.height() * factor)
         painter.save()
-        # Smooth when shrinking; real pixels (no interpolation) at 1:1 and closer.
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, lod < 0.999)
+        # Smooth when shrinking; real pixels (no interpolation) at 1:1 and closer. A preview is
+        # never the real pixels: always smoothed, so it cannot pass for them.
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, lod < 0.999 or self.preview)
         painter.drawImage(exposed, chosen, source)
         painter.restore()
 
@@ -134,7 +137,10 @@ class ImageView(QGraphicsView):
         self.verticalScrollBar().valueChanged.connect(lambda _v: self.viewChanged.emit())
 
     # ----- content -------------------------------------------------------------------------
-    def set_image(self, levels: list[QImage] | None) -> None:
+    def set_image(self, levels: list[QImage] | None, size: tuple[int, int] | None = None,
+                  preview: bool = False) -> None:
+        """Show a pyramid (None: nothing). `size`/`preview`: a reduced preview stretched over the
+        image's full size until `replace_levels` brings the real pixels."""
         if self._image_item is not None:
             self.scene().removeItem(self._image_item)
             self._image_item = None
@@ -143,7 +149,7 @@ class ImageView(QGraphicsView):
         if not levels:
             self.scene().setSceneRect(QRectF())
             return
-        self._image_item = PyramidImageItem(levels)
+        self._image_item = PyramidImageItem(levels, size, preview)
         self._image_item.setZValue(0)
         self.scene().addItem(self._image_item)
         self.scene().setSceneRect(self._image_item.boundingRect())
@@ -155,15 +161,21 @@ class ImageView(QGraphicsView):
         if self._image_item is None or (levels[0].width(), levels[0].height()) != self.image_size():
             return False
         self._image_item._levels = levels
+        self._image_item.preview = False
         self._image_item.update()
         return True
+
+    def showing_preview(self) -> bool:
+        return self._image_item is not None and self._image_item.preview
 
     def levels(self) -> list[QImage] | None:
         return self._image_item._levels if self._image_item is not None else None
 
     def full_image(self) -> QImage | None:
-        """The full-resolution level (the real pixels), or None."""
-        return self._image_item._levels[0] if self._image_item is not None else None
+        """The full-resolution level (the real pixels), or None (also while a preview is shown)."""
+        if self._image_item is None or self._image_item.preview:
+            return None
+        return self._image_item._levels[0]
 
     def image_pixel_at(self, pos) -> tuple[int, int] | None:
         """The image pixel under a viewport position, or None off the image."""

@@ -18,13 +18,11 @@ from PySide6.QtWidgets import QWidget
 
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.forensics_panel import ForensicsPanel
-from declip_desktop.gui.image_view import build_pyramid
 from declip_desktop.gui.inspector_layout import SLIDER_STEPS, InspectorLayout
-from declip_desktop.common.hashing import sha256_bytes
-from declip_desktop.gui.integrity import quick_state
 from declip_desktop.gui.inspector_model import FLICKER_MS, NOTES_SAVE_DELAY_MS, REGIONS_DELAY_MS, InspectorModel
-from declip_desktop.gui.inspector_parts import Loaded, decode_to_qimage, details_html
+from declip_desktop.gui.inspector_parts import details_html
 from declip_desktop.gui.inspector_compare import CompareControls
+from declip_desktop.gui.inspector_loading import LoadingControls
 from declip_desktop.gui.inspector_review import ReviewControls
 from declip_desktop.gui.review_history import ReviewHistory
 from declip_desktop.gui.render import DisplayMap, RegionResult, compute_regions
@@ -32,7 +30,7 @@ from declip_desktop.gui.render import DisplayMap, RegionResult, compute_regions
 log = logging.getLogger("declip_desktop.gui")
 
 
-class Inspector(InspectorLayout, ReviewControls, CompareControls, QWidget):
+class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControls, QWidget):
     """Image view + controls + regions/details tabs + review box for one evidence item."""
 
     reviewSaved = Signal(int)  # evidence id, after a verdict/notes/threshold write
@@ -98,6 +96,7 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, QWidget):
         """Switch to an evidence item (None: nothing selected)."""
         self.flush()
         self.stop_comparing()
+        self._set_loading(False)
         try:
             selected = self.model.select(evidence_id)
         except Exception as exc:  # e.g. the case folder went away
@@ -135,27 +134,7 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, QWidget):
         token = self.model.load_token
         wants_map = self.model.analysis_ok
 
-        def load() -> Loaded:
-            # The bytes shown are the bytes hashed: a file that is gone, replaced or changed since
-            # import is reported as such, never shown as this evidence.
-            state = quick_state(path, ev.size)
-            if state is not None:
-                return Loaded(ev.id, [], None, None, None, file_state=state)
-            data = path.read_bytes()
-            if sha256_bytes(data) != ev.sha256:
-                return Loaded(ev.id, [], None, None, None, file_state="changed")
-            levels = build_pyramid(decode_to_qimage(data))
-            prob = display = None
-            error = None
-            if wants_map:
-                try:
-                    prob = case.load_map(analysis)
-                    display = DisplayMap(prob)
-                except Exception as exc:  # a changed map file fails its hash check here
-                    error = str(exc)
-            return Loaded(ev.id, levels, prob, display, error)
-
-        run_background(load, lambda result: self._loaded(token, result), lambda e, d: self._load_failed(token, e, d))
+        self._start_load(ev, analysis, path, token, wants_map)
 
     def refresh_current(self) -> None:
         """Reload the current item (e.g. its analysis just finished)."""
@@ -175,30 +154,15 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, QWidget):
             self._apply_threshold(self.model.threshold)
             self.thresholdChanged.emit(self.model.threshold)
 
-    def _loaded(self, token: int, result: Loaded) -> None:
-        if not self.model.is_current(token):
-            return  # the analyst has moved on
-        if result.file_state is not None:
-            self.model.set_integrity({**self.model.integrity, result.evidence_id: result.file_state})
-            self.integrityFound.emit(result.evidence_id, result.file_state)
-            self.regions_note.setText("Not shown: the file in the case folder is not the evidence that was imported.")
-            return
-        if self.model.integrity.get(result.evidence_id):  # restored: its hash matches again
-            self.model.set_integrity({k: v for k, v in self.model.integrity.items() if k != result.evidence_id})
-            self.integrityFound.emit(result.evidence_id, "")
-        if result.map_error:
-            self.regions_note.setText(f"The probability map could not be loaded: {result.map_error}")
-            self.errorOccurred.emit(
-                f"The probability map of {self.evidence.original_name} could not be loaded.", result.map_error
-            )
-        self.display(result.levels, result.prob_map, result.display)
-
     def display(self, levels: list[QImage], prob_map: np.ndarray | None, display_map: DisplayMap | None = None) -> None:
-        """Show an image pyramid and its map (also used by benchmarks/gui_threshold.py)."""
+        """Show an image pyramid and its map (also used by benchmarks/gui_threshold.py). A preview
+        of the same item already on screen is refined in place: zoom and pan stay."""
         self.placeholder.setVisible(False)
         self.splitter.setVisible(True)
-        self.view.set_image(levels)
-        self.compare_view.set_image(levels)
+        if not (self.view.showing_preview() and self.view.replace_levels(levels)):
+            self.view.set_image(levels)
+        if not (self.compare_view.showing_preview() and self.compare_view.replace_levels(levels)):
+            self.compare_view.set_image(levels)
         self.prob_map = prob_map
         if prob_map is not None and display_map is None:
             display_map = DisplayMap(prob_map)
@@ -209,13 +173,6 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, QWidget):
             self.view.set_heat(self.display_map.heat_image(self.colormap_combo.currentText()))
             self._apply_threshold(self.model.threshold)
         self._update_visibility()
-
-    def _load_failed(self, token: int, exc: Exception, detail: str) -> None:
-        if not self.model.is_current(token):
-            return
-        name = self.evidence.original_name if self.evidence else "the evidence"
-        self.regions_note.setText(f"The image could not be shown: {exc}")
-        self.errorOccurred.emit(f"{name} could not be shown: {exc}", detail)
 
     # ================================================================================== threshold
     @property

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPlainTextEdit,
+    QProgressBar,
     QSlider,
     QSplitter,
     QTableView,
@@ -48,7 +49,16 @@ class InspectorLayout:
         self.zoom_in_button = self._tool("+", "Zoom in (Ctrl+=)")
         self.zoom_label = QLabel("—")
         self.zoom_label.setMinimumWidth(48)
-        for w in (self.fit_button, self.one_button, self.zoom_out_button, self.zoom_in_button, self.zoom_label):
+        self.loading_bar = QProgressBar()
+        self.loading_bar.setRange(0, 0)  # busy: decoding has no useful percentage
+        self.loading_bar.setFixedWidth(60)
+        self.loading_bar.setMaximumHeight(12)
+        self.loading_bar.setTextVisible(False)
+        self.loading_bar.setVisible(False)
+        self.loading_label = QLabel("")
+        self.loading_label.setVisible(False)
+        for w in (self.fit_button, self.one_button, self.zoom_out_button, self.zoom_in_button, self.zoom_label,
+                  self.loading_bar, self.loading_label):
             bar.addWidget(w)
         bar.addSpacing(12)
         self.layer_checks: dict[str, QCheckBox] = {}

@@ -5,11 +5,13 @@ rendering of `gui.inspector_model.InspectorModel`)."""
 from __future__ import annotations
 
 import html
+import io
 from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QLinearGradient, QPainter, QPen
+from PIL import Image, ImageOps
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from declip_desktop.common.facts import DEFAULT_THRESHOLD
@@ -35,6 +37,31 @@ def decode_to_qimage(path) -> QImage:  # a path or the file's bytes
     h, w, _ = rgb.shape
     image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
     return image.convertToFormat(QImage.Format.Format_RGB32)  # a copy: independent of `rgb`
+
+
+#: Long side a preview is decoded to at most (it fills the view until the full image is ready).
+PREVIEW_MAX_SIDE = 2048
+#: Images up to this many pixels decode in full fast enough: no preview step.
+PREVIEW_MIN_PIXELS = 8_000_000
+
+
+def decode_preview(data: bytes, max_side: int = PREVIEW_MAX_SIDE) -> QImage | None:
+    """A quick, reduced decode of a large JPEG (the decoder's DCT scaling, 1/2 … 1/8), EXIF
+    orientation applied; None for small images and formats without a fast reduced decode.
+    Never raises: a preview that cannot be made is simply skipped (the full decode reports errors)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != "JPEG" or img.width * img.height < PREVIEW_MIN_PIXELS:
+                return None
+            img.draft("RGB", (max_side, max_side))
+            oriented = ImageOps.exif_transpose(img) or img
+            rgb = oriented.convert("RGB")
+            rgb.thumbnail((max_side, max_side))
+            arr = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    h, w, _ = arr.shape
+    return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).convertToFormat(QImage.Format.Format_RGB32)
 
 
 class ColourScale(QWidget):
