@@ -217,3 +217,26 @@ def test_dark_mode_is_a_remembered_setting_and_the_heat_scale_never_stretches(qt
     table = colormap_table("inferno")
     assert heat.pixel(63, 47) == table[51] != table[255]
     assert heat.pixel(0, 0) == table[0]
+
+
+def test_at_1280_by_800_messages_float_over_the_content_and_the_toolbar_overflows(qtbot, window, case_dir):
+    from PySide6.QtWidgets import QToolButton
+
+    open_and_show(qtbot, window, case_dir, 1)
+    qtbot.waitUntil(lambda: window.controller is not None and not window.controller.running, timeout=10_000)
+    window.notification_bar.hide()
+    before = window.stack.geometry()
+    window.notifications.error("A long message " * 20, "detail")
+    assert window.notification_bar.isVisible()
+    assert window.stack.geometry() == before  # an overlay: nothing moved
+    bar = window.notification_bar.geometry()
+    assert bar.top() == 0 and bar.width() == window.centralWidget().width()
+    window.resize(1920, 1080)
+    qtbot.waitUntil(lambda: window.notification_bar.width() == window.centralWidget().width(), timeout=3000)
+    # Narrow the inspector: the tool bar's » menu takes what does not fit (nothing is clipped).
+    toolbar = window.inspector.view_toolbar
+    window.resize(1280, 800)
+    window.case_view.setSizes([700, 580])
+    qtbot.waitUntil(lambda: toolbar.width() < toolbar.sizeHint().width(), timeout=3000)
+    extension = toolbar.findChild(QToolButton, "qt_toolbar_ext_button")
+    assert extension is not None and extension.isVisible()

@@ -238,6 +238,7 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
         self.model.live_edges = False
         self._update_visibility()
         self.regions_model.set_regions(result.regions)
+        self.regions_table.resizeColumnsToContents()
         note = f"{len(result.regions)} region(s) above {result.threshold:.3f}, {result.mask_pct:.2f} % of the image"
         if len(result.regions) >= 1000:
             note += " (largest 1000 listed)"

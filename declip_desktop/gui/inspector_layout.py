@@ -17,11 +17,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QProgressBar,
+    QSizePolicy,
     QSlider,
     QSplitter,
     QTableView,
     QTabWidget,
     QTextBrowser,
+    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -35,14 +37,40 @@ from declip_desktop.gui.inspector_parts import ColourScale, RegionsModel
 SLIDER_STEPS = 1000  # threshold resolution of the slider: 0.001
 
 
+class _ToolBarRow:
+    """The few QHBoxLayout calls the bar is built with, onto a QToolBar (which overflows into »)."""
+
+    def __init__(self, toolbar: QToolBar):
+        self.toolbar = toolbar
+
+    def addWidget(self, widget: QWidget, *_stretch) -> None:  # noqa: N802 (the layout's name)
+        self.toolbar.addWidget(widget)
+
+    def addSpacing(self, width: int) -> None:  # noqa: N802
+        spacer = QWidget()
+        spacer.setFixedWidth(width)
+        self.toolbar.addWidget(spacer)
+
+    def addStretch(self, _factor: int = 1) -> None:  # noqa: N802
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.toolbar.addWidget(spacer)
+
+
 class InspectorLayout:
     """Creates and connects the inspector's child widgets."""
 
     def _build_ui(self) -> None:
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        # --- view controls
-        bar = QHBoxLayout()
+        # --- view controls: a tool bar, so what does not fit at 1280 px goes into its » menu
+        toolbar = QToolBar()
+        toolbar.setObjectName("inspectorToolBar")
+        toolbar.setMovable(False)
+        toolbar.setFloatable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.view_toolbar = toolbar
+        bar = _ToolBarRow(toolbar)
         self.fit_button = self._tool("Fit", "Fit the image in the view (Ctrl+0)")
         self.one_button = self._tool("1:1", "Actual pixels (Ctrl+1)")
         self.zoom_out_button = self._tool("−", "Zoom out (Ctrl+-)")
@@ -62,7 +90,11 @@ class InspectorLayout:
             bar.addWidget(w)
         bar.addSpacing(12)
         self.layer_checks: dict[str, QCheckBox] = {}
-        self._layer_bar = bar
+        # The overlay check boxes share one row widget (its own layout: add_overlay_layer inserts there).
+        layers_row = QWidget()
+        self._layer_bar = QHBoxLayout(layers_row)
+        self._layer_bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(layers_row)
         for layer in self.model.layers:
             self._add_layer_check(layer)
         self.heat_check, self.mask_check = self.layer_checks["heat"], self.layer_checks["mask"]
@@ -91,7 +123,7 @@ class InspectorLayout:
         self.opacity_slider.valueChanged.connect(self._opacity_changed)
         bar.addWidget(QLabel("Opacity"))
         bar.addWidget(self.opacity_slider)
-        outer.addLayout(bar)
+        outer.addWidget(toolbar)
         self.fit_button.clicked.connect(self.fit)
         self.one_button.clicked.connect(self.actual_size)
         self.zoom_in_button.clicked.connect(lambda: self.zoom_by(1.25))
@@ -170,6 +202,9 @@ class InspectorLayout:
         self.regions_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         for col, width in enumerate((40, 112, 118, 46, 46)):
             self.regions_table.setColumnWidth(col, width)
+        # Sized to content once per regions update (Inspector._regions_ready), measuring a bounded
+        # number of rows so a thousand regions stay cheap.
+        self.regions_table.horizontalHeader().setResizeContentsPrecision(200)
         self.regions_table.horizontalHeader().setStretchLastSection(True)
         self.regions_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.regions_table.selectionModel().selectionChanged.connect(lambda *_: self._region_selected())

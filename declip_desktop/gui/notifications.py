@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -86,10 +86,15 @@ class DetailDialog(QDialog):
 
 
 class NotificationBar(QWidget):
-    """Latest notice in one line; info hides itself, warnings and errors stay until closed."""
+    """Latest notice in one line; info hides itself, warnings and errors stay until closed.
+
+    With a parent it floats over the parent's top edge (an overlay, outside any layout), so a
+    message never pushes the window's content down while the analyst is working."""
 
     def __init__(self, center: NotificationCenter, parent=None):
         super().__init__(parent)
+        if parent is not None:
+            parent.installEventFilter(self)
         self.setObjectName("notificationBar")
         self._notice: Notice | None = None
         layout = QHBoxLayout(self)
@@ -121,10 +126,25 @@ class NotificationBar(QWidget):
         self.label.setText(notice.message)
         self.details_button.setVisible(bool(notice.detail))
         self.show()
+        self._place()
         if notice.level == "info":
             self._timer.start(8000)
         else:
             self._timer.stop()
+
+    def _place(self) -> None:
+        parent = self.parentWidget()
+        if parent is None:
+            return
+        width = parent.width()
+        height = self.layout().totalHeightForWidth(width) if self.layout().hasHeightForWidth() else 0
+        self.setGeometry(0, 0, width, max(height, self.sizeHint().height()))
+        self.raise_()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
+        if watched is self.parentWidget() and event.type() == QEvent.Type.Resize and self.isVisible():
+            self._place()
+        return False
 
     def show_details(self) -> None:
         if self._notice is not None:

@@ -31,8 +31,8 @@ class WindowLayout:
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        self.notification_bar = NotificationBar(self.notifications)
-        layout.addWidget(self.notification_bar)
+        # An overlay over the top of the content (not in the layout): messages never move it.
+        self.notification_bar = NotificationBar(self.notifications, central)
         self.stack = QStackedWidget()
         self.start_page = StartPage(self.settings)
         self.start_page.createRequested.connect(self.create_case)
