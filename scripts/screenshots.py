@@ -11,6 +11,9 @@ waits for the analyses and saves:
     02-case.png       a case with results (evidence list + inspector)
     03-inspector.png  the inspector zoomed on a region, mask and outlines on
     04-side-by-side.png  side-by-side compare
+    05-compare-items.png two items side by side (synchronized zoom and pan), cursor readout
+    06-integrity.png  an evidence file deleted behind the app's back, then Case → Verify
+    07-dark.png       dark mode
 """
 
 from __future__ import annotations
@@ -151,6 +154,28 @@ def main() -> int:
         window.inspector.set_side_by_side(True)
         window.inspector.tabs.setCurrentIndex(1)
         shot("04-side-by-side.png")
+        second = window.case.evidence_list()[1].id
+        window.inspector.compare_with(second, "item")
+        wait(lambda: window.inspector.partner is not None)
+        window.inspector.view.set_zoom(2.0)
+        window.inspector._cursor_moved(40, 30)
+        shot("05-compare-items.png")
+        window.inspector.stop_comparing()
+        window.inspector.set_side_by_side(False)
+        last = window.case.evidence_list()[-1]
+        window.case.evidence_file(last).unlink()  # behind the app's back
+        window.verify.start()
+        wait(lambda: not window.verify.running)
+        window.evidence_panel.select_evidence(last.id)
+        pump(1.0)
+        shot("06-integrity.png")
+        window.verify.dock.hide()
+        window.notification_bar.hide()
+        window.evidence_panel.select_evidence(first)
+        window.set_appearance("dark")
+        pump(1.0)
+        shot("07-dark.png")
+        window.set_appearance("system")
         QTimer.singleShot(0, window.close)
         pump(1.0)
         window.close()

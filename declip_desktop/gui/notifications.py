@@ -88,8 +88,9 @@ class DetailDialog(QDialog):
 class NotificationBar(QWidget):
     """Latest notice in one line; info hides itself, warnings and errors stay until closed.
 
-    With a parent it floats over the parent's top edge (an overlay, outside any layout), so a
-    message never pushes the window's content down while the analyst is working."""
+    With a parent it floats over the bottom of the parent (a toast, outside any layout, clear of
+    the tool bars and filters at the top), so a message never pushes the window's content around
+    while the analyst is working."""
 
     def __init__(self, center: NotificationCenter, parent=None):
         super().__init__(parent)
@@ -106,7 +107,7 @@ class NotificationBar(QWidget):
         self.details_button = QPushButton("Details…")
         self.details_button.clicked.connect(self.show_details)
         layout.addWidget(self.details_button)
-        close = QPushButton("✕")
+        close = self.close_button = QPushButton("✕")
         close.setFlat(True)
         close.setToolTip("Dismiss")
         close.setFixedWidth(28)
@@ -136,9 +137,14 @@ class NotificationBar(QWidget):
         parent = self.parentWidget()
         if parent is None:
             return
-        width = parent.width()
-        height = self.layout().totalHeightForWidth(width) if self.layout().hasHeightForWidth() else 0
-        self.setGeometry(0, 0, width, max(height, self.sizeHint().height()))
+        width = min(parent.width() - 24, 960)
+        margins = self.layout().contentsMargins()
+        buttons = sum(w.sizeHint().width() + self.layout().spacing()
+                      for w in (self.details_button, self.close_button) if not w.isHidden())
+        text_width = max(100, width - buttons - margins.left() - margins.right())
+        height = max(self.label.heightForWidth(text_width), self.details_button.sizeHint().height())
+        height += margins.top() + margins.bottom()
+        self.setGeometry((parent.width() - width) // 2, parent.height() - height - 12, width, height)
         self.raise_()
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
