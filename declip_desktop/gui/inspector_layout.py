@@ -43,8 +43,9 @@ class _ToolBarRow:
     def __init__(self, toolbar: QToolBar):
         self.toolbar = toolbar
 
-    def addWidget(self, widget: QWidget, *_stretch) -> None:  # noqa: N802 (the layout's name)
-        self.toolbar.addWidget(widget)
+    def addWidget(self, widget: QWidget, *_stretch):  # noqa: N802, ANN201 (the layout's name) -> QAction
+        """Returns the tool bar's action for the widget: show or hide it through that action."""
+        return self.toolbar.addWidget(widget)
 
     def addSpacing(self, width: int) -> None:  # noqa: N802
         spacer = QWidget()
@@ -82,12 +83,13 @@ class InspectorLayout:
         self.loading_bar.setFixedWidth(60)
         self.loading_bar.setMaximumHeight(12)
         self.loading_bar.setTextVisible(False)
-        self.loading_bar.setVisible(False)
         self.loading_label = QLabel("")
-        self.loading_label.setVisible(False)
-        for w in (self.fit_button, self.one_button, self.zoom_out_button, self.zoom_in_button, self.zoom_label,
-                  self.loading_bar, self.loading_label):
+        for w in (self.fit_button, self.one_button, self.zoom_out_button, self.zoom_in_button, self.zoom_label):
             bar.addWidget(w)
+        # In a tool bar a widget is shown and hidden through its action (QToolBar.addWidget).
+        self.loading_actions = [bar.addWidget(self.loading_bar), bar.addWidget(self.loading_label)]
+        for action in self.loading_actions:
+            action.setVisible(False)
         bar.addSpacing(12)
         self.layer_checks: dict[str, QCheckBox] = {}
         # The overlay check boxes share one row widget (its own layout: add_overlay_layer inserts there).

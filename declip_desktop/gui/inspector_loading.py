@@ -69,8 +69,8 @@ class LoadingControls:
         run_background(read, read_done, lambda e, d: self._load_failed(token, e, d))
 
     def _set_loading(self, on: bool, text: str = "Loading…") -> None:
-        self.loading_bar.setVisible(on)
-        self.loading_label.setVisible(on)
+        for action in self.loading_actions:
+            action.setVisible(on)
         self.loading_label.setText(text if on else "")
 
     def _show_preview(self, preview: QImage, width: int, height: int) -> None:
