@@ -195,6 +195,21 @@ def test_the_name_filter_and_middle_elided_names(qtbot, window, case_dir):
     assert "inpaint_model_output_second.png" in panel.proxy.data(index, Qt.ItemDataRole.ToolTipRole)
     panel.name_filter.setText("")
     assert panel.proxy.rowCount() == 2
+    # A narrow name column keeps both ends of each name: the two files stay distinguishable.
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    panel.view.setColumnWidth(0, 150)
+    delegate = panel.view.itemDelegateForColumn(0)
+    shown = []
+    for row in range(2):
+        option = QStyleOptionViewItem()
+        option.initFrom(panel.view)
+        index = panel.proxy.index(row, 0)
+        option.rect = panel.view.visualRect(index)
+        delegate.initStyleOption(option, index)
+        shown.append(option.text)
+    assert all("…" in text for text in shown), shown
+    assert {text.split("…")[-1][-6:] for text in shown} == {"st.png", "nd.png"}
 
 
 def test_dark_mode_is_a_remembered_setting_and_the_heat_scale_never_stretches(qtbot, window, tmp_path):

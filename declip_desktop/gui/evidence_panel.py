@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
+    QStyledItemDelegate,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -200,6 +201,24 @@ class EvidenceModel(QAbstractTableModel):
         return None
 
 
+class NameDelegate(QStyledItemDelegate):
+    """The name column: the file name elided in the middle ("inpaint_mo…_v2.png"), so two names
+    with the same start stay distinguishable, and the badge after it always whole."""
+
+    def initStyleOption(self, option, index) -> None:  # noqa: N802 (Qt override)
+        super().initStyleOption(option, index)
+        row = index.data(ROW_ROLE)
+        if row is None:
+            return
+        full = option.text
+        name = row.name
+        badge = full[len(name):] if full.startswith(name) else ""
+        icon = option.decorationSize.width() + 8 if not option.icon.isNull() else 0
+        room = option.rect.width() - icon - option.fontMetrics.horizontalAdvance(badge) - 12
+        option.text = option.fontMetrics.elidedText(name, Qt.TextElideMode.ElideMiddle, max(room, 24)) + badge
+        option.textElideMode = Qt.TextElideMode.ElideNone
+
+
 class EvidenceFilter(QSortFilterProxyModel):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -289,6 +308,7 @@ class EvidencePanel(QWidget):
         self.view.setWordWrap(False)
         # Names cut in the middle keep their distinguishing ends ("inpaint_mo…v2.png"); the tooltip has it all.
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.view.setItemDelegateForColumn(0, NameDelegate(self.view))
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in (1, 2, 3):
