@@ -212,9 +212,10 @@ class NameDelegate(QStyledItemDelegate):
             return
         full = option.text
         name = row.name
-        badge = full[len(name):] if full.startswith(name) else ""
-        icon = option.decorationSize.width() + 8 if not option.icon.isNull() else 0
-        room = option.rect.width() - icon - option.fontMetrics.horizontalAdvance(badge) - 12
+        badge = full[len(name):].strip() if full.startswith(name) else ""
+        badge = f" {badge}" if badge else ""
+        icon = option.decorationSize.width() + 4 if not option.icon.isNull() else 0
+        room = option.rect.width() - icon - option.fontMetrics.horizontalAdvance(badge) - 10
         option.text = option.fontMetrics.elidedText(name, Qt.TextElideMode.ElideMiddle, max(room, 24)) + badge
         option.textElideMode = Qt.TextElideMode.ElideNone
 

@@ -46,7 +46,7 @@ class WindowLayout:
         self.case_view.addWidget(self.inspector)
         self.case_view.setStretchFactor(0, 0)
         self.case_view.setStretchFactor(1, 1)
-        self.case_view.setSizes([360, 920])
+        self.case_view.setSizes([410, 870])  # at 1280 px the names (elided in the middle) stay readable
         self.stack.addWidget(self.case_view)
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
