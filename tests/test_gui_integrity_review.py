@@ -257,3 +257,17 @@ def test_at_1280_by_800_messages_float_over_the_content_and_the_toolbar_overflow
     qtbot.waitUntil(lambda: toolbar.width() < toolbar.sizeHint().width(), timeout=3000)
     extension = toolbar.findChild(QToolButton, "qt_toolbar_ext_button")
     assert extension is not None and extension.isVisible()
+
+
+def test_a_fifo_in_place_of_the_evidence_is_named_and_never_opened(qtbot, window, case_dir):
+    import os
+
+    path = evidence_path(case_dir, 1)
+    path.unlink()
+    os.mkfifo(path)  # reading this would block forever: the app must not try
+    open_and_show(qtbot, window, case_dir, 1)
+    assert status_text(window, 1) == "file replaced"
+    qtbot.waitUntil(lambda: "not the evidence" in window.inspector.regions_note.text(), timeout=10_000)
+    assert not window.inspector.verdict_combo.isEnabled()
+    outcome = run_verify(qtbot, window)  # verify names it too, without opening it
+    assert any(p.kind == "not_a_file" and p.object == "evidence:1" for p in outcome.report.problems)
