@@ -148,6 +148,12 @@ def _card_for_network(net: Any, card: Any):
     return dataclasses.replace(card, sha256=digest, extra=extra)
 
 
+def invalid_output_message(count: int) -> str:
+    """The per-image error for a map holding NaN/Inf (one wording for the CLI, the GUI and cases)."""
+    return (f"the model produced invalid output: {count} non-finite values (NaN or infinity) in its map; "
+            "the model's weights are probably damaged: run `declip models verify` or reinstall it")
+
+
 def _describe_source(source: Any, index: int) -> str:
     if isinstance(source, (str, Path)):
         return str(source)
@@ -349,7 +355,8 @@ class Localizer:
                           demo=self.is_demo, label=self.label if self.is_demo else "")
 
     def _forward(self, batch):
-        """Logits for a CPU batch tensor; returns (probabilities on the CPU, seconds)."""
+        """Logits for a CPU batch tensor; returns (probabilities on the CPU, per-image count of
+        non-finite logits, seconds)."""
         import contextlib
 
         import torch
@@ -369,10 +376,13 @@ class Localizer:
                 ctx = contextlib.nullcontext()
             with ctx:
                 logits = self.net(x)
+            # Counted on the logits, not the probabilities: sigmoid turns ±Inf into a clean 0 or 1,
+            # which would hide a broken network (overflowing weights, fp16 overflow) as a confident map.
+            bad = (~torch.isfinite(logits.float())).reshape(logits.shape[0], -1).sum(dim=1).cpu()
             prob = probabilities(logits)
             prob = prob.cpu()  # synchronizes the device
             seconds = time.perf_counter() - t0
-        return prob, seconds
+        return prob, bad.tolist(), seconds
 
     def _run_batch(self, pending: list[tuple]) -> Iterator[Prediction]:
         import torch
@@ -384,7 +394,7 @@ class Localizer:
         if good:
             batch = torch.stack([p[2] for p in good])
             try:
-                prob, seconds = self._forward(batch)
+                prob, non_finite, seconds = self._forward(batch)
             except Exception as exc:
                 if _is_oom(exc):
                     if self.device.startswith("cuda"):
@@ -392,7 +402,10 @@ class Localizer:
                     raise OutOfDeviceMemory(self.device, str(exc).splitlines()[0]) from exc
                 raise
             share = seconds / len(good)
-            for (index, name, _, width, height, _), p in zip(good, prob):
+            for (index, name, _, width, height, _), p, bad in zip(good, prob, non_finite):
+                if bad:
+                    results[index] = self._error(name, invalid_output_message(bad))
+                    continue
                 results[index] = Prediction(
                     source=name, prob_map=resize_map(p, height, width), score=image_score(p),
                     model_name=self.model_name, model_sha256=self.model_sha256, seconds=share,

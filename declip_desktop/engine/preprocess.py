@@ -75,14 +75,20 @@ def resize_map(prob: torch.Tensor, height: int, width: int) -> np.ndarray:
     """One h×w probability map → float32 H×W numpy array in [0, 1] (torchvision-style bilinear)."""
     if prob.dim() != 2:
         raise ValueError(f"expected an h×w map, got shape {tuple(prob.shape)}")
+    if height < 1 or width < 1:
+        raise ValueError(f"cannot resize a map to {height}×{width}")
     prob = prob.float()
     if tuple(prob.shape) != (height, width):
         prob = F.interpolate(
             prob[None, None], size=(height, width), mode="bilinear", align_corners=False, antialias=True
         )[0, 0]
-    # Bilinear weights are convex, but float rounding can step a hair outside [0, 1]. Not in place:
-    # a map already at the image's size (256×256, Dolos) is an inference tensor, read-only out here.
-    return prob.clamp(0.0, 1.0).cpu().numpy().astype(np.float32, copy=False)
+    # Bilinear weights are convex, but float rounding can step a hair outside [0, 1]. Out of
+    # place on purpose: `prob` may be an inference-mode tensor (the network's own map when the
+    # image is already the map's size, e.g. every 256×256 Dolos image), which must not be
+    # updated in place outside inference mode, and the result must not share memory with the
+    # batch it came from (a Prediction would otherwise keep the whole batch alive).
+    clipped = torch.clamp(prob, 0.0, 1.0).cpu().numpy()
+    return np.array(clipped, dtype=np.float32, copy=True)
 
 
 #: Share of the map's pixels averaged into the image-level score.
