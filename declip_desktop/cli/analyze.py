@@ -11,9 +11,10 @@ Exit code: 0 all analysed, 1 some images failed, 2 nothing could run (no model, 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from declip_desktop.cli import jsonout
 
 #: Above this many images a progress bar is shown on stderr.
 PROGRESS_MIN_IMAGES = 3
@@ -159,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
 
     failed = 0
     for raw, reason in missing:
-        print(json.dumps({"path": raw, "model": localizer.model_name, "model_sha256": localizer.model_sha256,
-                          "error": reason}), flush=True)
+        print(jsonout.dumps({"path": raw, "model": localizer.model_name, "model_sha256": localizer.model_sha256,
+                             "error": reason}), flush=True)
         failed += 1
     on_terminal = sys.stderr.isatty()
     bar = ProgressOutput(len(images), "img", "Analysing", quiet=on_terminal and len(images) <= PROGRESS_MIN_IMAGES)
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
                     if pred.error is not None:
                         failed += 1
                     bar.clear()
-                    print(json.dumps(_record(pred, map_path)), flush=True)
+                    print(jsonout.dumps(_record(pred, map_path)), flush=True)
                     done += 1
                     outcome = f"failed: {pred.error}" if pred.error is not None else f"score {pred.score:.3f}"
                     bar.item(done, terminal_safe(f"{Path(str(pred.source)).name}: {outcome}"))

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import sys
 from typing import Any
 
 #: Exit codes (docs/ARCHITECTURE.md): 0 ok, 1 some items failed, 2 usage/fatal.
-from declip_desktop.cli import FATAL, OK, SOME_FAILED
+from declip_desktop.cli import FATAL, OK, SOME_FAILED, jsonout
 from declip_desktop.common.text import terminal_json, terminal_safe as safe
 
 
@@ -83,7 +82,7 @@ def _import(args: argparse.Namespace) -> int:
 
         examined = examine_many(case, [e.id for e in report.imported], analyst=args.analyst)
     if args.json:
-        print(json.dumps({
+        print(jsonout.dumps({
             "imported": [{"id": e.id, "path": e.original_path, "sha256": e.sha256,
                           "examination_error": examined.get(e.id)} for e in report.imported],
             "duplicates": [{"path": p, "evidence_id": i} for p, i in report.duplicates],
@@ -293,7 +292,7 @@ def _anchor(args: argparse.Namespace) -> int:
         receipt = make_receipt(case, signer)
     out = Path(args.out).expanduser().absolute()
     # A destination the user names: the common guard (never into a case, never replaced, no links).
-    write_output(out, (json.dumps(receipt, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+    write_output(out, (jsonout.dumps(receipt, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
                  what="receipt", can_force=False)
     print(f"Anchor receipt for case {receipt['case_number']}: entry {receipt['audit_count']}, head "
           f"{receipt['audit_head']}, made {receipt['made_at']}" + (f", signed by {signer.name}" if signer else ""))

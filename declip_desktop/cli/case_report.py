@@ -7,10 +7,10 @@ Qt is imported inside the handlers only, so the rest of the CLI stays fast.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
+from declip_desktop.cli import jsonout
 from declip_desktop.cli import FATAL, OK, SOME_FAILED
 from declip_desktop.common.text import terminal_safe
 
@@ -89,7 +89,7 @@ def _report(args: argparse.Namespace) -> int:
         if args.json:
             from declip_desktop.common.hashing import sha256_file
 
-            print(json.dumps({
+            print(jsonout.dumps({
                 "report": str(kept),
                 "copy": str(args.out) if args.out else None,
                 "sha256": sha256_file(kept),
@@ -118,7 +118,7 @@ def _export_images(args: argparse.Namespace) -> int:
             force=args.force,
         )
         if args.json:
-            print(json.dumps({
+            print(jsonout.dumps({
                 "folder": str(result.folder),
                 "written": [str(p) for p in result.written],
                 "skipped": [{"evidence_id": i, "reason": r} for i, r in result.skipped],

@@ -11,11 +11,11 @@ map, model failure), 2 when nothing could be done.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
+from declip_desktop.cli import jsonout
 from declip_desktop.cli import FATAL, OK, SOME_FAILED
 from declip_desktop.common.text import terminal_safe
 
@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {terminal_safe(note)}", file=sys.stderr)
     if args.json:
-        print(json.dumps(json_safe(summary), indent=2))
+        print(jsonout.dumps(json_safe(summary), indent=2))
     else:
         _print_human(summary)
     if summary["n"] == 0:

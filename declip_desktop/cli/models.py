@@ -8,9 +8,10 @@ to `ACTION_REGISTRARS`. Heavy imports (torch) happen inside handlers only.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
+
+from declip_desktop.cli import jsonout
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -78,7 +79,7 @@ def cmd_import(args) -> int:
     except OSError as exc:
         return fail(f"{exc}. Check the path, permissions and free disk space")
     if args.json:
-        print(json.dumps(card.to_dict(), indent=2, ensure_ascii=False))
+        print(jsonout.dumps(card.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(f"installed {card.name}: {card.label}")
         print(f"  sha256 {card.sha256}")
@@ -109,7 +110,7 @@ def cmd_list(args) -> int:
             row = m.card.to_dict()
             row.update({"weights_path": str(m.weights_path), "bundled": m.read_only, "default": m.name == default})
             rows.append(row)
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(jsonout.dumps(rows, indent=2, ensure_ascii=False))
         return 0
     if not models:
         print("No models installed. Run `declip models download vit-ldm` or `declip models import FILE`.")

@@ -8,10 +8,10 @@ The network is touched only by `download`; everything else is local. Heavy impor
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
+from declip_desktop.cli import jsonout
 from declip_desktop.engine.registry import CHECKPOINTS, MIRROR_ENV, RECOMMENDED
 
 
@@ -195,7 +195,7 @@ def cmd_available(args: argparse.Namespace) -> int:
         for b in BACKBONES.values()
     ]
     if args.json:
-        print(json.dumps({"checkpoints": rows, "backbones": backbones}, indent=2))
+        print(jsonout.dumps({"checkpoints": rows, "backbones": backbones}, indent=2))
         return 0
     width = max(len(r["name"]) for r in rows)
     print(f"{'NAME':<{width}}  {'BACKBONE':<14} {'TRAINED ON':<22} {'SIZE':>8}  INSTALLED")
@@ -244,7 +244,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         _error(str(exc))
         return 2
     if args.json:
-        print(json.dumps([{"name": n, "ok": ok, "detail": d} for n, ok, d in results], indent=2))
+        print(jsonout.dumps([{"name": n, "ok": ok, "detail": d} for n, ok, d in results], indent=2))
     else:
         if not results:
             print("No models installed.")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from declip_desktop.cli import jsonout
 
 
 def register(subparsers) -> None:
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {terminal_safe(exc)}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(summary, indent=2, sort_keys=True))
+        print(jsonout.dumps(summary, indent=2, sort_keys=True))
     else:
         c = summary["counts"]
         test_photos = sorted(k for k, v in summary["photos"].items() if v == "test")

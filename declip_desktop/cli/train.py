@@ -10,9 +10,9 @@ saved after every epoch: after an interruption, run the same command with `--res
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from declip_desktop.cli import jsonout
 from declip_desktop.cli import FATAL, OK
 
 
@@ -121,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         from declip_desktop.engine.evaluation import json_safe
 
-        print(json.dumps(json_safe(summary), indent=2))
+        print(jsonout.dumps(json_safe(summary), indent=2))
     else:
         print(f"Trained {result.name}: {len(result.history)} epoch(s), {result.stop_reason}.")
         if result.best_epoch:

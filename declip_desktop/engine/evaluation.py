@@ -144,8 +144,8 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path, *, force: bool =
 
 
 def json_safe(value: Any) -> Any:
-    """NaN → None (JSON has no NaN), recursively."""
-    if isinstance(value, float) and math.isnan(value):
+    """NaN and ±Inf → None (JSON has neither), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
