@@ -305,7 +305,18 @@ def test_store_lists_gets_defaults_verifies_and_removes(tmp_path):
     del second
 
 
-def test_default_prefers_the_newest_non_demo_model(tmp_path):
+def test_default_is_recorded_and_installing_never_changes_it(tmp_path):
+    store = _store()
+    factories.install_tiny_model("real-old")
+    assert store.default_name() == "real-old"  # the first casework model: recorded, and said so by the CLI
+    factories.install_tiny_model("real-new", seed=1)
+    factories.install_tiny_model("demo", seed=2)
+    assert store.default().name == "real-old"  # newer installs do not move it
+    store.set_default("real-new")
+    assert store.default().name == "real-new"
+
+
+def test_store_without_a_recorded_default_keeps_its_old_choice(tmp_path):
     store = _store()
     factories.install_tiny_model("real-old")
     factories.install_tiny_model("real-new", seed=1)
@@ -317,7 +328,10 @@ def test_default_prefers_the_newest_non_demo_model(tmp_path):
         data = json.loads(path.read_text())
         data.update(created=created, demo=demo)
         path.write_text(json.dumps(data))
-    assert store.default().name == "real-new"
+    store.default_file.unlink()  # a model folder written by an older version
+    assert store.default().name == "real-new"  # the old rule: newest casework model
+    factories.install_tiny_model("later", seed=3)  # installing pins that choice instead of replacing it
+    assert store.default_name() == "real-new" and store.default().name == "real-new"
 
 
 def test_bundled_models_are_listed_read_only(tmp_path):

@@ -22,29 +22,39 @@ DEFAULT_THRESHOLD = 0.5
 CASE_DB_NAME = "case.sqlite"
 
 
+#: SHA-256 of the demo networks shipped in the repository's models/ folder. Weights with one
+#: of these hashes are a demo model whatever their card says. Kept here, not read from the
+#: bundled card (which is as editable as any card); a test checks every bundled demo model's
+#: hash is listed, so retraining the starter cannot forget to update it.
+BUNDLED_DEMO_SHA256 = frozenset({
+    "af28448fd0d7b469694cb20885f7a28c233e4195afcdd31aaf6835f6a6ffd238",  # models/starter.safetensors
+})
+
+
 def card_is_demo(card: Any) -> bool:
     """True when a model card (a `ModelCard`, or its snapshot dict) describes a demo model.
 
-    The only place that decides it from a card. Today it reads the card's `demo` field and
-    its kind (the bundled starter is always a demo). Issue 14 derives demo-ness from the
-    weights themselves (known SHA-256 of bundled models) in `engine.models`; when that lands,
-    this is the one function to route through it.
+    The only place that decides it. Derived from the weights where the card cannot be
+    trusted: weights whose SHA-256 is a bundled demo network are a demo whatever the card's
+    `demo` says; so is any starter network (kind or backbone). Otherwise the card's own
+    `demo: true` makes it a demo: a card can make a model more cautious, never less.
+    (`declip models verify` also checks the architecture the weights form against the card.)
     """
     if card is None:
         return False
-    if isinstance(card, Mapping):
-        demo, kind = card.get("demo"), card.get("kind")
-    else:
-        demo, kind = getattr(card, "demo", False), getattr(card, "kind", None)
-    return bool(demo) or kind == "starter"
+    get = card.get if isinstance(card, Mapping) else (lambda name: getattr(card, name, None))
+    return bool(get("sha256") in BUNDLED_DEMO_SHA256 or get("demo") is True or get("kind") == "starter"
+                or get("backbone") == "starter-fcn")
 
 
 def demo_label(card: Any) -> str:
-    """The label a demo model's results carry ('' for a casework model)."""
+    """The label a demo model's results carry ('' for a casework model); it always says demo."""
     if not card_is_demo(card):
         return ""
-    label = card.get("label") if isinstance(card, Mapping) else getattr(card, "label", "")
-    return str(label or DEMO_LABEL)
+    label = str((card.get("label") if isinstance(card, Mapping) else getattr(card, "label", "")) or "")
+    if DEMO_LABEL in label:
+        return label
+    return f"{label} ({DEMO_LABEL})" if label else DEMO_LABEL
 
 
-__all__ = ["CASE_DB_NAME", "DEFAULT_THRESHOLD", "DEMO_LABEL", "card_is_demo", "demo_label"]
+__all__ = ["BUNDLED_DEMO_SHA256", "CASE_DB_NAME", "DEFAULT_THRESHOLD", "DEMO_LABEL", "card_is_demo", "demo_label"]

@@ -37,7 +37,8 @@ from declip_desktop.engine.models import (
     check_model_name,
     utc_now_iso,
 )
-from declip_desktop.engine.weights_file import WeightsFileError, read_header, write_safetensors, write_text_atomic
+from declip_desktop.engine.model_facts import architecture_from_shapes, card_contradictions
+from declip_desktop.engine.weights_file import WeightsFileError, read_index, write_safetensors, write_text_atomic
 
 #: OpenAI's published CLIP archives (SHA-256 = second-to-last segment of the download URL).
 OPENAI_CLIP_SHA256 = {
@@ -51,6 +52,7 @@ _TEXT_TOWER = ("transformer.", "token_embedding.", "positional_embedding", "ln_f
 _CLIP_INFO = ("input_resolution", "context_length", "vocab_size")
 
 _MAX_LISTED = 8  # keys named per category in an error message
+_FLOAT_NAMES = ("F16", "BF16", "F32", "F64")  # safetensors names of the float types
 
 Progress = Callable[[str], None] | None
 
@@ -66,11 +68,68 @@ def read_torch_file(path: Path, what: str = "checkpoint"):
     if path.stat().st_size == 0:
         raise ModelError(f"{path} is empty: not a PyTorch {what}")
     is_zip = zipfile.is_zipfile(path)
+    if is_zip:
+        check_zip_members(path, what)
     try:
         # mmap works only for the zip format (torch ≥ 1.6); older pickles are read plainly.
         return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except Exception as exc:  # noqa: BLE001 - torch raises many types; each is turned into one clear error
         raise _explain_load_error(path, exc, what) from None
+
+
+def check_zip_members(path: Path, what: str = "checkpoint") -> None:
+    """Refuse a zip-format torch file whose members are compressed or fail their CRC.
+
+    PyTorch writes every member stored (uncompressed), and `torch.load(mmap=True)` maps the
+    member's bytes as they lie in the file: a deflated member becomes "tensors" made of
+    compressed bytes (values up to 1e38), a corrupted one tensors of corrupted bytes. Both
+    would install and produce garbage, so they are refused here, before anything is read.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            packed = [i.filename for i in infos if i.compress_type != zipfile.ZIP_STORED]
+            if packed:
+                raise ModelError(
+                    f"{path} was refused: {len(packed)} of its zip members are compressed ({_names(packed)}); "
+                    f"PyTorch stores a {what}'s tensors uncompressed, so this file was repacked or forged and would "
+                    "load as garbage. Nothing was installed. Use the original file")
+            bad = zf.testzip()  # reads every member and checks its CRC-32
+    except zipfile.BadZipFile as exc:
+        raise ModelError(f"{path} is a damaged zip archive ({exc}); nothing was installed. Download it again") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if bad is not None:
+        raise ModelError(
+            f"{path} was refused: its zip member {bad} fails its CRC-32 check (the bytes were changed or damaged "
+            "after the file was written). Nothing was installed. Download the file again")
+
+
+#: Tensor types a float network can hold (BatchNorm's step counter is the one integer tensor).
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+def check_values(tensors: Mapping[str, torch.Tensor], where: Callable[[str], str], source: Path) -> None:
+    """Refuse weights of a type a float network cannot use, or holding NaN/Inf, naming them."""
+    wrong_type, non_finite = [], []
+    for key, tensor in tensors.items():
+        if key.endswith(".num_batches_tracked"):
+            if tensor.dtype not in _INT_DTYPES:
+                wrong_type.append(f"{where(key)} is {str(tensor.dtype).removeprefix('torch.')}, expected an integer")
+            continue
+        if tensor.dtype not in _FLOAT_DTYPES:
+            wrong_type.append(f"{where(key)} is {str(tensor.dtype).removeprefix('torch.')}, expected floating point")
+            continue
+        bad = int((~torch.isfinite(tensor)).sum()) if tensor.numel() else 0
+        if bad:
+            non_finite.append(f"{where(key)} ({bad} of {tensor.numel()})")
+    if wrong_type:
+        raise ModelError(f"{source} was refused: weights of a type a DeCLIP network cannot use: {_names(wrong_type)}. "
+                         "Nothing was installed")
+    if non_finite:
+        raise ModelError(f"{source} was refused: weights holding NaN or infinite values: {_names(non_finite)}. "
+                         "The file is damaged; nothing was installed")
 
 
 def _explain_load_error(path: Path, exc: Exception, what: str) -> ModelError:
@@ -338,6 +397,8 @@ def convert_checkpoint(
         raise ModelError(f"{path}: {exc}") from None
     _prune_unused(out, spec)
     _strict_check(out, spec, path)
+    _say(progress, "checking every weight's type and values")
+    check_values(out.tensors, out.where, path)
 
     tensors = {}
     for key, tensor in out.tensors.items():
@@ -393,8 +454,15 @@ def import_checkpoint(
     clip_weights: Iterable[str | Path] = (),
     store: ModelStore | None = None,
     progress: Progress = None,
+    adopt_default: bool = True,
 ) -> ModelCard:
-    """Import an authors' `.pth` into the store as `<name>.safetensors` + `<name>.json`."""
+    """Import an authors' `.pth` into the store as `<name>.safetensors` + `<name>.json`.
+
+    Nothing is written under the model's name before every check has passed (the weights go to
+    a temporary file that is renamed, then the card). Installing never changes a recorded
+    default model; with `adopt_default`, a store that has none records one
+    (`ModelStore.adopt_default_after_install`).
+    """
     path = Path(path).expanduser()
     store = store or ModelStore()
     if not path.is_file():
@@ -455,6 +523,8 @@ def import_checkpoint(
     except OSError:
         weights_path.unlink(missing_ok=True)
         raise
+    if adopt_default:
+        store.adopt_default_after_install(name)
     _say(progress, f"installed {name}")
     return card
 
@@ -473,9 +543,18 @@ def load_installed(installed: InstalledModel, device="cpu"):
             "the file was changed or damaged. Reinstall the model (`declip models remove` then import/download)"
         )
     try:
-        shapes, _ = read_header(weights)
+        index, _ = read_index(weights)
     except WeightsFileError as exc:
         raise ModelError(f"model {card.name!r}: {exc}") from None
+    shapes = {k: t.shape for k, t in index.items()}
+    contradictions = card_contradictions(card, architecture_from_shapes(shapes))
+    if contradictions:
+        raise ModelError(f"model {card.name!r} ({installed.card_path}): " + "; ".join(contradictions)
+                         + ". The card does not describe these weights; reinstall the model")
+    wrong = [f"{k} is {t.dtype}" for k, t in index.items()
+             if (t.dtype not in ("I64", "I32") if k.endswith(".num_batches_tracked") else t.dtype not in _FLOAT_NAMES)]
+    if wrong:
+        raise ModelError(f"model {card.name!r}: {weights} holds weights of a type the network cannot use: {_names(wrong)}")
 
     if card.kind == "starter":
         from declip_desktop.engine.starter import build_starter  # another engineer's module: load lazily

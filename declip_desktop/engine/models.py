@@ -18,14 +18,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from declip_desktop.common import paths
-from declip_desktop.common.facts import DEMO_LABEL, card_is_demo  # DEMO_LABEL re-exported for the engine
+from declip_desktop.common.facts import DEMO_LABEL, card_is_demo, demo_label  # DEMO_LABEL re-exported for the engine
 from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.version import SOFTWARE_VERSION
+from declip_desktop.engine.model_facts import BUNDLED_DEMO_SHA256, architecture_from_shapes, card_contradictions
 
 log = logging.getLogger(__name__)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+#: In the model folder: which model is used when none is named (`declip models default NAME`).
+DEFAULT_FILE = "default.json"
 
 #: Training sets named in the authors' checkpoint file names.
 TRAINING_SETS = {
@@ -115,7 +118,7 @@ def card_snapshot(card: ModelCard) -> dict:
     """
     snapshot = {name: getattr(card, name, None) for name in SNAPSHOT_FIELDS}
     snapshot["demo"] = card_is_demo(card)
-    snapshot["label"] = (card.label or DEMO_LABEL) if snapshot["demo"] else (card.label or "")
+    snapshot["label"] = demo_label(card) if snapshot["demo"] else (card.label or "")
     return snapshot
 
 
@@ -135,6 +138,14 @@ class InstalledModel:
         return self.card.sha256
 
 
+def is_demo_model(model: ModelCard | InstalledModel | dict) -> bool:
+    """Whether a model is a demo (not for casework): `common.facts.card_is_demo`, the one
+    definition (bundled demo weights by SHA-256, starter networks, or the card's own `demo:
+    true`; a card cannot make demo weights a casework model), for a card, snapshot or
+    installed model."""
+    return card_is_demo(model.card if isinstance(model, InstalledModel) else model)
+
+
 def utc_now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -145,6 +156,9 @@ def check_model_name(name: str) -> str:
             f"invalid model name {name!r}. Use letters, digits and + . _ - (up to 80 characters, "
             "starting with a letter or digit)"
         )
+    if name.lower() == Path(DEFAULT_FILE).stem:
+        raise ModelError(f"{name!r} cannot be a model name (the model folder keeps its default-model record "
+                         f"in {DEFAULT_FILE}); choose another --name")
     return name
 
 
@@ -163,7 +177,7 @@ class ModelStore:
         if directory is None or not directory.is_dir():
             return found
         for card_path in sorted(directory.glob("*.json")):
-            if card_path.name.startswith("."):
+            if card_path.name.startswith(".") or card_path.name == DEFAULT_FILE:
                 continue
             try:
                 card = ModelCard.from_json_file(card_path)
@@ -225,24 +239,65 @@ class ModelStore:
         model.weights_path.unlink(missing_ok=True)
 
     def verify(self) -> list[tuple[str, bool, str]]:
-        """Re-hash every model's weights against its card: [(name, ok, detail)]."""
-        results = []
-        for model in self.installed():
-            try:
-                actual = sha256_file(model.weights_path)
-            except OSError as exc:
-                results.append((model.name, False, f"cannot read {model.weights_path}: {exc}"))
-                continue
-            if actual == model.card.sha256:
-                results.append((model.name, True, "SHA-256 matches the model card"))
-            else:
-                results.append((model.name, False, f"SHA-256 {actual} differs from the card's {model.card.sha256}"))
-        return results
+        """Check every model against its card: [(name, ok, detail)].
+
+        Checked: the weights' SHA-256 equals the card's; the header is a valid safetensors
+        header; the architecture the tensor shapes form is the one the card names; a card does
+        not call demo weights (known SHA-256) a casework model.
+        """
+        return [(model.name, *verify_model(model)) for model in self.installed()]
+
+    # ------------------------------------------------------------------ the default model
+
+    @property
+    def default_file(self) -> Path:
+        return self.root / DEFAULT_FILE
+
+    def default_name(self) -> str | None:
+        """The name recorded by `set_default` (None when none was ever recorded)."""
+        try:
+            data = json.loads(self.default_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"the default-model file {self.default_file} is unreadable ({exc}). "
+                             "Choose the default again: `declip models default NAME`") from None
+        name = data.get("name") if isinstance(data, dict) else None
+        if not isinstance(name, str) or not name:
+            raise ModelError(f"the default-model file {self.default_file} names no model. "
+                             "Choose the default again: `declip models default NAME`")
+        return name
+
+    def set_default(self, name: str) -> InstalledModel:
+        """Make `name` the model used when none is named (cases, `declip analyze`, the app)."""
+        from declip_desktop.engine.weights_file import write_text_atomic
+
+        model = self.get(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        record = {"name": model.name, "sha256": model.sha256, "set": utc_now_iso()}
+        write_text_atomic(self.default_file, json.dumps(record, indent=2) + "\n")
+        return model
 
     def default(self) -> InstalledModel:
-        """The most recently installed non-demo model, else a demo/starter model."""
+        """The model used when none is named.
+
+        The one recorded by `set_default`; a recorded model that is no longer installed is an
+        error (never a silent switch to another model). With none recorded (a store from an
+        older version): the most recently installed casework model, else a demo model.
+        """
+        name = self.default_name()
+        if name is not None:
+            if name in self:
+                return self.get(name)
+            raise ModelError(
+                f"the default model {name!r} is not installed any more. Choose another with "
+                "`declip models default NAME` (installed: " + (", ".join(self.names()) or "none") + ")"
+            )
+        return self._implicit_default()
+
+    def _implicit_default(self) -> InstalledModel:
         models = self.installed()
-        real = [m for m in models if not card_is_demo(m.card)]
+        real = [m for m in models if not is_demo_model(m)]
         if real:
             return max(real, key=lambda m: (m.card.created, m.name))
         if models:
@@ -251,6 +306,45 @@ class ModelStore:
             "no model installed. Run `declip models download vit-ldm` "
             "or `declip models import FILE` (an authors' DeCLIP .pth checkpoint)"
         )
+
+    def adopt_default_after_install(self, name: str) -> bool:
+        """Called after installing `name`: record a default if none is recorded yet, so that later
+        installs can never change it. Returns True when `name` became the default (the caller
+        says so): that happens only when the store had no casework model to use before."""
+        if self.default_name() is not None:
+            return False
+        others = [m for m in self.installed() if m.name != name and not is_demo_model(m)]
+        if others:  # an older store: keep what it used, written down now
+            self.set_default(max(others, key=lambda m: (m.card.created, m.name)).name)
+            return False
+        if name in self and not is_demo_model(self.get(name)):
+            self.set_default(name)
+            return True
+        return False
+
+
+def verify_model(model: InstalledModel) -> tuple[bool, str]:
+    """(ok, detail) for one installed model; see `ModelStore.verify`."""
+    from declip_desktop.engine.weights_file import WeightsFileError, read_header
+
+    card = model.card
+    try:
+        actual = sha256_file(model.weights_path)
+    except OSError as exc:
+        return False, f"cannot read {model.weights_path}: {exc}"
+    if actual != card.sha256:
+        return False, f"SHA-256 {actual} differs from the card's {card.sha256}"
+    try:
+        shapes, _ = read_header(model.weights_path)
+    except WeightsFileError as exc:
+        return False, str(exc)
+    problems = card_contradictions(card, architecture_from_shapes(shapes))
+    if actual in BUNDLED_DEMO_SHA256 and card.demo is not True:
+        problems.append("the card says demo: false, but the weights are a bundled demo network (by SHA-256)")
+    if problems:
+        return False, f"{model.card_path.name}: " + "; ".join(problems)
+    return True, "SHA-256 matches the card; the weights' architecture is the one the card names" + (
+        "; demo model — not for casework" if is_demo_model(card) else "")
 
 
 # ---------------------------------------------------------------------- import / resolve
@@ -262,11 +356,13 @@ def import_checkpoint(
     clip_weights: Iterable[str | Path] = (),
     store: ModelStore | None = None,
     progress: Callable[[str], None] | None = None,
+    adopt_default: bool = True,
 ) -> ModelCard:
     """Import an authors' `.pth` checkpoint: see `engine.checkpoints.import_checkpoint`."""
     from declip_desktop.engine import checkpoints
 
-    return checkpoints.import_checkpoint(path, name=name, clip_weights=clip_weights, store=store, progress=progress)
+    return checkpoints.import_checkpoint(path, name=name, clip_weights=clip_weights, store=store, progress=progress,
+                                         adopt_default=adopt_default)
 
 
 def resolve_model(name_or_path: str | Path | None = None, store: ModelStore | None = None) -> InstalledModel:
@@ -297,7 +393,8 @@ def resolve_model(name_or_path: str | Path | None = None, store: ModelStore | No
         existing = store.find_by_source(sha256_file(candidate))
         if existing is not None:
             return existing
-        card = import_checkpoint(candidate, store=store)
+        # Imported because this one call names it; that alone does not make it the default.
+        card = import_checkpoint(candidate, store=store, adopt_default=False)
         return store.get(card.name)
     if looks_like_path:
         raise ModelError(f"model file {candidate} does not exist")
