@@ -145,3 +145,16 @@ def no_proxy(monkeypatch):
 def server():
     with LocalServer() as srv:
         yield srv
+
+
+@pytest.fixture
+def tiny_registry(monkeypatch):
+    """Registry entries that expect the tiny test networks (tests/factories.py: ViT layer1 conv-4)
+    instead of ViT-L/14 layer20 conv-20: the download refuses a file of another architecture."""
+    import dataclasses
+
+    from declip_desktop.engine import registry
+
+    for name, entry in list(registry.CHECKPOINTS.items()):
+        monkeypatch.setitem(registry.CHECKPOINTS, name, dataclasses.replace(entry, layer="layer1", decoder="conv-4"))
+    return registry

@@ -11,7 +11,7 @@ import sys
 import threading
 
 import pytest
-from tests.local_http import LocalServer, Served, no_proxy, server  # noqa: F401 (fixtures)
+from tests.local_http import LocalServer, Served, no_proxy, server, tiny_registry  # noqa: F401 (fixtures)
 
 from declip_desktop.engine import download, registry
 from declip_desktop.engine.download import DownloadCancelled, DownloadError, fetch
@@ -340,7 +340,7 @@ def test_backbone_cache_is_reused_and_rechecked(server, tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def factories():
+def factories(tiny_registry):
     from tests import factories as f  # tests/factories.py: tiny checkpoints in the authors' layout
 
     return f

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.local_http import LocalServer, no_proxy, server  # noqa: F401 (fixtures)
+from tests.local_http import LocalServer, no_proxy, server, tiny_registry  # noqa: F401 (fixtures)
 
 from declip_desktop.common.paths import models_dir
 from declip_desktop.engine import download, registry
@@ -72,7 +72,7 @@ def test_closing_during_a_download_cancels_it_without_blocking(qtbot, server):
     assert not dialog.is_running()
 
 
-def test_the_dialog_downloads_and_installs_from_a_local_mirror(qtbot, server, tmp_path):
+def test_the_dialog_downloads_and_installs_from_a_local_mirror(qtbot, server, tmp_path, tiny_registry):
     from tests import factories
 
     entry = registry.get_checkpoint("vit-cocosd")

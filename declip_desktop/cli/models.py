@@ -67,13 +67,17 @@ def register_import(models_sub) -> None:
 
 
 def cmd_import(args) -> int:
-    from declip_desktop.engine.models import ModelError, import_checkpoint
+    from declip_desktop.engine.models import ModelError, ModelStore, import_checkpoint
 
     def progress(message: str) -> None:
         print(f"… {message}", file=sys.stderr, flush=True)
 
+    store = ModelStore()
     try:
-        card = import_checkpoint(args.file, name=args.name, clip_weights=args.clip_weights, progress=progress)
+        before = store.default_name()
+        card = import_checkpoint(args.file, name=args.name, clip_weights=args.clip_weights, store=store,
+                                 progress=progress)
+        became_default = before is None and store.default_name() == card.name
     except ModelError as exc:
         return fail(str(exc))
     except OSError as exc:
@@ -83,7 +87,21 @@ def cmd_import(args) -> int:
     else:
         print(f"installed {card.name}: {card.label}")
         print(f"  sha256 {card.sha256}")
+    print(default_notice(store, card.name, became_default), file=sys.stderr)
     return 0
+
+
+def default_notice(store, name: str, became_default: bool) -> str:
+    """After an install: which model is the default now, so no change goes unnoticed."""
+    if became_default:
+        return f"{name} is now the default model (there was none). Change it with `declip models default NAME`."
+    try:
+        current = store.default().name
+    except Exception as exc:  # noqa: BLE001 - only a hint; the install itself succeeded
+        return f"note: no usable default model ({exc})"
+    if current == name:
+        return f"{name} is the default model."
+    return f"the default model is still {current}; to use {name} by default: `declip models default {name}`"
 
 
 # ---------------------------------------------------------------------- list
@@ -131,5 +149,46 @@ def register_download_actions(models_sub) -> None:
     models_download.register(models_sub)
 
 
+# ---------------------------------------------------------------------- default
+
+
+def register_default(models_sub) -> None:
+    p = models_sub.add_parser(
+        "default",
+        help="show or set the model used when none is named",
+        description=(
+            "Show (no NAME) or set the default model: the one cases, `declip analyze` and the app use "
+            "when no model is named. Installing or downloading a model never changes it."
+        ),
+    )
+    p.add_argument("name", nargs="?", help="installed model to make the default")
+    p.add_argument("--json", action="store_true", help="print the default model's card snapshot as JSON")
+    p.set_defaults(func=cmd_default)
+
+
+def cmd_default(args) -> int:
+    from declip_desktop.engine.models import ModelError, ModelStore, card_snapshot, is_demo_model
+
+    store = ModelStore()
+    try:
+        model = store.set_default(args.name) if args.name else store.default()
+        recorded = store.default_name() is not None
+    except ModelError as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot record the default model in {store.default_file}: {exc.strerror or exc}. "
+                    "Check permissions and free disk space")
+    if args.json:
+        print(jsonout.dumps({**card_snapshot(model.card), "recorded": recorded}, indent=2, ensure_ascii=False))
+        return 0
+    verb = "is now" if args.name else "is"
+    how = "" if recorded else " (none recorded: the newest casework model; set one with `declip models default NAME`)"
+    print(f"{model.name} {verb} the default model{how}: {model.card.label or model.card.backbone}")
+    print(f"  sha256 {model.sha256}")
+    if is_demo_model(model):
+        print("  warning: this is a demo model — not for casework", file=sys.stderr)
+    return 0
+
+
 #: Each adds one action under `declip models`; G's download/verify/remove go here too.
-ACTION_REGISTRARS: list[Callable] = [register_import, register_list, register_download_actions]
+ACTION_REGISTRARS: list[Callable] = [register_import, register_list, register_default, register_download_actions]

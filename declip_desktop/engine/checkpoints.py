@@ -455,6 +455,7 @@ def import_checkpoint(
     store: ModelStore | None = None,
     progress: Progress = None,
     adopt_default: bool = True,
+    expected_architecture: tuple[str, str, str] | None = None,
 ) -> ModelCard:
     """Import an authors' `.pth` into the store as `<name>.safetensors` + `<name>.json`.
 
@@ -473,6 +474,11 @@ def import_checkpoint(
     source_sha = sha256_file(path)
 
     spec, tensors, facts = convert_checkpoint(path, clip_weights, progress)
+    if expected_architecture is not None and (spec.backbone, spec.layer, spec.decoder) != tuple(expected_architecture):
+        want = " ".join(expected_architecture)
+        raise ModelError(
+            f"{path} is a DeCLIP {spec.backbone} {spec.layer} {spec.decoder} network, but {want} was expected "
+            "(the registry entry it was downloaded as).")
     training_set = training_set_from_name(path)
     name = name or default_name(path, spec.backbone, spec.layer, spec.decoder, training_set)
     check_model_name(name)

@@ -120,6 +120,7 @@ class FetchResult:
     size: int
     resumed: bool  # some bytes came from an earlier, interrupted transfer
     attempts: int  # HTTP requests made
+    final_url: str | None = None  # where the last request ended after redirects
 
 
 # ---------------------------------------------------------------------------- fetch
@@ -135,8 +136,13 @@ def fetch(
     retries: int = 3,
     retry_delay: float = 1.0,
     timeout: float = 30.0,
+    max_bytes: int | None = None,
 ) -> FetchResult:
     """Download `url` to `dest`, resuming `<dest>.part` when one is left from before.
+
+    Redirects are followed only to https (and to http only when `url` itself is http: a lab
+    mirror); `max_bytes` stops a body that grows past it (announced or actually sent), and
+    the partial file is then deleted.
 
     `retries`: how many times a transfer cut off mid-body is resumed within this call
     (each retry asks only for the missing bytes). Connection failures before any byte
@@ -150,7 +156,7 @@ def fetch(
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(dest):
         return _fetch_locked(url, dest, sha256=sha256, progress=progress, cancel=cancel,
-                             retries=retries, retry_delay=retry_delay, timeout=timeout)
+                             retries=retries, retry_delay=retry_delay, timeout=timeout, max_bytes=max_bytes)
 
 
 @contextlib.contextmanager
@@ -209,6 +215,7 @@ def _fetch_locked(
     retries: int,
     retry_delay: float,
     timeout: float = 30.0,
+    max_bytes: int | None = None,
 ) -> FetchResult:
     """`fetch` for a caller that already holds `_exclusive(dest)`."""
     _check_scheme(url)
@@ -240,7 +247,7 @@ def _fetch_locked(
         attempts += 1
         try:
             outcome = _transfer(
-                url, part, meta_path, meta, offset, hasher, label, progress, cancel, timeout
+                url, part, meta_path, meta, offset, hasher, label, progress, cancel, timeout, max_bytes
             )
             hasher = outcome.hasher
         except _CutOff as cut:
@@ -266,6 +273,9 @@ def _fetch_locked(
             meta = _read_meta(meta_path)
             continue
         except DownloadError as exc:
+            if exc.kind in ("too-large", "redirect"):
+                _remove(part, meta_path)  # nothing of it is worth resuming
+                raise
             if exc.kind in ("connection", "http") and part.exists() and part.stat().st_size:
                 # e.g. the network went away between two resumes: say what is kept.
                 raise DownloadError(
@@ -291,7 +301,8 @@ def _fetch_locked(
         )
     os.replace(part, dest)
     _remove(meta_path)
-    return FetchResult(path=dest, sha256=digest, size=size, resumed=resumed_any, attempts=attempts)
+    return FetchResult(path=dest, sha256=digest, size=size, resumed=resumed_any, attempts=attempts,
+                       final_url=outcome.final_url)
 
 
 class _CutOff(Exception):
@@ -308,6 +319,44 @@ class _Restart(Exception):
 class _Outcome:
     resumed: bool
     hasher: Any  # covers the whole file (a fresh one when the server ignored Range)
+    final_url: str | None = None
+
+
+def allowed_redirect_schemes(url: str) -> frozenset[str]:
+    """https always; http only when the configured URL is http itself (a lab mirror).
+
+    An https download must never be downgraded to plain http (a network attacker could then
+    swap the file), and never leave HTTP altogether: urllib would follow ftp:// too."""
+    return frozenset({"https", "http"}) if urlsplit(url).scheme.lower() == "http" else frozenset({"https"})
+
+
+class _RedirectGuard(urllib.request.HTTPRedirectHandler):
+    def __init__(self, url: str):
+        super().__init__()
+        self.origin = url
+        self.allowed = allowed_redirect_schemes(url)
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        scheme = urlsplit(newurl).scheme.lower()
+        if scheme not in self.allowed:
+            raise DownloadError(
+                f"{self.origin} redirected to {newurl}, which is not an "
+                + (" or ".join(sorted(f"{s}://" for s in self.allowed)))
+                + " address; the redirect was not followed and nothing was installed. Use a mirror "
+                "(--mirror / DECLIP_MODELS_URL) that serves the file directly.",
+                "redirect",
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _too_large(url: str, size: int, limit: int, announced: bool) -> DownloadError:
+    what = f"announces {_fmt_size(size)}" if announced else f"sent more than {_fmt_size(limit)}"
+    return DownloadError(
+        f"The server {what} for {url}, more than this file can be ({_fmt_size(limit)} at most). "
+        "The transfer was stopped and the partial file deleted; nothing was installed. Check the "
+        "URL or mirror: it does not serve the expected checkpoint.",
+        "too-large",
+    )
 
 
 def _transfer(
@@ -321,6 +370,7 @@ def _transfer(
     progress: ProgressCallback | None,
     cancel: threading.Event | None,
     timeout: float,
+    max_bytes: int | None = None,
 ) -> _Outcome:
     """One HTTP request appending to `part`. Raises _CutOff, _Restart or DownloadError."""
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
@@ -333,7 +383,8 @@ def _transfer(
             headers["If-Range"] = validator
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http/https only: _check_scheme)
+        opener = urllib.request.build_opener(_RedirectGuard(url))
+        response = opener.open(request, timeout=timeout)  # noqa: S310 (http/https only: _check_scheme, _RedirectGuard)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             total = _content_range_total(exc.headers.get("Content-Range"))
@@ -347,6 +398,7 @@ def _transfer(
 
     with response:
         status = response.status
+        final_url = response.geturl()
         if offset and status == 206:
             start, _end, total = _parse_content_range(response.headers.get("Content-Range"))
             if start != offset:
@@ -374,6 +426,8 @@ def _transfer(
         # A weak ETag cannot be used with If-Range (RFC 9110 §13.1.5).
         if meta["etag"] and meta["etag"].startswith("W/"):
             meta["etag"] = None
+        if max_bytes is not None and total is not None and total > max_bytes:
+            raise _too_large(url, total, max_bytes, announced=True)
         _check_space(part, (total - offset) if total is not None else None)
         _write_meta(meta_path, meta)
 
@@ -395,6 +449,8 @@ def _transfer(
                         raise _CutOff(_reason(exc), done, total, hasher) from None
                     if not chunk:
                         break
+                    if max_bytes is not None and done + len(chunk) > max_bytes:
+                        raise _too_large(url, done + len(chunk), max_bytes, announced=False)
                     out.write(chunk)
                     hasher.update(chunk)
                     done += len(chunk)
@@ -424,7 +480,7 @@ def _transfer(
             )
         if progress is not None:
             progress(_progress("download", label, done, offset, total or done, started, time.monotonic()))
-        return _Outcome(resumed=resumed, hasher=hasher)
+        return _Outcome(resumed=resumed, hasher=hasher, final_url=final_url)
 
 
 def _progress(stage, label, done, offset, total, started, now) -> Progress:
@@ -622,7 +678,7 @@ def ensure_backbone(
                 return dest
             dest.unlink()  # damaged or replaced on disk: fetch a clean copy
         _fetch_locked(source_url(entry, base_url), dest, sha256=entry.sha256, progress=progress,
-                      cancel=cancel, retries=retries, retry_delay=retry_delay)
+                      cancel=cancel, retries=retries, retry_delay=retry_delay, max_bytes=entry.max_size)
     return dest
 
 
@@ -722,7 +778,7 @@ def download_model(
         if fetched is None:
             try:
                 fetched = _fetch_locked(ckpt_url, dest, sha256=pinned, progress=progress, cancel=cancel,
-                                        retries=retries, retry_delay=retry_delay)
+                                        retries=retries, retry_delay=retry_delay, max_bytes=entry.max_size)
             except DownloadError as exc:
                 if exc.kind == "checksum" and not entry.sha256:
                     # The pin is the hash recorded when this model was first installed.
@@ -735,7 +791,7 @@ def download_model(
                         "checksum",
                     ) from None
                 raise
-            _write_meta(note, {"url": ckpt_url, "sha256": fetched.sha256})
+            _write_meta(note, {"url": ckpt_url, "sha256": fetched.sha256, "final_url": fetched.final_url})
         if cancel is not None and cancel.is_set():
             raise DownloadCancelled(f"Cancelled before installing {entry.name}; the download is kept in {dest}.")
 
@@ -774,7 +830,8 @@ def _reusable_download(
         return None
     if _hash_file(dest, progress, cancel) != recorded:
         return None
-    return FetchResult(path=dest, sha256=recorded, size=dest.stat().st_size, resumed=False, attempts=0)
+    return FetchResult(path=dest, sha256=recorded, size=dest.stat().st_size, resumed=False, attempts=0,
+                       final_url=meta.get("final_url"))
 
 
 def _install(
@@ -789,25 +846,35 @@ def _install(
     progress: Callable[[str], None] | None = None,
 ) -> Any:
     """Hand the verified file to the same importer as `declip models import`, then note
-    in the card where the file came from (its hash is the card's `source_sha256`)."""
+    in the card where the file came from (its hash is the card's `source_sha256`).
+
+    The file must be the architecture the registry names (e.g. `vit-ldm` is ViT-L/14 layer20
+    conv-20); anything else is refused before it is written. With `replace` (`--force`), the
+    new model is built in a hidden staging folder beside the store and swapped in only once
+    it is complete, so a failed download or import leaves the installed model as it was.
+    """
     from declip_desktop.engine import models as model_store  # the importer imports torch
 
     store = store or model_store.ModelStore()
+    expected = (entry.backbone, entry.layer, entry.decoder)
+    target = model_store.ModelStore(root=store.root / STAGING_DIR, bundled=None) if replace else store
     try:
         if replace:
-            # Same bytes as the installed source (the hash was pinned), so the import
-            # below succeeds exactly as it did the first time.
-            store.remove(entry.name)
+            shutil.rmtree(target.root, ignore_errors=True)  # leftovers of an earlier failed attempt
         card = model_store.import_checkpoint(
-            fetched.path, name=entry.name, clip_weights=[Path(p) for p in clip_weights], store=store,
-            progress=progress,
+            fetched.path, name=entry.name, clip_weights=[Path(p) for p in clip_weights], store=target,
+            progress=progress, expected_architecture=expected, adopt_default=not replace,
         )
+        _record_download(target, card, url, fetched, entry)
+        if replace:
+            _swap_in(target, store, entry.name)
     except model_store.ModelError as exc:
         _remove(fetched.path, note)
         raise DownloadError(
-            f"The file downloaded from {url} is not a usable DeCLIP checkpoint: {exc} "
-            "It has been deleted and nothing was installed. If you used --url or a mirror, "
-            "check that it serves the right file.",
+            f"The file downloaded from {url} is not a usable DeCLIP checkpoint for {entry.name}: {str(exc).rstrip('.')}. "
+            "It has been deleted and nothing was installed"
+            + (f" (the installed {entry.name} is untouched)" if replace else "")
+            + ". If you used --url or a mirror, check that it serves the right file.",
             "checkpoint",
         ) from None
     except OSError as exc:
@@ -820,15 +887,34 @@ def _install(
                 "disk",
             ) from None
         raise
-    _record_download(store, card, url, fetched.sha256, entry)
+    finally:
+        if replace:
+            shutil.rmtree(store.root / STAGING_DIR, ignore_errors=True)
     return card
 
 
-def _record_download(store: Any, card: Any, url: str, digest: str, entry: CheckpointEntry) -> None:
+#: Hidden folder inside the model store where `--force` builds the replacement model.
+STAGING_DIR = ".staging"
+
+
+def _swap_in(staging: Any, store: Any, name: str) -> None:
+    """Move a complete staged model over the installed one. The old card goes first: during
+    the two renames the model is invisible (a card is what makes a model listed), never a card
+    paired with weights it does not describe."""
+    new_weights, new_card = staging.paths_for(name)
+    weights, card = store.paths_for(name)
+    _remove(card)
+    os.replace(new_weights, weights)
+    os.replace(new_card, card)
+
+
+def _record_download(store: Any, card: Any, url: str, fetched: FetchResult, entry: CheckpointEntry) -> None:
     """Add the download's provenance to the installed card (atomically rewritten)."""
     card.extra["download"] = {
         "url": url,
-        "sha256": digest,
+        # after redirects: the server that actually sent the bytes
+        "final_url": fetched.final_url or url,
+        "sha256": fetched.sha256,
         "registry_name": entry.name,
         "reference": (
             "published SHA-256" if entry.sha256 else

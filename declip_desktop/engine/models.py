@@ -357,12 +357,13 @@ def import_checkpoint(
     store: ModelStore | None = None,
     progress: Callable[[str], None] | None = None,
     adopt_default: bool = True,
+    expected_architecture: tuple[str, str, str] | None = None,
 ) -> ModelCard:
     """Import an authors' `.pth` checkpoint: see `engine.checkpoints.import_checkpoint`."""
     from declip_desktop.engine import checkpoints
 
     return checkpoints.import_checkpoint(path, name=name, clip_weights=clip_weights, store=store, progress=progress,
-                                         adopt_default=adopt_default)
+                                         adopt_default=adopt_default, expected_architecture=expected_architecture)
 
 
 def resolve_model(name_or_path: str | Path | None = None, store: ModelStore | None = None) -> InstalledModel:

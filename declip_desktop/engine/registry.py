@@ -38,6 +38,16 @@ MIRROR_ENV = "DECLIP_MODELS_URL"
 GB = 1_000_000_000
 MB = 1_000_000
 
+#: A download stops once its body passes `max_size`: the entry's size plus this share and a
+#: fixed slack (the sizes are approximate: the authors publish none). A server that sends an
+#: endless or inflated body cannot fill the disk.
+SIZE_MARGIN_FRACTION = 0.25
+SIZE_MARGIN_BYTES = 16 * MB
+
+
+def _cap(approx_size: int) -> int:
+    return int(approx_size * (1 + SIZE_MARGIN_FRACTION)) + SIZE_MARGIN_BYTES
+
 
 @dataclass(frozen=True)
 class BackboneEntry:
@@ -51,6 +61,11 @@ class BackboneEntry:
     @property
     def url(self) -> str:
         return f"{OPENAI_BASE_URL}{self.sha256}/{self.filename}"
+
+    @property
+    def max_size(self) -> int:
+        """Largest body accepted for this file (bytes)."""
+        return _cap(self.approx_size)
 
     @property
     def mirror_path(self) -> str:
@@ -71,6 +86,11 @@ class CheckpointEntry:
     approx_size: int  # bytes, approximate
     sha256: str | None = None  # the authors publish none
     backbones: tuple[str, ...] = ()  # BackboneEntry names the import needs (fusion only)
+
+    @property
+    def max_size(self) -> int:
+        """Largest body accepted for this file (bytes)."""
+        return _cap(self.approx_size)
 
     @property
     def mirror_path(self) -> str:
