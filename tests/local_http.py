@@ -27,6 +27,8 @@ class Served:
     delay: float = 0.0  # seconds to sleep between body chunks (slow server)
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range)
     wrong_range_start: bool = False  # answer 206 with a Content-Range that starts at 0
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> Location of a 302
+    endless: set[str] = field(default_factory=set)  # paths whose body never ends (no Content-Length)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, path: str, data: bytes) -> str:
@@ -51,6 +53,24 @@ def _handler(served: Served):
                 served.requests.append((path, rng))
                 data = served.files.get(path)
                 drop_at = served.drops.pop(path, None)
+                location = served.redirects.get(path)
+            if location is not None:
+                self.send_response(302)
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if path in served.endless:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    while True:
+                        self.wfile.write(b"\0" * served.chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
             if data is None:
                 body = b"not found"
                 self.send_response(404)

@@ -125,9 +125,17 @@ def cmd_download(args: argparse.Namespace) -> int:
         _error(str(exc))
         return 2
 
+    from declip_desktop.cli.models import default_notice
+    from declip_desktop.engine.models import ModelError, ModelStore
+
+    store = ModelStore()
     failed = 0
     for entry in entries:
         bars = _Bars()
+        try:
+            before = store.default_name()
+        except ModelError:
+            before = "?"  # unreadable record: reported by the notice below
         try:
             result = download_model(entry.name, url=args.url, base_url=args.mirror, force=args.force, progress=bars)
         except DownloadError as exc:
@@ -154,6 +162,11 @@ def cmd_download(args: argparse.Namespace) -> int:
             f"(recorded in the model card; the authors publish no checksum); "
             f"model SHA-256 {card.sha256}."
         )
+        try:
+            became = before is None and store.default_name() == card.name
+        except ModelError:
+            became = False
+        print(default_notice(store, card.name, became), file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from declip_desktop.common.hashing import CHUNK
 from declip_desktop.common.paths import declip_home, models_dir
@@ -336,7 +336,20 @@ class _RedirectGuard(urllib.request.HTTPRedirectHandler):
         self.origin = url
         self.allowed = allowed_redirect_schemes(url)
 
+    def http_error_302(self, req, fp, code, msg, headers):
+        # Checked before urllib's own test, which allows ftp:// and answers others with a vague HTTPError.
+        location = headers.get("location") or headers.get("uri")
+        if location:
+            self._check(urljoin(req.full_url, location))
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
     def redirect_request(self, req, fp, code, msg, headers, newurl):
+        self._check(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    def _check(self, newurl: str) -> None:
         scheme = urlsplit(newurl).scheme.lower()
         if scheme not in self.allowed:
             raise DownloadError(
@@ -346,7 +359,6 @@ class _RedirectGuard(urllib.request.HTTPRedirectHandler):
                 "(--mirror / DECLIP_MODELS_URL) that serves the file directly.",
                 "redirect",
             )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _too_large(url: str, size: int, limit: int, announced: bool) -> DownloadError:
