@@ -47,6 +47,13 @@ def default_model_name() -> str | None:
         return None
 
 
+def set_default_model(name: str) -> None:
+    """Record `name` as the store's default model (raises ModelError / OSError)."""
+    from declip_desktop.engine.models import ModelStore
+
+    ModelStore().set_default(name)
+
+
 def find_card(name: str | None):
     if not name:
         return None
@@ -87,9 +94,10 @@ def card_html(card) -> str:
 
 
 class ModelsDialog(QDialog):
-    """Pick the case's model; import an authors' checkpoint."""
+    """Pick the case's model; set the default model; import an authors' checkpoint."""
 
     modelChosen = Signal(str)
+    defaultChanged = Signal(str)
     modelImported = Signal(str)
     errorOccurred = Signal(str, str)
 
@@ -132,6 +140,15 @@ class ModelsDialog(QDialog):
         il.addWidget(self.import_status, 1)
         layout.addWidget(imp)
         buttons = QHBoxLayout()
+        self.default_button = QPushButton("Set as default")
+        self.default_button.setToolTip(
+            "The model used when none is chosen (new cases, `declip analyze`). Importing or downloading "
+            "a model never changes it."
+        )
+        self.default_button.clicked.connect(self._set_default)
+        buttons.addWidget(self.default_button)
+        self.default_status = QLabel("")
+        buttons.addWidget(self.default_status)
         buttons.addStretch(1)
         self.use_button = QPushButton("Use for this case")
         self.use_button.clicked.connect(self._use)
@@ -150,8 +167,11 @@ class ModelsDialog(QDialog):
         except Exception as exc:  # unreadable model folder
             self.card_view.setHtml(f"<p style='color:#b91c1c'>Models could not be listed: {html.escape(str(exc))}</p>")
             return
+        default = default_model_name()
         for card in cards:
             text = describe_model(card)
+            if card.name == default:
+                text += "   (default)"
             if card.name == self._current:
                 text += "   (in use)"
             item = QListWidgetItem(text)
@@ -166,6 +186,7 @@ class ModelsDialog(QDialog):
         if not cards:
             self.card_view.setHtml("<p>No model is installed. Import an authors' checkpoint, or use Models → Download….</p>")
         self.use_button.setEnabled(bool(cards))
+        self.default_button.setEnabled(bool(cards))
 
     def selected_name(self) -> str | None:
         item = self.list.currentItem()
@@ -181,6 +202,22 @@ class ModelsDialog(QDialog):
             self._current = name
             self.modelChosen.emit(name)
             self.refresh(name)
+
+    def _set_default(self) -> None:
+        from declip_desktop.engine.models import ModelError
+
+        name = self.selected_name()
+        if not name:
+            return
+        try:
+            set_default_model(name)
+        except (ModelError, OSError) as exc:
+            self.default_status.setText("Not changed.")
+            self.errorOccurred.emit(f"The default model could not be set: {exc}", "")
+            return
+        self.default_status.setText(f"Default: {name}")
+        self.defaultChanged.emit(name)
+        self.refresh(name)
 
     def _choose_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
