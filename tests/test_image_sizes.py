@@ -64,9 +64,15 @@ def test_every_size_single_and_mixed_batches(request, which, fast, batch):
     # One call: with batch 4 the batches mix sizes (1×1 beside 256×256 beside 1×3000 …).
     preds = loc.predict(images)
     _check(preds, SIZES)
-    # The result of an image does not depend on what it was batched with.
+    # Exact mode: an image's result does not depend on what it was batched with. Fast mode's
+    # int8 MLP layers quantize over the whole batch (benchmarks/int8_batch_independence.py), so
+    # there the batch may move a map within fast mode's own tolerance against exact mode.
     alone = loc.predict([images[3]])[0]
-    np.testing.assert_allclose(alone.prob_map, preds[3].prob_map, atol=1e-5)
+    delta = np.abs(alone.prob_map - preds[3].prob_map)
+    if fast and loc.fast_cpu:
+        assert delta.mean() <= 0.005 and delta.max() <= 0.05
+    else:
+        assert delta.max() <= 1e-5
 
 
 def test_native_size_map_is_the_network_map_and_a_private_copy(tiny_declip):

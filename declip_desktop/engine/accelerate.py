@@ -368,33 +368,8 @@ class TokenScaledDynamicLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = x.abs().amax(dim=-1, keepdim=True).clamp_min_(1e-12)
-        y = per_image(self.linear, x / scale)
+        y = self.linear(x / scale)
         return y.mul_(scale) if self.bias is None else torch.addcmul(self.bias, y, scale)
-
-
-def per_image(qlinear: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """A dynamic int8 Linear applied to each image of a batch-first B×L×W input separately.
-
-    The int8 kernel picks its input's quantization range from the whole tensor, so run on a
-    batch it would quantize one image with a range set partly by the other images: the same
-    photo would get a different map depending on what it was batched with (measured: features
-    0.14 apart on the tiny test model). An examiner must get the same result for the same
-    image however the queue was split, so each image gets its own range.
-    """
-    if x.dim() != 3 or x.shape[0] == 1:
-        return qlinear(x)
-    return torch.cat([qlinear(one) for one in x.split(1)], dim=0)
-
-
-class PerImageDynamicLinear(nn.Module):
-    """`nnqd.Linear` whose activation range is computed per image (see `per_image`)."""
-
-    def __init__(self, qlinear: nn.Module):
-        super().__init__()
-        self.linear = qlinear
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return per_image(self.linear, x)
 
 
 def quantize_linears_dynamic(module: nn.Module) -> int:
@@ -418,7 +393,7 @@ def quantize_linears_dynamic(module: nn.Module) -> int:
             else:  # MLP layers: per-token scaling measured no better there, and costs time
                 linear.qconfig = per_channel_dynamic_qconfig
                 with torch.no_grad():
-                    qlinear = PerImageDynamicLinear(nnqd.Linear.from_float(linear))
+                    qlinear = nnqd.Linear.from_float(linear)
             setattr(parent, name, qlinear)
             weight = linear.weight
             del linear
