@@ -55,3 +55,12 @@ def test_setting_the_default_from_the_gui_module_needs_no_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == ["only", False]
+
+
+def test_import_and_download_say_which_model_is_the_default():
+    from declip_desktop.gui.models_dialog import default_model_sentence
+
+    install_tiny_model("first")
+    assert default_model_sentence("first") == "first is the default model."
+    install_tiny_model("second", seed=1)
+    assert "still first" in default_model_sentence("second")

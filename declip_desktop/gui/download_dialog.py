@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from declip_desktop.common.progress import CancelToken
 from declip_desktop.engine.download import DownloadError, Progress, download_model, format_size, installed_cards
 from declip_desktop.engine.registry import CHECKPOINTS, MIRROR_ENV, RECOMMENDED
+from declip_desktop.gui.models_dialog import default_model_sentence
 
 _COLUMNS = ("Model", "Backbone", "Trained on", "Size", "Status")
 
@@ -236,7 +237,7 @@ class DownloadDialog(QDialog):
         else:
             self.status.setText(
                 f"{name} installed. SHA-256 of the downloaded file: {result.source_sha256} "
-                "(recorded in its model card)."
+                f"(recorded in its model card). {default_model_sentence(name)}"
             )
         self.refresh()
         self.modelInstalled.emit(name)

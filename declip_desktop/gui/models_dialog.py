@@ -54,6 +54,16 @@ def set_default_model(name: str) -> None:
     ModelStore().set_default(name)
 
 
+def default_model_sentence(installed: str) -> str:
+    """After an install: which model is the default, so that no change goes unnoticed."""
+    current = default_model_name()
+    if current == installed:
+        return f"{installed} is the default model."
+    if current is None:
+        return "No default model is set: choose one in Models → Choose model… → Set as default."
+    return f"The default model is still {current} (Models → Choose model… → Set as default to change it)."
+
+
 def find_card(name: str | None):
     if not name:
         return None
@@ -249,7 +259,7 @@ class ModelsDialog(QDialog):
     def _imported(self, card) -> None:
         self.import_button.setEnabled(True)
         self.progress.setVisible(False)
-        self.import_status.setText(f"Imported {card.name}.")
+        self.import_status.setText(f"Imported {card.name}. {default_model_sentence(card.name)}")
         self.modelImported.emit(card.name)
         self.refresh(card.name)
 
