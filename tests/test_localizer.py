@@ -100,6 +100,8 @@ def test_prediction_shape_range_and_metadata(loc, tiny_model):
     assert pred.model_sha256 == tiny_model.card.sha256 and len(pred.model_sha256) == 64
     assert pred.model_name == "tiny" and pred.device == "cpu" and pred.seconds > 0
     assert not pred.demo and loc.is_demo is False
+    snap = loc.card_snapshot
+    assert (snap["name"], snap["sha256"], snap["demo"]) == ("tiny", tiny_model.card.sha256, False)
 
 
 def test_output_is_sigmoid_of_network_resized(loc):
