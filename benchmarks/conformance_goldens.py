@@ -31,7 +31,7 @@ import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path.insert(0, str(REPO))
 
 DEFAULT_AUTHORS = Path("/work/.mirror/bit-ml+DeCLIP/repo")
 
@@ -67,8 +67,8 @@ def main(argv=None) -> int:
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
 
-    import conformance_cases as cc
-    import factories
+    from tests import conformance_cases as cc
+    from tests import factories
 
     torch.set_num_threads(args.threads)
     out_dir = args.out or cc.GOLDENS_DIR

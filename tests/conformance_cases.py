@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import factories
+from tests import factories
 
 GOLDENS_DIR = Path(__file__).parent / "goldens" / "conformance"
 #: The engine must agree with the authors' maps this closely (probability, per pixel).

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-import conformance_cases as cc
 from declip_desktop.engine.localizer import Localizer
 from declip_desktop.engine.models import ModelStore, import_checkpoint
+from tests import conformance_cases as cc
 
 # Building and importing a full-size model takes 40-90 s on 2 busy cores; allow a slower CI machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

@@ -6,14 +6,14 @@ import hashlib
 import json
 
 import pytest
-from local_http import LocalServer, no_proxy, server, tiny_registry  # noqa: F401 (fixtures)
 
-import factories
 from declip_desktop.cli import main
 from declip_desktop.common.paths import models_dir
 from declip_desktop.engine import download, registry
 from declip_desktop.engine.download import DownloadError, fetch
 from declip_desktop.engine.models import ModelError, ModelStore
+from tests import factories
+from tests.local_http import LocalServer, no_proxy, server, tiny_registry  # noqa: F401 (fixtures)
 
 
 def _serve(server, tmp_path, name: str, seed: int = 0) -> str:

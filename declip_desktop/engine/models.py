@@ -270,7 +270,7 @@ class ModelStore:
 
     def set_default(self, name: str) -> InstalledModel:
         """Make `name` the model used when none is named (cases, `declip analyze`, the app)."""
-        from declip_desktop.engine.weights_file import write_text_atomic
+        from declip_desktop.engine.safetensors_header import write_text_atomic
 
         model = self.get(name)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -325,7 +325,7 @@ class ModelStore:
 
 def verify_model(model: InstalledModel) -> tuple[bool, str]:
     """(ok, detail) for one installed model; see `ModelStore.verify`."""
-    from declip_desktop.engine.weights_file import WeightsFileError, read_header
+    from declip_desktop.engine.safetensors_header import WeightsFileError, read_header
 
     card = model.card
     try:
