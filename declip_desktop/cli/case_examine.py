@@ -9,11 +9,10 @@ PNG (`--view ela --out ela.png`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from declip_desktop.cli import FATAL, OK, SOME_FAILED
+from declip_desktop.cli import FATAL, OK, SOME_FAILED, jsonout
 
 
 def _err(message: str) -> int:
@@ -94,7 +93,7 @@ def _examine(args: argparse.Namespace) -> int:
                 continue
             results.append(exam)
     if args.json:
-        print(json.dumps([{"evidence_id": e.evidence_id, "file": str(e.path), "sha256": e.sha256,
+        print(jsonout.dumps([{"evidence_id": e.evidence_id, "file": str(e.path), "sha256": e.sha256,
                            "alerts": e.alerts, "c2pa": e.c2pa} for e in results], indent=2, ensure_ascii=False))
     else:
         for e in results:
