@@ -94,7 +94,7 @@ def _examine(args: argparse.Namespace) -> int:
             results.append(exam)
     if args.json:
         print(jsonout.dumps([{"evidence_id": e.evidence_id, "file": str(e.path), "sha256": e.sha256,
-                           "alerts": e.alerts, "c2pa": e.c2pa} for e in results], indent=2, ensure_ascii=False))
+                              "alerts": e.alerts, "c2pa": e.c2pa} for e in results], indent=2, ensure_ascii=False))
     else:
         for e in results:
             print(f"Evidence {e.evidence_id}: C2PA {e.c2pa.get('state')}; {len(e.alerts)} alert(s)")
