@@ -68,3 +68,11 @@ def test_model_with_overflowing_output_gives_an_error_line_not_a_nan_score(tmp_p
     count = int(rec["error"].split(": ")[1].split()[0])
     assert 0 < count <= 256 * 256
     assert "error" in by_path[str(missing)]
+
+
+def test_terminal_json_used_by_case_commands_is_strict_too():
+    from declip_desktop.common.text import terminal_json
+
+    text = terminal_json({"score": math.nan, "name": "caf\u00e9\u202e", "n": np.float32(0.5)}, indent=2)
+    assert strict_loads(text) == {"score": None, "name": "caf\u00e9\u202e", "n": 0.5}
+    assert "\u202e" not in text  # still terminal-safe: the bidi control is escaped

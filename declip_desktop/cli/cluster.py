@@ -6,11 +6,10 @@ Ray is optional: without it both say how to install it and exit with code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from declip_desktop.cli import FATAL, OK, SOME_FAILED
+from declip_desktop.cli import FATAL, OK, SOME_FAILED, jsonout
 
 ADDRESS_HELP = ("'local' (start a Ray on this machine, 127.0.0.1 only), 'auto' (RAY_ADDRESS, else the Ray "
                 "running here), ray://HOST:PORT (Ray Client) or HOST:PORT (a cluster this machine belongs to)")
@@ -98,7 +97,7 @@ def _info(args: argparse.Namespace) -> int:
     except ClusterError as exc:
         return _err(str(exc))
     if args.json:
-        print(json.dumps(info.as_dict(), indent=2))
+        print(jsonout.dumps(info.as_dict(), indent=2))
         return OK
     print(f"Ray {info.ray_version} at {info.address}: {len(info.alive_nodes)} node(s) alive, "
           f"{info.cpus:g} CPUs, {info.gpus:g} GPUs")

@@ -9,9 +9,10 @@ formula by spreadsheet programs (OWASP "CSV injection").
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from typing import Any
+
+from declip_desktop.common import strict_json
 
 #: Format characters that reorder or hide text (bidi embeddings, overrides and isolates).
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
@@ -38,11 +39,11 @@ def terminal_safe(text: Any) -> str:
 
 
 def terminal_json(value: Any, **kwargs: Any) -> str:
-    """`json.dumps(value, ensure_ascii=False, …)` whose output is also terminal-safe.
+    """Strict JSON (`common.strict_json`, `ensure_ascii=False`) whose output is also terminal-safe.
 
     JSON already escapes C0 controls; the C1 controls, DEL, bidi controls and line separators
     it leaves raw are written as `\\uNNNN` escapes, which decode to the same strings."""
-    text = json.dumps(value, ensure_ascii=False, **kwargs)
+    text = strict_json.dumps(value, ensure_ascii=False, **kwargs)  # NaN/Inf → null: strict JSON
     if not any(_unsafe(ch) for ch in text):
         return text
     return "".join(f"\\u{ord(ch):04x}" if (_unsafe(ch) and ch not in "\n") else ch for ch in text)
