@@ -8,10 +8,9 @@ be re-run), 2 when the bundle cannot be used at all.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from declip_desktop.cli import FATAL, OK, SOME_FAILED
+from declip_desktop.cli import FATAL, OK, SOME_FAILED, jsonout
 
 
 def _err(message: str) -> int:
@@ -55,7 +54,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         return _err(str(exc))
     tol = args.tolerance if args.tolerance is not None else manifest.get("tolerance")
     if args.json:
-        print(json.dumps({"tolerance": tol, "items": [r.__dict__ for r in results]}, indent=2))
+        print(jsonout.dumps({"tolerance": tol, "items": [r.__dict__ for r in results]}, indent=2))
     else:
         env = manifest.get("environment", {})
         print(f"Bundle of case {manifest['case']['number']}, made with {env.get('software')} on {env.get('platform')}")
