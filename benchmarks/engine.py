@@ -274,6 +274,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--worst", type=int, default=8, help="how many of the worst held-out images to list")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print("machine:", machine(), f"| torch threads {args.threads}", flush=True)
@@ -330,6 +331,7 @@ def main() -> int:
               f"{d.max():.4f}  (map std {pe.prob_map.std():.3f}, score exact {pe.score:.3f} fast {pf.score:.3f})")
     print(f"fast vs exact over {len(photos)} photos: mean |Δ| {np.mean(deltas):.4f} (limit 0.005), "
           f"max |Δ| {np.max(maxes):.4f} (limit 0.05)")
+    heldout_agreement(exact, fast, args.worst)
 
     if not args.skip_rss:
         img = work / "photo.png"
@@ -344,6 +346,38 @@ def main() -> int:
     else:
         print("GPU: CUDA not available, GPU section skipped")
     return 0
+
+
+def heldout_agreement(exact, fast, worst: int) -> None:
+    """Fast vs exact on the held-out set (`benchmarks/heldout_images.py`), per kind and worst images."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from heldout_images import heldout_images
+
+    images = heldout_images()
+    names = [n for n, _ in images]
+    arrays = [a for _, a in images]
+    t = time.perf_counter()
+    rows = []  # (name, mean |Δ|, max |Δ|, map std)
+    for name, pe, pf in zip(names, exact.predict_iter(arrays), fast.predict_iter(arrays)):
+        if pe.error or pf.error:
+            raise RuntimeError(f"{name}: {pe.error or pf.error}")
+        d = np.abs(pe.prob_map - pf.prob_map)
+        rows.append((name, float(d.mean()), float(d.max()), float(pe.prob_map.std())))
+    means, maxes = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+    # mean |Δ| over all images, each image weighted equally (its own pixel mean), as for the seven photos
+    print(f"fast vs exact over {len(rows)} held-out images (not used to tune or calibrate the recipe; "
+          f"{time.perf_counter() - t:.0f} s): mean |Δ| {means.mean():.4f} (limit 0.005), max |Δ| "
+          f"{maxes.max():.4f} (limit 0.05); per-image max |Δ|: median {np.median(maxes):.4f}, "
+          f"95th percentile {np.percentile(maxes, 95):.4f}")
+    kinds: dict[str, list[int]] = {}
+    for i, (name, *_rest) in enumerate(rows):
+        kinds.setdefault(name.split("_", 1)[0], []).append(i)
+    for kind, idx in kinds.items():
+        print(f"  {kind:8s} {len(idx):3d} images  mean |Δ| {means[idx].mean():.4f}  max |Δ| {maxes[idx].max():.4f}")
+    print(f"  worst {worst} (by max |Δ|):")
+    for i in np.argsort(-maxes)[:worst]:
+        name, mean, mx, std = rows[i]
+        print(f"    {name:46s} mean |Δ| {mean:.4f}  max |Δ| {mx:.4f}  (exact map std {std:.3f})")
 
 
 def gpu_section(installed) -> None:

@@ -540,3 +540,43 @@ def optimize_fast_cpu(net: nn.Module, *, calibration=None, ranges: dict | None =
     del decoder, fc, convs, feats
     trim_heap()
     return {"float_convs": sorted(keep_fp32), "observers": found}
+
+
+# --------------------------------------------------------------------------- fast CPU mode, v4
+
+
+def int8_linears(module: nn.Module, skip=lambda parent, name: False) -> int:
+    """Replace every nn.Linear below `module` by an `int8.Int8Linear`, one at a time, releasing
+    each fp32 weight's memory-mapped pages as soon as its int8 copy exists; returns how many."""
+    from declip_desktop.engine.int8 import Int8Linear
+
+    targets = [(parent, name, child) for parent in module.modules()
+               for name, child in parent.named_children() if type(child) is nn.Linear and not skip(parent, name)]
+    for parent, name, linear in targets:
+        setattr(parent, name, Int8Linear(linear))
+        weight = linear.weight
+        del linear
+        release_file_pages(weight)
+        del weight
+    trim_heap()
+    return len(targets)
+
+
+def int8_decoder(fc: nn.Sequential, float_convs: frozenset[int] = frozenset()) -> nn.Sequential:
+    """The (BN-folded) conv decoder with every convolution int8 (`int8.Int8Conv2d`, ReLU fused)
+    except those whose index is in `float_convs` and the last one (the logits)."""
+    from declip_desktop.engine.int8 import Int8Conv2d
+
+    mods = [m for m in fc if not isinstance(m, nn.Identity)]
+    out, conv_index, i = [], 0, 0
+    while i < len(mods):
+        m = mods[i]
+        if isinstance(m, nn.Conv2d) and i < len(mods) - 1 and conv_index not in float_convs:
+            relu = i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
+            out.append(Int8Conv2d(m, relu=relu))
+            i += 2 if relu else 1
+        else:
+            out.append(m)
+            i += 1
+        conv_index += isinstance(m, nn.Conv2d)
+    return nn.Sequential(*out)

@@ -1,0 +1,100 @@
+"""int8 Linear and Conv2d layers whose activation scale is taken from each input, not calibrated.
+
+Fast mode's earlier recipe quantized the decoder statically: activation ranges fixed once on
+calibration images. On images unlike those (a screenshot, a photo with large flat areas) the
+activations left the calibrated range and were clipped, which moved single pixels of the map
+by up to 0.4 (docs/PERFORMANCE.md). These layers instead quantize each image's activations
+with that image's own range at every call, so nothing is ever clipped, no calibration data is
+needed, and an image's result does not depend on the other images of its batch:
+- `Int8Linear`: every token (row) is scaled by its own absolute maximum to [-1, 1] and
+  quantized to 8 bits; the int8 product comes back in fp32 and is multiplied by the token's
+  scale (exact algebra for a linear map; the bias is added in fp32);
+- `Int8Conv2d`: each image is quantized to 8 bits over its own [min, max] (ReLU outputs give
+  [0, max]); the convolution, with the ReLU fused when one follows, returns fp32.
+Weights are per output channel, symmetric, 7-bit (±63): CPUs with AVX2 but no VNNI multiply
+u8 activations by s8 weights in pairs summed into int16, and 255·64·2 < 2¹⁵ cannot saturate,
+so every x86 CPU computes the same products. The kernels are oneDNN's (`torch.ops.onednn`,
+the ones PyTorch's own x86 int8 path uses), with fp32 output so no second quantization.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+WEIGHT_QMAX = 63  # 7-bit weights, see the module docstring
+
+
+def available() -> bool:
+    """True when this PyTorch build has the oneDNN int8 kernels (x86 builds do; ARM ones may not)."""
+    ops = getattr(torch.ops, "onednn", None)
+    try:
+        return ops is not None and all(hasattr(ops, n) for n in
+                                       ("qconv_prepack", "qconv_pointwise", "qlinear_prepack", "qlinear_pointwise"))
+    except RuntimeError:  # an op namespace that failed to load
+        return False
+
+
+def _quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-output-channel symmetric int8 (±WEIGHT_QMAX) values and their fp32 scales."""
+    w = weight.detach().float()
+    scale = w.flatten(1).abs().amax(dim=1).clamp_min(1e-12) / WEIGHT_QMAX
+    shape = (-1,) + (1,) * (w.dim() - 1)
+    q = torch.round(w / scale.reshape(shape)).clamp_(-WEIGHT_QMAX, WEIGHT_QMAX).to(torch.int8)
+    return q, scale.contiguous()
+
+
+class Int8Linear(nn.Module):
+    """int8 replacement for an `nn.Linear`, activations quantized per token; see the module docstring."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        q, scale = _quantize_weight(linear.weight)
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.register_buffer("w_scale", scale)
+        self.register_buffer("w_zero", torch.zeros(self.out_features, dtype=torch.int64))
+        # oneDNN's packed layout: an opaque tensor, kept out of the state dict
+        self.packed = torch.ops.onednn.qlinear_prepack(q, None)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)
+        scale = rows.abs().amax(dim=1, keepdim=True).clamp_min_(1e-30)
+        # x/scale is in [-1, 1]: 127 steps each side of the zero point 128 (u8).
+        q = (rows / scale).mul_(127.0).round_().add_(128.0).to(torch.uint8)
+        y = torch.ops.onednn.qlinear_pointwise(q, 1.0 / 127.0, 128, self.packed, self.w_scale, self.w_zero, None,
+                                               1.0, 0, torch.float32, "none", [], "")
+        y = y.mul_(scale) if self.bias is None else torch.addcmul(self.bias, y, scale)
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+
+class Int8Conv2d(nn.Module):
+    """int8 replacement for an `nn.Conv2d` (optionally fused with the ReLU after it); see the module docstring."""
+
+    def __init__(self, conv: nn.Conv2d, relu: bool = False):
+        super().__init__()
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise ValueError("only zero-padded convolutions with explicit padding are supported")
+        q, scale = _quantize_weight(conv.weight)
+        self.stride, self.padding = list(conv.stride), list(conv.padding)
+        self.dilation, self.groups = list(conv.dilation), conv.groups
+        self.out_channels = conv.out_channels
+        self.relu = relu
+        self.register_buffer("w_scale", scale)
+        self.register_buffer("w_zero", torch.zeros(conv.out_channels, dtype=torch.int64))
+        self.packed = torch.ops.onednn.qconv_prepack(  # opaque, kept out of the state dict
+            q, scale, 1.0, 0, self.stride, self.padding, self.dilation, self.groups, None)
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().float().clone())
+
+    def _one(self, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+        scale = (hi - lo) / 255.0 if hi > lo else 1.0
+        zero = int(round(-lo / scale))
+        q = (x / scale).round_().add_(zero).clamp_(0, 255).to(torch.uint8)
+        return torch.ops.onednn.qconv_pointwise(
+            q, scale, zero, self.packed, self.w_scale, self.w_zero, self.bias, self.stride, self.padding,
+            self.dilation, self.groups, 1.0, 0, torch.float32, "relu" if self.relu else "none", [], "")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # One image at a time: its own range, so its batch-mates cannot change its result.
+        return torch.cat([self._one(x[i : i + 1]) for i in range(x.shape[0])])
