@@ -4,11 +4,14 @@ On the benchmark model (`benchmarks/engine.py`: full-size ViT-L/14 layer20 conv-
 random weights) and the held-out images (`benchmarks/heldout_images.py`), prints mean and
 max |Δ| per pixel of the 256×256 probability map against exact fp32 for:
 - the ViT int8 alone (decoder fp32 on int8-ViT features);
-- the decoder int8 alone (fast decoder on exact features), and both together (fast mode);
-- with --per-layer: one decoder convolution int8 at a time, and one ViT block's Linears int8
-  at a time (on the worst images of the first pass, to keep it short).
+- the decoder int8 alone (on exact features), and both together (fast mode);
+- the same with plain (unsplit) 7-bit weights, to show what the split weights buy;
+- with --per-layer: on the worst images, every decoder convolution but one int8, and one ViT
+  block's Linears at a time int8;
+- with --profile: fast mode's self CPU time per operator at batch 4 (shares stay meaningful
+  on a loaded machine, absolute times do not).
 
-    nice -n 10 .venv/bin/python benchmarks/fast_mode_diagnosis.py [--per-layer] [--threads 2]
+    nice -n 10 .venv/bin/python benchmarks/fast_mode_diagnosis.py [--per-layer] [--profile] [--threads 2]
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import engine as bench  # noqa: E402  (benchmarks/engine.py)
 from heldout_images import heldout_images  # noqa: E402
+
+from declip_desktop.engine import accelerate  # noqa: E402
 
 
 def inputs(images) -> torch.Tensor:
@@ -41,14 +47,10 @@ def batched(fn, x: torch.Tensor, batch: int = 4) -> torch.Tensor:
         return torch.cat([fn(x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
-def errors(p: torch.Tensor, ref: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    d = (p - ref).abs().flatten(1)
-    return d.mean(1).numpy(), d.amax(1).numpy()
-
-
-def report(label: str, p: torch.Tensor, ref: torch.Tensor, names=None, worst: int = 0) -> np.ndarray:
-    mean, mx = errors(p, ref)
-    print(f"  {label:44s} mean |Δ| {mean.mean():.4f}  max |Δ| {mx.max():.4f}  (median of per-image max {np.median(mx):.4f})",
+def report(label: str, logits: torch.Tensor, ref: torch.Tensor, names=None, worst: int = 0) -> np.ndarray:
+    d = (torch.sigmoid(logits)[:, 0] - ref).abs().flatten(1)
+    mean, mx = d.mean(1).numpy(), d.amax(1).numpy()
+    print(f"  {label:46s} mean |Δ| {mean.mean():.4f}  max |Δ| {mx.max():.4f}  (median per-image max {np.median(mx):.4f})",
           flush=True)
     if worst and names is not None:
         for i in np.argsort(-mx)[:worst]:
@@ -56,76 +58,93 @@ def report(label: str, p: torch.Tensor, ref: torch.Tensor, names=None, worst: in
     return mx
 
 
+def int8_vit(backbone: nn.Module, split: bool, only_block: int | None = None) -> nn.Module:
+    """A copy of `backbone` with the ViT's Linears int8 as fast mode makes them (or only one block's)."""
+    qb = copy.deepcopy(backbone)
+    target = qb.vit if only_block is None else qb.vit.transformer.resblocks[only_block]
+    accelerate.int8_linears(target, split=(lambda parent, name: split))
+    return qb
+
+
+class _Net(nn.Module):
+    def __init__(self, backbone, decoder):
+        super().__init__()
+        self.backbone, self.decoder = backbone, decoder
+
+    def forward(self, x):
+        return self.decoder(self.backbone(x))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--per-layer", action="store_true")
+    ap.add_argument("--profile", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="only the first N held-out images")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from declip_desktop.engine import accelerate
-
-    print("machine:", bench.machine(), flush=True)
+    print("machine:", bench.machine(), "| recipe", accelerate.FAST_RECIPE, flush=True)
     t0 = time.perf_counter()
     net = accelerate.optimize_exact(bench.build_benchmark_net())
-    images = heldout_images()
-    if args.limit:
-        images = images[: args.limit]
+    images = heldout_images()[: args.limit or None]
     names = [n for n, _ in images]
     x = inputs(images)
-    print(f"model and {len(images)} images ready in {time.perf_counter() - t0:.0f} s", flush=True)
-
     feats = batched(net.backbone, x)
-    ref = torch.sigmoid(batched(net.decoder, feats))[:, 0]
-    qvit = copy.deepcopy(net.backbone)
-    accelerate.quantize_linears_dynamic(qvit.vit)
-    qfeats = batched(qvit, x)
-    print(f"features ready in {time.perf_counter() - t0:.0f} s; feature |Δ| ViT int8: "
-          f"max {float((qfeats - feats).abs().max()):.3f} (features' max {float(feats.abs().max()):.1f})")
-    fast = torch.nn.Module()  # what optimize_fast_cpu reads: .backbone (already int8 here) and .decoder
-    fast.backbone, fast.decoder = qvit, copy.deepcopy(net.decoder)
-    found = accelerate.optimize_fast_cpu(fast, calibration=lambda: accelerate_calibration(accelerate))
-    print("decoder recipe:", {k: v for k, v in (found or {}).items() if k != "observers"})
+    with torch.inference_mode():
+        ref = torch.sigmoid(batched(net.decoder, feats))[:, 0]
+    print(f"model, {len(images)} held-out images and exact features in {time.perf_counter() - t0:.0f} s", flush=True)
 
-    print("fast vs exact (held-out):")
-    report("ViT int8, decoder fp32", torch.sigmoid(batched(net.decoder, qfeats))[:, 0], ref, names, 5)
-    report("ViT fp32, decoder int8", torch.sigmoid(batched(fast.decoder, feats))[:, 0], ref, names, 5)
-    mx = report("both int8 (fast mode)", torch.sigmoid(batched(fast.decoder, qfeats))[:, 0], ref, names, 8)
+    fc = net.decoder.fc
+    worst = None
+    for split in (False, True):
+        recipe = "fast mode" if split == accelerate.SPLIT_WEIGHTS else "unsplit 7-bit weights"
+        print(f"fast vs exact, {len(images)} held-out images, {recipe}:")
+        qb = int8_vit(net.backbone, split)
+        qfeats = batched(qb, x)
+        dec = accelerate.int8_decoder(copy.deepcopy(fc), accelerate.FLOAT_CONVS, split=split)
+        report("ViT int8, decoder fp32", batched(net.decoder, qfeats), ref, names, 4)
+        report("ViT fp32, decoder int8", batched(dec, feats), ref, names, 4)
+        mx = report("both int8", batched(dec, qfeats), ref, names, 8)
+        if split == accelerate.SPLIT_WEIGHTS:
+            worst, fast = np.argsort(-mx)[:6], _Net(qb, dec)
+        del qb, qfeats, dec
 
+    if args.profile:
+        profile(fast, x[:4])
     if args.per_layer:
-        worst = np.argsort(-mx)[:8]
         per_layer(net, x[worst], feats[worst], ref[worst])
     return 0
 
 
-def accelerate_calibration(accelerate):
-    from PIL import Image
+def profile(fast: nn.Module, x: torch.Tensor, rounds: int = 2) -> None:
+    """Self CPU time per operator over `rounds` fast-mode batches (after a warm-up)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
-    from declip_desktop.engine.preprocess import to_input_tensor
-
-    return [torch.stack([to_input_tensor(Image.fromarray(a)) for a in accelerate.calibration_images(count=4)])]
+    with torch.inference_mode():
+        fast(x)
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(rounds):
+                fast(x)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    print(f"fast mode, batch {len(x)}, self CPU time shares by operator ({rounds} batches, "
+          f"{total / 1e6 / rounds / len(x):.3f} s per image under the current load):")
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:16]:
+        print(f"  {e.key:44s} {100 * e.self_cpu_time_total / total:5.1f} %  ({e.count} calls)")
 
 
 def per_layer(net, x, feats, ref) -> None:
-    from declip_desktop.engine import accelerate
-
     fc = net.decoder.fc
-    convs = [m for m in fc if isinstance(m, torch.nn.Conv2d)]
-    calib = accelerate_calibration(accelerate)
-    with torch.inference_mode():
-        calib_feats = [net.backbone(b) for b in calib]
-    unit_ranges = accelerate._unit_output_ranges(fc, calib_feats)
-    everything = frozenset(range(len(convs)))
-    print("one decoder convolution int8 at a time (static, procedural calibration ranges), worst images:")
-    for i in range(len(convs) - 1):
-        qdec, _ = accelerate.quantize_decoder(net.decoder, None, "minmax", everything - {i}, weight_bits7=True,
-                                              unit_ranges=unit_ranges)
-        report(f"conv {i} int8", torch.sigmoid(batched(qdec, feats))[:, 0], ref)
-    print("one ViT block's Linears int8 at a time, worst images:")
+    n = sum(isinstance(m, nn.Conv2d) for m in fc)
+    print(f"on the {len(x)} worst images: every decoder convolution int8 except conv i (ViT fp32):")
+    for i in range(n - 1):
+        dec = accelerate.int8_decoder(copy.deepcopy(fc), frozenset({i}), split=accelerate.SPLIT_WEIGHTS)
+        report(f"conv {i} fp32", batched(dec, feats), ref)
+    print(f"on the {len(x)} worst images: one ViT block's Linears int8 at a time (decoder fp32):")
     for b in range(len(net.backbone.vit.transformer.resblocks)):
-        qvit = copy.deepcopy(net.backbone)
-        accelerate.quantize_linears_dynamic(qvit.vit.transformer.resblocks[b])
-        report(f"block {b} int8", torch.sigmoid(batched(net.decoder, batched(qvit, x)))[:, 0], ref)
+        qb = int8_vit(net.backbone, accelerate.SPLIT_WEIGHTS, only_block=b)
+        report(f"block {b} int8", batched(net.decoder, batched(qb, x)), ref)
 
 
 if __name__ == "__main__":

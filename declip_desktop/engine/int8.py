@@ -35,24 +35,35 @@ def available() -> bool:
         return False
 
 
-def _quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-output-channel symmetric int8 (±WEIGHT_QMAX) values and their fp32 scales."""
+def _quantize_weight(weight: torch.Tensor, split: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-output-channel symmetric int8 (±WEIGHT_QMAX) values and their fp32 scales.
+
+    `split`: the weight as the sum of two int8 weights, the second quantizing what the first
+    rounded away (about 13 bits in all), stacked as twice the output channels, so one int8
+    product computes both halves; the caller adds them.
+    """
     w = weight.detach().float()
-    scale = w.flatten(1).abs().amax(dim=1).clamp_min(1e-12) / WEIGHT_QMAX
     shape = (-1,) + (1,) * (w.dim() - 1)
-    q = torch.round(w / scale.reshape(shape)).clamp_(-WEIGHT_QMAX, WEIGHT_QMAX).to(torch.int8)
-    return q, scale.contiguous()
+    scale = w.flatten(1).abs().amax(dim=1).clamp_min(1e-30) / WEIGHT_QMAX
+    q = torch.round(w / scale.reshape(shape)).clamp_(-WEIGHT_QMAX, WEIGHT_QMAX)
+    if not split:
+        return q.to(torch.int8), scale.contiguous()
+    rest = w - q * scale.reshape(shape)
+    scale2 = rest.flatten(1).abs().amax(dim=1).clamp_min(1e-30) / WEIGHT_QMAX
+    q2 = torch.round(rest / scale2.reshape(shape)).clamp_(-WEIGHT_QMAX, WEIGHT_QMAX)
+    return torch.cat([q, q2]).to(torch.int8), torch.cat([scale, scale2]).contiguous()
 
 
 class Int8Linear(nn.Module):
     """int8 replacement for an `nn.Linear`, activations quantized per token; see the module docstring."""
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, linear: nn.Linear, split: bool = False):
         super().__init__()
-        q, scale = _quantize_weight(linear.weight)
+        q, scale = _quantize_weight(linear.weight, split)
         self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.split = split
         self.register_buffer("w_scale", scale)
-        self.register_buffer("w_zero", torch.zeros(self.out_features, dtype=torch.int64))
+        self.register_buffer("w_zero", torch.zeros(q.shape[0], dtype=torch.int64))
         # oneDNN's packed layout: an opaque tensor, kept out of the state dict
         self.packed = torch.ops.onednn.qlinear_prepack(q, None)
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())
@@ -64,6 +75,8 @@ class Int8Linear(nn.Module):
         q = (rows / scale).mul_(127.0).round_().add_(128.0).to(torch.uint8)
         y = torch.ops.onednn.qlinear_pointwise(q, 1.0 / 127.0, 128, self.packed, self.w_scale, self.w_zero, None,
                                                1.0, 0, torch.float32, "none", [], "")
+        if self.split:
+            y = y[:, : self.out_features] + y[:, self.out_features :]
         y = y.mul_(scale) if self.bias is None else torch.addcmul(self.bias, y, scale)
         return y.reshape(*x.shape[:-1], self.out_features)
 
@@ -71,29 +84,40 @@ class Int8Linear(nn.Module):
 class Int8Conv2d(nn.Module):
     """int8 replacement for an `nn.Conv2d` (optionally fused with the ReLU after it); see the module docstring."""
 
-    def __init__(self, conv: nn.Conv2d, relu: bool = False):
+    def __init__(self, conv: nn.Conv2d, relu: bool = False, split: bool = False):
         super().__init__()
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             raise ValueError("only zero-padded convolutions with explicit padding are supported")
-        q, scale = _quantize_weight(conv.weight)
+        q, scale = _quantize_weight(conv.weight, split)
+        self.split = split
         self.stride, self.padding = list(conv.stride), list(conv.padding)
         self.dilation, self.groups = list(conv.dilation), conv.groups
         self.out_channels = conv.out_channels
         self.relu = relu
         self.register_buffer("w_scale", scale)
-        self.register_buffer("w_zero", torch.zeros(conv.out_channels, dtype=torch.int64))
+        self.register_buffer("w_zero", torch.zeros(q.shape[0], dtype=torch.int64))
         self.packed = torch.ops.onednn.qconv_prepack(  # opaque, kept out of the state dict
             q, scale, 1.0, 0, self.stride, self.padding, self.dilation, self.groups, None)
-        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().float().clone())
+        bias = None if conv.bias is None else conv.bias.detach().float()
+        if bias is not None and split:
+            bias = torch.cat([bias, torch.zeros_like(bias)])
+        self.register_buffer("bias", None if bias is None else bias.clone())
 
     def _one(self, x: torch.Tensor) -> torch.Tensor:
         lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
         scale = (hi - lo) / 255.0 if hi > lo else 1.0
         zero = int(round(-lo / scale))
         q = (x / scale).round_().add_(zero).clamp_(0, 255).to(torch.uint8)
-        return torch.ops.onednn.qconv_pointwise(
+        fuse_relu = self.relu and not self.split
+        y = torch.ops.onednn.qconv_pointwise(
             q, scale, zero, self.packed, self.w_scale, self.w_zero, self.bias, self.stride, self.padding,
-            self.dilation, self.groups, 1.0, 0, torch.float32, "relu" if self.relu else "none", [], "")
+            self.dilation, self.groups, 1.0, 0, torch.float32, "relu" if fuse_relu else "none", [], "")
+        if self.split:
+            n = self.out_channels
+            y = y[:, :n] + y[:, n:]
+            if self.relu:
+                y = y.relu_()
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # One image at a time: its own range, so its batch-mates cannot change its result.
