@@ -94,6 +94,38 @@ def test_an_images_int8_result_does_not_depend_on_its_batch_mates():
         assert torch.equal(qlin(tokens), qlin(torch.cat([tokens, mates.flatten(2).transpose(1, 2)]))[:1])
 
 
+_ISA_SCRIPT = """
+import sys, torch
+from torch import nn
+from declip_desktop.engine import int8
+torch.manual_seed(0)
+conv, lin = nn.Conv2d(32, 16, 5, padding=2), nn.Linear(256, 64)
+x = torch.relu(torch.randn(2, 32, 16, 16)) * 3
+t = torch.randn(2, 20, 256)
+t[:, 0] *= 100
+with torch.inference_mode():
+    out = (int8.Int8Conv2d(conv, relu=True, split=True)(x), int8.Int8Linear(lin, split=True)(t))
+torch.save(out, sys.argv[1])
+"""
+
+
+@needs_int8
+def test_int8_results_are_the_same_on_a_cpu_without_vnni(tmp_path):
+    """7-bit weights: AVX2's int16 pair sums cannot saturate, so oneDNN's AVX2 kernels (forced
+    with ONEDNN_MAX_CPU_ISA) give what the VNNI/AMX ones give, and so does the agreement."""
+    import os
+    import subprocess
+
+    results = []
+    for isa in ("DEFAULT", "AVX2"):
+        out = tmp_path / f"{isa}.pt"
+        env = dict(os.environ, ONEDNN_MAX_CPU_ISA=isa, OMP_NUM_THREADS="1")
+        subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(out)], env=env, check=True, timeout=120)
+        results.append(torch.load(out, weights_only=True))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-5 * float(a.abs().max()))
+
+
 @needs_int8
 def test_linear_conversion_replaces_every_linear_and_keeps_the_function():
     torch.manual_seed(0)
