@@ -97,11 +97,12 @@ def main() -> int:
     fc = net.decoder.fc
     worst = None
     for split in (False, True):
-        recipe = "fast mode" if split == accelerate.SPLIT_WEIGHTS else "unsplit 7-bit weights"
+        recipe = "fast mode" if split == accelerate.SPLIT_WEIGHTS else "unsplit 7-bit weights and activations"
         print(f"fast vs exact, {len(images)} held-out images, {recipe}:")
         qb = int8_vit(net.backbone, split)
         qfeats = batched(qb, x)
-        dec = accelerate.int8_decoder(copy.deepcopy(fc), accelerate.FLOAT_CONVS, split=split)
+        dec = accelerate.int8_decoder(copy.deepcopy(fc), accelerate.FLOAT_CONVS, split=split,
+                                      split_input=split and accelerate.SPLIT_DECODER_INPUT)
         report("ViT int8, decoder fp32", batched(net.decoder, qfeats), ref, names, 4)
         report("ViT fp32, decoder int8", batched(dec, feats), ref, names, 4)
         mx = report("both int8", batched(dec, qfeats), ref, names, 8)
@@ -139,7 +140,8 @@ def per_layer(net, x, feats, ref) -> None:
     n = sum(isinstance(m, nn.Conv2d) for m in fc)
     print(f"on the {len(x)} worst images: every decoder convolution int8 except conv i (ViT fp32):")
     for i in range(n - 1):
-        dec = accelerate.int8_decoder(copy.deepcopy(fc), frozenset({i}), split=accelerate.SPLIT_WEIGHTS)
+        dec = accelerate.int8_decoder(copy.deepcopy(fc), frozenset({i}), split=accelerate.SPLIT_WEIGHTS,
+                                      split_input=accelerate.SPLIT_DECODER_INPUT)
         report(f"conv {i} fp32", batched(dec, feats), ref)
     print(f"on the {len(x)} worst images: one ViT block's Linears int8 at a time (decoder fp32):")
     for b in range(len(net.backbone.vit.transformer.resblocks)):

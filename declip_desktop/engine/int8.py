@@ -13,8 +13,14 @@ needed, and an image's result does not depend on the other images of its batch:
   [0, max]); the convolution, with the ReLU fused when one follows, returns fp32.
 Weights are per output channel, symmetric, 7-bit (±63): CPUs with AVX2 but no VNNI multiply
 u8 activations by s8 weights in pairs summed into int16, and 255·64·2 < 2¹⁵ cannot saturate,
-so every x86 CPU computes the same products. The kernels are oneDNN's (`torch.ops.onednn`,
-the ones PyTorch's own x86 int8 path uses), with fp32 output so no second quantization.
+so every x86 CPU computes the same integer products (tests/test_accelerate.py checks oneDNN's
+AVX2 kernels against the VNNI/AMX ones; with 8-bit weights they differed by 18 %). Where 7 bits
+are too coarse, `split=True` stores each weight as the sum of two 7-bit ones (the second
+quantizes what the first rounded away, about 13 bits in all) stacked as twice the output
+channels, so one int8 product computes both; `split_input=True` (convolutions) adds a second
+8-bit pass over what the activations' 8 bits rounded away (about 16 bits). Each doubles the
+layer's int8 work. The kernels are oneDNN's (`torch.ops.onednn`, those of PyTorch's own x86
+int8 path), with fp32 output so there is no second quantization.
 """
 
 from __future__ import annotations
@@ -84,12 +90,12 @@ class Int8Linear(nn.Module):
 class Int8Conv2d(nn.Module):
     """int8 replacement for an `nn.Conv2d` (optionally fused with the ReLU after it); see the module docstring."""
 
-    def __init__(self, conv: nn.Conv2d, relu: bool = False, split: bool = False):
+    def __init__(self, conv: nn.Conv2d, relu: bool = False, split: bool = False, split_input: bool = False):
         super().__init__()
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             raise ValueError("only zero-padded convolutions with explicit padding are supported")
         q, scale = _quantize_weight(conv.weight, split)
-        self.split = split
+        self.split, self.split_input = split, split_input
         self.stride, self.padding = list(conv.stride), list(conv.padding)
         self.dilation, self.groups = list(conv.dilation), conv.groups
         self.out_channels = conv.out_channels
@@ -103,20 +109,29 @@ class Int8Conv2d(nn.Module):
             bias = torch.cat([bias, torch.zeros_like(bias)])
         self.register_buffer("bias", None if bias is None else bias.clone())
 
+    def _conv(self, q: torch.Tensor, scale: float, zero: int, bias, relu: bool) -> torch.Tensor:
+        return torch.ops.onednn.qconv_pointwise(
+            q, scale, zero, self.packed, self.w_scale, self.w_zero, bias, self.stride, self.padding,
+            self.dilation, self.groups, 1.0, 0, torch.float32, "relu" if relu else "none", [], "")
+
     def _one(self, x: torch.Tensor) -> torch.Tensor:
         lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
         scale = (hi - lo) / 255.0 if hi > lo else 1.0
         zero = int(round(-lo / scale))
         q = (x / scale).round_().add_(zero).clamp_(0, 255).to(torch.uint8)
-        fuse_relu = self.relu and not self.split
-        y = torch.ops.onednn.qconv_pointwise(
-            q, scale, zero, self.packed, self.w_scale, self.w_zero, self.bias, self.stride, self.padding,
-            self.dilation, self.groups, 1.0, 0, torch.float32, "relu" if fuse_relu else "none", [], "")
+        fused = self.relu and not (self.split or self.split_input)
+        y = self._conv(q, scale, zero, self.bias, fused)
+        if self.split_input:
+            # What the 8 bits rounded away (within ±scale/2), as a second 8-bit input through the
+            # same int8 weights: about 16-bit activations for one more int8 product.
+            rest = x - (q.float() - zero).mul_(scale)
+            fine = scale / 254.0
+            y += self._conv((rest / fine).round_().add_(128).clamp_(0, 255).to(torch.uint8), fine, 128, None, False)
         if self.split:
             n = self.out_channels
             y = y[:, :n] + y[:, n:]
-            if self.relu:
-                y = y.relu_()
+        if self.relu and not fused:
+            y = y.relu_()
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
