@@ -14,10 +14,11 @@ recipe `FAST_RECIPE`:
 - every Linear of the ViT (attention projections included, thanks to the fused module above)
   and every convolution of the decoder except the first (`FLOAT_CONVS`) and the logits
   becomes an `int8` layer whose activations are quantized with each token's (Linear) or each
-  image's (convolution) own range at every call. Nothing is calibrated, so nothing depends
-  on calibration images, nothing is clipped on an image unlike them, a model needs no
-  preparation step when it is installed, and an image's map does not depend on its
-  batch-mates. The earlier recipe (static decoder ranges calibrated on procedural images,
+  image's (convolution) own range at every call, weights split into two 7-bit int8 parts
+  (`SPLIT_WEIGHTS`) and the decoder's inputs into two 8-bit passes (`SPLIT_DECODER_INPUT`).
+  Nothing is calibrated, so nothing depends on calibration images, nothing is clipped on an
+  image unlike them, a model needs no preparation step when it is installed, and an image's
+  map does not depend on its batch-mates. The earlier recipe (static decoder ranges calibrated on procedural images,
   per-call ViT scales) moved single pixels by up to 0.40 on held-out images.
 - Converting one Linear at a time and releasing its fp32 pages keeps the peak memory near the
   int8 model's (`int8_linears`).
