@@ -50,8 +50,8 @@ def batched(fn, x: torch.Tensor, batch: int = 4) -> torch.Tensor:
 def report(label: str, logits: torch.Tensor, ref: torch.Tensor, names=None, worst: int = 0) -> np.ndarray:
     d = (torch.sigmoid(logits)[:, 0] - ref).abs().flatten(1)
     mean, mx = d.mean(1).numpy(), d.amax(1).numpy()
-    print(f"  {label:46s} mean |Δ| {mean.mean():.4f}  max |Δ| {mx.max():.4f}  (median per-image max {np.median(mx):.4f})",
-          flush=True)
+    print(f"  {label:46s} mean |Δ| {mean.mean():.4f}  max |Δ| {mx.max():.4f}  "
+          f"(median per-image max {np.median(mx):.4f})", flush=True)
     if worst and names is not None:
         for i in np.argsort(-mx)[:worst]:
             print(f"      {names[i]:46s} mean {mean[i]:.4f} max {mx[i]:.4f}")

@@ -18,8 +18,9 @@ recipe `FAST_RECIPE`:
   (`SPLIT_WEIGHTS`) and the decoder's inputs into two 8-bit passes (`SPLIT_DECODER_INPUT`).
   Nothing is calibrated, so nothing depends on calibration images, nothing is clipped on an
   image unlike them, a model needs no preparation step when it is installed, and an image's
-  map does not depend on its batch-mates. The earlier recipe (static decoder ranges calibrated on procedural images,
-  per-call ViT scales) moved single pixels by up to 0.40 on held-out images.
+  map does not depend on its batch-mates. The earlier recipe (static decoder ranges
+  calibrated on procedural images, per-call ViT scales) moved single pixels by up to 0.40 on
+  held-out images.
 - Converting one Linear at a time and releasing its fp32 pages keeps the peak memory near the
   int8 model's (`int8_linears`).
 """
