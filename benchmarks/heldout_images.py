@@ -1,9 +1,9 @@
 """A varied, deterministic image set for checking fast mode's agreement with exact mode.
 
-None of these images is used to tune or calibrate the fast-mode recipe: the recipe's
-calibration images are procedural (`engine.accelerate.calibration_images`), its choices were
-made on the seven benchmark photos, the benchmark model's BatchNorm photos and the *tuning*
-photos below, and this set is built from the other photos only.
+None of these images is used to tune or calibrate the fast-mode recipe: recipe v4 has no
+calibration at all (v3's calibration images were procedural), its choices were made on the
+seven benchmark photos, the benchmark model's BatchNorm photos, the *tuning* photos below and
+the test model's synthetic images, and this set is built from the other photos only.
 
 Kinds (each image's name starts with its kind):
 - photo:   photos at their own size (`scripts/fetch_starter_photos.py` output, data/photos);
