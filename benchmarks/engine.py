@@ -16,9 +16,9 @@ Prints, per image at batch 4 on the CPU (interleaved rounds, best and median):
 - exact mode (`Localizer(fast=False)`) and fast mode (`Localizer(fast=True)`) and the ratios;
 - authors-style vs exact max |Δ| (conformance) and exact vs fast mean/max |Δ| per pixel over
   seven scikit-image sample photos at their original resolutions, and over the held-out set
-  of `benchmarks/heldout_images.py` (≥ 50 photos, edits, JPEG, grayscale, screenshots that no
-  fast-mode choice was tuned on; needs data/photos from scripts/fetch_starter_photos.py),
-  per kind and with the worst images;
+  of `benchmarks/heldout_images.py` (73 photos, edits, JPEG, grayscale, screenshots outside
+  the tuning photos; needs data/photos from scripts/fetch_starter_photos.py), per kind and
+  with the worst images;
 - peak RSS of `python -m declip_desktop analyze` (exact and --fast) with the model installed;
 - with CUDA: fp32 / fp16 / bf16 at batch 1 and 32.
 
@@ -354,7 +354,11 @@ def main() -> int:
               f"{d.max():.4f}  (map std {pe.prob_map.std():.3f}, score exact {pe.score:.3f} fast {pf.score:.3f})")
     print(f"fast vs exact over {len(photos)} photos: mean |Δ| {np.mean(deltas):.4f} (limit 0.005), "
           f"max |Δ| {np.max(maxes):.4f} (limit 0.05)")
-    heldout_agreement(exact, fast, args.worst)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from heldout_images import fresh_images, heldout_images
+
+    heldout_agreement(exact, fast, args.worst, heldout_images(), "evaluation images")
+    heldout_agreement(exact, fast, args.worst, fresh_images(), "fresh images (never looked at for recipe v4)")
 
     if not args.skip_rss:
         img = work / "photo.png"
@@ -371,12 +375,11 @@ def main() -> int:
     return 0
 
 
-def heldout_agreement(exact, fast, worst: int) -> None:
-    """Fast vs exact on the held-out set (`benchmarks/heldout_images.py`), per kind and worst images."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from heldout_images import heldout_images
-
-    images = heldout_images()
+def heldout_agreement(exact, fast, worst: int, images: list, label: str) -> None:
+    """Fast vs exact on a set of `benchmarks/heldout_images.py`, per kind and worst images."""
+    if not images:
+        print(f"{label}: none (data/photos missing: run scripts/fetch_starter_photos.py)")
+        return
     names = [n for n, _ in images]
     arrays = [a for _, a in images]
     t = time.perf_counter()
@@ -388,7 +391,7 @@ def heldout_agreement(exact, fast, worst: int) -> None:
         rows.append((name, float(d.mean()), float(d.max()), float(pe.prob_map.std())))
     means, maxes = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
     # mean |Δ| over all images, each image weighted equally (its own pixel mean), as for the seven photos
-    print(f"fast vs exact over {len(rows)} held-out images (not used to tune or calibrate the recipe; "
+    print(f"fast vs exact over {len(rows)} {label} ("
           f"{time.perf_counter() - t:.0f} s): mean |Δ| {means.mean():.4f} (limit 0.005), max |Δ| "
           f"{maxes.max():.4f} (limit 0.05); per-image max |Δ|: median {np.median(maxes):.4f}, "
           f"95th percentile {np.percentile(maxes, 95):.4f}")
