@@ -15,7 +15,8 @@ recipe `FAST_RECIPE`:
   and every convolution of the decoder except the first (`FLOAT_CONVS`) and the logits
   becomes an `int8` layer whose activations are quantized with each token's (Linear) or each
   image's (convolution) own range at every call, weights split into two 7-bit int8 parts
-  (`SPLIT_WEIGHTS`) and the decoder's inputs into two 8-bit passes (`SPLIT_DECODER_INPUT`).
+  (`SPLIT_WEIGHTS`) and the inputs into two 8-bit passes (`SPLIT_VIT_INPUT`,
+  `SPLIT_DECODER_INPUT`).
   Nothing is calibrated, so nothing depends on calibration images, nothing is clipped on an
   image unlike them, a model needs no preparation step when it is installed, and an image's
   map does not depend on its batch-mates. The earlier recipe (static decoder ranges
@@ -212,7 +213,8 @@ def trim_heap() -> None:
 
 
 
-def int8_linears(module: nn.Module, skip=lambda parent, name: False, split=lambda parent, name: False) -> int:
+def int8_linears(module: nn.Module, skip=lambda parent, name: False, split=lambda parent, name: False,
+                 split_input: bool = False) -> int:
     """Replace every nn.Linear below `module` by an `int8.Int8Linear`, one at a time, releasing
     each fp32 weight's memory-mapped pages as soon as its int8 copy exists; returns how many."""
     from declip_desktop.engine.int8 import Int8Linear
@@ -220,7 +222,7 @@ def int8_linears(module: nn.Module, skip=lambda parent, name: False, split=lambd
     targets = [(parent, name, child) for parent in module.modules()
                for name, child in parent.named_children() if type(child) is nn.Linear and not skip(parent, name)]
     for parent, name, linear in targets:
-        setattr(parent, name, Int8Linear(linear, split=split(parent, name)))
+        setattr(parent, name, Int8Linear(linear, split=split(parent, name), split_input=split_input))
         weight = linear.weight
         del linear
         release_file_pages(weight)
@@ -265,6 +267,10 @@ SPLIT_WEIGHTS = True
 #: weights alone the decoder still moved a held-out photo's map by max |Δ| 0.033 (benchmark
 #: model), which leaves activation rounding as the remaining source.
 SPLIT_DECODER_INPUT = True
+#: The ViT's Linears likewise (each token in two 8-bit passes): with one pass, the worst
+#: evaluation images (a photo, screenshots, text) kept max |Δ| 0.034–0.064, all from the ViT;
+#: with two, those eight images measured ≤ 0.0006 (docs/PERFORMANCE.md).
+SPLIT_VIT_INPUT = True
 
 
 def optimize_fast_cpu(net: nn.Module) -> bool:
@@ -279,7 +285,7 @@ def optimize_fast_cpu(net: nn.Module) -> bool:
         return False
     vit = getattr(getattr(net, "backbone", None), "vit", None)
     if vit is not None:  # (RN50 convolutions stay fp32: the fusion's RN50 part is small)
-        int8_linears(vit, split=lambda parent, name: SPLIT_WEIGHTS)
+        int8_linears(vit, split=lambda parent, name: SPLIT_WEIGHTS, split_input=SPLIT_VIT_INPUT)
     decoder = getattr(net, "decoder", None)
     fc = getattr(decoder, "fc", None)
     if isinstance(fc, ChannelsLast):

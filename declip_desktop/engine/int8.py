@@ -17,8 +17,8 @@ so every x86 CPU computes the same integer products (tests/test_accelerate.py ch
 AVX2 kernels against the VNNI/AMX ones; with 8-bit weights they differed by 18 %). Where 7 bits
 are too coarse, `split=True` stores each weight as the sum of two 7-bit ones (the second
 quantizes what the first rounded away, about 13 bits in all) stacked as twice the output
-channels, so one int8 product computes both; `split_input=True` (convolutions) adds a second
-8-bit pass over what the activations' 8 bits rounded away (about 16 bits). Each doubles the
+channels, so one int8 product computes both; `split_input=True` adds a second 8-bit pass
+over what the activations' 8 bits rounded away (about 16 bits). Each doubles the
 layer's int8 work. The kernels are oneDNN's (`torch.ops.onednn`, those of PyTorch's own x86
 int8 path), with fp32 output so there is no second quantization.
 """
@@ -70,8 +70,9 @@ def _quantize_weight(weight: torch.Tensor, split: bool = False) -> tuple[torch.T
 class Int8Linear(nn.Module):
     """int8 replacement for an `nn.Linear`, activations quantized per token; see the module docstring."""
 
-    def __init__(self, linear: nn.Linear, split: bool = False):
+    def __init__(self, linear: nn.Linear, split: bool = False, split_input: bool = False):
         super().__init__()
+        self.split_input = split_input
         q, scale = _quantize_weight(linear.weight, split)
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.split = split
@@ -81,15 +82,21 @@ class Int8Linear(nn.Module):
         self.packed = torch.ops.onednn.qlinear_prepack(q, None)
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())
 
+    def _product(self, q: torch.Tensor, x_scale: float) -> torch.Tensor:
+        return torch.ops.onednn.qlinear_pointwise(q, x_scale, 128, self.packed, self.w_scale, self.w_zero, None,
+                                                  1.0, 0, torch.float32, "none", [], "")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
         lo, hi = torch.aminmax(rows, dim=1)
         scale = torch.maximum(hi, -lo).clamp_min_(1e-30)  # each token's absolute maximum
         # Each token over its own maximum: 127 steps each side of the zero point 128 (u8).
-        q = torch.quantize_per_channel(rows, scale / 127.0, torch.full(scale.shape, 128, dtype=torch.int64), 0,
-                                       torch.quint8).int_repr()
-        y = torch.ops.onednn.qlinear_pointwise(q, 1.0 / 127.0, 128, self.packed, self.w_scale, self.w_zero, None,
-                                               1.0, 0, torch.float32, "none", [], "")
+        zeros = torch.full(scale.shape, 128, dtype=torch.int64)
+        qx = torch.quantize_per_channel(rows, scale / 127.0, zeros, 0, torch.quint8)
+        y = self._product(qx.int_repr(), 1.0 / 127.0)
+        if self.split_input:  # what the 8 bits rounded away, in a second 8-bit pass (as Int8Conv2d)
+            rest = torch.quantize_per_channel(rows - qx.dequantize(), scale / (127.0 * 254.0), zeros, 0, torch.quint8)
+            y += self._product(rest.int_repr(), 1.0 / (127.0 * 254.0))
         if self.split:
             y = y[:, : self.out_features] + y[:, self.out_features :]
         scale = scale.unsqueeze(1)
