@@ -15,7 +15,10 @@ Prints, per image at batch 4 on the CPU (interleaved rounds, best and median):
   of their code, with the same weights;
 - exact mode (`Localizer(fast=False)`) and fast mode (`Localizer(fast=True)`) and the ratios;
 - authors-style vs exact max |Δ| (conformance) and exact vs fast mean/max |Δ| per pixel over
-  scikit-image's sample photos at their original resolutions;
+  seven scikit-image sample photos at their original resolutions, and over the held-out set
+  of `benchmarks/heldout_images.py` (73 photos, edits, JPEG, grayscale, screenshots outside
+  the tuning photos; needs data/photos from scripts/fetch_starter_photos.py), per kind and
+  with the worst images;
 - peak RSS of `python -m declip_desktop analyze` (exact and --fast) with the model installed;
 - with CUDA: fp32 / fp16 / bf16 at batch 1 and 32.
 
@@ -157,17 +160,41 @@ def training_photos() -> list[np.ndarray]:
     return [_rgb(getattr(data, n)()) for n in names]
 
 
+def procedural_images(count: int = 6, size: int = 224, seed: int = 20250101) -> list[np.ndarray]:
+    """Deterministic photo-like RGB uint8 images (smooth shading, edges, texture, noise).
+
+    With other photos they set the benchmark model's BatchNorm statistics. (Until fast-mode
+    recipe v4 they also set fast mode's int8 ranges, as `engine.accelerate.calibration_images`;
+    the same function, kept here so that the benchmark model's weights stay the same.)
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    images = []
+    for i in range(count):
+        base = rng.uniform(0, 255, 3)
+        grad = rng.uniform(-120, 120, (2, 3))
+        img = base + xx[..., None] * grad[0] + yy[..., None] * grad[1]
+        for _ in range(4 + i):  # flat-coloured blobs with hard edges
+            cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.35)
+            mask = ((xx - cx) ** 2 + (yy - cy) ** 2) < r * r
+            img[mask] = rng.uniform(0, 255, 3)
+        freq = rng.uniform(4, 40)
+        img += 25 * np.sin(2 * np.pi * freq * (xx + rng.uniform() * yy))[..., None]  # texture
+        img += rng.normal(0, 2 + 6 * (i % 3), img.shape)  # sensor-like noise
+        images.append(np.clip(img, 0, 255).astype(np.uint8))
+    return images
+
+
 def build_benchmark_net():
     """Full-size ViT-L/14 layer20 conv-20 DeclipNet with seeded, data-calibrated random weights."""
     from PIL import Image
 
-    from declip_desktop.engine.accelerate import calibration_images
     from declip_desktop.engine.networks import NetSpec, build_network
     from declip_desktop.engine.preprocess import to_input_tensor
 
     torch.manual_seed(SEED)
     net = build_network(NetSpec("ViT-L/14", "layer20", "conv-20"))
-    stats_images = calibration_images(count=4, seed=SEED) + training_photos()
+    stats_images = procedural_images(count=4, seed=SEED) + training_photos()
     x = torch.stack([to_input_tensor(Image.fromarray(a)) for a in stats_images])
     with torch.inference_mode():
         feats = torch.cat([net.backbone(x[i : i + 4]) for i in range(0, len(x), 4)])
@@ -274,6 +301,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--worst", type=int, default=8, help="how many of the worst held-out images to list")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print("machine:", machine(), f"| torch threads {args.threads}", flush=True)
@@ -287,7 +315,7 @@ def main() -> int:
     net = build_benchmark_net()
     authors = authors_style_from(net)
     work = Path(tempfile.mkdtemp(prefix="declip-bench-"))
-    os.environ["DECLIP_HOME"] = str(work)  # the fast mode's calibration cache goes there too
+    os.environ["DECLIP_HOME"] = str(work)
     installed = install(net, work)
     del net
     print(f"model built and installed in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -296,13 +324,9 @@ def main() -> int:
     exact_load = time.perf_counter() - t
     t = time.perf_counter()
     fast = Localizer(installed, device="cpu", fast=True, batch_size=BATCH)
-    fast_first = time.perf_counter() - t
-    del fast
-    t = time.perf_counter()
-    fast = Localizer(installed, device="cpu", fast=True, batch_size=BATCH)
     fast_load = time.perf_counter() - t
-    print(f"Localizer load: exact {exact_load:.1f} s; fast {fast_first:.1f} s the first time (int8 conversion + "
-          f"calibration), {fast_load:.1f} s with the cached calibration", flush=True)
+    print(f"Localizer load: exact {exact_load:.1f} s; fast {fast_load:.1f} s (int8 conversion; no calibration, "
+          f"so the first start of a model is no slower than later ones)", flush=True)
 
     photos = sample_photos()
     x = torch.stack([to_input_tensor(Image.fromarray(_rgb(a))) for _, a in photos[:BATCH]])
@@ -330,6 +354,11 @@ def main() -> int:
               f"{d.max():.4f}  (map std {pe.prob_map.std():.3f}, score exact {pe.score:.3f} fast {pf.score:.3f})")
     print(f"fast vs exact over {len(photos)} photos: mean |Δ| {np.mean(deltas):.4f} (limit 0.005), "
           f"max |Δ| {np.max(maxes):.4f} (limit 0.05)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from heldout_images import fresh_images, heldout_images
+
+    heldout_agreement(exact, fast, args.worst, heldout_images(), "evaluation images")
+    heldout_agreement(exact, fast, args.worst, fresh_images(), "fresh images (never looked at for recipe v4)")
 
     if not args.skip_rss:
         img = work / "photo.png"
@@ -344,6 +373,37 @@ def main() -> int:
     else:
         print("GPU: CUDA not available, GPU section skipped")
     return 0
+
+
+def heldout_agreement(exact, fast, worst: int, images: list, label: str) -> None:
+    """Fast vs exact on a set of `benchmarks/heldout_images.py`, per kind and worst images."""
+    if not images:
+        print(f"{label}: none (data/photos missing: run scripts/fetch_starter_photos.py)")
+        return
+    names = [n for n, _ in images]
+    arrays = [a for _, a in images]
+    t = time.perf_counter()
+    rows = []  # (name, mean |Δ|, max |Δ|, map std)
+    for name, pe, pf in zip(names, exact.predict_iter(arrays), fast.predict_iter(arrays)):
+        if pe.error or pf.error:
+            raise RuntimeError(f"{name}: {pe.error or pf.error}")
+        d = np.abs(pe.prob_map - pf.prob_map)
+        rows.append((name, float(d.mean()), float(d.max()), float(pe.prob_map.std())))
+    means, maxes = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+    # mean |Δ| over all images, each image weighted equally (its own pixel mean), as for the seven photos
+    print(f"fast vs exact over {len(rows)} {label} ("
+          f"{time.perf_counter() - t:.0f} s): mean |Δ| {means.mean():.4f} (limit 0.005), max |Δ| "
+          f"{maxes.max():.4f} (limit 0.05); per-image max |Δ|: median {np.median(maxes):.4f}, "
+          f"95th percentile {np.percentile(maxes, 95):.4f}")
+    kinds: dict[str, list[int]] = {}
+    for i, (name, *_rest) in enumerate(rows):
+        kinds.setdefault(name.split("_", 1)[0], []).append(i)
+    for kind, idx in kinds.items():
+        print(f"  {kind:8s} {len(idx):3d} images  mean |Δ| {means[idx].mean():.4f}  max |Δ| {maxes[idx].max():.4f}")
+    print(f"  worst {worst} (by max |Δ|):")
+    for i in np.argsort(-maxes)[:worst]:
+        name, mean, mx, std = rows[i]
+        print(f"    {name:46s} mean |Δ| {mean:.4f}  max |Δ| {mx:.4f}  (exact map std {std:.3f})")
 
 
 def gpu_section(installed) -> None:

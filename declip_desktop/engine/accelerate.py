@@ -9,36 +9,30 @@ Exact (`optimize_exact`, always applied; fp32 math, same results within float ro
 - (optional, off by default) the decoder in channels_last layout: measured *slower* on this
   project's AMD EPYC CPU (3.6 s vs 2.8 s per batch of 4 for the folded conv-20 decoder).
 
-Fast (`optimize_fast_cpu`, `Localizer(fast=True)` on CPU; approximate, see docs/PERFORMANCE.md):
+Fast (`optimize_fast_cpu`, `Localizer(fast=True)` on CPU; approximate, see docs/PERFORMANCE.md),
+recipe `FAST_RECIPE`:
 - every Linear of the ViT (attention projections included, thanks to the fused module above)
-  becomes a dynamically quantized int8 Linear (per-channel weights, activations quantized
-  per call, so no calibration is needed for the ViT). The attention projections quantize
-  their input per token (`TokenScaledDynamicLinear`); the MLP layers per call. A per-call
-  scale is taken over the whole batch, so in fast mode an image's map can move slightly
-  (well inside the fast-mode tolerance) with its batch-mates; running the ViT one image at a
-  time would avoid that but costs about a quarter of the int8 gain on this CPU. Exact mode
-  has no such effect. Converting one Linear at a time and releasing its fp32 pages keeps
-  the peak memory near the int8 model's (`quantize_linears_dynamic`);
-- the decoder's Conv(+folded BN)+ReLU stages become statically quantized int8 convolutions
-  (per-channel 7-bit weights, 8-bit activations). Activation ranges come from a fixed
-  calibration pass over procedurally generated images (`calibration_images`), so the
-  decoder's int8 path is deterministic. The first convolution (reading the ViT features),
-  the last one before the logits and the 64 → 1 logits convolution stay in fp32: they
-  carried most of the int8 error when measured. One more convolution, the one whose int8
-  error hurts the calibration maps most (`most_sensitive_conv`), is chosen per model.
+  and every convolution of the decoder except the first (`FLOAT_CONVS`) and the logits
+  becomes an `int8` layer whose activations are quantized with each token's (Linear) or each
+  image's (convolution) own range at every call, weights split into two 7-bit int8 parts
+  (`SPLIT_WEIGHTS`) and the inputs into two 8-bit passes (`SPLIT_VIT_INPUT`,
+  `SPLIT_DECODER_INPUT`).
+  Nothing is calibrated, so nothing depends on calibration images, nothing is clipped on an
+  image unlike them, a model needs no preparation step when it is installed, and an image's
+  map does not depend on its batch-mates. The earlier recipe (static decoder ranges
+  calibrated on procedural images, per-call ViT scales) moved single pixels by up to 0.40 on
+  held-out images.
+- Converting one Linear at a time and releasing its fp32 pages keeps the peak memory near the
+  int8 model's (`int8_linears`).
 """
 
 from __future__ import annotations
 
-import copy
 import ctypes
 import functools
-import math
 import os
 import sys
-import warnings
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -149,129 +143,6 @@ def optimize_exact(net: nn.Module, *, channels_last: bool = False) -> nn.Module:
     return net
 
 
-# --------------------------------------------------------------------------- fast CPU mode
-
-
-def calibration_images(count: int = 6, size: int = 224, seed: int = 20250101) -> list[np.ndarray]:
-    """Deterministic photo-like RGB uint8 images (smooth shading, edges, texture, noise).
-
-    They only set the int8 activation ranges of the decoder; they need the value spread of
-    natural photos (flat areas, strong edges, fine texture), not their content.
-    """
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    images = []
-    for i in range(count):
-        base = rng.uniform(0, 255, 3)
-        grad = rng.uniform(-120, 120, (2, 3))
-        img = base + xx[..., None] * grad[0] + yy[..., None] * grad[1]
-        for _ in range(4 + i):  # flat-coloured blobs with hard edges
-            cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.35)
-            mask = ((xx - cx) ** 2 + (yy - cy) ** 2) < r * r
-            img[mask] = rng.uniform(0, 255, 3)
-        freq = rng.uniform(4, 40)
-        img += 25 * np.sin(2 * np.pi * freq * (xx + rng.uniform() * yy))[..., None]  # texture
-        img += rng.normal(0, 2 + 6 * (i % 3), img.shape)  # sensor-like noise
-        images.append(np.clip(img, 0, 255).astype(np.uint8))
-    return images
-
-
-def _quantizable_decoder(fc: nn.Sequential, float_convs: frozenset[int] = frozenset()) -> nn.Sequential:
-    """The folded `fc` as int8-able runs: Conv+ReLU fused, QuantStub/DeQuantStub around each run.
-
-    Convolutions whose index (0-based, in order) is in `float_convs`, and the last one (the
-    logits), stay fp32; upsamplings follow whatever precision precedes them.
-    """
-    from torch.ao.nn.intrinsic import ConvReLU2d
-    from torch.ao.quantization import DeQuantStub, QuantStub
-
-    mods = [m for m in fc if not isinstance(m, nn.Identity)]
-    if not mods or not isinstance(mods[-1], nn.Conv2d):
-        raise ValueError("expected a conv decoder ending in a convolution")
-    units: list[tuple[nn.Module, bool | None]] = []  # (module, int8?) — None: follow the previous one
-    conv_index, i = 0, 0
-    while i < len(mods):
-        m = mods[i]
-        last = i == len(mods) - 1
-        if isinstance(m, nn.Conv2d):
-            quant = not last and conv_index not in float_convs
-            if i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU):
-                units.append((ConvReLU2d(m, nn.ReLU()), quant))
-                i += 2
-            else:
-                units.append((m, quant))
-                i += 1
-            conv_index += 1
-        else:
-            units.append((m, None))
-            i += 1
-    seq: list[nn.Module] = []
-    in_int8 = False
-    for module, quant in units:
-        quant = in_int8 if quant is None else quant
-        if quant and not in_int8:
-            seq.append(QuantStub())
-        elif not quant and in_int8:
-            seq.append(DeQuantStub())
-        in_int8 = quant
-        if not quant:
-            module.qconfig = None
-        seq.append(module)
-    if in_int8:
-        seq.append(DeQuantStub())
-    return nn.Sequential(*seq)
-
-
-#: Bumped whenever the fast mode's quantization recipe changes (invalidates cached ranges).
-FAST_RECIPE = "fast-cpu-v3"
-
-
-def quantize_decoder(decoder: nn.Module, calibration_features: list[torch.Tensor] | None = None,
-                     observer: str = "minmax", float_convs: frozenset[int] = frozenset(),
-                     weight_bits7: bool = False, ranges: dict | None = None,
-                     inplace: bool = False,
-                     unit_ranges: list[tuple[float, float]] | None = None) -> tuple[nn.Module, dict]:
-    """Static int8 copy of a (BN-folded) conv decoder; returns (module, activation ranges).
-
-    The ranges come from `calibration_features` (feature maps) or, when given, from `ranges`
-    (a dict observer name → [min, max] from an earlier calibration, e.g. a cache file), or
-    from `unit_ranges` (`_unit_output_ranges` of the fp32 decoder, mapped onto this layout).
-    `inplace=True` converts the decoder's own modules (the decoder is unusable afterwards)
-    instead of a copy: the fp32 copy would add 200 MB to the peak memory for conv-20.
-    AVX2 without VNNI multiplies u8 activations by s8 weights in pairs summed into int16, which
-    can saturate; either activations use 7 bits (`reduce_range`, default) or, with
-    `weight_bits7`, the weights use 7 bits and the activations the full 8.
-    """
-    from torch.ao.quantization import QConfig, convert, prepare
-    from torch.ao.quantization.observer import HistogramObserver, MinMaxObserver, PerChannelMinMaxObserver
-
-    fc = decoder.fc.inner if isinstance(decoder.fc, ChannelsLast) else decoder.fc
-    qdec = _quantizable_decoder(fc if inplace else copy.deepcopy(fc), float_convs).eval()
-    if unit_ranges is not None:
-        ranges = _observer_ranges(qdec, unit_ranges)
-    qdec.qconfig = QConfig(
-        activation=(HistogramObserver if observer == "histogram" else MinMaxObserver).with_args(
-            reduce_range=not weight_bits7),
-        weight=PerChannelMinMaxObserver.with_args(
-            dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
-            **({"quant_min": -64, "quant_max": 63} if weight_bits7 else {})),
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prepared = prepare(qdec, inplace=inplace)
-        observers = {name: m for name, m in prepared.named_modules() if isinstance(m, MinMaxObserver)}
-        if ranges is not None:
-            if set(ranges) != set(observers):
-                raise ValueError("cached int8 ranges do not fit this decoder")
-            for name, (lo, hi) in ranges.items():
-                observers[name](torch.tensor([float(lo), float(hi)]))  # sets min/max exactly
-        else:
-            with torch.inference_mode():
-                for feats in calibration_features or []:
-                    prepared(feats)
-        found = {name: [float(m.min_val), float(m.max_val)] for name, m in observers.items()}
-        return convert(prepared, inplace=inplace), found
-
 
 def release_file_pages(tensor: torch.Tensor) -> int:
     """Drop the resident pages of a memory-mapped tensor that will not be read again; returns bytes.
@@ -341,202 +212,86 @@ def trim_heap() -> None:
         libc.malloc_trim(0)
 
 
-class TokenScaledDynamicLinear(nn.Module):
-    """Dynamic int8 Linear whose input is quantized per token instead of per tensor.
 
-    The int8 kernel quantizes its whole input (all tokens of all images in the batch) with one
-    scale. In the attention projections a few tokens carry much larger values than the rest,
-    so they set that scale and every other token keeps only a few int8 steps. Dividing each
-    token by its own absolute maximum before the int8 product and multiplying the result back
-    is exact algebra for a Linear map (the bias is added afterwards, in fp32), and gives every
-    token the full int8 range. Measured on the benchmark model: the ViT's int8 error on the
-    worst photo fell from max |Δ| 0.062 to 0.005 per pixel (docs/PERFORMANCE.md).
-    """
-
-    def __init__(self, linear: nn.Linear):
-        super().__init__()
-        from torch.ao.nn.quantized import dynamic as nnqd
-        from torch.ao.quantization.qconfig import per_channel_dynamic_qconfig
-
-        bias = None if linear.bias is None else linear.bias.detach().clone()
-        plain = nn.Linear(linear.in_features, linear.out_features, bias=False, device="meta")
-        plain.weight = linear.weight
-        plain.qconfig = per_channel_dynamic_qconfig
-        with torch.no_grad():
-            self.linear = nnqd.Linear.from_float(plain)
-        self.register_buffer("bias", bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = x.abs().amax(dim=-1, keepdim=True).clamp_min_(1e-12)
-        y = self.linear(x / scale)
-        return y.mul_(scale) if self.bias is None else torch.addcmul(self.bias, y, scale)
-
-
-def quantize_linears_dynamic(module: nn.Module) -> int:
-    """Replace every nn.Linear below `module` by a dynamically quantized int8 Linear, one at a time.
-
-    The same conversion as `torch.ao.quantization.quantize_dynamic` with per-channel weights,
-    but each fp32 weight's memory-mapped pages are released as soon as its int8 copy exists,
-    so converting ViT-L/14 never holds both versions (peak memory 3.3 GB → see PERFORMANCE.md).
-    Returns how many Linears were converted.
-    """
-    from torch.ao.nn.quantized import dynamic as nnqd
-    from torch.ao.quantization.qconfig import per_channel_dynamic_qconfig
+def int8_linears(module: nn.Module, skip=lambda parent, name: False, split=lambda parent, name: False,
+                 split_input: bool = False) -> int:
+    """Replace every nn.Linear below `module` by an `int8.Int8Linear`, one at a time, releasing
+    each fp32 weight's memory-mapped pages as soon as its int8 copy exists; returns how many."""
+    from declip_desktop.engine.int8 import Int8Linear
 
     targets = [(parent, name, child) for parent in module.modules()
-               for name, child in parent.named_children() if type(child) is nn.Linear]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for parent, name, linear in targets:
-            if isinstance(parent, FusedSelfAttention):  # the projections that need per-token scales
-                qlinear = TokenScaledDynamicLinear(linear)
-            else:  # MLP layers: per-token scaling measured no better there, and costs time
-                linear.qconfig = per_channel_dynamic_qconfig
-                with torch.no_grad():
-                    qlinear = nnqd.Linear.from_float(linear)
-            setattr(parent, name, qlinear)
-            weight = linear.weight
-            del linear
-            release_file_pages(weight)
-            del weight
+               for name, child in parent.named_children() if type(child) is nn.Linear and not skip(parent, name)]
+    for parent, name, linear in targets:
+        setattr(parent, name, Int8Linear(linear, split=split(parent, name), split_input=split_input))
+        weight = linear.weight
+        del linear
+        release_file_pages(weight)
+        del weight
     trim_heap()
     return len(targets)
 
 
-def _unit_output_ranges(fc: nn.Sequential, feats: list[torch.Tensor]) -> list[tuple[float, float]]:
-    """[min, max] of the decoder's input and of every unit's output (Conv+ReLU counted as one
-    unit, as `_quantizable_decoder` groups them), from one fp32 pass over `feats`."""
+def int8_decoder(fc: nn.Sequential, float_convs: frozenset[int] = frozenset(), split: bool = False,
+                 split_input: bool = False) -> nn.Sequential:
+    """The (BN-folded) conv decoder with every convolution int8 (`int8.Int8Conv2d`, ReLU fused)
+    except those whose index is in `float_convs` and the last one (the logits)."""
+    from declip_desktop.engine.int8 import Int8Conv2d
+
     mods = [m for m in fc if not isinstance(m, nn.Identity)]
-    ranges = [[math.inf, -math.inf] for _ in range(len(mods) + 1)]
-
-    def widen(slot: int, t: torch.Tensor) -> None:
-        ranges[slot][0] = min(ranges[slot][0], float(t.min()))
-        ranges[slot][1] = max(ranges[slot][1], float(t.max()))
-
-    with torch.inference_mode():
-        for x in feats:
-            widen(0, x)
-            for i, m in enumerate(mods):
-                x = m(x)
-                widen(i + 1, x)
-    units, i = [ranges[0]], 0
-    while i < len(mods):  # keep the range after the ReLU of a Conv+ReLU pair
-        fused = isinstance(mods[i], nn.Conv2d) and i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
-        i += 2 if fused else 1
-        units.append(ranges[i])
-    return [tuple(r) for r in units]
+    out, conv_index, i = [], 0, 0
+    while i < len(mods):
+        m = mods[i]
+        if isinstance(m, nn.Conv2d) and i < len(mods) - 1 and conv_index not in float_convs:
+            relu = i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
+            out.append(Int8Conv2d(m, relu=relu, split=split, split_input=split_input))
+            i += 2 if relu else 1
+        else:
+            out.append(m)
+            i += 1
+        conv_index += isinstance(m, nn.Conv2d)
+    return nn.Sequential(*out)
 
 
-def _observer_ranges(qdec: nn.Sequential, unit_ranges: list[tuple[float, float]]) -> dict[str, list[float]]:
-    """Observer name → range for a `_quantizable_decoder` layout, from `_unit_output_ranges`.
+# --------------------------------------------------------------------------- fast CPU mode
 
-    A QuantStub sees the output of the unit before it (or the decoder's input); a quantized
-    convolution's observer sees its own output. Bilinear upsampling stays inside its input's
-    range, so a QuantStub after one gets the range of the unit before the upsampling too.
-    """
-    from torch.ao.nn.intrinsic import ConvReLU2d
-    from torch.ao.quantization import DeQuantStub, QuantStub
-
-    out, unit = {}, 0  # unit: how many real units precede this point
-    for k, m in enumerate(qdec):
-        if isinstance(m, QuantStub):
-            out[f"{k}.activation_post_process"] = list(unit_ranges[unit])
-        elif not isinstance(m, DeQuantStub):
-            unit += 1
-            if isinstance(m, (nn.Conv2d, ConvReLU2d)) and getattr(m, "qconfig", True) is not None:
-                out[f"{k}.activation_post_process"] = list(unit_ranges[unit])
-    return out
-
-
-def most_sensitive_conv(decoder: nn.Module, feats: list[torch.Tensor], keep: frozenset[int]) -> frozenset[int]:
-    """The one more convolution to keep in fp32: the one whose fp32 fallback lowers the worst
-    pixel's error on the calibration images most (empty when none helps).
-
-    Which convolution that is depends on the checkpoint's weights, not on the architecture:
-    on the benchmark's conv-20 it is the second of the last stage (max |Δ| 0.074 → 0.033 on
-    photos outside the calibration set; no other single convolution gets below 0.063), so it
-    is chosen per model at the first fast start and cached with the ranges. Every trial
-    reuses the activation ranges of one fp32 pass, so a trial is a conversion and an int8
-    pass, not a new calibration.
-    """
-    fc = decoder.fc.inner if isinstance(decoder.fc, ChannelsLast) else decoder.fc
-    unit_ranges = _unit_output_ranges(fc, feats)
-    with torch.inference_mode():
-        reference = [torch.sigmoid(decoder(f)) for f in feats]
-
-    def worst(keep_set: frozenset[int]) -> float:
-        qdec, _ = quantize_decoder(decoder, None, "minmax", keep_set, weight_bits7=True, unit_ranges=unit_ranges)
-        with torch.inference_mode():
-            return max(float((torch.sigmoid(qdec(f)) - r).abs().max()) for f, r in zip(feats, reference))
-
-    count = sum(isinstance(m, nn.Conv2d) for m in fc.modules())
-    best, best_error = None, worst(keep)
-    for index in range(1, count - 1):  # the logits convolution (count - 1) is always fp32
-        if index not in keep:
-            error = worst(keep | {index})
-            if error < best_error:
-                best, best_error = index, error
-    return frozenset() if best is None else frozenset({best})
+#: Names the fast-mode recipe; recorded with every fast-mode result (`Localizer.parameters`).
+FAST_RECIPE = "fast-cpu-v4"
+#: Decoder convolutions kept in fp32 by index (the logits convolution always is). Measured on
+#: the benchmark model (benchmarks/fast_mode_diagnosis.py): the first one reads the ViT
+#: features, whose few large channels leave the others only a few int8 steps.
+FLOAT_CONVS = frozenset({0})
+#: Every int8 weight as the sum of two int8 weights (about 13 bits; `int8.Int8Linear`): the
+#: 7-bit weights alone carried about half of fast mode's error, spread over every layer.
+SPLIT_WEIGHTS = True
+#: Decoder convolutions also take their input in two 8-bit passes (about 16 bits): with split
+#: weights alone the decoder still moved a held-out photo's map by max |Δ| 0.033 (benchmark
+#: model), which leaves activation rounding as the remaining source.
+SPLIT_DECODER_INPUT = True
+#: The ViT's Linears likewise (each token in two 8-bit passes): with one pass, the worst
+#: evaluation images (a photo, screenshots, text) kept max |Δ| 0.034–0.064, all from the ViT;
+#: with two, those eight images measured ≤ 0.0006 (docs/PERFORMANCE.md).
+SPLIT_VIT_INPUT = True
 
 
-class _DecoderWrapper(nn.Module):
-    def __init__(self, fc: nn.Module):
-        super().__init__()
-        self.fc = fc
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x)
-
-
-def optimize_fast_cpu(net: nn.Module, *, calibration=None, ranges: dict | None = None) -> dict | None:
+def optimize_fast_cpu(net: nn.Module) -> bool:
     """Approximate int8 CPU rewrite of an `optimize_exact`-ed DeclipNet, in place.
 
-    `calibration`: a callable returning normalized input batches (B×3×S×S) that set the
-    decoder's int8 ranges; not called when `ranges` (from an earlier run) are given.
-    Returns what the calibration found, for caching ({"float_convs": [...], "observers": {name: [min, max]}}),
-    or None when nothing was quantized; passing it back as `ranges` skips the calibration.
+    Returns False (and leaves `net` exact) when this PyTorch build lacks the oneDNN int8
+    kernels (`int8.available()`), so the caller can say that fast mode ran exact.
     """
-    torch.backends.quantized.engine = "x86" if "x86" in torch.backends.quantized.supported_engines else "fbgemm"
-    backbone = net.backbone
-    vit = getattr(backbone, "vit", None)
+    from declip_desktop.engine import int8
+
+    if not int8.available():
+        return False
+    vit = getattr(getattr(net, "backbone", None), "vit", None)
     if vit is not None:  # (RN50 convolutions stay fp32: the fusion's RN50 part is small)
-        quantize_linears_dynamic(vit)
-    decoder = net.decoder
+        int8_linears(vit, split=lambda parent, name: SPLIT_WEIGHTS, split_input=SPLIT_VIT_INPUT)
+    decoder = getattr(net, "decoder", None)
     fc = getattr(decoder, "fc", None)
-    convs = [] if fc is None else [m for m in fc.modules() if isinstance(m, nn.Conv2d)]
-    if len(convs) < 2 or (calibration is None and ranges is None):
-        return None
-    # Measured on ViT-L/14 conv-20 (benchmarks/engine.py): the first convolution (it reads
-    # the ViT features, whose outlier channels 7/8-bit steps cannot follow) and the last
-    # one before the logits cause most of the int8 error; they always stay fp32 (13% of the
-    # decoder's multiply-adds). 7-bit weights with 8-bit activations beat the reverse.
-    keep_fp32 = frozenset({0, len(convs) - 2})
-    observed = None
-    if ranges is not None:
-        try:
-            keep_fp32 = frozenset(int(i) for i in ranges["float_convs"])
-            observed = dict(ranges["observers"])
-        except (KeyError, TypeError, ValueError):
-            raise ValueError("cached int8 ranges come from another fast-mode recipe") from None
-        feats = None
-    else:
-        with torch.inference_mode():
-            feats = [backbone(batch) for batch in calibration()]
-    # oneDNN's int8 convolutions ran this decoder 15-25% faster than fbgemm's (x86 engine) on
-    # the development CPU (AVX2, no VNNI); fbgemm stays for the ViT's dynamic Linears (oneDNN
-    # was no faster there). A packed weight remembers its engine, so the two can mix; 7-bit
-    # weights keep the AVX2 int16 pair sums from saturating in either.
-    engine = torch.backends.quantized.engine
-    if "onednn" in torch.backends.quantized.supported_engines:
-        torch.backends.quantized.engine = "onednn"
-    try:
-        if observed is None:
-            keep_fp32 |= most_sensitive_conv(decoder, feats, keep_fp32)
-        qdec, found = quantize_decoder(decoder, feats, "minmax", keep_fp32, weight_bits7=True, ranges=observed,
-                                       inplace=True)
-    finally:
-        torch.backends.quantized.engine = engine
-    net.decoder = _DecoderWrapper(qdec)
-    del decoder, fc, convs, feats
+    if isinstance(fc, ChannelsLast):
+        fc = fc.inner
+    if isinstance(fc, nn.Sequential) and sum(isinstance(m, nn.Conv2d) for m in fc) >= 2:
+        decoder.fc = int8_decoder(fc, FLOAT_CONVS, split=SPLIT_WEIGHTS, split_input=SPLIT_DECODER_INPUT)
+    del fc
     trim_heap()
-    return {"float_convs": sorted(keep_fp32), "observers": found}
+    return True

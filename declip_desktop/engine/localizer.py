@@ -17,9 +17,10 @@ How one image goes through (see `engine.preprocess` for the exact pixel rules):
 A bad image gives a `Prediction` with `error` set; the others go on. Running out of GPU/MPS
 memory raises `OutOfDeviceMemory` so the caller can retry on the CPU.
 
-Exact mode runs the same fp32 math as the authors' code (fused attention, folded BatchNorm,
-channels_last; see `engine.accelerate`), on GPUs with TF32 off. Fast mode on the CPU uses int8
-(`accelerate.optimize_fast_cpu`); on a GPU it uses fp16 autocast (or `precision="bf16"`).
+Exact mode runs the same fp32 math as the authors' code (fused attention, folded BatchNorm;
+see `engine.accelerate`), on GPUs with TF32 off. Fast mode on the CPU uses int8 with
+per-token/per-image activation scales (`accelerate.optimize_fast_cpu`, no calibration); on a
+GPU it uses fp16 autocast (or `precision="bf16"`).
 """
 
 from __future__ import annotations
@@ -173,8 +174,8 @@ class Localizer:
     `threads`: CPU threads for torch (process-wide setting); None leaves torch's default.
     `precision`: None (fp32, or fp16 for fast mode on a GPU), "fp32", "fp16" or "bf16"
     (autocast; GPU only: on this project's CPUs bf16 is far slower than fp32).
-    `on_status`: called (on the constructing thread) with a one-line message before a slow
-    one-time step, so a CLI or GUI can tell the user why the start takes long.
+    `on_status`: called (on the constructing thread) with a one-line message the user should
+    see about how the model will run (e.g. fast mode unavailable on this PyTorch build).
     """
 
     def __init__(
@@ -233,6 +234,7 @@ class Localizer:
             p.requires_grad_(False)
         accelerate.optimize_exact(net)
         self.fast_cpu = self.fast and not on_gpu and hasattr(net, "backbone") and hasattr(net, "decoder")
+        self._fast_recipe = accelerate.FAST_RECIPE
         if self.fast_cpu:
             self._make_fast(net)
         self.net = net.to(self.device)
@@ -267,6 +269,7 @@ class Localizer:
         """What a stored result should record about how it was computed."""
         return {
             "fast": self.fast,
+            **({"fast_recipe": self._fast_recipe} if self.fast_cpu else {}),
             "batch_size": self.batch_size,
             "device": self.device,
             "precision": self.precision,
@@ -416,49 +419,13 @@ class Localizer:
             yield results[index] if tensor is not None else self._error(name, error)
 
     def _make_fast(self, net) -> None:
-        """int8 rewrite; the decoder's calibrated ranges are cached per model (JSON) because
-        calibrating runs the backbone, which would otherwise cost every fast start-up seconds."""
-        import json
-
-        from declip_desktop.common.paths import declip_home
+        """int8 rewrite (`accelerate.optimize_fast_cpu`). It needs no calibration, so there is no
+        slow first start and nothing to prepare when a model is installed; where this PyTorch
+        lacks the int8 kernels the network stays exact, and `parameters` says so."""
         from declip_desktop.engine import accelerate
 
-        cache = declip_home() / "cache" / "fast-calibration" / f"{self.model_sha256}.json"
-        key = {"recipe": accelerate.FAST_RECIPE, "input_size": self.input_size, "mean": list(self.mean),
-               "std": list(self.std)}
-        ranges = None
-        try:
-            data = json.loads(cache.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("ranges"), dict):
-                ranges = data["ranges"]
-        except (OSError, ValueError):
-            ranges = None  # no cache yet, or unreadable: calibrate again below
-        if ranges is None and self._on_status is not None:
-            self._on_status("Preparing fast mode for this model: int8 calibration, done once per model "
-                            "and cached (about a minute for ViT-L/14 on 2 CPU cores).")
-        try:
-            found = accelerate.optimize_fast_cpu(net, calibration=self._calibration_batches, ranges=ranges)
-        except ValueError:
-            if ranges is None:
-                raise
-            found = accelerate.optimize_fast_cpu(net, calibration=self._calibration_batches)  # stale cache
-        if found is not None and found != ranges:
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"key": key, "ranges": found}), encoding="utf-8")
-                tmp.replace(cache)
-            except OSError:
-                pass  # a read-only home only costs the next start-up a calibration
-
-    def _calibration_batches(self):
-        """Fixed, procedurally generated inputs that set the fast mode's int8 decoder ranges."""
-        import torch
-        from PIL import Image
-
-        from declip_desktop.engine.accelerate import calibration_images
-        from declip_desktop.engine.preprocess import to_input_tensor
-
-        tensors = [to_input_tensor(Image.fromarray(a), self.input_size, self.mean, self.std)
-                   for a in calibration_images(count=4)]
-        return [torch.stack(tensors)]
+        if not accelerate.optimize_fast_cpu(net):
+            self.fast_cpu = self.fast = False  # what ran is what the results record
+            if self._on_status is not None:
+                self._on_status("Fast mode is not available with this PyTorch build (no oneDNN int8 kernels); "
+                                "running exact mode instead.")
