@@ -52,7 +52,8 @@ def result_rows(case: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _protected(case: Any) -> Protected:
+def case_originals(case: Any) -> Protected:
+    """The case's evidence files and the originals they were imported from: never written over."""
     guard = Protected()
     for ev in case.evidence_list():
         guard.add(case.evidence_file(ev))
@@ -90,7 +91,7 @@ def write_export(case: Any, out: str | os.PathLike[str], *, force: bool = False)
     if altered:  # an export must not hand over values changed outside the application
         raise CaseError(f"the case database does not match its audit trail ({len(altered)} problem(s), first: "
                         f"{altered[0].detail}); nothing was exported. Run `declip case verify {case.path}`.")
-    protect = _protected(case)
+    protect = case_originals(case)
     check_output_folder(out_path.parent)  # created if needed, as before; never inside a case's internals
     check_destination(out_path, force=force, protect=protect, what="export")
     rows = result_rows(case)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from declip_desktop.cli import FATAL, OK
+from declip_desktop.cli.case import _guard  # one CaseError → exit-2 rule for every case-store command
 
 PASSPHRASE_ENV = "DECLIP_KEY_PASSPHRASE"
 
@@ -75,19 +76,7 @@ def load_signer(name: str | None, passphrase_file: str | None = None):  # noqa: 
     return signing.load_key(name, passphrase)
 
 
-def _guarded(func):  # noqa: ANN001, ANN202
-    def run(args: argparse.Namespace) -> int:
-        from declip_desktop.cases import CaseError
-
-        try:
-            return func(args)
-        except CaseError as exc:
-            return _err(str(exc))
-
-    return run
-
-
-@_guarded
+@_guard
 def _create(args: argparse.Namespace) -> int:
     from declip_desktop.cases import signing
 
@@ -98,7 +87,7 @@ def _create(args: argparse.Namespace) -> int:
     return OK
 
 
-@_guarded
+@_guard
 def _list(args: argparse.Namespace) -> int:
     from declip_desktop.cases import signing
 
@@ -110,7 +99,7 @@ def _list(args: argparse.Namespace) -> int:
     return OK
 
 
-@_guarded
+@_guard
 def _register(args: argparse.Namespace) -> int:
     from declip_desktop.cases import Case, signing
     from declip_desktop.cases.anchors import register_key
@@ -128,7 +117,7 @@ def _register(args: argparse.Namespace) -> int:
     return OK
 
 
-@_guarded
+@_guard
 def _sign(args: argparse.Namespace) -> int:
     from declip_desktop.cases import Case
     from declip_desktop.cases.anchors import sign_report

@@ -28,6 +28,7 @@ from declip_desktop.common.outputs import (
     disk_full_as_error,
     is_disk_full,
 )
+from declip_desktop.cases.export import case_originals
 from declip_desktop.common.progress import StepProgress
 from declip_desktop.reports.collect import SelectionError, collect_report_data
 from declip_desktop.reports.errors import ReportCancelled, ReportError
@@ -54,15 +55,6 @@ def safe_file_stem(text: str, fallback: str = "case", limit: int = 80) -> str:
     cleaned = re.sub(r"_+", "_", cleaned).strip("._ ")
     return (cleaned[:limit].rstrip("._ ") or fallback)
 
-
-def case_originals(case) -> Protected:
-    """The case's evidence files and the originals they were imported from: never written over."""
-    guard = Protected()
-    for ev in case.evidence_list():
-        guard.add(case.evidence_file(ev))
-        if ev.original_path:
-            guard.add(ev.original_path)
-    return guard
 
 
 def _link_without_overwrite(src: Path, folder: Path, stem: str) -> Path:
