@@ -176,21 +176,22 @@ def details_html(ev, an) -> str:
         ("Imported from", ev.original_path),
         ("Size", f"{ev.size:,} bytes"),
         ("Format", f"{ev.format}, {ev.width} × {ev.height} px"),
-        ("SHA-256", f"<code>{ev.sha256}</code>"),
-        ("MD5", f"<code>{ev.md5}</code>"),
+        ("SHA-256", _code(ev.sha256)),
+        ("MD5", _code(ev.md5)),
         ("Imported", f"{ev.imported_at} by {ev.imported_by}"),
     ]
     camera = " ".join(str(exif[k]) for k in ("camera_make", "camera_model") if exif.get(k))
     rows += [
         ("Camera", camera or "—"),
         ("Captured", str(exif.get("captured") or "—")),
-        ("Software", str(exif.get("software") or "—")),
+        ("Software", _software(ev.metadata or {})),
+        ("Location", _location(ev.metadata or {})),
     ]
     parts = ["<h3>Evidence</h3>", _table(rows)]
     if an is not None:
         model_rows = [
             ("Model", an.model_name),
-            ("Model SHA-256", f"<code>{an.model_sha256}</code>"),
+            ("Model SHA-256", _code(an.model_sha256)),
             ("Device", an.device or "—"),
             ("Seconds", f"{an.seconds:.2f}" if an.seconds is not None else "—"),
             ("Finished", an.finished or "—"),
@@ -199,7 +200,7 @@ def details_html(ev, an) -> str:
         if an.ok:
             model_rows.insert(0, ("Image score", f"{an.score:.4f}" if an.score is not None else "—"))
         else:
-            model_rows.insert(0, ("Error", f"<span style='color:#b91c1c'>{html.escape(str(an.error))}</span>"))
+            model_rows.insert(0, ("Error", _Html(f"<span style='color:#b91c1c'>{html.escape(str(an.error))}</span>")))
         parts += ["<h3>Analysis</h3>", _table(model_rows)]
     else:
         parts.append("<p><i>Not analysed yet.</i></p>")
@@ -207,10 +208,48 @@ def details_html(ev, an) -> str:
 
 
 
+class _Html(str):
+    """A fragment this module wrote itself; every other value is escaped (file names and metadata
+    come from the evidence, and a value starting with '<' must never become markup)."""
+
+
+def _code(value: object) -> _Html:
+    return _Html(f"<code>{html.escape(str(value))}</code>")
+
+
+# PNG text chunks that name the program that wrote the file, in the order they are trusted.
+_GENERATOR_CHUNKS = (
+    ("parameters", "Stable Diffusion-style generator (PNG 'parameters' chunk)"),
+    ("prompt", "ComfyUI (PNG 'prompt' chunk)"),
+    ("workflow", "ComfyUI (PNG 'workflow' chunk)"),
+)
+
+
+def _software(meta: dict) -> str:
+    """EXIF Software, else a PNG Software chunk, else a generator's PNG chunk (the Metadata tab has all)."""
+    exif = meta.get("exif") or {}
+    if exif.get("software"):
+        return str(exif["software"])
+    text = {str(k).lower(): v for k, v in (meta.get("text") or {}).items()}
+    if text.get("software"):
+        return str(text["software"])[:200]
+    for key, label in _GENERATOR_CHUNKS:
+        if key in text:
+            return label
+    return "—"
+
+
+def _location(meta: dict) -> str:
+    gps = meta.get("gps") or {}
+    if "latitude" in gps and "longitude" in gps:
+        return f"{gps['latitude']:.6f}, {gps['longitude']:.6f} (EXIF GPS)"
+    return "—"
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     body = "".join(
         f"<tr><td style='color:#6b7280;padding-right:8px;white-space:nowrap'>{html.escape(k)}</td>"
-        f"<td>{v if v.startswith('<') else html.escape(v)}</td></tr>"
+        f"<td>{v if isinstance(v, _Html) else html.escape(str(v))}</td></tr>"
         for k, v in rows
     )
     return f"<table cellspacing='2'>{body}</table>"
