@@ -10,6 +10,7 @@ entry in `errors`, which `alerts` turns into an alert.
 from __future__ import annotations
 
 import io
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ from declip_desktop.forensics.gps import gps_from_exif
 from declip_desktop.forensics.jpeg_tables import estimate_quality
 from declip_desktop.forensics.thumbnail import compare_thumbnail
 from declip_desktop.forensics.xmp import parse_xmp
+
+# exifread logs "PNG file does not have exif data." as a warning, which Python prints on the
+# analyst's terminal during every import; a missing block is already a recorded finding here.
+logging.getLogger("exifread").setLevel(logging.ERROR)
 
 MAX_VALUE_CHARS = 4000  # per EXIF/IPTC value; a longer one is cut, and says so
 #: PNG text is kept whole up to this (ComfyUI workflows run to hundreds of KB; Pillow itself
