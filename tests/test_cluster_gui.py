@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import pytest
 
-pytest.importorskip("pytestqt")
 
 from PySide6.QtWidgets import QWidget  # noqa: E402
 

@@ -6,9 +6,7 @@ import json
 import subprocess
 import sys
 
-import pytest
 
-pytest.importorskip("pytestqt")
 
 from declip_desktop.engine.models import ModelStore  # noqa: E402
 from tests.factories import install_tiny_model  # noqa: E402
