@@ -10,18 +10,13 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from declip_desktop.common.text import format_duration
+
 
 def _eta(seconds: float | None) -> str:
     if seconds is None or seconds < 0:
         return ""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f" (about {seconds} s left)"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f" (about {minutes} min {seconds:02d} s left)"
-    hours, minutes = divmod(minutes, 60)
-    return f" (about {hours} h {minutes:02d} min left)"
+    return f" (about {format_duration(seconds)} left)"
 
 
 class ProgressOutput:

@@ -65,3 +65,15 @@ def csv_safe(value: Any) -> Any:
 
 
 __all__ = ["FORMULA_TRIGGERS", "csv_safe", "terminal_json", "terminal_safe"]
+
+
+def format_duration(seconds: float) -> str:
+    """A remaining time as people read it: "42 s", "1 min 20 s", "2 h 05 min" (negative → 0 s)."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

@@ -16,21 +16,11 @@ from PySide6.QtWidgets import QInputDialog
 from declip_desktop.analysis import waiting_evidence
 from declip_desktop.cases.case_settings import pin_model, pinned_model, set_case_threshold
 from declip_desktop.common.facts import DEMO_LABEL, card_is_demo
+from declip_desktop.common.text import format_duration
 from declip_desktop.gui.models_dialog import ModelsDialog, default_model_name, describe_model, find_card
 from declip_desktop.gui.worker import RunRequest
 
 log = logging.getLogger("declip_desktop.gui")
-
-
-def _format_seconds(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {sec:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 class AnalysisControls:
@@ -121,7 +111,7 @@ class AnalysisControls:
         self.progress_bar.setRange(0, max(1, event.total))
         self.progress_bar.setValue(event.done)
         if event.eta_seconds is not None and event.status not in ("finished", "stopped"):
-            self.eta_label.setText(f"ETA {_format_seconds(event.eta_seconds)}")
+            self.eta_label.setText(f"ETA {format_duration(event.eta_seconds)}")
         if event.evidence_id is not None:
             try:
                 ev = self.case.get_evidence(event.evidence_id)
