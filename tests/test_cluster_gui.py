@@ -10,8 +10,6 @@ import time
 from types import SimpleNamespace
 
 import pytest
-
-
 from PySide6.QtWidgets import QWidget  # noqa: E402
 
 from declip_desktop.cluster.connect import ClusterError, ClusterInfo, NodeInfo  # noqa: E402

@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 
-
-
 from declip_desktop.engine.models import ModelStore  # noqa: E402
 from tests.factories import install_tiny_model  # noqa: E402
 
