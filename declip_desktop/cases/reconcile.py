@@ -161,6 +161,9 @@ def compare(conn: sqlite3.Connection, exp: Expected) -> list[Problem]:
             problems.append(Problem("record_unexplained", f"key:{fp[:16]}",
                                     f"key {row.get('name')} ({fp[:16]}): in the database but never recorded in "
                                     "the audit trail"))
+    from declip_desktop.cases.calibration_trail import compare as compare_calibration
+
+    compare_calibration(conn, exp, problems)  # evidence roles and calibrations
     return problems
 
 

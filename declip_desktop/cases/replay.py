@@ -71,6 +71,7 @@ class Expected:
     reports: dict[Any, Row] = field(default_factory=dict)
     settings: dict[str, Value] = field(default_factory=dict)
     signers: dict[str, Row] = field(default_factory=dict)
+    extra: dict[str, dict[Any, Row]] = field(default_factory=dict)  # tables of other modules, e.g. calibrations
     legacy: dict[str, tuple[int, set[str]]] = field(default_factory=dict)  # action -> (entries, fields)
     problems: list[Problem] = field(default_factory=list)  # the trail contradicting itself
 
@@ -141,6 +142,8 @@ def parse_time(text: Any) -> datetime | None:
 
 # ------------------------------------------------------------------------------ replay
 def replay(conn: sqlite3.Connection) -> Expected:
+    from declip_desktop.cases.calibration_trail import HANDLERS as calibration_handlers
+
     exp = Expected()
     legacy_rejections = legacy_reports = 0
     cursor = conn.execute("SELECT seq, ts, actor, action, object, evidence_id, details FROM audit ORDER BY seq")
@@ -152,7 +155,7 @@ def replay(conn: sqlite3.Connection) -> Expected:
         if not isinstance(d, dict):
             continue
         src = Source(seq, ts, action)
-        handler = _HANDLERS.get(action)
+        handler = _HANDLERS.get(action) or calibration_handlers.get(action)
         if handler is None:
             continue  # entries that change no table: exports, duplicates, GUI notices, …
         if action == "evidence.rejected" and "rejection_id" not in d:
