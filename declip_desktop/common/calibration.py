@@ -192,7 +192,7 @@ def pixel_threshold(survivals: Any, rate: float = DEFAULT_PIXEL_RATE, *, seed: i
     # those columns take part in the matrix products.
     lo_col = int(_first_level_at_most(S.min(axis=0), rate))
     hi_col = int(_first_level_at_most(S.max(axis=0), rate))
-    window = S[:, lo_col:hi_col + 1]
+    window = np.ascontiguousarray(S[:, lo_col:hi_col + 1])
     rng = np.random.default_rng(int(seed))
     picks = rng.integers(0, n, size=(int(resamples), n))
     boot_levels = np.empty(int(resamples), dtype=np.int64)
