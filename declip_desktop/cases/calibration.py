@@ -133,8 +133,15 @@ def migrate_v4(db: Any) -> None:
 
 
 # ------------------------------------------------------------------------------ roles
+def _has_table(case: Any, name: str) -> bool:
+    """False for an older case opened read-only (not migrated): it has no roles and no calibrations."""
+    return case._store.scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+
+
 def roles(case: Any) -> dict[int, str]:
     """{evidence id: role} for every item with a role (references)."""
+    if not _has_table(case, "evidence_roles"):
+        return {}
     return {int(r["evidence_id"]): r["role"] for r in case._store.query("SELECT evidence_id, role FROM evidence_roles")}
 
 
@@ -198,6 +205,8 @@ def _from_row(row: dict[str, Any]) -> Calibration:
 
 
 def calibrations(case: Any, include_cleared: bool = True) -> list[Calibration]:
+    if not _has_table(case, "calibrations"):
+        return []
     where = "" if include_cleared else " WHERE cleared_at IS NULL"
     return [_from_row(r) for r in case._store.query(f"SELECT * FROM calibrations{where} ORDER BY id")]
 

@@ -200,6 +200,8 @@ def _status(args: argparse.Namespace) -> int:
         head, entries = case.audit_head()
         rejected = case.rejections()
         settings = case.settings()
+        calibrate_cli = importlib.import_module("declip_desktop.cli.case_calibrate")
+        calibration = calibrate_cli.status_json(case) if args.json else calibrate_cli.status_lines(case)
     if args.json:
         print(terminal_json({
             "case": {"number": info.number, "title": info.title, "analyst": info.analyst,
@@ -212,6 +214,7 @@ def _status(args: argparse.Namespace) -> int:
             "evidence": [{"id": e.id, "name": e.original_name, "sha256": e.sha256, "status": e.status,
                           "score": e.score, "threshold": e.threshold, "verdict": e.verdict, "error": e.error}
                          for e in evidence],
+            "calibration": calibration,
         }, indent=2))
         return OK
     print(safe(f"Case {info.number}: {info.title}  (analyst {info.analyst}, created {info.created})"))
@@ -221,6 +224,7 @@ def _status(args: argparse.Namespace) -> int:
     for e in evidence:
         score = "" if e.score is None else f"{e.score:.3f}"
         print(f"  {e.id:>5}  {e.status:<9} {score:>6}  {e.verdict:<13} {safe(e.original_name)}")
+    print("\n".join(safe(line) for line in calibration))
     return OK
 
 
@@ -398,4 +402,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     if importlib.util.find_spec("declip_desktop.cli.case_report") is not None:
         importlib.import_module("declip_desktop.cli.case_report").register(sub)
     importlib.import_module("declip_desktop.cli.case_set").register(sub)
+    importlib.import_module("declip_desktop.cli.case_calibrate").register(sub)
     importlib.import_module("declip_desktop.cli.reproduce").register_case(sub)
