@@ -141,3 +141,25 @@ def test_calibration_json_is_plain(case):
     got = cal.calibrate(case, range(1, 11), resamples=100)
     text = json.dumps(got.as_dict())
     assert json.loads(text)["pixel"]["threshold"] == got.pixel.threshold
+
+
+def test_report_has_the_calibration_section_and_each_items_reading(case, qapp):
+    import re
+
+    import pypdf
+
+    from declip_desktop.reports import build_report
+
+    made = cal.calibrate(case, range(1, 13), image_rate=0.1, resamples=100)
+    built = build_report(case)
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in pypdf.PdfReader(str(built.path)).pages))
+    squashed = text.replace(" ", "")
+    assert "Calibration on reference-authentic evidence" in text
+    assert "Reference-authentic evidence (12)" in text and "What it does not mean" in text
+    for ref in made.references:  # by name and hash
+        assert ref.name in text and ref.sha256[:32] in squashed
+    assert f"{made.pixel.threshold:.4f}" in text and f"seed {made.seed}" in text and "n = 12" in text
+    assert "above100%ofthiscase'sauthenticreferences(12of12,n=12)" in squashed
+    assert "Atcalibratedthreshold" in squashed
+    # references are listed in the section, not given pages as questioned items
+    assert [f.evidence_id for f in built.stats.items] == [13]

@@ -10,6 +10,7 @@ from declip_desktop.cases.case_settings import case_threshold, effective_thresho
 from declip_desktop.cases.errors import CaseError
 from declip_desktop.common.facts import card_is_demo, demo_label
 from declip_desktop.common.version import software_id
+from declip_desktop.reports.calibration_section import collect_calibration
 from declip_desktop.reports.forensics_rows import forensics_rows
 from declip_desktop.reports.pinned_pages import collect_pins
 from declip_desktop.reports.model import (
@@ -149,6 +150,9 @@ def collect_report_data(
     except CaseError as exc:
         raise SelectionError(str(exc).rstrip(".")) from None
     chosen = select_evidence(case, evidence_ids)
+    calibration = collect_calibration(case)
+    if evidence_ids is None:  # references are not questioned items: listed in the calibration section
+        chosen = [ev for ev in chosen if ev.id not in calibration.reference_ids] or chosen
     info = case.info
     items: list[EvidenceItem] = []
     for ev in chosen:
@@ -198,7 +202,7 @@ def collect_report_data(
                 imported_at=ev.imported_at,
                 reviewed_by=ev.reviewed_by,
                 reviewed_at=ev.reviewed_at,
-                forensics=forensics_rows(case, ev.id),
+                forensics=forensics_rows(case, ev.id) + calibration.rows_for(case, ev),
                 pinned=collect_pins(case, ev),
                 original_path=ev.original_path or None,
                 file_times=_file_times(ev.metadata),
@@ -210,7 +214,7 @@ def collect_report_data(
     head_hash, head_count = case.audit_head()
     # Case-level entries (creation, settings, earlier reports) plus those of the chosen evidence;
     # entries of evidence left out of the report are left out of its appendix too.
-    wanted = set(ids)
+    wanted = set(ids) | set(calibration.reference_ids)
     audit_rows = [
         AuditRow(
             time=e.timestamp,
@@ -241,4 +245,5 @@ def collect_report_data(
         audit_count=head_count,
         case_uuid=info.uuid,
         examiner=_examiner(case),
+        calibration=calibration,
     )

@@ -140,6 +140,8 @@ class ReportData:
     audit_count: int = 0
     case_uuid: str = ""
     examiner: Examiner = field(default_factory=Examiner)
+    #: References and calibrations in force (reports.calibration_section.ReportCalibration) or None.
+    calibration: object | None = None
 
     @property
     def demo(self) -> bool:

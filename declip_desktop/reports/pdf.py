@@ -31,6 +31,7 @@ from declip_desktop.common.progress import StepProgress as ProgressFn
 from declip_desktop.reports import layout as L
 from declip_desktop.reports.appendix import APPENDIX_A, APPENDIX_B, APPENDIX_C, appendix_html
 from declip_desktop.reports.attestation import DECLARATION_HEADING, attestation_html
+from declip_desktop.reports.calibration_section import calibration_html
 from declip_desktop.reports.errors import ReportError
 from declip_desktop.reports.fonts import ensure_gui_application
 from declip_desktop.reports.formatting import distinct_models
@@ -173,7 +174,7 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, CompactPages, PageCanv
         summary_pages = max(1, math.ceil(len(d.evidence) / SUMMARY_ROWS_PER_PAGE))
         models = distinct_models(d.evidence)
         uniform = d.threshold_override
-        method = method_html(models, uniform)
+        method = method_html(models, uniform) + calibration_html(d.calibration)
         self.method_doc = L.new_document(self.writer, area.width(), self.fonts.body, method + attestation_html(d),
                                          area.height())
         if L.heading_page(self.method_doc, DECLARATION_HEADING) != self.method_doc.pageCount() - 1:
