@@ -83,6 +83,7 @@ class EvidenceModel(QAbstractTableModel):
         self._placeholder = _placeholder_icon()
         self.badges: dict[int, tuple[str, str]] = {}  # evidence id -> (badge text, tooltip); gui.forensics_panel
         self.integrity: dict[int, str] = {}
+        self.references: set[int] = set()  # reference-authentic items (set_references)
 
     def set_content(self, evidence: list, rejections: list) -> None:
         self._icons.clear()
@@ -111,6 +112,12 @@ class EvidenceModel(QAbstractTableModel):
         self.beginInsertRows(QModelIndex(), first_rejection, first_rejection)
         self.rows.insert(first_rejection, Row(evidence=ev, integrity=self.integrity.get(ev.id)))
         self.endInsertRows()
+
+    def set_references(self, ids) -> None:
+        """Items marked reference-authentic: "· reference" after the name (gui.calibration_actions)."""
+        self.references = set(ids)
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, 0))
 
     def set_badges(self, badges: dict[int, tuple[str, str]]) -> None:
         """Alert badges shown after an item's name (see gui.forensics_panel.refresh_badges)."""
@@ -158,7 +165,8 @@ class EvidenceModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
                 badge = self.badges.get(ev.id) if ev is not None else None
-                return f"{row.name}   {badge[0]}" if badge else row.name
+                name = f"{row.name} · reference" if ev is not None and ev.id in self.references else row.name
+                return f"{name}   {badge[0]}" if badge else name
             if col == 1:
                 return row.status
             if col == 2:
@@ -258,6 +266,7 @@ class EvidencePanel(QWidget):
     revealRequested = Signal(int)
     dequeueRequested = Signal(list)
     compareRequested = Signal(int, str)  # evidence id, "item" | "difference" (with the item shown)
+    referenceRequested = Signal(list, bool)  # evidence ids, True: mark reference-authentic (gui.calibration_actions)
 
     def __init__(self, thumbnail_loader=None, parent=None):
         super().__init__(parent)
@@ -410,6 +419,14 @@ class EvidencePanel(QWidget):
         dequeue = QAction(f"Remove {len(ids)} item(s) from the queue", menu)
         dequeue.triggered.connect(lambda: self.dequeueRequested.emit(ids))
         menu.addAction(dequeue)
+        marked = [i for i in ids if i in self.model.references]
+        menu.addSeparator()
+        for text, flag, chosen in (("Mark as reference-authentic (for calibration)", True, ids),
+                                   ("Unmark reference", False, marked)):
+            action = QAction(text if len(ids) == 1 else f"{text} — {len(chosen)} item(s)", menu)
+            action.setEnabled(bool(chosen) and (not flag or len(marked) < len(ids)))
+            action.triggered.connect(lambda _c=False, f=flag, c=chosen: self.referenceRequested.emit(c, f))
+            menu.addAction(action)
         if len(ids) == 1:
             menu.addSeparator()
             for text, mode in (("Compare with the item shown (side by side)", "item"),

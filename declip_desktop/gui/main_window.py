@@ -92,6 +92,9 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
         from declip_desktop.gui.verify_action import install_verify_action
 
         self.verify = install_verify_action(self)
+        from declip_desktop.gui.calibration_actions import install_calibration  # references, calibrated readings
+
+        self.calibration = install_calibration(self)
         self._restore_geometry()
         self.notifications.posted.connect(self._audit_notice)
 
