@@ -161,5 +161,16 @@ def test_report_has_the_calibration_section_and_each_items_reading(case, qapp):
     assert f"{made.pixel.threshold:.4f}" in text and f"seed {made.seed}" in text and "n = 12" in text
     assert "above100%ofthiscase'sauthenticreferences(12of12,n=12)" in squashed
     assert "Atcalibratedthreshold" in squashed
+    assert "12reference-authenticitem(s)listedinthecalibrationsection" in squashed
     # references are listed in the section, not given pages as questioned items
     assert [f.evidence_id for f in built.stats.items] == [13]
+
+
+def test_export_names_the_role_and_the_calibrated_standing(case, tmp_path):
+    from declip_desktop.cases.export import result_rows
+
+    made = cal.calibrate(case, range(1, 11), resamples=100)
+    rows = {r["evidence_id"]: r for r in result_rows(case)}
+    assert rows[1]["role"] == cal.REFERENCE_ROLE and rows[13]["role"] is None
+    assert rows[13]["calibration_id"] == made.id and rows[13]["calibrated_above_references"] == 10
+    assert rows[13]["calibration_n"] == 10 and rows[12]["role"] is None

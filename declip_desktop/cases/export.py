@@ -30,14 +30,22 @@ COLUMNS = [
     "imported_by", "imported_at", "status", "score", "threshold", "verdict", "notes", "reviewed_by",
     "reviewed_at", "model_name", "model_sha256", "map_file", "map_sha256", "device", "seconds",
     "software_version", "analysis_started", "analysis_finished", "analysis_error",
+    "role", "calibration_id", "calibrated_above_references", "calibration_n",  # cases.calibration
 ]
 
 
 def result_rows(case: Any) -> list[dict[str, Any]]:
+    from declip_desktop.cases.calibration import current_calibrations, reading, roles
+
     rows = []
+    marked, cals = roles(case), current_calibrations(case)
     for ev in case.evidence_list():
         a = case.latest_analysis(ev.id)
+        read = reading(case, ev.id, cals) if cals else None
         rows.append({
+            "role": marked.get(ev.id), "calibration_id": read.calibration.id if read else None,
+            "calibrated_above_references": read.standing.below if read else None,
+            "calibration_n": read.standing.n if read else None,
             "evidence_id": ev.id, "original_name": ev.original_name, "original_path": ev.original_path,
             "sha256": ev.sha256, "md5": ev.md5, "size": ev.size, "format": ev.format, "width": ev.width,
             "height": ev.height, "imported_by": ev.imported_by, "imported_at": ev.imported_at, "status": ev.status,

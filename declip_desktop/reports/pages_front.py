@@ -34,6 +34,9 @@ class FrontPages:
         y += L.mm(8)
         n_case = d.case_evidence_count if d.case_evidence_count is not None else len(d.evidence)
         included = f"{len(d.evidence)} of {n_case} in the case" + ("" if d.whole_case else " (selected by the analyst)")
+        refs = getattr(d.calibration, "reference_ids", None) or []
+        if refs and d.whole_case:  # reports.calibration_section: references are not questioned items
+            included += f"; {len(refs)} reference-authentic item(s) listed in the calibration section"
         failed = sum(1 for it in d.evidence if it.failed)
         pending = sum(1 for it in d.evidence if not it.analysed and not it.failed)
         rows = [
