@@ -164,6 +164,14 @@ def test_report_has_the_calibration_section_and_each_items_reading(case, qapp):
     assert "12reference-authenticitem(s)listedinthecalibrationsection" in squashed
     # references are listed in the section, not given pages as questioned items
     assert [f.evidence_id for f in built.stats.items] == [13]
+    # a reference file changed after calibrating is named in the section
+    from declip_desktop.reports.calibration_section import collect_calibration
+
+    path = case.evidence_file(case.get_evidence(4))
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes() + b"x")
+    names = {i: name for i, name, _sha in collect_calibration(case).references}
+    assert names[4].endswith("[FILE MISSING OR CHANGED SINCE IMPORT]") and "[" not in names[5]
 
 
 def test_export_names_the_role_and_the_calibrated_standing(case, tmp_path):

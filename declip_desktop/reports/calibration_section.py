@@ -13,6 +13,7 @@ from typing import Any
 
 from declip_desktop.cases import calibration as cases_calibration
 from declip_desktop.common.calibration import format_percent
+from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.regions import find_regions
 
 
@@ -47,9 +48,18 @@ class ReportCalibration:
 
 
 def collect_calibration(case: Any) -> ReportCalibration:
+    """The case's references (each file re-hashed: one that changed is named as such) and calibrations."""
     by_model = cases_calibration.current_calibrations(case)
     ids = cases_calibration.reference_ids(case)
-    refs = [(i, case.get_evidence(i).original_name, case.get_evidence(i).sha256) for i in ids]
+    refs = []
+    for i in ids:
+        ev = case.get_evidence(i)
+        try:
+            intact = sha256_file(case.evidence_file(ev)) == ev.sha256
+        except OSError:
+            intact = False
+        name = ev.original_name if intact else f"{ev.original_name} [FILE MISSING OR CHANGED SINCE IMPORT]"
+        refs.append((i, name, ev.sha256))
     return ReportCalibration(list(by_model.values()), ids, refs, by_model)
 
 
