@@ -150,7 +150,7 @@ def main() -> int:
     from declip_desktop.analysis import run_queue
     from declip_desktop.cluster.connect import ClusterSession
     from declip_desktop.cluster.driver import ClusterOptions, run_on_cluster
-    from declip_desktop.engine.localizer import Localizer
+    from declip_desktop.modelstore.loading import load_localizer
 
     print(f"machine: {machine()}; Python {platform.python_version()}, torch {torch.__version__}")
     work = Path(tempfile.mkdtemp(prefix="declip-bench-cluster-", dir="/tmp"))
@@ -160,7 +160,7 @@ def main() -> int:
           f"batch {args.batch_size}")
 
     case = new_case(work / "local", work / "photos")
-    loc = Localizer(args.model, device="cpu", batch_size=args.batch_size, threads=args.threads)
+    loc = load_localizer(args.model, device="cpu", batch_size=args.batch_size, threads=args.threads)
     t0 = time.perf_counter()
     s = run_queue(case, loc)
     local_s = time.perf_counter() - t0

@@ -228,7 +228,8 @@ def install(net, home: Path):
     from safetensors.torch import save_file
 
     from declip_desktop.common.hashing import sha256_file
-    from declip_desktop.engine.models import ModelCard, ModelStore, utc_now_iso
+    from declip_desktop.common.model_card import ModelCard
+    from declip_desktop.modelstore.store import ModelStore, utc_now_iso
 
     models = home / "models"
     models.mkdir(parents=True, exist_ok=True)
@@ -308,8 +309,8 @@ def main() -> int:
 
     from PIL import Image
 
-    from declip_desktop.engine.localizer import Localizer
     from declip_desktop.engine.preprocess import to_input_tensor
+    from declip_desktop.modelstore.loading import load_localizer
 
     t0 = time.perf_counter()
     net = build_benchmark_net()
@@ -320,10 +321,10 @@ def main() -> int:
     del net
     print(f"model built and installed in {time.perf_counter() - t0:.0f} s", flush=True)
     t = time.perf_counter()
-    exact = Localizer(installed, device="cpu", batch_size=BATCH)
+    exact = load_localizer(installed, device="cpu", batch_size=BATCH)
     exact_load = time.perf_counter() - t
     t = time.perf_counter()
-    fast = Localizer(installed, device="cpu", fast=True, batch_size=BATCH)
+    fast = load_localizer(installed, device="cpu", fast=True, batch_size=BATCH)
     fast_load = time.perf_counter() - t
     print(f"Localizer load: exact {exact_load:.1f} s; fast {fast_load:.1f} s (int8 conversion; no calibration, "
           f"so the first start of a model is no slower than later ones)", flush=True)
@@ -423,9 +424,9 @@ def gpu_section(installed) -> None:
 
 
 def Localizer_for(installed, precision):  # noqa: N802 - reads like the constructor it wraps
-    from declip_desktop.engine.localizer import Localizer
+    from declip_desktop.modelstore.loading import load_localizer
 
-    return Localizer(installed, device="cuda", precision=precision, batch_size=32)
+    return load_localizer(installed, device="cuda", precision=precision, batch_size=32)
 
 
 if __name__ == "__main__":

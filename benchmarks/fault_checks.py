@@ -222,7 +222,7 @@ def full_model_weights(work: Path) -> Outcome:
     import torch
 
     from declip_desktop.common.outputs import DiskFullError
-    from declip_desktop.engine.weights_file import write_safetensors
+    from declip_desktop.modelstore.weights_file import write_safetensors
 
     disk = _disk(work)
     if disk is None:

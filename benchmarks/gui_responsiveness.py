@@ -33,12 +33,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 def ensure_model(kind: str, workdir: Path) -> str:
     # One model per home: it is the store's default, so the case picks it on opening.
     os.environ["DECLIP_HOME"] = str(workdir / f"home-{kind}")
-    from declip_desktop.engine.models import ModelStore
+    from declip_desktop.modelstore.store import ModelStore
 
     name = "bench-vit-l-random" if kind == "vit-l" else "bench-tiny"
     if name in ModelStore():
         return name
-    from declip_desktop.engine.models import import_checkpoint
+    from declip_desktop.modelstore.checkpoint_import import import_checkpoint
     from tests.factories import make_tiny_vit_checkpoint, make_vit_checkpoint
 
     t0 = time.perf_counter()

@@ -11,7 +11,7 @@ no step of v4's development looked at.
 Kinds (each image's name starts with its kind):
 - photo:   photos at their own size (`scripts/fetch_starter_photos.py` output, data/photos);
 - resized: photos at other sizes and aspect ratios (thumbnail, tall crop, 12 MP upscale);
-- edit:    synthetic edits (`engine.synth`: splice, copy-move, inpainting, blur, noise, …);
+- edit:    synthetic edits (`training.synth`: splice, copy-move, inpainting, blur, noise, …);
 - jpeg:    JPEG-recompressed photos (quality 30–95);
 - gray:    photos converted to grayscale, and scikit-image's grayscale samples not used elsewhere;
 - screen:  screenshots: UI-like images rendered with PIL (windows, text, buttons, flat colours).
@@ -151,7 +151,7 @@ def fresh_images() -> list[tuple[str, np.ndarray]]:
 
 def heldout_images() -> list[tuple[str, np.ndarray]]:
     """(kind_name, RGB uint8 array) pairs; see the module docstring. Deterministic."""
-    from declip_desktop.engine.synth import MANIPULATIONS, Photo, synthesize
+    from declip_desktop.training.synth import MANIPULATIONS, Photo, synthesize
 
     files = _photo_files()
     photos = [(p.stem, _load(p)) for i, p in enumerate(files) if i % TUNING_EVERY != 0]

@@ -1,4 +1,4 @@
-"""Check `engine.metrics` against the DeCLIP authors' own metric code, value for value.
+"""Check `training.metrics` against the DeCLIP authors' own metric code, value for value.
 
 The authors' code is not shipped with this project (its licence forbids it); point this
 script at a copy of their `utils/utils.py` (github.com/bit-ml/DeCLIP). It needs
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from declip_desktop.engine.metrics import image_metrics
+    from declip_desktop.training.metrics import image_metrics
 
     au = load_authors(args.authors_utils)
     rng = np.random.default_rng(args.seed)

@@ -30,11 +30,11 @@ torch.set_num_threads(2)
 what, arg = sys.argv[1], sys.argv[2]
 t = time.perf_counter()
 if what == "import":
-    from declip_desktop.engine.models import import_checkpoint
+    from declip_desktop.modelstore.checkpoint_import import import_checkpoint
     card = import_checkpoint(arg)
     extra = {"name": card.name}
 else:
-    from declip_desktop.engine.models import load_network, resolve_model
+    from declip_desktop.modelstore.loading import load_network, resolve_model
     net = load_network(resolve_model(arg))
     with torch.no_grad():
         net(torch.zeros(1, 3, 224, 224))

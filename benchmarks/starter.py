@@ -73,11 +73,11 @@ def main() -> int:
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
     try:
-        from declip_desktop.engine.localizer import Localizer
+        from declip_desktop.modelstore.loading import load_localizer
     except ImportError:
         result["localizer"] = "engine.localizer not available; network path timed only"
     else:
-        loc = Localizer(str(weights), device="cpu", threads=args.threads)
+        loc = load_localizer(str(weights), device="cpu", threads=args.threads)
         loc.predict_one(image)
         lt = []
         for _ in range(args.repeats):

@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="declip-bench-cache-"))
     os.environ["DECLIP_HOME"] = str(work / "home")
-    from declip_desktop.engine.training import TrainConfig, train
+    from declip_desktop.training.config import TrainConfig
+    from declip_desktop.training.decoder_training import train
 
     layer = args.layer or ("layer20" if args.size == "full" else "layer1")
     n_val = max(1, args.images // 2)

@@ -1,7 +1,7 @@
 """The desktop application: the GUI wired to the engine (`declip-desktop`, `python main.py`).
 
 The composition root sits above `gui` so the GUI's import graph never reaches torch: the
-engine's Localizer factory, model resolver and warm-up are handed to the window as
+engine's Localizer factory, model resolver, checkpoint importer and warm-up are handed to the window as
 `gui.services.EngineServices`.
 """
 
@@ -25,8 +25,8 @@ def preload_engine() -> None:
     second or more; doing it once at startup, while the analyst is still on the start screen
     or opening a case, keeps that pause out of the analysis itself.
     """
-    import declip_desktop.engine.checkpoints  # noqa: F401  (torch, safetensors)
     import declip_desktop.engine.localizer  # noqa: F401
+    import declip_desktop.modelstore.loading  # noqa: F401  (torch, safetensors)
     from declip_desktop.engine import networks
 
     try:
@@ -39,12 +39,13 @@ def preload_engine() -> None:
 def engine_services() -> EngineServices:
     """The real engine. On the CPU torch gets one core less than the machine has: the UI
     thread keeps a core to itself, so the event loop is never starved by the analysis."""
-    from declip_desktop.engine.localizer import Localizer
-    from declip_desktop.engine.models import resolve_model
+    from declip_desktop.modelstore.checkpoint_import import import_checkpoint
+    from declip_desktop.modelstore.loading import load_localizer, resolve_model
 
     threads = max(1, (os.cpu_count() or 2) - 1)
-    return EngineServices(localizer_factory=functools.partial(Localizer, threads=threads),
-                          model_resolver=resolve_model, preload=preload_engine)
+    return EngineServices(localizer_factory=functools.partial(load_localizer, threads=threads),
+                          model_resolver=resolve_model, preload=preload_engine,
+                          checkpoint_importer=import_checkpoint)
 
 
 def main(argv: list[str] | None = None) -> int:

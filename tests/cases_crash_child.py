@@ -36,10 +36,10 @@ def _zygote(mode: list[str]) -> None:
     if mode[0] == "model":
         from tests.factories import install_tiny_model
 
-        from declip_desktop.engine.localizer import Localizer
+        from declip_desktop.modelstore.loading import load_localizer
 
         install_tiny_model(name=mode[1])
-        localizer = Localizer(mode[1], device="cpu", batch_size=2, threads=1)
+        localizer = load_localizer(mode[1], device="cpu", batch_size=2, threads=1)
     else:
         from tests.cases_util import FakeLocalizer
 

@@ -322,7 +322,7 @@ def make_torchscript_clip(path, kind="ViT", seed=0) -> Path:
 def install_tiny_model(name="tiny", layer="layer1", decoder="conv-4", seed=0):
     """Import a tiny ViT checkpoint into the current DECLIP_HOME; returns its ModelCard."""
     from declip_desktop.common.paths import declip_home
-    from declip_desktop.engine.models import import_checkpoint
+    from declip_desktop.modelstore.checkpoint_import import import_checkpoint
 
     src = make_tiny_vit_checkpoint(declip_home() / "sources" / f"{name}_{layer}_{decoder}_{seed}.pth",
                                    layer=layer, decoder=decoder, seed=seed)

@@ -154,7 +154,7 @@ import pytest  # noqa: E402
 @pytest.fixture(autouse=True)
 def no_proxy(monkeypatch):
     """urllib honours proxy variables; a proxy would turn 127.0.0.1 into a remote host."""
-    from declip_desktop.engine import registry
+    from declip_desktop.modelstore import registry
 
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
@@ -173,7 +173,7 @@ def tiny_registry(monkeypatch):
     instead of ViT-L/14 layer20 conv-20: the download refuses a file of another architecture."""
     import dataclasses
 
-    from declip_desktop.engine import registry
+    from declip_desktop.modelstore import registry
 
     for name, entry in list(registry.CHECKPOINTS.items()):
         monkeypatch.setitem(registry.CHECKPOINTS, name, dataclasses.replace(entry, layer="layer1", decoder="conv-4"))

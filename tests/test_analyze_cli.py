@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from declip_desktop.cli import main
+from declip_desktop.common.model_card import ModelCard
 from declip_desktop.common.probmaps import load_map
-from declip_desktop.engine.models import ModelCard, ModelStore
+from declip_desktop.modelstore.store import ModelStore
 from tests.factories import install_tiny_model, make_tiny_vit_checkpoint
 
 
@@ -50,9 +51,9 @@ def test_folder_with_a_corrupt_image_and_maps(capsys, images, tmp_path):
     progress = [line for line in err.splitlines() if line.startswith("[")]  # stderr is not a terminal here
     assert len(progress) == 3 and progress[-1].startswith("[3/3]")
     assert any(line.startswith("[") and "broken.jpg: failed:" in line for line in progress)
-    from declip_desktop.engine.localizer import Localizer
+    from declip_desktop.modelstore.loading import load_localizer
 
-    direct = Localizer(card.name, device="cpu", batch_size=1, threads=1)  # the same model, through the API
+    direct = load_localizer(card.name, device="cpu", batch_size=1, threads=1)  # the same model, through the API
     for good, (h, w) in ((a, (60, 90)), (b, (70, 50))):
         rec = by_path[str(good)]
         assert "error" not in rec

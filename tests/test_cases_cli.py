@@ -113,7 +113,7 @@ def test_analyze_with_a_tiny_model_resumes_and_records_the_model(tmp_path, case_
 
 
 def test_analyze_refuses_a_model_reinstalled_from_another_file_under_the_pinned_name(tmp_path, case_dir, capsys):
-    from declip_desktop.engine.models import ModelStore
+    from declip_desktop.modelstore.store import ModelStore
     from tests.factories import install_tiny_model
 
     first = install_tiny_model(name="pinned")

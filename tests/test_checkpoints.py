@@ -13,18 +13,14 @@ from safetensors import safe_open
 
 from tests import factories
 from declip_desktop.common.hashing import sha256_file
+from declip_desktop.common.model_card import ModelCard, ModelError
 from declip_desktop.common.paths import models_dir
-from declip_desktop.engine import checkpoints
-from declip_desktop.engine.checkpoints import default_name
-from declip_desktop.engine.models import (
-    ModelCard,
-    ModelError,
-    ModelStore,
-    import_checkpoint,
-    load_network,
-    resolve_model,
-)
 from declip_desktop.engine.networks import FUSION, RN50, VIT
+from declip_desktop.modelstore import torch_files
+from declip_desktop.modelstore.checkpoint_import import default_name
+from declip_desktop.modelstore.checkpoint_import import import_checkpoint
+from declip_desktop.modelstore.loading import load_network, resolve_model
+from declip_desktop.modelstore.store import ModelStore
 
 torch.set_num_threads(2)
 
@@ -272,7 +268,7 @@ def test_torchscript_with_a_published_hash_is_loaded(tmp_path, monkeypatch):
     rn = factories.make_clip_weights(tmp_path / "RN50.pt", "RN50")
     plain_vit = factories.make_clip_weights(tmp_path / "plain.pt", "ViT")
     # pretend this archive is OpenAI's: the allow-list is the only thing that admits TorchScript
-    monkeypatch.setitem(checkpoints.OPENAI_CLIP_SHA256, sha256_file(ts), "ViT-L/14")
+    monkeypatch.setitem(torch_files.OPENAI_CLIP_SHA256, sha256_file(ts), "ViT-L/14")
     a = import_checkpoint(src, name="from-archive", clip_weights=[ts, rn])
     b = import_checkpoint(src, name="from-plain", clip_weights=[plain_vit, rn])
     assert a.sha256 == b.sha256  # same weights either way

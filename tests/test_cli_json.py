@@ -13,7 +13,7 @@ from PIL import Image
 
 import declip_desktop.cli as cli_package
 from declip_desktop.cli import jsonout, main
-from declip_desktop.engine.models import import_checkpoint
+from declip_desktop.modelstore.checkpoint_import import import_checkpoint
 from tests.factories import _save_authors, vit_checkpoint_state
 
 

@@ -144,11 +144,11 @@ def test_addresses_are_checked():
 
 def test_forty_items_stored_once_with_the_maps_of_a_local_run(ray_local, tmp_path, tiny):
     from declip_desktop.analysis import run_queue
-    from declip_desktop.engine.localizer import Localizer
+    from declip_desktop.modelstore.loading import load_localizer
 
     card = tiny
     local_case = _make_case(tmp_path / "local")
-    run_queue(local_case, Localizer("tiny", device="cpu", batch_size=4, threads=1))
+    run_queue(local_case, load_localizer("tiny", device="cpu", batch_size=4, threads=1))
     expected = _results_once_each(local_case, card.sha256)
 
     case = _make_case(tmp_path / "cluster")
@@ -296,7 +296,7 @@ def test_a_node_with_a_different_model_file_is_refused(ray_local, tmp_path, isol
 
 def test_shipped_weights_are_checked_on_the_node(tmp_path, tiny):
     card = tiny
-    from declip_desktop.engine.models import ModelStore
+    from declip_desktop.modelstore.store import ModelStore
 
     weights = ModelStore().get("tiny").weights_path.read_bytes()
     spec = {"model_sha256": card.sha256, "card": card.to_dict(), "model_from": "ship", "cache_dir": str(tmp_path)}

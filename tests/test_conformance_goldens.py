@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from declip_desktop.engine.localizer import Localizer
-from declip_desktop.engine.models import ModelStore, import_checkpoint
+from declip_desktop.modelstore.checkpoint_import import import_checkpoint
+from declip_desktop.modelstore.loading import load_localizer
+from declip_desktop.modelstore.store import ModelStore
 from tests import conformance_cases as cc
 
 # Building and importing a full-size model takes 40-90 s on 2 busy cores; allow a slower CI machine.
@@ -44,7 +45,7 @@ def test_engine_matches_the_authors_maps(case, tmp_path):
     card = import_checkpoint(ckpt, name="golden", clip_weights=clips, store=store)
     shutil.rmtree(tmp_path / "src")  # the installed safetensors is all that is used from here on
     assert (card.backbone, card.layer, card.decoder) == (case.backbone, case.layer, case.decoder)
-    loc = Localizer(store.get("golden"), device="cpu", batch_size=2)
+    loc = load_localizer(store.get("golden"), device="cpu", batch_size=2)
     preds = loc.predict([cc.image(h, w) for _, h, w in cc.IMAGES])
     for (name, h, w), pred in zip(cc.IMAGES, preds):
         assert pred.error is None

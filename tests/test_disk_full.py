@@ -146,7 +146,7 @@ def test_result_map_onto_a_full_disk_is_not_stored_and_the_reason_is_logged(smal
 def test_model_weights_onto_a_full_disk_leave_no_file(small_disk):
     import torch
 
-    from declip_desktop.engine.weights_file import write_safetensors
+    from declip_desktop.modelstore.weights_file import write_safetensors
 
     _fill(small_disk, 100_000)
     with pytest.raises(DiskFullError, match="disk full at"):

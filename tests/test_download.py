@@ -13,8 +13,11 @@ import threading
 import pytest
 from tests.local_http import LocalServer, Served, no_proxy, server, tiny_registry  # noqa: F401 (fixtures)
 
-from declip_desktop.engine import download, registry
-from declip_desktop.engine.download import DownloadCancelled, DownloadError, fetch
+from declip_desktop.modelstore import download, download_errors, registry
+from declip_desktop.modelstore import fetch as fetch_module
+from declip_desktop.modelstore.checkpoint_import import import_checkpoint
+from declip_desktop.modelstore.download_errors import DownloadCancelled, DownloadError
+from declip_desktop.modelstore.fetch import fetch
 
 
 def _payload(n: int = 700_000, seed: int = 1) -> bytes:
@@ -82,11 +85,11 @@ def test_mirror_layout(monkeypatch):
 
 
 def test_no_network_or_torch_at_import():
-    # The GUI imports engine.download on its UI thread: it must stay light.
+    # The GUI imports modelstore.download on its UI thread: it must stay light.
     code = (
         "import sys, socket\n"
         "socket.socket.connect = lambda *a: (_ for _ in ()).throw(RuntimeError('network'))\n"
-        "import declip_desktop.engine.download, declip_desktop.engine.registry\n"
+        "import declip_desktop.modelstore.download, declip_desktop.modelstore.registry\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     import subprocess
@@ -258,8 +261,8 @@ def test_cancel_between_chunks_keeps_the_part_for_later(server, tmp_path):
 
 def test_not_enough_free_space_is_refused_up_front(server, tmp_path, monkeypatch):
     server.served.add("/f.bin", _payload())
-    usage = download.shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: usage._replace(free=10_000))
+    usage = download_errors.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(download_errors.shutil, "disk_usage", lambda p: usage._replace(free=10_000))
     with pytest.raises(DownloadError, match="Not enough disk space.*Free some") as err:
         fetch(server.url("/f.bin"), tmp_path / "f.bin")
     assert err.value.kind == "disk"
@@ -289,7 +292,7 @@ def test_disk_full_while_writing_says_so_and_keeps_the_part(server, tmp_path, mo
         def __exit__(self, *a):
             self.fh.close()
 
-    monkeypatch.setattr(download, "open", lambda *a, **k: Full(real_open(*a, **k)), raising=False)
+    monkeypatch.setattr(fetch_module, "open", lambda *a, **k: Full(real_open(*a, **k)), raising=False)
     with pytest.raises(DownloadError, match="disk holding .* is full.*resumes") as err:
         fetch(server.url("/f.bin"), tmp_path / "f.bin")
     assert err.value.kind == "disk"
@@ -361,7 +364,7 @@ def test_download_installs_the_model_and_records_the_download_hash(server, facto
     entry = registry.get_checkpoint("vit-ldm")
     digest, _ = _serve_checkpoint(server, factories, tmp_path, entry)
     stages = []
-    result = download.download_model("vit-ldm", base_url=server.url("/mirror"), progress=lambda p: stages.append(p.stage))
+    result = download.download_model("vit-ldm", importer=import_checkpoint, base_url=server.url("/mirror"), progress=lambda p: stages.append(p.stage))
     assert not result.already_installed and result.source_sha256 == digest
     assert result.card.name == "vit-ldm" and result.card.source_sha256 == digest
     assert "download" in stages and stages[-1] == "import"
@@ -369,19 +372,19 @@ def test_download_installs_the_model_and_records_the_download_hash(server, facto
     assert card["source_sha256"] == digest
     assert _files(download.downloads_dir()) == []  # the .pth is gone after install
 
-    again = download.download_model("vit-ldm", base_url=server.url("/mirror"))
+    again = download.download_model("vit-ldm", importer=import_checkpoint, base_url=server.url("/mirror"))
     assert again.already_installed and len(server.served.requests) == 1
 
 
 def test_forced_redownload_must_match_the_first_download(server, factories, tmp_path):
     entry = registry.get_checkpoint("vit-lama")
     first, _ = _serve_checkpoint(server, factories, tmp_path, entry, seed=0)
-    download.download_model(entry.name, base_url=server.url("/mirror"))
-    again = download.download_model(entry.name, base_url=server.url("/mirror"), force=True)
+    download.download_model(entry.name, importer=import_checkpoint, base_url=server.url("/mirror"))
+    again = download.download_model(entry.name, importer=import_checkpoint, base_url=server.url("/mirror"), force=True)
     assert not again.already_installed and again.card.source_sha256 == first  # same file: reinstalled
     _serve_checkpoint(server, factories, tmp_path, entry, seed=1)  # the server's file changed
     with pytest.raises(DownloadError, match=f"differs from the one vit-lama was installed from.*{first}") as err:
-        download.download_model(entry.name, base_url=server.url("/mirror"), force=True)
+        download.download_model(entry.name, importer=import_checkpoint, base_url=server.url("/mirror"), force=True)
     assert err.value.kind == "checksum"
     assert download.installed_cards()[entry.name]["source_sha256"] == first  # old install untouched
 
@@ -390,7 +393,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_and_deleted(server, factorie
     entry = registry.get_checkpoint("vit-cocosd")
     server.served.add("/mirror/" + entry.mirror_path, b"<html>Sign in to continue</html>" * 100)
     with pytest.raises(DownloadError, match="not a usable DeCLIP checkpoint.*nothing was installed") as err:
-        download.download_model(entry.name, base_url=server.url("/mirror"))
+        download.download_model(entry.name, importer=import_checkpoint, base_url=server.url("/mirror"))
     assert err.value.kind == "checkpoint"
     assert "vit-cocosd" not in download.installed_cards()
     assert _files(download.downloads_dir()) == []
@@ -399,7 +402,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_and_deleted(server, factorie
 def test_url_fetches_one_checkpoint_from_an_exact_address(server, factories, tmp_path):
     src = factories.make_tiny_vit_checkpoint(tmp_path / "x.pth")
     server.served.add("/some/other/name.pth", src.read_bytes())
-    result = download.download_model("vit-pluralistic", url=server.url("/some/other/name.pth"))
+    result = download.download_model("vit-pluralistic", importer=import_checkpoint, url=server.url("/some/other/name.pth"))
     assert result.card.name == "vit-pluralistic"
     assert server.served.requests == [("/some/other/name.pth", None)]
 
@@ -413,7 +416,7 @@ def test_fusion_model_pulls_and_keeps_its_two_backbones(server, factories, tmp_p
                             registry.BackboneEntry(entry.name, entry.filename, digest, len(data)))
     for name in ("vit+rn50-ldm", "vit+rn50-lama"):
         _serve_checkpoint(server, factories, tmp_path, registry.get_checkpoint(name))
-        result = download.download_model(name, base_url=server.url("/mirror"))
+        result = download.download_model(name, importer=import_checkpoint, base_url=server.url("/mirror"))
         assert result.card.backbone == "ViT-L/14,RN50"
         assert [p.name for p in result.backbone_files] == ["ViT-L-14.pt", "RN50.pt"]
     fetched = [p for p, _ in server.served.requests]
@@ -428,7 +431,7 @@ def test_fusion_backbone_with_a_wrong_hash_is_refused(server, factories, tmp_pat
     server.served.add("/mirror/openai/ViT-L-14.pt", data)
     _serve_checkpoint(server, factories, tmp_path, registry.get_checkpoint("vit+rn50-pluralistic"))
     with pytest.raises(DownloadError, match="b8cca3fd41ae0c99") as err:
-        download.download_model("vit+rn50-pluralistic", base_url=server.url("/mirror"))
+        download.download_model("vit+rn50-pluralistic", importer=import_checkpoint, base_url=server.url("/mirror"))
     assert err.value.kind == "checksum"
     assert not download.installed_cards()
 

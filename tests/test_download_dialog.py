@@ -8,8 +8,9 @@ import pytest
 from tests.local_http import LocalServer, no_proxy, server, tiny_registry  # noqa: F401 (fixtures)
 
 from declip_desktop.common.paths import models_dir
-from declip_desktop.engine import download, registry
 from declip_desktop.gui.download_dialog import DownloadDialog, open_download_dialog
+from declip_desktop.modelstore import download, registry
+from declip_desktop.modelstore.checkpoint_import import import_checkpoint
 
 
 def _row_status(dialog: DownloadDialog, name: str) -> str:
@@ -31,7 +32,7 @@ def test_lists_the_registry_and_marks_installed_models(qtbot):
 
 
 def test_a_failed_download_shows_the_reason_and_the_dialog_stays_usable(qtbot, server):
-    dialog = DownloadDialog(base_url=server.url("/mirror"))
+    dialog = DownloadDialog(base_url=server.url("/mirror"), importer=import_checkpoint)
     qtbot.addWidget(dialog)
     dialog.start_download()  # nothing served: 404
     qtbot.waitUntil(lambda: not dialog.is_running(), timeout=10_000)
@@ -43,7 +44,7 @@ def test_cancel_stops_the_background_download_and_keeps_the_part(qtbot, server):
     entry = registry.get_checkpoint(registry.RECOMMENDED)
     server.served.add("/mirror/" + entry.mirror_path, b"\0" * 4_000_000)
     server.served.chunk, server.served.delay = 16 * 1024, 0.02  # ~0.8 MB/s: seconds to finish
-    dialog = DownloadDialog(base_url=server.url("/mirror"))
+    dialog = DownloadDialog(base_url=server.url("/mirror"), importer=import_checkpoint)
     qtbot.addWidget(dialog)
     dialog.start_download()
     assert dialog.is_running() and dialog.cancel_button.isEnabled()
@@ -61,7 +62,7 @@ def test_closing_during_a_download_cancels_it_without_blocking(qtbot, server):
     entry = registry.get_checkpoint(registry.RECOMMENDED)
     server.served.add("/mirror/" + entry.mirror_path, b"\0" * 4_000_000)
     server.served.chunk, server.served.delay = 16 * 1024, 0.02
-    dialog = DownloadDialog(base_url=server.url("/mirror"))
+    dialog = DownloadDialog(base_url=server.url("/mirror"), importer=import_checkpoint)
     qtbot.addWidget(dialog)
     dialog.show()
     dialog.start_download()
@@ -78,7 +79,7 @@ def test_the_dialog_downloads_and_installs_from_a_local_mirror(qtbot, server, tm
     entry = registry.get_checkpoint("vit-cocosd")
     src = factories.make_tiny_vit_checkpoint(tmp_path / "c.pth")
     server.served.add("/mirror/" + entry.mirror_path, src.read_bytes())
-    dialog = DownloadDialog(base_url=server.url("/mirror"))
+    dialog = DownloadDialog(base_url=server.url("/mirror"), importer=import_checkpoint)
     qtbot.addWidget(dialog)
     dialog.table.selectRow(list(registry.CHECKPOINTS).index("vit-cocosd"))
     with qtbot.waitSignal(dialog.modelInstalled, timeout=30_000) as installed:
@@ -104,8 +105,8 @@ def test_open_download_dialog_reuses_the_open_one(qtbot):
 
 
 def test_models_menu_opens_the_download_dialog(qtbot):
-    from declip_desktop.gui.background import wait_for_background
     from declip_desktop.desktop import engine_services
+    from declip_desktop.gui.background import wait_for_background
     from declip_desktop.gui.main_window import MainWindow
     from declip_desktop.gui.settings import Settings
 

@@ -8,10 +8,13 @@ import json
 import pytest
 
 from declip_desktop.cli import main
+from declip_desktop.common.model_card import ModelError
 from declip_desktop.common.paths import models_dir
-from declip_desktop.engine import download, registry
-from declip_desktop.engine.download import DownloadError, fetch
-from declip_desktop.engine.models import ModelError, ModelStore
+from declip_desktop.modelstore import checkpoint_import, download, http_checks, registry
+from declip_desktop.modelstore.checkpoint_import import import_checkpoint
+from declip_desktop.modelstore.download_errors import DownloadError
+from declip_desktop.modelstore.fetch import fetch
+from declip_desktop.modelstore.store import ModelStore
 from tests import factories
 from tests.local_http import LocalServer, no_proxy, server, tiny_registry  # noqa: F401 (fixtures)
 
@@ -39,9 +42,9 @@ def test_redirect_to_another_scheme_is_not_followed(server, tmp_path):
 
 
 def test_https_may_never_be_downgraded_to_http():
-    assert download.allowed_redirect_schemes("https://storage.googleapis.com/x") == {"https"}
-    assert download.allowed_redirect_schemes("http://mirror.lab/x") == {"http", "https"}
-    guard = download._RedirectGuard("https://storage.googleapis.com/x.pth")
+    assert http_checks.allowed_redirect_schemes("https://storage.googleapis.com/x") == {"https"}
+    assert http_checks.allowed_redirect_schemes("http://mirror.lab/x") == {"http", "https"}
+    guard = http_checks.RedirectGuard("https://storage.googleapis.com/x.pth")
     with pytest.raises(DownloadError, match="not an https:// address") as err:
         guard.redirect_request(None, None, 302, "Found", {}, "http://evil.example/x.pth")
     assert err.value.kind == "redirect"
@@ -53,7 +56,7 @@ def test_http_mirror_redirect_is_followed_and_the_final_url_recorded(server, tmp
     data = server.served.files.pop("/mirror/" + entry.mirror_path)
     server.served.add("/real/ldm.pth", data)
     server.served.redirects["/mirror/" + entry.mirror_path] = server.url("/real/ldm.pth")
-    result = download.download_model("vit-ldm", base_url=server.url("/mirror"))
+    result = download.download_model("vit-ldm", importer=import_checkpoint, base_url=server.url("/mirror"))
     recorded = json.loads((models_dir() / "vit-ldm.json").read_text())["download"]
     assert recorded["final_url"] == server.url("/real/ldm.pth")
     assert recorded["url"] == server.url("/mirror/" + "backbone_VIT/ViT_layer20_conv-20_ldm.pth")
@@ -79,7 +82,7 @@ def test_registry_size_caps_a_model_download(server, tmp_path, tiny_registry, mo
     monkeypatch.setattr(registry, "SIZE_MARGIN_BYTES", 0)
     monkeypatch.setitem(registry.CHECKPOINTS, "vit-lama", small)
     with pytest.raises(DownloadError, match="announces") as err:  # refused from the Content-Length
-        download.download_model("vit-lama", base_url=server.url("/mirror"))
+        download.download_model("vit-lama", importer=import_checkpoint, base_url=server.url("/mirror"))
     assert err.value.kind == "too-large" and _leftovers() == []
     assert "vit-lama" not in ModelStore(bundled=None)
 
@@ -87,7 +90,7 @@ def test_registry_size_caps_a_model_download(server, tmp_path, tiny_registry, mo
 def test_a_file_of_another_architecture_than_the_registry_is_refused(server, tmp_path):
     _serve(server, tmp_path, "vit-ldm")  # a ViT layer1 conv-4 file where layer20 conv-20 is due
     with pytest.raises(DownloadError, match="layer1 conv-4 network, but ViT-L/14 layer20 conv-20 was expected") as err:
-        download.download_model("vit-ldm", base_url=server.url("/mirror"))
+        download.download_model("vit-ldm", importer=import_checkpoint, base_url=server.url("/mirror"))
     assert err.value.kind == "checkpoint"
     assert "vit-ldm" not in ModelStore(bundled=None) and _leftovers() == []
 
@@ -95,29 +98,27 @@ def test_a_file_of_another_architecture_than_the_registry_is_refused(server, tmp
 def test_force_builds_beside_and_keeps_the_old_model_when_the_install_fails(server, tmp_path, tiny_registry,
                                                                               monkeypatch):
     _serve(server, tmp_path, "vit-cocosd")
-    download.download_model("vit-cocosd", base_url=server.url("/mirror"))
+    download.download_model("vit-cocosd", importer=import_checkpoint, base_url=server.url("/mirror"))
     weights, card = models_dir() / "vit-cocosd.safetensors", models_dir() / "vit-cocosd.json"
     before = (hashlib.sha256(weights.read_bytes()).hexdigest(), card.read_text())
 
-    from declip_desktop.engine import checkpoints
-
-    real_write = checkpoints.write_safetensors
+    real_write = checkpoint_import.write_safetensors
 
     def disk_full_halfway(path, tensors, metadata=None):
         assert ".staging" in str(path)  # never written over the installed model
         real_write(path, tensors, metadata)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoints, "write_safetensors", disk_full_halfway)
+    monkeypatch.setattr(checkpoint_import, "write_safetensors", disk_full_halfway)
     with pytest.raises(DownloadError) as err:
-        download.download_model("vit-cocosd", base_url=server.url("/mirror"), force=True)
+        download.download_model("vit-cocosd", importer=import_checkpoint, base_url=server.url("/mirror"), force=True)
     assert err.value.kind == "disk"
     assert (hashlib.sha256(weights.read_bytes()).hexdigest(), card.read_text()) == before
     assert not (models_dir() / ".staging").exists()
     ModelStore(bundled=None).get("vit-cocosd")  # still installed and listed
 
-    monkeypatch.setattr(checkpoints, "write_safetensors", real_write)
-    again = download.download_model("vit-cocosd", base_url=server.url("/mirror"), force=True)
+    monkeypatch.setattr(checkpoint_import, "write_safetensors", real_write)
+    again = download.download_model("vit-cocosd", importer=import_checkpoint, base_url=server.url("/mirror"), force=True)
     assert not again.already_installed
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == before[0]  # same source, same weights
     assert json.loads(card.read_text())["download"]["final_url"]
@@ -165,7 +166,7 @@ def test_downloads_never_change_the_default_and_the_cli_sets_it(server, tmp_path
 
 def test_default_is_not_a_model_name(tmp_path):
     src = factories.make_tiny_vit_checkpoint(tmp_path / "x.pth")
-    from declip_desktop.engine.models import import_checkpoint
+    from declip_desktop.modelstore.checkpoint_import import import_checkpoint
 
     with pytest.raises(ModelError, match="cannot be a model name"):
         import_checkpoint(src, name="default")

@@ -13,8 +13,8 @@ from PIL import Image
 
 from declip_desktop.cli import main
 from declip_desktop.common.probmaps import save_map
-from declip_desktop.engine.datasets import DatasetError, find_samples, load_mask, load_soft_mask
-from declip_desktop.engine.evaluation import evaluate_model
+from declip_desktop.training.datasets import DatasetError, find_samples, load_mask, load_soft_mask
+from declip_desktop.training.evaluation import evaluate_model
 
 
 def blob(h=48, w=40, y=10, x=8, size=20) -> np.ndarray:

@@ -156,7 +156,7 @@ def test_settings_persist_across_instances(tmp_path):
 
 
 def test_demo_models_are_marked_not_for_casework():
-    from declip_desktop.engine.models import ModelCard
+    from declip_desktop.common.model_card import ModelCard
     from declip_desktop.gui.models_dialog import card_html, describe_model
 
     card = ModelCard(name="starter", kind="starter", demo=True, label="demo model — not for casework", sha256="ab" * 32)

@@ -16,10 +16,11 @@ import pytest
 import torch
 
 from declip_desktop.cli import main
+from declip_desktop.common.model_card import ModelCard, card_snapshot
 from declip_desktop.common.paths import BUNDLED_MODELS_DIR, models_dir
-from declip_desktop.engine import model_facts
-from declip_desktop.engine.models import ModelCard, ModelStore, card_snapshot, is_demo_model
-from declip_desktop.engine.weights_file import WeightsFileError, read_header
+from declip_desktop.modelstore import model_facts
+from declip_desktop.modelstore.safetensors_header import WeightsFileError, read_header
+from declip_desktop.modelstore.store import ModelStore, is_demo_model
 from tests.factories import _save_authors, make_tiny_vit_checkpoint, vit_checkpoint_state
 
 
@@ -232,7 +233,8 @@ def test_card_claiming_another_architecture_fails_verify_and_load(capsys, tmp_pa
     results = {n: (ok, d) for n, ok, d in ModelStore(bundled=None).verify()}
     ok, detail = results["liar"]
     assert not ok and "layer 'layer20'" in detail and "'layer1'" in detail and "conv-4" in detail
-    from declip_desktop.engine.models import ModelError, load_network
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.modelstore.loading import load_network
 
     with pytest.raises(ModelError, match="does not describe these weights"):
         load_network(ModelStore(bundled=None).get("liar"))

@@ -18,8 +18,9 @@ from PIL import Image
 
 from declip_desktop.cli import main
 from declip_desktop.common.probmaps import load_map
-from declip_desktop.engine.localizer import Localizer
-from declip_desktop.engine.models import ModelStore, import_checkpoint
+from declip_desktop.modelstore.checkpoint_import import import_checkpoint
+from declip_desktop.modelstore.loading import load_localizer
+from declip_desktop.modelstore.store import ModelStore
 from tests.factories import make_tiny_vit_checkpoint
 
 # (height, width)
@@ -65,13 +66,13 @@ _IDS = ["tiny_declip-exact-b1", "tiny_declip-exact-b4", "tiny_declip-fast-b1", "
 
 
 def test_starter_fast_mode_on_the_cpu_is_its_exact_path(starter):
-    assert Localizer(starter, device="cpu", fast=True, threads=1).fast_cpu is False
+    assert load_localizer(starter, device="cpu", fast=True, threads=1).fast_cpu is False
 
 
 @pytest.mark.parametrize("which, fast, batch", COMBOS, ids=_IDS)
 def test_every_size_single_and_mixed_batches(request, which, fast, batch):
     model = request.getfixturevalue(which)
-    loc = Localizer(model, device="cpu", fast=fast, batch_size=batch, threads=1)
+    loc = load_localizer(model, device="cpu", fast=fast, batch_size=batch, threads=1)
     images = [_image(h, w, i) for i, (h, w) in enumerate(SIZES)]
     # One call: with batch 4 the batches mix sizes (1×1 beside 256×256 beside 1×3000 …).
     preds = loc.predict(images)
@@ -93,7 +94,7 @@ def test_native_size_map_is_the_network_map_and_a_private_copy(tiny_declip):
 
     from declip_desktop.engine import preprocess
 
-    loc = Localizer(tiny_declip, device="cpu", batch_size=2, threads=1)
+    loc = load_localizer(tiny_declip, device="cpu", batch_size=2, threads=1)
     arr = _image(256, 256, 5)
     pred = loc.predict_one(arr)
     x = preprocess.to_input_tensor(Image.fromarray(arr))[None]

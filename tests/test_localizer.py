@@ -11,8 +11,10 @@ from PIL import Image
 
 from declip_desktop.common.images import ImageError
 from declip_desktop.engine import preprocess
-from declip_desktop.engine.localizer import Localizer, OutOfDeviceMemory, Prediction
-from declip_desktop.engine.models import ModelStore, import_checkpoint
+from declip_desktop.engine.localizer import OutOfDeviceMemory, Prediction
+from declip_desktop.modelstore.checkpoint_import import import_checkpoint
+from declip_desktop.modelstore.loading import load_localizer
+from declip_desktop.modelstore.store import ModelStore
 from tests.factories import make_tiny_vit_checkpoint
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -40,7 +42,7 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loc(tiny_model):
-    return Localizer(tiny_model, device="cpu", batch_size=4, threads=1)
+    return load_localizer(tiny_model, device="cpu", batch_size=4, threads=1)
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -195,7 +197,7 @@ def test_fast_mode_agrees_with_exact(tiny_model, loc):
     from declip_desktop.engine import accelerate, int8
 
     told: list[str] = []
-    fast = Localizer(tiny_model, device="cpu", fast=True, batch_size=4, threads=1, on_status=told.append)
+    fast = load_localizer(tiny_model, device="cpu", fast=True, batch_size=4, threads=1, on_status=told.append)
     if not int8.available():  # this PyTorch has no int8 kernels: fast mode says so and runs exact
         assert fast.parameters["fast"] is False and "not available" in told[0]
         return
@@ -221,7 +223,7 @@ def test_card_preprocessing_and_demo_label(tiny_model, tmp_path, monkeypatch):
     import dataclasses
     import shutil
 
-    from declip_desktop.engine.models import InstalledModel
+    from declip_desktop.modelstore.store import InstalledModel
 
     card = dataclasses.replace(tiny_model.card, name="tinydemo", demo=True, label="demo model — not for casework",
                                mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25])
@@ -236,7 +238,7 @@ def test_card_preprocessing_and_demo_label(tiny_model, tmp_path, monkeypatch):
         return real(image, size, mean, std)
 
     monkeypatch.setattr(preprocess, "to_input_tensor", spy)
-    dl = Localizer(demo, device="cpu", batch_size=2)
+    dl = load_localizer(demo, device="cpu", batch_size=2)
     assert dl.is_demo and dl.label == "demo model — not for casework"
     pred = dl.predict_one(_photo(40, 60))
     assert pred.demo and pred.label == "demo model — not for casework"

@@ -1,4 +1,4 @@
-"""engine.metrics: known answers, a brute-force reference, and torchmetrics conformance."""
+"""training.metrics: known answers, a brute-force reference, and torchmetrics conformance."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from declip_desktop.engine import metrics as M
-from declip_desktop.engine.metrics import MetricInputError, image_metrics, summarize
+from declip_desktop.training import metrics as M
+from declip_desktop.training.metrics import MetricInputError, image_metrics, summarize
 
 # ----------------------------------------------------------------------------- known answers
 

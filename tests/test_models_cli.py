@@ -60,7 +60,7 @@ def test_list_with_nothing_installed_says_what_to_do(tmp_path, capsys, monkeypat
 
 def test_model_store_and_cli_module_import_without_torch():
     code = (
-        "import sys, declip_desktop.engine.models, declip_desktop.cli.models; "
+        "import sys, declip_desktop.modelstore.store, declip_desktop.cli.models; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from declip_desktop.engine.models import ModelStore  # noqa: E402
+from declip_desktop.modelstore.store import ModelStore  # noqa: E402
 from tests.factories import install_tiny_model  # noqa: E402
 
 
@@ -36,9 +36,9 @@ def test_set_as_default_changes_only_the_default(qtbot):
 
 
 def test_a_card_claiming_not_demo_is_still_shown_as_demo():
-    from declip_desktop.engine.models import ModelCard
-    from declip_desktop.engine.model_facts import BUNDLED_DEMO_SHA256
+    from declip_desktop.common.model_card import ModelCard
     from declip_desktop.gui.models_dialog import card_html, describe_model
+    from declip_desktop.modelstore.model_facts import BUNDLED_DEMO_SHA256
 
     lying = ModelCard(name="casework", kind="declip", demo=False, sha256=next(iter(BUNDLED_DEMO_SHA256)))
     assert "not for casework" in describe_model(lying) and "not for casework" in card_html(lying)

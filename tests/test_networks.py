@@ -8,7 +8,7 @@ import torch
 from tests import factories
 from tests import reference_declip as ref
 from declip_desktop.engine import networks as nets
-from declip_desktop.engine.models import load_network, resolve_model
+from declip_desktop.modelstore.loading import load_network, resolve_model
 
 torch.set_num_threads(2)
 
@@ -89,7 +89,7 @@ def test_forward_is_deterministic():
 
 
 def _install(path):
-    from declip_desktop.engine.models import import_checkpoint
+    from declip_desktop.modelstore.checkpoint_import import import_checkpoint
 
     return resolve_model(import_checkpoint(path).name)
 
@@ -121,7 +121,7 @@ def test_rn50_matches_the_reference(tmp_path, layer):
 
 
 def test_fusion_matches_the_reference(tmp_path):
-    from declip_desktop.engine.models import import_checkpoint
+    from declip_desktop.modelstore.checkpoint_import import import_checkpoint
 
     src = factories.make_tiny_fusion_checkpoint(tmp_path / "ViT_layer1+RN50_layer3_conv-4_ldm.pth", seed=5)
     vit = factories.make_clip_weights(tmp_path / "ViT-L-14.pt", "ViT", seed=6)

@@ -45,7 +45,7 @@ def _map(h: int, w: int, boxes) -> np.ndarray:
     return m
 
 
-#: The card snapshot every stored result carries (engine.models.card_snapshot); the model itself
+#: The card snapshot every stored result carries (common.model_card.card_snapshot); the model itself
 #: is not installed where the report is made.
 CARD = {
     "name": "vit-ldm-test", "kind": "declip", "backbone": "ViT-L/14", "layer": "layer20", "decoder": "conv-20",

@@ -82,7 +82,8 @@ def test_bundled_card_is_a_labelled_demo_within_budget(card):
 
 
 def test_model_store_sees_bundled_starter_and_loads_it(card):
-    from declip_desktop.engine.models import ModelStore, load_network
+    from declip_desktop.modelstore.loading import load_network
+    from declip_desktop.modelstore.store import ModelStore
 
     store = ModelStore()  # DECLIP_HOME is an empty per-test folder (conftest)
     installed = store.default()
@@ -107,8 +108,8 @@ def fixed_set(tmp_path_factory):
 
 
 def test_iou_on_fixed_synthetic_set_stays_above_floor(card, fixed_set):
-    from declip_desktop.engine.metrics import image_metrics
-    from declip_desktop.engine.starter_training import predict_prob, resize_like_localizer
+    from declip_desktop.training.metrics import image_metrics
+    from declip_desktop.training.starter_training import predict_prob, resize_like_localizer
 
     torch.set_num_threads(2)
     net = starter.load_starter(WEIGHTS_PATH, card)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from declip_desktop.engine import starter, starter_training, synth
-from declip_desktop.engine.starter_training import main as trainer_main
+from declip_desktop.training.starter_training import main as trainer_main
 
 
 @pytest.fixture(scope="module")

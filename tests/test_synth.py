@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from skimage import data as skimage_data
 
-from declip_desktop.engine import synth
+from declip_desktop.training import synth
 
 
 @pytest.fixture(scope="module")

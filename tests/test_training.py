@@ -14,7 +14,8 @@ from PIL import Image
 
 from declip_desktop.cli import main
 from declip_desktop.engine import networks as nets
-from declip_desktop.engine.training import TrainConfig, TrainingError, train
+from declip_desktop.training.config import TrainConfig, TrainingError
+from declip_desktop.training.decoder_training import train
 
 WIDTHS = (16, 8, 8, 4)
 
@@ -68,7 +69,8 @@ def test_two_epochs_lower_the_loss_and_use_the_cache(dolos, monkeypatch):
     assert result.finished and result.card is not None
 
     # installed, with a card describing the training, and loadable by the engine
-    from declip_desktop.engine.models import ModelStore, load_network
+    from declip_desktop.modelstore.loading import load_network
+    from declip_desktop.modelstore.store import ModelStore
 
     model = ModelStore().get("t-cache")
     card = json.loads(model.card_path.read_text())
@@ -128,7 +130,7 @@ def test_cli_train_then_eval(dolos, tmp_path, capsys):
 def test_backbone_from_an_installed_model_or_clip_weights(dolos, tmp_path):
     from tests.factories import install_tiny_model, make_clip_weights
 
-    from declip_desktop.engine.models import ModelStore
+    from declip_desktop.modelstore.store import ModelStore
     from safetensors.torch import load_file
 
     install_tiny_model("base", layer="layer1", decoder="conv-4")

@@ -70,7 +70,7 @@ def waiting_evidence(case: Case, model_sha256: str | None, evidence_ids: Iterabl
 def result_parameters(localizer: Any) -> dict[str, Any]:
     """What each stored result records about how it was computed, with the model card's snapshot.
 
-    The snapshot (`localizer.card_snapshot`, see engine.models.card_snapshot) is what reports
+    The snapshot (`localizer.card_snapshot`, see common.model_card.card_snapshot) is what reports
     show about the model later, on any machine; a localizer without one cannot store results."""
     params = getattr(localizer, "parameters", None)
     out: dict[str, Any] = dict(params) if isinstance(params, dict) else {}

@@ -1,7 +1,7 @@
 """`AnalysisSession`: the one place that runs a case's analyses, for the GUI and the CLI.
 
     session = AnalysisSession(case, model=None, device="auto", fast=False,
-                              localizer_factory=Localizer, model_resolver=resolve_model)
+                              localizer_factory=load_localizer, model_resolver=resolve_model)
     choice = session.choose_model()      # which model, and why (before anything is loaded)
     summary = session.run(on_progress=print)
 
@@ -14,7 +14,8 @@ model card's snapshot (`queue.result_parameters`).
 
 The factory is called as `localizer_factory(model, device=..., fast=..., batch_size=...,
 on_status=...)` with what `model_resolver(name_or_path_or_None)` returned (an object with a
-`.card` that has `name` and `sha256`); the engine's `Localizer` and `resolve_model` fit.
+`.card` that has `name` and `sha256`); the model store's `load_localizer` and `resolve_model`
+(`modelstore.loading`) fit.
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ class AnalysisSession:
                  analyst: str | None = None, on_status: Callable[[str], None] | None = None,
                  fall_back_when_unavailable: bool = False):
         if not callable(localizer_factory) or not callable(model_resolver):
-            raise TypeError("AnalysisSession needs a localizer_factory and a model_resolver (e.g. the engine's "
-                            "Localizer and resolve_model)")
+            raise TypeError("AnalysisSession needs a localizer_factory and a model_resolver (e.g. the model store's "
+                            "load_localizer and resolve_model)")
         self.case = case
         self.model = model
         self.device = device or "auto"

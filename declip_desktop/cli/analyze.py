@@ -138,13 +138,13 @@ def run(args: argparse.Namespace) -> int:
 
     from declip_desktop.analysis import AnalysisError, fall_back_to_cpu
     from declip_desktop.common.errors import DeviceUnavailable, OutOfDeviceMemory
-    from declip_desktop.engine.localizer import Localizer
-    from declip_desktop.engine.models import ModelError
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.modelstore.loading import load_localizer
 
-    def make(device: str, fallback: bool = False) -> Localizer:
-        return Localizer(args.model, device=device, fast=args.fast, batch_size=args.batch_size,
-                         threads=args.threads, precision=None if fallback else args.precision,
-                         on_status=lambda message: print(message, file=sys.stderr, flush=True))
+    def make(device: str, fallback: bool = False):  # -> Localizer
+        return load_localizer(args.model, device=device, fast=args.fast, batch_size=args.batch_size,
+                              threads=args.threads, precision=None if fallback else args.precision,
+                              on_status=lambda message: print(message, file=sys.stderr, flush=True))
 
     try:
         localizer = make(args.device)
@@ -155,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
 
     from declip_desktop.cli.progress_output import ProgressOutput
     from declip_desktop.common.outputs import DiskFullError, OutputRefused
-    from declip_desktop.common.text import terminal_safe
     from declip_desktop.common.probmaps import save_map
+    from declip_desktop.common.text import terminal_safe
 
     failed = 0
     for raw, reason in missing:

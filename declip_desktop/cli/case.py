@@ -118,8 +118,7 @@ def _analyze(args: argparse.Namespace) -> int:
             return importlib.import_module("declip_desktop.cli.cluster").analyze_on_cluster(
                 args, case, args.model)
     try:
-        from declip_desktop.engine.localizer import Localizer
-        from declip_desktop.engine.models import resolve_model
+        from declip_desktop.modelstore.loading import load_localizer, resolve_model
     except ImportError as exc:
         return _err(f"the analysis engine is not available ({exc}). Reinstall DeCLIP Desktop.")
     try:
@@ -129,7 +128,7 @@ def _analyze(args: argparse.Namespace) -> int:
     with case:
         session = AnalysisSession(case, model=args.model, device=args.device or "auto", fast=args.fast,
                                   batch_size=args.batch_size, analyst=args.analyst,
-                                  localizer_factory=Localizer, model_resolver=resolve_model,
+                                  localizer_factory=load_localizer, model_resolver=resolve_model,
                                   on_status=lambda message: print(message, file=sys.stderr, flush=True))
         out: ProgressOutput | None = None
         names: dict[int, str] = {}

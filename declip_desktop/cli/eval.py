@@ -87,8 +87,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.save_maps:
         check_output_folder(args.save_maps, create=False)
 
-    from declip_desktop.engine.datasets import DatasetError, find_samples
-    from declip_desktop.engine.evaluation import evaluate_maps, evaluate_model, json_safe, write_csv
+    from declip_desktop.training.datasets import DatasetError, find_samples
+    from declip_desktop.training.evaluation import evaluate_maps, evaluate_model, json_safe, write_csv
 
     bar = tqdm(total=0, unit="img", desc="Scoring", file=sys.stderr, disable=not sys.stderr.isatty())
 
@@ -136,11 +136,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _localizer(args: argparse.Namespace):  # noqa: ANN202 - Localizer | None
-    from declip_desktop.engine.localizer import Localizer
-    from declip_desktop.engine.models import ModelError
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.modelstore.loading import load_localizer
 
     try:
-        return Localizer(args.model, device=args.device, batch_size=args.batch_size)
+        return load_localizer(args.model, device=args.device, batch_size=args.batch_size)
     except ModelError as exc:
         _err(f"{exc}. List installed models with `declip models list`")
         return None

@@ -67,7 +67,9 @@ def register_import(models_sub) -> None:
 
 
 def cmd_import(args) -> int:
-    from declip_desktop.engine.models import ModelError, ModelStore, import_checkpoint
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.modelstore.checkpoint_import import import_checkpoint
+    from declip_desktop.modelstore.store import ModelStore
 
     def progress(message: str) -> None:
         print(f"… {message}", file=sys.stderr, flush=True)
@@ -114,7 +116,8 @@ def register_list(models_sub) -> None:
 
 
 def cmd_list(args) -> int:
-    from declip_desktop.engine.models import ModelError, ModelStore
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.modelstore.store import ModelStore
 
     store = ModelStore()
     models = store.installed()
@@ -167,7 +170,8 @@ def register_default(models_sub) -> None:
 
 
 def cmd_default(args) -> int:
-    from declip_desktop.engine.models import ModelError, ModelStore, card_snapshot, is_demo_model
+    from declip_desktop.common.model_card import ModelError, card_snapshot
+    from declip_desktop.modelstore.store import ModelStore, is_demo_model
 
     store = ModelStore()
     try:

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from declip_desktop.cli import jsonout
-from declip_desktop.engine.registry import CHECKPOINTS, MIRROR_ENV, RECOMMENDED
+from declip_desktop.modelstore.registry import CHECKPOINTS, MIRROR_ENV, RECOMMENDED
 
 
 def register(models_subparsers: argparse._SubParsersAction) -> None:
@@ -113,8 +113,10 @@ class _Bars:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from declip_desktop.engine.download import DownloadError, download_model
-    from declip_desktop.engine.registry import UnknownModelError, get_checkpoint
+    from declip_desktop.modelstore.checkpoint_import import import_checkpoint
+    from declip_desktop.modelstore.download import download_model
+    from declip_desktop.modelstore.download_errors import DownloadError
+    from declip_desktop.modelstore.registry import UnknownModelError, get_checkpoint
 
     if args.url and len(args.names) != 1:
         _error("--url names one file, so it takes exactly one NAME. Run one command per model.")
@@ -126,7 +128,8 @@ def cmd_download(args: argparse.Namespace) -> int:
         return 2
 
     from declip_desktop.cli.models import default_notice
-    from declip_desktop.engine.models import ModelError, ModelStore
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.modelstore.store import ModelStore
 
     store = ModelStore()
     failed = 0
@@ -137,7 +140,7 @@ def cmd_download(args: argparse.Namespace) -> int:
         except ModelError:
             before = "?"  # unreadable record: reported by the notice below
         try:
-            result = download_model(entry.name, url=args.url, base_url=args.mirror, force=args.force, progress=bars)
+            result = download_model(entry.name, importer=import_checkpoint, url=args.url, base_url=args.mirror, force=args.force, progress=bars)
         except DownloadError as exc:
             bars.close()
             _error(str(exc))
@@ -174,8 +177,9 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_available(args: argparse.Namespace) -> int:
-    from declip_desktop.engine.download import downloads_dir, format_size, installed_cards, source_url
-    from declip_desktop.engine.registry import BACKBONES
+    from declip_desktop.modelstore.download import downloads_dir, installed_cards, source_url
+    from declip_desktop.modelstore.download_errors import format_size
+    from declip_desktop.modelstore.registry import BACKBONES
 
     cards = installed_cards()
     rows = []
@@ -249,7 +253,8 @@ def _verify_all(store) -> list[tuple[str, bool, str]]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from declip_desktop.engine.models import ModelError, ModelStore
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.modelstore.store import ModelStore
 
     try:
         results = _verify_all(ModelStore())
@@ -277,7 +282,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from declip_desktop.engine.models import ModelError, ModelStore
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.modelstore.store import ModelStore
 
     store = ModelStore()
     failed = 0

@@ -1,5 +1,5 @@
 """`declip case bundle DIR --out FILE.zip` and `declip reproduce FILE.zip`: the reproducibility
-bundle an opposing expert re-runs (`cases.bundle`, `engine.reproduce`, `common.bundle_format`).
+bundle an opposing expert re-runs (`cases.bundle`, `training.reproduce`, `common.bundle_format`).
 
 `reproduce` exits 0 when every item is within the tolerance, 1 when some are not (or could not
 be re-run), 2 when the bundle cannot be used at all.
@@ -46,7 +46,7 @@ def _tolerance(text: str) -> float:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from declip_desktop.engine.reproduce import BundleError, reproduce
+    from declip_desktop.training.reproduce import BundleError, reproduce
 
     try:
         manifest, results = reproduce(args.bundle, args.evidence_dir, args.tolerance, device=args.device)

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from declip_desktop.common.images import ImageError
     from declip_desktop.common.outputs import check_output_folder
     from declip_desktop.common.text import terminal_safe
-    from declip_desktop.engine.synth import SynthError, generate_dataset
+    from declip_desktop.training.synth import SynthError, generate_dataset
 
     check_output_folder(args.out, create=False)  # a data set is never written into a case folder
 

@@ -77,10 +77,11 @@ def _err(message: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from declip_desktop.engine.datasets import DatasetError
-    from declip_desktop.engine.models import ModelError
+    from declip_desktop.common.model_card import ModelError
     from declip_desktop.common.outputs import check_output_folder
-    from declip_desktop.engine.training import TrainConfig, TrainingError, train
+    from declip_desktop.training.config import TrainConfig, TrainingError
+    from declip_desktop.training.datasets import DatasetError
+    from declip_desktop.training.decoder_training import train
 
     for folder in (args.cache_dir, args.work_dir):  # scratch folders: never inside a case folder
         if folder:
@@ -119,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
                     for h in result.history],
     }
     if args.json:
-        from declip_desktop.engine.evaluation import json_safe
+        from declip_desktop.training.evaluation import json_safe
 
         print(jsonout.dumps(json_safe(summary), indent=2))
     else:

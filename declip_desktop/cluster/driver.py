@@ -63,7 +63,7 @@ class ClusterAnalysis:
     def __init__(self, case: Case, model: Any, session: ClusterSession, options: ClusterOptions | None = None, *,
                  evidence_ids: Iterable[int] | None = None, on_progress: Callable[[ClusterProgress], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, analyst: str | None = None):
-        from declip_desktop.engine.models import card_snapshot
+        from declip_desktop.common.model_card import card_snapshot
 
         self.case, self.session, self.ray = case, session, session.ray
         self.options = options or ClusterOptions()

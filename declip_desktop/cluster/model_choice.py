@@ -15,8 +15,13 @@ from declip_desktop.cluster.connect import ClusterError
 
 
 def choose_model(case: Any, requested: Any = None) -> tuple[Any, str]:
-    """(InstalledModel, why: "requested" | "case" | "default"); ClusterError when the pin is broken."""
-    from declip_desktop.engine.models import ModelError, resolve_model
+    """(InstalledModel, why: "requested" | "case" | "default"); ClusterError when the pin is broken.
+
+    Found with the torch-free `modelstore.store.find_model` (this driver never imports torch),
+    so an authors' `.pth` that is not imported yet is refused with the command that imports it.
+    """
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.modelstore.store import find_model as resolve_model
 
     try:
         if requested is not None:

@@ -56,7 +56,8 @@ def materialize_model(spec: dict[str, Any], weights: Any) -> Any:
     `weights`: the shipped weights (bytes-like) or None (`model_from="installed"`).
     Raises ModelRefused with a message that names the node's file and both hashes."""
     from declip_desktop.common.hashing import sha256_file
-    from declip_desktop.engine.models import InstalledModel, ModelCard, ModelStore
+    from declip_desktop.common.model_card import ModelCard
+    from declip_desktop.modelstore.store import InstalledModel, ModelStore
 
     wanted = str(spec["model_sha256"])
     card = ModelCard.from_dict(dict(spec["card"]))
@@ -121,9 +122,9 @@ class ModelWorker:
 
                 weights = ray.get(shipped[0])  # zero-copy view of the object store's copy on this node
             installed = materialize_model(spec, weights)
-            from declip_desktop.engine.localizer import Localizer
+            from declip_desktop.modelstore.loading import load_localizer
 
-            self.localizer = Localizer(installed, device=spec.get("device", "auto"), fast=bool(spec.get("fast")),
+            self.localizer = load_localizer(installed, device=spec.get("device", "auto"), fast=bool(spec.get("fast")),
                                        batch_size=int(spec.get("batch_size", 4)), threads=spec.get("threads"))
         except ModelRefused as exc:
             self.refused = str(exc)

@@ -1,5 +1,5 @@
 """The reproducibility bundle's format, shared by the writer (`cases.bundle`) and the re-runner
-(`engine.reproduce`), which must not import each other.
+(`training.reproduce`), which must not import each other.
 
 A bundle is a ZIP file:
   manifest.json              what was analysed and how (see `cases.bundle.build_manifest`)

@@ -1,6 +1,7 @@
 """`Localizer`: images in, per-image probability maps, scores and timings out.
 
-    loc = Localizer("vit-ldm", device="auto", fast=False, batch_size=4)
+    loc = load_localizer("vit-ldm", device="auto", fast=False, batch_size=4)  # modelstore.loading
+    loc = Localizer(net, card=card, device="auto")                    # a network built here
     for pred in loc.predict(["a.jpg", "b.png"]):
         pred.prob_map  # float32 H×W in [0, 1] at the image's original resolution
 
@@ -135,8 +136,7 @@ def _card_for_network(net: Any, card: Any):
     from safetensors.torch import save
 
     from declip_desktop.common.hashing import sha256_bytes
-    from declip_desktop.engine.models import ModelCard
-
+    from declip_desktop.common.model_card import ModelCard
     if card is None:
         raise ValueError("a ready network needs its model card: Localizer(net, card=ModelCard(name=..., ...))")
     if isinstance(card, dict):
@@ -164,9 +164,10 @@ def _describe_source(source: Any, index: int) -> str:
 class Localizer:
     """Runs one installed model over images; see the module docstring.
 
-    `model`: an `InstalledModel`, a model name, a path to an installed `.safetensors`, an
-    authors' `.pth` (imported on the fly), None for the store's default model, or a ready
-    `torch.nn.Module` together with `card` (a `ModelCard` or its dict) describing it. A ready
+    `model`: a model source — an object with `.card` and `.load_network(device)` returning
+    the network hash-checked against the card (the store's `modelstore.loading.StoredModel`;
+    `load_localizer(name)` builds one from a name or file) — or a ready `torch.nn.Module`
+    together with `card` (a `ModelCard` or its dict) describing it. A ready
     network takes B×3×S×S inputs (S = the card's `input_size`, normalized with its `mean`/`std`)
     and returns B×1×h×w logits; the Localizer owns it from then on (it is optimized in place)
     and its `model_sha256` is the SHA-256 of its state dict written as safetensors, not the
@@ -180,19 +181,17 @@ class Localizer:
 
     def __init__(
         self,
-        model: Any = None,
+        model: Any,
         device: str = "auto",
         fast: bool = False,
         batch_size: int = 4,
         threads: int | None = None,
         precision: str | None = None,
-        store: Any = None,
         on_status: Callable[[str], None] | None = None,
         card: Any = None,
     ):
         import torch
 
-        from declip_desktop.engine.models import load_network, resolve_model
 
         if int(batch_size) < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
@@ -219,16 +218,19 @@ class Localizer:
             self.card = _card_for_network(model, card)
         elif card is not None:
             raise ValueError("`card` describes a ready network; pass the network itself as `model`")
+        elif callable(getattr(model, "load_network", None)):
+            self.installed = model
+            self.card = model.card
         else:
-            self.installed = resolve_model(model, store=store)
-            self.card = self.installed.card
+            raise TypeError(f"model must be a model source or a torch.nn.Module, not {type(model).__name__}; "
+                            "for a model by name or file use declip_desktop.load_localizer(NAME)")
         self.input_size = int(_card_field(self.card, "input_size", 224))
         self.mean = tuple(float(v) for v in _card_field(self.card, "mean", (0.48145466, 0.4578275, 0.40821073)))
         self.std = tuple(float(v) for v in _card_field(self.card, "std", (0.26862954, 0.26130258, 0.27577711)))
 
         from declip_desktop.engine import accelerate
 
-        net = model if self.installed is None else load_network(self.installed, device="cpu")
+        net = model if self.installed is None else self.installed.load_network(device="cpu")
         net.eval()
         for p in net.parameters():
             p.requires_grad_(False)
@@ -259,8 +261,8 @@ class Localizer:
 
     @property
     def card_snapshot(self) -> dict:
-        """The model card as stored with each result (`engine.models.card_snapshot`)."""
-        from declip_desktop.engine.models import card_snapshot
+        """The model card as stored with each result (`common.model_card.card_snapshot`)."""
+        from declip_desktop.common.model_card import card_snapshot
 
         return card_snapshot(self.card)
 

@@ -1,7 +1,7 @@
 """Models → Download…: fetch the authors' DeCLIP checkpoints from inside the app.
 
-The dialog lists `engine.registry` with what is installed and runs
-`engine.download.download_model` — the same function as `declip models download` — in
+The dialog lists `modelstore.registry` with what is installed and runs
+`modelstore.download.download_model` — the same function as `declip models download` — in
 a QThread, so the window never waits on the network or on the install step (which
 imports torch in that worker thread, never here). Cancel sets a CancelToken (a threading.Event) the
 downloader checks between chunks; the partial file is kept and the next download of
@@ -14,6 +14,8 @@ Entry point for the main window: `open_download_dialog(parent)`; connect
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import (
@@ -33,9 +35,11 @@ from PySide6.QtWidgets import (
 )
 
 from declip_desktop.common.progress import CancelToken
-from declip_desktop.engine.download import DownloadError, Progress, download_model, format_size, installed_cards
-from declip_desktop.engine.registry import CHECKPOINTS, MIRROR_ENV, RECOMMENDED
 from declip_desktop.gui.models_dialog import default_model_sentence
+from declip_desktop.modelstore.download import download_model, installed_cards
+from declip_desktop.modelstore.download_errors import DownloadError, format_size
+from declip_desktop.modelstore.fetch import Progress
+from declip_desktop.modelstore.registry import CHECKPOINTS, MIRROR_ENV, RECOMMENDED
 
 _COLUMNS = ("Model", "Backbone", "Trained on", "Size", "Status")
 
@@ -43,20 +47,23 @@ _COLUMNS = ("Model", "Backbone", "Trained on", "Size", "Status")
 class _DownloadWorker(QObject):
     """Runs one download_model call on a QThread; talks back only through signals."""
 
-    progressed = Signal(object)  # engine.download.Progress
-    succeeded = Signal(object)  # engine.download.InstallResult
+    progressed = Signal(object)  # modelstore.fetch.Progress
+    succeeded = Signal(object)  # modelstore.download.InstallResult
     failed = Signal(str, str)  # kind, message
     done = Signal()
 
-    def __init__(self, name: str, base_url: str | None, cancel: CancelToken):
+    def __init__(self, name: str, base_url: str | None, cancel: CancelToken, importer: Callable[..., Any]):
         super().__init__()
-        self._name, self._base_url, self._cancel = name, base_url, cancel
+        self._name, self._base_url, self._cancel, self._importer = name, base_url, cancel, importer
 
     @Slot()
     def run(self) -> None:
         try:
+            if self._importer is None:
+                raise DownloadError("No checkpoint importer is connected to this window, so nothing can be "
+                                    "installed. Start the application with `declip-desktop`.", "internal")
             result = download_model(
-                self._name, base_url=self._base_url, progress=self.progressed.emit, cancel=self._cancel
+                self._name, importer=self._importer, base_url=self._base_url, progress=self.progressed.emit, cancel=self._cancel
             )
         except DownloadError as exc:
             self.failed.emit(exc.kind, str(exc))
@@ -73,8 +80,10 @@ class DownloadDialog(QDialog):
 
     modelInstalled = Signal(str)  # noqa: N815 (Qt naming)
 
-    def __init__(self, parent: QWidget | None = None, *, base_url: str | None = None):
+    def __init__(self, parent: QWidget | None = None, *, base_url: str | None = None,
+                 importer: Callable[..., Any] | None = None):
         super().__init__(parent)
+        self._importer = importer  # EngineServices.checkpoint_importer
         self.setWindowTitle("Download DeCLIP models")
         self.setObjectName("downloadDialog")
         self.resize(780, 500)  # all nine rows visible without scrolling
@@ -185,7 +194,7 @@ class DownloadDialog(QDialog):
         self._cancel = CancelToken()
         self._thread = QThread(self)
         # An empty field means the original hosts, even when DECLIP_MODELS_URL is set.
-        self._worker = _DownloadWorker(name, self.mirror.text().strip(), self._cancel)
+        self._worker = _DownloadWorker(name, self.mirror.text().strip(), self._cancel, self._importer)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.progressed.connect(self._on_progress)
@@ -271,7 +280,7 @@ class DownloadDialog(QDialog):
         super().closeEvent(event)
 
 
-def open_download_dialog(parent: QWidget | None = None) -> DownloadDialog:
+def open_download_dialog(parent: QWidget | None = None, *, importer: Callable[..., Any] | None = None) -> DownloadDialog:
     """Show the (non-modal) download dialog; keep the returned object to connect
     `modelInstalled` to the window's model picker. A dialog already open for `parent`
     is brought to the front instead of opening a second one."""
@@ -281,7 +290,7 @@ def open_download_dialog(parent: QWidget | None = None) -> DownloadDialog:
                 existing.raise_()
                 existing.activateWindow()
                 return existing
-    dialog = DownloadDialog(parent)
+    dialog = DownloadDialog(parent, importer=importer)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.show()
     dialog.raise_()

@@ -1,13 +1,15 @@
 """Models → Choose model…: installed models with their cards, and import of an authors' checkpoint.
 
-Listing reads only the JSON cards (no torch). Importing a checkpoint runs
-`engine.models.import_checkpoint` on the thread pool (it imports torch there, never
-on the UI thread) and shows its progress messages.
+Listing reads only the JSON cards (no torch). Importing a checkpoint runs the importer the
+application hands in (`EngineServices.checkpoint_importer`, the store's `import_checkpoint`) on
+the thread pool (torch runs there, never on the UI thread) and shows its progress messages.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -33,13 +35,14 @@ from declip_desktop.gui.progress_relay import ProgressRelay
 
 
 def list_models() -> list:
-    from declip_desktop.engine.models import ModelStore
+    from declip_desktop.modelstore.store import ModelStore
 
     return ModelStore().list()
 
 
 def default_model_name() -> str | None:
-    from declip_desktop.engine.models import ModelError, ModelStore
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.modelstore.store import ModelStore
 
     try:
         return ModelStore().default().name
@@ -49,7 +52,7 @@ def default_model_name() -> str | None:
 
 def set_default_model(name: str) -> None:
     """Record `name` as the store's default model (raises ModelError / OSError)."""
-    from declip_desktop.engine.models import ModelStore
+    from declip_desktop.modelstore.store import ModelStore
 
     ModelStore().set_default(name)
 
@@ -111,8 +114,9 @@ class ModelsDialog(QDialog):
     modelImported = Signal(str)
     errorOccurred = Signal(str, str)
 
-    def __init__(self, current: str | None, parent=None):
+    def __init__(self, current: str | None, parent=None, *, importer: Callable[..., Any] | None = None):
         super().__init__(parent)
+        self._importer = importer  # EngineServices.checkpoint_importer
         self.setWindowTitle("Models")
         self.resize(760, 460)
         self._current = current
@@ -214,7 +218,7 @@ class ModelsDialog(QDialog):
             self.refresh(name)
 
     def _set_default(self) -> None:
-        from declip_desktop.engine.models import ModelError
+        from declip_desktop.common.model_card import ModelError
 
         name = self.selected_name()
         if not name:
@@ -249,10 +253,12 @@ class ModelsDialog(QDialog):
         relay = ProgressRelay(self)
         relay.message.connect(self.import_status.setText)
 
-        def work():
-            from declip_desktop.engine.models import import_checkpoint
+        importer = self._importer
 
-            return import_checkpoint(path, name=name, clip_weights=clip_weights, progress=relay.message.emit)
+        def work():
+            if importer is None:
+                raise RuntimeError("no checkpoint importer is connected to this window (start it with `declip-desktop`)")
+            return importer(path, name=name, clip_weights=clip_weights, progress=relay.message.emit)
 
         run_background(work, self._imported, self._import_failed)
 

@@ -1,7 +1,7 @@
 """What the GUI needs from the engine, handed in by the application (`declip_desktop.desktop`).
 
-The GUI never imports the engine's torch side: the Localizer factory, the model resolver and
-the warm-up come in through this object, so "the GUI never imports torch" holds for the
+The GUI never imports the engine's torch side: the Localizer factory, the model resolver, the
+checkpoint importer and the warm-up come in through this object, so "the GUI never imports torch" holds for the
 import graph, not only at run time. Tests pass the same object, or stand-ins.
 """
 
@@ -24,6 +24,10 @@ class EngineServices:
     model_resolver: Callable[[Any], Any]
     #: Imports torch and the engine ahead of the first analysis (run off the UI thread).
     preload: Callable[[], None] = _nothing_to_preload
+    #: `checkpoint_importer(path, name=, clip_weights=, store=, progress=, adopt_default=,
+    #: expected_architecture=)` → ModelCard: the store's importer (imports torch; called only
+    #: on worker threads), for Models → Import and Models → Download.
+    checkpoint_importer: Callable[..., Any] | None = None
 
 
 __all__ = ["EngineServices"]

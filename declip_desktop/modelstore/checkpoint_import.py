@@ -1,8 +1,4 @@
-"""Reading the authors' DeCLIP checkpoints and OpenAI CLIP weights; loading installed models.
-
-Safety: pickles are only ever read with `torch.load(..., weights_only=True)`, so a file
-that tries to run code is refused before anything runs. TorchScript (which is code) is
-loaded only for OpenAI's two published CLIP files, recognised by their SHA-256.
+"""Importing the authors' DeCLIP checkpoints into the model store (safetensors + card).
 
 Strictness: the architecture comes from `feature_layer` / `decoder_type` and the tensor
 shapes; then every tensor the network needs must be present with the right shape, and
@@ -18,197 +14,32 @@ from __future__ import annotations
 
 import gc
 import re
-import warnings
-import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 
 from declip_desktop.common.hashing import sha256_file
+from declip_desktop.common.model_card import ModelCard, ModelError
 from declip_desktop.common.version import SOFTWARE_VERSION
 from declip_desktop.engine import networks as nets
-from declip_desktop.engine.models import (
-    TRAINING_SETS,
-    InstalledModel,
-    ModelCard,
-    ModelError,
-    ModelStore,
-    check_model_name,
-    utc_now_iso,
+from declip_desktop.modelstore.safetensors_header import write_text_atomic
+from declip_desktop.modelstore.store import TRAINING_SETS, ModelStore, check_model_name, utc_now_iso
+from declip_desktop.modelstore.torch_files import (
+    OPENAI_CLIP_SHA256,
+    OPENAI_FILE_NAMES,
+    Progress,
+    check_values,
+    list_names,
+    read_clip_weights,
+    read_torch_file,
+    say,
+    tensor_dict,
 )
-from declip_desktop.engine.model_facts import architecture_from_shapes, card_contradictions
-from declip_desktop.engine.weights_file import WeightsFileError, read_index, write_safetensors, write_text_atomic
-
-#: OpenAI's published CLIP archives (SHA-256 = second-to-last segment of the download URL).
-OPENAI_CLIP_SHA256 = {
-    "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836": "ViT-L/14",
-    "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762": "RN50",
-}
-OPENAI_FILE_NAMES = {"ViT-L/14": "ViT-L-14.pt", "RN50": "RN50.pt"}
+from declip_desktop.modelstore.weights_file import write_safetensors
 
 #: Parts of an OpenAI CLIP state dict that DeCLIP never uses (text tower, bookkeeping ints).
 _TEXT_TOWER = ("transformer.", "token_embedding.", "positional_embedding", "ln_final.", "text_projection", "logit_scale")
-_CLIP_INFO = ("input_resolution", "context_length", "vocab_size")
-
-_MAX_LISTED = 8  # keys named per category in an error message
-_FLOAT_NAMES = ("F16", "BF16", "F32", "F64")  # safetensors names of the float types
-
-Progress = Callable[[str], None] | None
-
-
-# ---------------------------------------------------------------------- reading files
-
-
-def read_torch_file(path: Path, what: str = "checkpoint"):
-    """`torch.load` with weights_only=True (memory-mapped when the format allows)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{what} {path} does not exist")
-    if path.stat().st_size == 0:
-        raise ModelError(f"{path} is empty: not a PyTorch {what}")
-    is_zip = zipfile.is_zipfile(path)
-    if is_zip:
-        check_zip_members(path, what)
-    try:
-        # mmap works only for the zip format (torch ≥ 1.6); older pickles are read plainly.
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types; each is turned into one clear error
-        raise _explain_load_error(path, exc, what) from None
-
-
-def check_zip_members(path: Path, what: str = "checkpoint") -> None:
-    """Refuse a zip-format torch file whose members are compressed or fail their CRC.
-
-    PyTorch writes every member stored (uncompressed), and `torch.load(mmap=True)` maps the
-    member's bytes as they lie in the file: a deflated member becomes "tensors" made of
-    compressed bytes (values up to 1e38), a corrupted one tensors of corrupted bytes. Both
-    would install and produce garbage, so they are refused here, before anything is read.
-    """
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            packed = [i.filename for i in infos if i.compress_type != zipfile.ZIP_STORED]
-            if packed:
-                raise ModelError(
-                    f"{path} was refused: {len(packed)} of its zip members are compressed ({_names(packed)}); "
-                    f"PyTorch stores a {what}'s tensors uncompressed, so this file was repacked or forged and would "
-                    "load as garbage. Nothing was installed. Use the original file")
-            bad = zf.testzip()  # reads every member and checks its CRC-32
-    except zipfile.BadZipFile as exc:
-        raise ModelError(f"{path} is a damaged zip archive ({exc}); nothing was installed. Download it again") from None
-    except OSError as exc:
-        raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if bad is not None:
-        raise ModelError(
-            f"{path} was refused: its zip member {bad} fails its CRC-32 check (the bytes were changed or damaged "
-            "after the file was written). Nothing was installed. Download the file again")
-
-
-#: Tensor types a float network can hold (BatchNorm's step counter is the one integer tensor).
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
-
-
-def check_values(tensors: Mapping[str, torch.Tensor], where: Callable[[str], str], source: Path) -> None:
-    """Refuse weights of a type a float network cannot use, or holding NaN/Inf, naming them."""
-    wrong_type, non_finite = [], []
-    for key, tensor in tensors.items():
-        if key.endswith(".num_batches_tracked"):
-            if tensor.dtype not in _INT_DTYPES:
-                wrong_type.append(f"{where(key)} is {str(tensor.dtype).removeprefix('torch.')}, expected an integer")
-            continue
-        if tensor.dtype not in _FLOAT_DTYPES:
-            wrong_type.append(f"{where(key)} is {str(tensor.dtype).removeprefix('torch.')}, expected floating point")
-            continue
-        bad = int((~torch.isfinite(tensor)).sum()) if tensor.numel() else 0
-        if bad:
-            non_finite.append(f"{where(key)} ({bad} of {tensor.numel()})")
-    if wrong_type:
-        raise ModelError(f"{source} was refused: weights of a type a DeCLIP network cannot use: {_names(wrong_type)}. "
-                         "Nothing was installed")
-    if non_finite:
-        raise ModelError(f"{source} was refused: weights holding NaN or infinite values: {_names(non_finite)}. "
-                         "The file is damaged; nothing was installed")
-
-
-def _explain_load_error(path: Path, exc: Exception, what: str) -> ModelError:
-    text = str(exc)
-    glob = re.search(r"GLOBAL ([\w.]+)", text)
-    if glob:
-        return ModelError(
-            f"{path} was refused: loading it would import and call `{glob.group(1)}`, i.e. run code, "
-            f"which a weights file never needs. Nothing from it was executed. Get the {what} from a trusted source"
-        )
-    if "central directory" in text or "failed reading zip archive" in text or isinstance(exc, EOFError):
-        return ModelError(f"{path} is truncated or corrupted (incomplete download?): {text.splitlines()[0] if text else type(exc).__name__}. Download it again")
-    if "Unsupported operand" in text or "invalid load key" in text or "Weights only load failed" in text:
-        return ModelError(f"{path} is not a PyTorch {what} (unreadable as weights; nothing from it was executed)")
-    return ModelError(f"{path} cannot be read as a PyTorch {what}: {type(exc).__name__}: {text.splitlines()[0] if text else ''}")
-
-
-def is_torchscript_archive(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
-    return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
-
-
-def _tensor_dict(obj, path: Path, what: str) -> dict[str, torch.Tensor]:
-    if not isinstance(obj, Mapping):
-        raise ModelError(f"{path} is not a {what}: it holds a {type(obj).__name__}, not a dictionary of tensors")
-    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise ModelError(f"{path}: entries that are not tensors: {_names(bad)}")
-    return dict(obj)
-
-
-def _names(keys: Iterable, limit: int = _MAX_LISTED) -> str:
-    keys = [str(k) for k in keys]
-    shown = ", ".join(keys[:limit])
-    return shown + (f" … and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
-# ---------------------------------------------------------------------- OpenAI CLIP weights
-
-
-def read_clip_weights(path: Path, progress: Progress = None) -> tuple[str, dict[str, torch.Tensor], str]:
-    """(role "ViT-L/14"|"RN50", `visual.*` state dict, SHA-256) of an OpenAI CLIP weights file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"CLIP weights file {path} does not exist")
-    _say(progress, f"hashing {path.name}")
-    sha = sha256_file(path)
-    if is_torchscript_archive(path):
-        if sha not in OPENAI_CLIP_SHA256:
-            raise ModelError(
-                f"{path} is a TorchScript archive (which can run code) but its SHA-256 {sha} is not one of OpenAI's "
-                f"published CLIP files ({', '.join(OPENAI_FILE_NAMES.values())}); refusing to load it. "
-                "Use the original OpenAI file, or a plain state dict saved with torch.save(model.state_dict())"
-            )
-        _say(progress, f"reading {path.name} (OpenAI TorchScript archive)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # "TorchScript is deprecated": OpenAI's format
-            module = torch.jit.load(str(path), map_location="cpu")
-        state = {k: v for k, v in module.state_dict().items() if k.startswith("visual.")}
-        del module
-        gc.collect()
-    else:
-        obj = read_torch_file(path, what="CLIP weights file")
-        if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-            obj = obj["state_dict"]
-        state = _tensor_dict(obj, path, "CLIP state dict")
-        state = {k: v for k, v in state.items() if k.startswith("visual.")}
-    if "visual.proj" in state or any(k.startswith("visual.transformer.") for k in state):
-        role = nets.VIT
-    elif any(k.startswith("visual.layer1.") for k in state):
-        role = nets.RN50
-    else:
-        raise ModelError(f"{path} holds no CLIP image encoder (no visual.transformer.* or visual.layer1.* weights)")
-    return role, state, sha
-
 
 # ---------------------------------------------------------------------- the authors' checkpoints
 
@@ -299,11 +130,11 @@ def _strict_check(out: _Tensors, spec: nets.NetSpec, source: Path) -> None:
         return
     problems = []
     if missing:
-        problems.append(f"missing: {_names(_original_names(out, spec, missing))}")
+        problems.append(f"missing: {list_names(_originallist_names(out, spec, missing))}")
     if unexpected:
-        problems.append(f"unexpected: {_names(out.where(k) for k in unexpected)}")
+        problems.append(f"unexpected: {list_names(out.where(k) for k in unexpected)}")
     if misshaped:
-        problems.append("wrong shape: " + _names(
+        problems.append("wrong shape: " + list_names(
             f"{out.where(k)} is {list(out.tensors[k].shape)}, expected {list(expected[k])}" for k in misshaped))
     raise ModelError(
         f"{source} does not match a DeCLIP {spec.backbone} {spec.layer} {spec.decoder} network — "
@@ -312,7 +143,7 @@ def _strict_check(out: _Tensors, spec: nets.NetSpec, source: Path) -> None:
     )
 
 
-def _original_names(out: _Tensors, spec: nets.NetSpec, keys: list[str]) -> list[str]:
+def _originallist_names(out: _Tensors, spec: nets.NetSpec, keys: list[str]) -> list[str]:
     # Say which names the file should have had, in the file's own naming.
     names = []
     for key in keys:
@@ -334,19 +165,19 @@ def convert_checkpoint(
 ) -> tuple[nets.NetSpec, dict[str, torch.Tensor], dict]:
     """Read an authors' checkpoint (+ CLIP files) → (spec, DeclipNet state dict, card facts)."""
     path = Path(path)
-    _say(progress, f"reading {path.name}")
+    say(progress, f"reading {path.name}")
     ckpt = read_torch_file(path)
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("model"), Mapping):
-        kind = f"keys {_names(list(ckpt)[:8])}" if isinstance(ckpt, Mapping) else f"a {type(ckpt).__name__}"
+        kind = f"keys {list_names(list(ckpt)[:8])}" if isinstance(ckpt, Mapping) else f"a {type(ckpt).__name__}"
         raise ModelError(f"{path} is not a DeCLIP checkpoint: expected a dictionary with a 'model' state dict, found {kind}")
-    model_sd = _tensor_dict(ckpt["model"], path, "DeCLIP checkpoint's 'model' state dict")
+    model_sd = tensor_dict(ckpt["model"], path, "DeCLIP checkpoint's 'model' state dict")
     layer, decoder_type = ckpt.get("feature_layer"), ckpt.get("decoder_type")
 
     backbone = _layout(model_sd)
     if not backbone:
         raise ModelError(
             f"{path} is not a DeCLIP checkpoint: its 'model' holds neither a CLIP image encoder (model.visual.*) "
-            f"nor a decoder (fc.*); keys start with {_names(sorted({k.split('.')[0] for k in model_sd}))}"
+            f"nor a decoder (fc.*); keys start with {list_names(sorted({k.split('.')[0] for k in model_sd}))}"
         )
     fc = {k: v for k, v in model_sd.items() if k.startswith("fc.")}
     if not fc:
@@ -397,7 +228,7 @@ def convert_checkpoint(
         raise ModelError(f"{path}: {exc}") from None
     _prune_unused(out, spec)
     _strict_check(out, spec, path)
-    _say(progress, "checking every weight's type and values")
+    say(progress, "checking every weight's type and values")
     check_values(out.tensors, out.where, path)
 
     tensors = {}
@@ -470,7 +301,7 @@ def import_checkpoint(
         raise ModelError(f"checkpoint {path} does not exist")
     if name is not None:
         check_model_name(name)
-    _say(progress, f"hashing {path.name}")
+    say(progress, f"hashing {path.name}")
     source_sha = sha256_file(path)
 
     spec, tensors, facts = convert_checkpoint(path, clip_weights, progress)
@@ -493,7 +324,7 @@ def import_checkpoint(
 
     store.root.mkdir(parents=True, exist_ok=True)
     weights_path, card_path = store.paths_for(name)
-    _say(progress, f"writing {weights_path.name}")
+    say(progress, f"writing {weights_path.name}")
     sha = write_safetensors(weights_path, tensors, metadata={
         # only facts about the weights: the same weights give the same file and hash
         "format": "pt", "backbone": spec.backbone, "layer": spec.layer, "decoder": spec.decoder,
@@ -531,70 +362,5 @@ def import_checkpoint(
         raise
     if adopt_default:
         store.adopt_default_after_install(name)
-    _say(progress, f"installed {name}")
+    say(progress, f"installed {name}")
     return card
-
-
-# ---------------------------------------------------------------------- loading installed models
-
-
-def load_installed(installed: InstalledModel, device="cpu"):
-    card, weights = installed.card, Path(installed.weights_path)
-    if not weights.is_file():
-        raise ModelError(f"model {card.name!r}: weights file {weights} is missing. Reinstall the model")
-    actual = sha256_file(weights)
-    if actual != card.sha256:
-        raise ModelError(
-            f"model {card.name!r}: {weights} has SHA-256 {actual}, but its card records {card.sha256}; "
-            "the file was changed or damaged. Reinstall the model (`declip models remove` then import/download)"
-        )
-    try:
-        index, _ = read_index(weights)
-    except WeightsFileError as exc:
-        raise ModelError(f"model {card.name!r}: {exc}") from None
-    shapes = {k: t.shape for k, t in index.items()}
-    contradictions = card_contradictions(card, architecture_from_shapes(shapes))
-    if contradictions:
-        raise ModelError(f"model {card.name!r} ({installed.card_path}): " + "; ".join(contradictions)
-                         + ". The card does not describe these weights; reinstall the model")
-    wrong = [f"{k} is {t.dtype}" for k, t in index.items()
-             if (t.dtype not in ("I64", "I32") if k.endswith(".num_batches_tracked") else t.dtype not in _FLOAT_NAMES)]
-    if wrong:
-        raise ModelError(f"model {card.name!r}: {weights} holds weights of a type the network cannot use: {_names(wrong)}")
-
-    if card.kind == "starter":
-        from declip_desktop.engine.starter import build_starter  # another engineer's module: load lazily
-
-        net = build_starter(card)
-        assign = False
-    elif card.kind == "declip":
-        try:
-            spec = nets.spec_from_shapes(card.backbone, card.layer, card.decoder, shapes)
-        except nets.NetworkSpecError as exc:
-            raise ModelError(f"model {card.name!r} ({weights}): {exc}") from None
-        net = nets.build_network(spec, meta=True)
-        assign = True
-    else:
-        raise ModelError(f"model {card.name!r}: unknown kind {card.kind!r} in {installed.card_path}")
-
-    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    missing = [k for k in expected if k not in shapes]
-    unexpected = [k for k in shapes if k not in expected]
-    misshaped = [f"{k} is {list(shapes[k])}, expected {list(expected[k])}"
-                 for k in expected if k in shapes and shapes[k] != expected[k]]
-    if missing or unexpected or misshaped:
-        parts = [f"{label}: {_names(keys)}" for label, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)) if keys]
-        raise ModelError(f"model {card.name!r}: {weights} does not fit its network — " + "; ".join(parts))
-
-    from safetensors.torch import load_file
-
-    state = load_file(str(weights), device="cpu")
-    net.load_state_dict(state, strict=True, assign=assign)
-    del state
-    return net.to(device).eval()
-
-
-def _say(progress: Progress, message: str) -> None:
-    if progress is not None:
-        progress(message)

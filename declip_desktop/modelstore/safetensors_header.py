@@ -1,7 +1,7 @@
 """Reading a `.safetensors` header and writing small text files atomically — no torch.
 
-Split from `engine.weights_file` (which writes tensors and so imports torch) so that the
-model store (`engine.models`: listing, verifying, the default model), the GUI and
+Split from `modelstore.weights_file` (which writes tensors and so imports torch) so that the
+model store (`modelstore.store`: listing, verifying, the default model), the GUI and
 `declip models verify` can check weights files without importing torch. The format
 (https://huggingface.co/docs/safetensors): 8-byte little-endian header length, a JSON header
 (name → dtype, shape, byte offsets; plus `__metadata__`), then the raw tensor bytes.
@@ -34,10 +34,10 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     # Makes the rename itself durable; not possible on every platform (Windows).
     try:
         fd = os.open(directory, os.O_RDONLY)

@@ -1,32 +1,30 @@
-"""Installed models: cards, the model store, resolving a name or file, loading a network.
+"""Installed models: the model store, finding a model by name or file (no torch).
 
 A model is `<name>.safetensors` (the weights) plus `<name>.json` (its `ModelCard`) in
 the model directory (`$DECLIP_HOME/models`), or read-only in the repository's bundled
-`models/` folder (the starter model). This module imports no torch at import time:
-`declip models list` and the GUI can use it cheaply; `load_network` imports torch.
+`models/` folder (the starter model). This module never imports torch:
+`declip models list`, the GUI and the cluster driver use it cheaply; loading a network and
+importing a checkpoint live in `modelstore.loading` and `modelstore.checkpoint_import` (torch).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from declip_desktop.common import paths
-from declip_desktop.common.facts import DEMO_LABEL, card_is_demo, demo_label  # DEMO_LABEL re-exported for the engine
+from declip_desktop.common.facts import card_is_demo
 from declip_desktop.common.hashing import sha256_file
-from declip_desktop.common.version import SOFTWARE_VERSION
-from declip_desktop.engine.model_facts import BUNDLED_DEMO_SHA256, architecture_from_shapes, card_contradictions
+from declip_desktop.common.model_card import ModelCard, ModelError
+from declip_desktop.modelstore.model_facts import BUNDLED_DEMO_SHA256, architecture_from_shapes, card_contradictions
 
 log = logging.getLogger(__name__)
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 #: In the model folder: which model is used when none is named (`declip models default NAME`).
 DEFAULT_FILE = "default.json"
 
@@ -40,86 +38,6 @@ TRAINING_SETS = {
 }
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]{0,79}")
-
-
-class ModelError(Exception):
-    """A model that cannot be imported, found or loaded; the message says what and what to do."""
-
-
-@dataclass
-class ModelCard:
-    """What a model is and where it came from; stored as `<name>.json`."""
-
-    name: str
-    kind: str = "declip"  # "declip" | "starter"
-    backbone: str = ""  # "ViT-L/14" | "RN50" | "ViT-L/14,RN50" | "starter-fcn"
-    layer: str | None = None  # "layer20"; None for starter models
-    decoder: str = ""  # "conv-20" | "conv-12" | "conv-4" | "linear" | …
-    training_set: str | None = None  # key of TRAINING_SETS ("ldm") or free text
-    source_file: str | None = None  # file name the model was imported from
-    source_sha256: str | None = None
-    sha256: str = ""  # of the .safetensors file
-    created: str = ""  # ISO 8601 UTC
-    software_version: str = SOFTWARE_VERSION
-    demo: bool = False
-    label: str = ""  # shown to users
-    input_size: int = 224  # preprocessing: resize to input_size × input_size (bilinear) …
-    mean: list[float] = field(default_factory=lambda: list(CLIP_MEAN))  # … then normalize
-    std: list[float] = field(default_factory=lambda: list(CLIP_STD))
-    notes: str = ""
-    metrics: dict = field(default_factory=dict)
-    #: Files the weights were assembled from besides `source_file` (fusion backbones):
-    #: [{"role": "ViT-L/14", "file": "ViT-L-14.pt", "sha256": …}, …]
-    backbone_sources: list = field(default_factory=list)
-    #: Card fields this version does not know (written by a newer one); kept on rewrite.
-    extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        extra = data.pop("extra")
-        return {**extra, **data}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelCard:
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        if not isinstance(data, dict) or "name" not in data:
-            raise ValueError("a model card is a JSON object with at least a 'name'")
-        kwargs = {k: v for k, v in data.items() if k in known}
-        extra = {k: v for k, v in data.items() if k not in known}
-        return cls(**kwargs, extra=extra)
-
-    @classmethod
-    def from_json_file(cls, path: str | Path) -> ModelCard:
-        path = Path(path)
-        try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as exc:
-            raise ModelError(f"cannot read model card {path}: {exc}") from None
-
-    @property
-    def display_name(self) -> str:
-        return f"{self.name} ({self.label})" if self.label else self.name
-
-
-#: The card fields every stored result keeps (issue 14 item 7), in this order.
-SNAPSHOT_FIELDS = ("name", "sha256", "kind", "backbone", "layer", "decoder", "training_set", "demo", "label",
-                   "input_size", "source_file", "source_sha256", "software_version")
-
-
-def card_snapshot(card: ModelCard) -> dict:
-    """What a result must say about the model that made it, frozen at analysis time.
-
-    A plain JSON-able dict (stored with each result, read by reports made later or on a
-    machine where the model is not installed). `demo` goes through `common.facts.card_is_demo`,
-    the single demo test; `software_version` is the version that wrote the card.
-    """
-    snapshot = {name: getattr(card, name, None) for name in SNAPSHOT_FIELDS}
-    snapshot["demo"] = card_is_demo(card)
-    snapshot["label"] = demo_label(card) if snapshot["demo"] else (card.label or "")
-    return snapshot
 
 
 @dataclass
@@ -270,7 +188,7 @@ class ModelStore:
 
     def set_default(self, name: str) -> InstalledModel:
         """Make `name` the model used when none is named (cases, `declip analyze`, the app)."""
-        from declip_desktop.engine.safetensors_header import write_text_atomic
+        from declip_desktop.modelstore.safetensors_header import write_text_atomic
 
         model = self.get(name)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -325,7 +243,7 @@ class ModelStore:
 
 def verify_model(model: InstalledModel) -> tuple[bool, str]:
     """(ok, detail) for one installed model; see `ModelStore.verify`."""
-    from declip_desktop.engine.safetensors_header import WeightsFileError, read_header
+    from declip_desktop.modelstore.safetensors_header import WeightsFileError, read_header
 
     card = model.card
     try:
@@ -347,30 +265,17 @@ def verify_model(model: InstalledModel) -> tuple[bool, str]:
         "; demo model — not for casework" if is_demo_model(card) else "")
 
 
-# ---------------------------------------------------------------------- import / resolve
+# ---------------------------------------------------------------------- resolve
 
 
-def import_checkpoint(
-    path: str | Path,
-    name: str | None = None,
-    clip_weights: Iterable[str | Path] = (),
-    store: ModelStore | None = None,
-    progress: Callable[[str], None] | None = None,
-    adopt_default: bool = True,
-    expected_architecture: tuple[str, str, str] | None = None,
-) -> ModelCard:
-    """Import an authors' `.pth` checkpoint: see `engine.checkpoints.import_checkpoint`."""
-    from declip_desktop.engine import checkpoints
-
-    return checkpoints.import_checkpoint(path, name=name, clip_weights=clip_weights, store=store, progress=progress,
-                                         adopt_default=adopt_default, expected_architecture=expected_architecture)
-
-
-def resolve_model(name_or_path: str | Path | None = None, store: ModelStore | None = None) -> InstalledModel:
+def find_model(name_or_path: str | Path | InstalledModel | None = None, store: ModelStore | None = None,
+               importer: Callable[..., ModelCard] | None = None) -> InstalledModel:
     """A model by name, by path to an installed `.safetensors`, or by an authors' checkpoint file.
 
-    A checkpoint file is imported on first use (and found again by its SHA-256 later);
-    None gives `store.default()`.
+    None gives `store.default()`. A checkpoint file already imported is found by its SHA-256;
+    one not yet imported goes to `importer(path, store=store, adopt_default=False)` (the
+    torch-side `modelstore.checkpoint_import.import_checkpoint`, which `modelstore.loading.
+    resolve_model` passes); without an importer it is refused, so this module never needs torch.
     """
     store = store or ModelStore()
     if name_or_path is None:
@@ -394,23 +299,12 @@ def resolve_model(name_or_path: str | Path | None = None, store: ModelStore | No
         existing = store.find_by_source(sha256_file(candidate))
         if existing is not None:
             return existing
+        if importer is None:
+            raise ModelError(f"{candidate} is a checkpoint that is not imported yet; import it first: "
+                             f"declip models import {candidate}")
         # Imported because this one call names it; that alone does not make it the default.
-        card = import_checkpoint(candidate, store=store, adopt_default=False)
+        card = importer(candidate, store=store, adopt_default=False)
         return store.get(card.name)
     if looks_like_path:
         raise ModelError(f"model file {candidate} does not exist")
     return store.get(text)
-
-
-# ---------------------------------------------------------------------- loading
-
-
-def load_network(installed: InstalledModel, device="cpu"):
-    """The model's network in eval mode on `device` (torch module; DeclipNet for DeCLIP models).
-
-    The weights file is hashed and compared with the card first; every tensor the
-    network needs must be present with the right shape and nothing else may be there.
-    """
-    from declip_desktop.engine.checkpoints import load_installed
-
-    return load_installed(installed, device=device)

@@ -18,16 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from declip_desktop.common.outputs import disk_full_as_error
-# The torch-free parts live in engine.safetensors_header; importable from here for existing callers.
-from declip_desktop.engine.safetensors_header import (  # noqa: F401
-    DTYPE_SIZES,
-    TensorInfo,
-    WeightsFileError,
-    _fsync_dir,
-    read_header,
-    read_index,
-    write_text_atomic,
-)
+from declip_desktop.modelstore.safetensors_header import fsync_dir
 
 _DTYPES = {
     "float32": "F32",
@@ -85,5 +76,5 @@ def write_safetensors(path: str | Path, tensors: Mapping, metadata: Mapping[str,
     finally:
         if tmp.exists():
             tmp.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return digest.hexdigest()

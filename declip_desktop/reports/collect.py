@@ -12,7 +12,6 @@ from declip_desktop.common.facts import card_is_demo, demo_label
 from declip_desktop.common.version import software_id
 from declip_desktop.reports.calibration_section import collect_calibration
 from declip_desktop.reports.forensics_rows import forensics_rows
-from declip_desktop.reports.pinned_pages import collect_pins
 from declip_desktop.reports.model import (
     AnalysisInfo,
     AuditRow,
@@ -21,6 +20,7 @@ from declip_desktop.reports.model import (
     ModelInfo,
     ReportData,
 )
+from declip_desktop.reports.pinned_pages import collect_pins
 
 
 class SelectionError(ValueError):
@@ -74,7 +74,7 @@ def model_info(name: str, sha256: str, parameters: dict) -> ModelInfo:
         return ModelInfo(name=name, sha256=sha256)
     training = card.get("training_set")
     try:
-        from declip_desktop.engine.models import TRAINING_SETS  # a table of names (no torch)
+        from declip_desktop.modelstore.store import TRAINING_SETS  # a table of names (no torch)
 
         training = TRAINING_SETS.get(training, training)
     except ImportError:

@@ -1,7 +1,7 @@
 """Scoring folders of maps, or a model on a data folder, against ground-truth masks.
 
 Shared by `declip eval` and anything else that wants the paper's numbers. Each image gets
-a row (metrics from `engine.metrics.image_metrics`, or an `error` saying why it could not
+a row (metrics from `training.metrics.image_metrics`, or an `error` saying why it could not
 be scored); `summarize` turns rows into means. Nothing here stops at a bad image.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 
 from declip_desktop.common.outputs import write_output
 from declip_desktop.common.text import csv_safe
-from declip_desktop.engine.datasets import DatasetError, SampleSet, index_by_stem, load_mask, match_mask
-from declip_desktop.engine.metrics import METRIC_NAMES, MetricInputError, image_metrics, summarize
+from declip_desktop.training.datasets import DatasetError, SampleSet, index_by_stem, load_mask, match_mask
+from declip_desktop.training.metrics import METRIC_NAMES, MetricInputError, image_metrics, summarize
 
 MAP_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 CSV_COLUMNS = (

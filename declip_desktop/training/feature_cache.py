@@ -7,7 +7,7 @@ makes every later epoch cost only the decoder.
 A cached entry is valid only for exactly the same input, so its key covers everything
 the features depend on: the image file's SHA-256, a hash of the backbone's weights, the
 backbone/layer, the preprocessing version, the augmentation and variant (augmented
-pictures are cached only as a fixed set of seeded variants, see `engine.augment`), and
+pictures are cached only as a fixed set of seeded variants, see `training.augment`), and
 the storage dtype. Entries are `.npy` files written atomically; a file that is
 truncated or has the wrong shape is treated as missing and recomputed.
 """

@@ -100,8 +100,8 @@ def reproduce(path: str | os.PathLike[str], evidence_dir: str | os.PathLike[str]
               tolerance: float | None = None, device: str = "cpu", store: Any = None,
               progress=None) -> tuple[dict[str, Any], list[ItemResult]]:  # noqa: ANN001
     """Re-run the bundle's analyses; returns (manifest, one ItemResult per item)."""
-    from declip_desktop.engine.localizer import Localizer
-    from declip_desktop.engine.models import ModelStore
+    from declip_desktop.modelstore.loading import load_localizer
+    from declip_desktop.modelstore.store import ModelStore
 
     store = store or ModelStore()
     zf, manifest = read_bundle(path)
@@ -136,7 +136,7 @@ def reproduce(path: str | os.PathLike[str], evidence_dir: str | os.PathLike[str]
             key = (model.sha256, bool(params.get("fast", False)), params.get("precision") or "fp32")
             if key not in localizers:
                 precision = key[2] if device != "cpu" else "fp32"  # half precision exists on GPUs only
-                localizers[key] = Localizer(model, device=device, fast=key[1], batch_size=1, precision=precision)
+                localizers[key] = load_localizer(model, device=device, fast=key[1], batch_size=1, precision=precision)
             pred = localizers[key].predict_one(image)
             if not pred.ok:
                 results.append(fail(f"the re-run failed: {pred.error}"))

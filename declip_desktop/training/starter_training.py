@@ -3,8 +3,8 @@
 Separate from `engine.training` (the frozen-backbone DeCLIP decoder): here every weight is
 trained, there is no backbone and no feature cache.
 
-    python -m declip_desktop.engine.starter_training train --data data/synth --run runs/starter --steps 1500
-    python -m declip_desktop.engine.starter_training package --data data/synth --run runs/starter --models models
+    python -m declip_desktop.training.starter_training train --data data/synth --run runs/starter --steps 1500
+    python -m declip_desktop.training.starter_training package --data data/synth --run runs/starter --models models
 
 `train` keeps the weights with the best validation IoU in RUN/best.safetensors (so an
 interrupted run still leaves a usable model); `package` evaluates them on the held-out test
@@ -37,7 +37,7 @@ from PIL import Image
 from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.version import SOFTWARE_VERSION
 from declip_desktop.engine import starter
-from declip_desktop.engine.synth import MANIPULATIONS, read_manifest
+from declip_desktop.training.synth import MANIPULATIONS, read_manifest
 
 
 @dataclass
@@ -98,7 +98,7 @@ def evaluate(net, items: list[Item], mean, std, full: bool = False) -> dict[str,
     for it in items:
         prob = predict_prob(net, it.image, it.mask.shape, mean, std)
         if full:
-            from declip_desktop.engine.metrics import image_metrics
+            from declip_desktop.training.metrics import image_metrics
 
             m = image_metrics(prob, it.mask)
             s = float(m["iou"])
@@ -364,7 +364,7 @@ def package(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m declip_desktop.engine.starter_training",
+    parser = argparse.ArgumentParser(prog="python -m declip_desktop.training.starter_training",
                                      description="Train / package the starter model (demo).")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train")
