@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from declip_desktop.common.paths import BUNDLED_MODELS_DIR
-from declip_desktop.engine import starter, synth
+from declip_desktop.engine import starter
+from declip_desktop.training import synth
 
 REPO = Path(__file__).resolve().parents[1]
 CARD_PATH = BUNDLED_MODELS_DIR / "starter.json"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from declip_desktop.engine import starter, starter_training, synth
+from declip_desktop.engine import starter
+from declip_desktop.training import starter_training, synth
 from declip_desktop.training.starter_training import main as trainer_main
 
 
