@@ -13,6 +13,7 @@ import threading
 import pytest
 from tests.local_http import LocalServer, Served, no_proxy, server, tiny_registry  # noqa: F401 (fixtures)
 
+from declip_desktop.common.progress import CancelToken
 from declip_desktop.modelstore import download, download_errors, registry
 from declip_desktop.modelstore import fetch as fetch_module
 from declip_desktop.modelstore.checkpoint_import import import_checkpoint
@@ -244,7 +245,7 @@ def test_cancel_between_chunks_keeps_the_part_for_later(server, tmp_path):
     data = _payload()
     digest = server.served.add("/f.bin", data)
     server.served.delay = 0.02
-    cancel = threading.Event()
+    cancel = CancelToken()
 
     def on_progress(p):
         if p.done >= 64 * 1024:
@@ -303,7 +304,7 @@ def test_a_second_download_of_the_same_file_is_refused_while_one_runs(server, tm
     server.served.add("/f.bin", _payload())
     server.served.chunk, server.served.delay = 16 * 1024, 0.02
     started, errors = threading.Event(), []
-    cancel = threading.Event()
+    cancel = CancelToken()
 
     def first():
         try:

@@ -67,3 +67,38 @@ def test_mask_and_regions_refuse_a_threshold_outside_0_1():
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="outside 0…1"):
             pred.mask(bad)
+
+
+def test_a_model_by_name_is_loaded_through_the_store_and_checked_against_its_card():
+    import shutil
+
+    from declip_desktop import ModelStore, load_localizer
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.common.paths import models_dir
+
+    with pytest.raises(TypeError, match="load_localizer"):
+        Localizer("starter", device="cpu")  # inference knows no names: the store resolves them
+    starter = ModelStore().get("starter")
+    loc = load_localizer("starter", device="cpu")
+    assert loc.model_sha256 == starter.card.sha256  # the card's hash, which loading checked
+    # the attack: the weights change after install, the card stays; nothing may run on them
+    models_dir().mkdir(parents=True, exist_ok=True)
+    weights = models_dir() / "tampered.safetensors"
+    shutil.copyfile(starter.weights_path, weights)
+    card = starter.card.to_dict() | {"name": "tampered"}
+    (models_dir() / "tampered.json").write_text(ModelCard.from_dict(card).to_json(), encoding="utf-8")
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="SHA-256"):
+        load_localizer("tampered", device="cpu")
+
+
+def test_the_card_store_finds_models_without_torch():
+    code = ("import sys; from declip_desktop.modelstore.store import ModelStore, find_model; "
+            "from declip_desktop.modelstore import download; "
+            "print(find_model('starter').card.kind, [c.name for c in ModelStore().list()] == ['starter'], "
+            "'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["starter", "True", "False"]

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from declip_desktop.cli import main
+from declip_desktop.common.progress import CancelToken
 from declip_desktop.engine import networks as nets
 from declip_desktop.training.config import TrainConfig, TrainingError
 from declip_desktop.training.decoder_training import train
@@ -59,14 +60,15 @@ def test_two_epochs_lower_the_loss_and_use_the_cache(dolos, monkeypatch):
         return original(self, x)
 
     monkeypatch.setattr(nets.ClipBackbone, "forward", counting_forward)
-    epochs_seen = []
-    result = train(config(dolos, "t-cache"), should_stop=lambda e: epochs_seen.append((e, sum(calls))) and False)
+    told = []
+    result = train(config(dolos, "t-cache"), progress=lambda done, total, text: told.append((done, total)))
     first, second = result.history
     assert second.loss < first.loss
     assert first.backbone_images == 6 and second.backbone_images == 0  # 4 train + 2 val, then all cached
     assert second.cache_hits == 6
     assert sum(calls) == 6  # the backbone's forward never ran in epoch 2
     assert result.finished and result.card is not None
+    assert [t for t in told if t[1]] == [(1, 2), (2, 2)]  # one count per epoch, of the run's epochs
 
     # installed, with a card describing the training, and loadable by the engine
     from declip_desktop.modelstore.loading import load_network
@@ -86,7 +88,8 @@ def test_interrupted_run_resumes_to_the_same_decoder(dolos, tmp_path):
     # one uninterrupted run, and one stopped after epoch 1 then resumed
     full = train(config(dolos, "t-full", install=False, work_dir=str(tmp_path / "full")))
     cfg = config(dolos, "t-resumed", work_dir=str(tmp_path / "resumed"), cache_dir=str(tmp_path / "cache2"))
-    part = train(cfg, should_stop=lambda epoch: epoch == 1)
+    stop = CancelToken()  # what the GUI's Cancel sets; asked after each epoch
+    part = train(cfg, should_stop=stop, progress=lambda done, total, text: stop.set() if done == 1 else None)
     assert not part.finished and len(part.history) == 1 and part.history[0].backbone_images == 6
     with pytest.raises(TrainingError, match="--resume"):
         train(cfg)  # a second start must not silently overwrite the saved run

@@ -64,6 +64,7 @@ from declip_desktop.common.hashing import sha256_bytes, sha256_file
 from declip_desktop.common.images import DEFAULT_MAX_PIXELS
 from declip_desktop.common.outputs import DiskFullError, disk_full_as_error
 from declip_desktop.common.probmaps import decode_png16, encode_png16
+from declip_desktop.common.progress import StepProgress
 from declip_desktop.common.version import SOFTWARE_VERSION, software_id
 
 DB_NAME = CASE_DB_NAME  # common.facts: the GUI recognises case folders by it too
@@ -75,7 +76,6 @@ THUMBNAIL_SIZE = 256
 _BATCH_FILES = 64
 _BATCH_SECONDS = 0.5
 
-ProgressFn = Callable[[int, int, str], None]
 
 _EVIDENCE_SELECT = """
 SELECT e.*, a.score AS latest_score, a.error AS latest_error
@@ -425,7 +425,7 @@ class Case:
 
     # ------------------------------------------------------------------ import
     def import_paths(self, paths: Iterable[str | os.PathLike[str]], analyst: str | None = None,
-                     progress: ProgressFn | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                     progress: StepProgress | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                      should_stop: Callable[[], bool] | None = None, workers: int | None = None) -> ImportReport:
         """Import files and folders (recursively). Bad files are rejected with a reason, not raised.
 
@@ -435,7 +435,7 @@ class Case:
         with self._store.operation("import", actor):
             return self._import_paths(paths, actor, progress, max_pixels, should_stop, workers)
 
-    def _import_paths(self, paths: Iterable[str | os.PathLike[str]], actor: str, progress: ProgressFn | None,
+    def _import_paths(self, paths: Iterable[str | os.PathLike[str]], actor: str, progress: StepProgress | None,
                       max_pixels: int, should_stop: Callable[[], bool] | None, workers: int | None) -> ImportReport:
         candidates, rejections, ignored = discover(paths, exclude=self.path)
         report = ImportReport(ignored=ignored)

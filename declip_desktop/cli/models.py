@@ -71,7 +71,7 @@ def cmd_import(args) -> int:
     from declip_desktop.modelstore.checkpoint_import import import_checkpoint
     from declip_desktop.modelstore.store import ModelStore
 
-    def progress(message: str) -> None:
+    def progress(_done: int, _total: int, message: str) -> None:
         print(f"… {message}", file=sys.stderr, flush=True)
 
     store = ModelStore()

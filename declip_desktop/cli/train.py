@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         cache_dtype=args.cache_dtype, device=args.device, seed=args.seed, work_dir=args.work_dir,
     )
 
-    def say(message: str) -> None:
+    def say(_done: int, _total: int, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
     try:

@@ -15,7 +15,7 @@ import json
 import os
 import uuid
 from datetime import datetime, timezone
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from declip_desktop.cases import Case
 from declip_desktop.cases.files import fsync_dir, make_read_only, write_durable
 from declip_desktop.common.hashing import sha256_bytes, sha256_file
+from declip_desktop.common.progress import StepProgress
 from declip_desktop.common.version import SOFTWARE_VERSION
 from declip_desktop.forensics.alerts import find_alerts
 from declip_desktop.forensics.metadata import read_metadata
@@ -152,7 +153,7 @@ def examine_evidence(case: Case, evidence_id: int, *, analyst: str | None = None
 
 
 def examine_many(case: Case, evidence_ids: Iterable[int], *, analyst: str | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> dict[int, str | None]:
+                 progress: StepProgress | None = None) -> dict[int, str | None]:
     """Examine each item; a failure is audit-logged and returned ({id: error or None}), never raised."""
     ids = list(evidence_ids)
     out: dict[int, str | None] = {}
@@ -168,12 +169,12 @@ def examine_many(case: Case, evidence_ids: Iterable[int], *, analyst: str | None
             except Exception as log_exc:  # noqa: BLE001 - e.g. the disk is full for the database too
                 out[evidence_id] += f" (and the failure could not be written to the audit log: {log_exc})"
         if progress:
-            progress(i, len(ids))
+            progress(i, len(ids), f"evidence {evidence_id}")
     return out
 
 
 def import_and_examine(case: Case, paths: Iterable[str | os.PathLike[str]], analyst: str | None = None,
-                       examine_progress: Callable[[int, int], None] | None = None, **import_options: Any):
+                       examine_progress: StepProgress | None = None, **import_options: Any):
     """`case.import_paths(...)`, then the examination of every newly imported item (the import hook
     shared by the CLI and the GUI). Returns (ImportReport, {id: error or None})."""
     report = case.import_paths(paths, analyst=analyst, **import_options)

@@ -251,14 +251,14 @@ class ModelsDialog(QDialog):
         self.progress.setVisible(True)
         self.import_status.setText("Importing… (verifying keys and writing safetensors)")
         relay = ProgressRelay(self)
-        relay.message.connect(self.import_status.setText)
+        relay.counts.connect(lambda _done, _total, text: self.import_status.setText(text))
 
         importer = self._importer
 
         def work():
             if importer is None:
                 raise RuntimeError("no checkpoint importer is connected to this window (start it with `declip-desktop`)")
-            return importer(path, name=name, clip_weights=clip_weights, progress=relay.message.emit)
+            return importer(path, name=name, clip_weights=clip_weights, progress=relay.counts.emit)
 
         run_background(work, self._imported, self._import_failed)
 

@@ -60,7 +60,7 @@ class ImportControls:
             if report.imported:
                 with own_case(case, read_only=False, analyst=analyst) as private:
                     examine_many(private, [e.id for e in report.imported], analyst=analyst,
-                                 progress=lambda d, t: relay.counts.emit(d, t, "metadata"))
+                                 progress=lambda d, t, _item: relay.counts.emit(d, t, "metadata"))
             return report
 
         run_background(work, lambda report: self._imported(case, report), lambda e, d: self._import_failed(case, e, d))

@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Any
 from declip_desktop.common.hashing import CHUNK
 from declip_desktop.common.model_card import ModelCard, ModelError
 from declip_desktop.common.paths import declip_home, models_dir
+from declip_desktop.common.progress import CancelToken, StepProgress
 from declip_desktop.modelstore.download_errors import DownloadCancelled, DownloadError
 from declip_desktop.modelstore.fetch import (
     PROGRESS_INTERVAL,
@@ -78,7 +78,7 @@ def ensure_backbone(
     *,
     base_url: str | None = None,
     progress: ProgressCallback | None = None,
-    cancel: threading.Event | None = None,
+    cancel: CancelToken | None = None,
     retries: int = 3,
     retry_delay: float = 1.0,
 ) -> Path:
@@ -101,7 +101,7 @@ def ensure_backbone(
     return dest
 
 
-def _hash_file(path: Path, progress: ProgressCallback | None, cancel: threading.Event | None) -> str:
+def _hash_file(path: Path, progress: ProgressCallback | None, cancel: CancelToken | None) -> str:
     size = path.stat().st_size
     hasher = hashlib.sha256()
     done = 0
@@ -148,7 +148,7 @@ def download_model(
     base_url: str | None = None,
     force: bool = False,
     progress: ProgressCallback | None = None,
-    cancel: threading.Event | None = None,
+    cancel: CancelToken | None = None,
     store: Any = None,
     retries: int = 3,
     retry_delay: float = 1.0,
@@ -214,7 +214,7 @@ def download_model(
         if progress is not None:
             progress(Progress(stage="import", label=entry.name))
 
-        def import_progress(message: str) -> None:
+        def import_progress(_done: int, _total: int, message: str) -> None:
             if progress is not None:
                 progress(Progress(stage="import", label=entry.name, detail=str(message)))
 
@@ -233,7 +233,7 @@ def _reusable_download(
     url: str,
     pinned: str | None,
     progress: ProgressCallback | None,
-    cancel: threading.Event | None,
+    cancel: CancelToken | None,
 ) -> FetchResult | None:
     """A complete download left by an install that failed afterwards (disk full while
     converting, a crash): reused when it came from the same URL and still has the hash
@@ -260,7 +260,7 @@ def _install(
     replace: bool,
     store: Any,
     importer: Callable[..., ModelCard],
-    progress: Callable[[str], None] | None = None,
+    progress: StepProgress | None = None,
 ) -> Any:
     """Hand the verified file to the same importer as `declip models import`, then note
     in the card where the file came from (its hash is the card's `source_sha256`).

@@ -4,7 +4,7 @@ The file grows as `<dest>.part` (with a small `.part.json` beside it); an interr
 resumes with an HTTP Range request (validated by `http_checks`: a server that answers 200
 instead is restarted from zero). Free disk space is checked before writing, the bytes are
 hashed while written, a SHA-256 mismatch is refused (the bad file is deleted) and the file is
-renamed into place only when complete. A cancel event stops it between chunks; the partial
+renamed into place only when complete. A `CancelToken` stops it between chunks; the partial
 file is kept for a later resume. The only network access of the application.
 """
 
@@ -15,7 +15,6 @@ import hashlib
 import http.client
 import json
 import os
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from declip_desktop.common.hashing import CHUNK
+from declip_desktop.common.progress import CancelToken
 from declip_desktop.common.version import SOFTWARE_VERSION
 from declip_desktop.modelstore.download_errors import (
     DownloadCancelled,
@@ -96,7 +96,7 @@ def fetch(
     *,
     sha256: str | None = None,
     progress: ProgressCallback | None = None,
-    cancel: threading.Event | None = None,
+    cancel: CancelToken | None = None,
     retries: int = 3,
     retry_delay: float = 1.0,
     timeout: float = 30.0,
@@ -129,7 +129,7 @@ def fetch_locked(
     *,
     sha256: str | None,
     progress: ProgressCallback | None,
-    cancel: threading.Event | None,
+    cancel: CancelToken | None,
     retries: int,
     retry_delay: float,
     timeout: float = 30.0,
@@ -245,7 +245,7 @@ def _transfer(
     hasher: Any,
     label: str,
     progress: ProgressCallback | None,
-    cancel: threading.Event | None,
+    cancel: CancelToken | None,
     timeout: float,
     max_bytes: int | None = None,
 ) -> _Outcome:
@@ -382,7 +382,7 @@ def _hash_existing(part, hasher, size, label, progress, cancel) -> None:
                 progress(Progress(stage="verify", label=label, done=done, total=size))
 
 
-def _check_cancel(cancel: threading.Event | None, part: Path) -> None:
+def _check_cancel(cancel: CancelToken | None, part: Path) -> None:
     if cancel is not None and cancel.is_set():
         kept = f"; the partial file {part.name} is kept for a later resume" if part.exists() else ""
         raise DownloadCancelled(f"Download cancelled{kept}.")

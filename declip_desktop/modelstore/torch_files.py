@@ -19,6 +19,7 @@ import torch
 
 from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.model_card import ModelError
+from declip_desktop.common.progress import StepProgress
 from declip_desktop.engine import networks as nets
 
 #: OpenAI's published CLIP archives (SHA-256 = second-to-last segment of the download URL).
@@ -30,8 +31,8 @@ OPENAI_FILE_NAMES = {"ViT-L/14": "ViT-L-14.pt", "RN50": "RN50.pt"}
 
 MAX_LISTED = 8  # keys named per category in an error message
 
-#: Import progress: one short human-readable stage at a time (`common.progress.StageProgress`).
-Progress = Callable[[str], None] | None
+#: Import progress: `progress(0, 0, stage)`, one short human-readable stage at a time.
+Progress = StepProgress | None
 
 # ---------------------------------------------------------------------- reading files
 
@@ -187,5 +188,6 @@ def read_clip_weights(path: Path, progress: Progress = None) -> tuple[str, dict[
 
 
 def say(progress: Progress, message: str) -> None:
+    """Report an import stage (no count: `total` 0, see `common.progress.StepProgress`)."""
     if progress is not None:
-        progress(message)
+        progress(0, 0, message)

@@ -9,7 +9,7 @@ case's audit log so an exported picture that circulates can be traced back to th
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +27,7 @@ from declip_desktop.common.outputs import (
     check_destination,
     check_output_folder,
 )
+from declip_desktop.common.progress import StepProgress
 from declip_desktop.reports.build import case_originals, safe_file_stem
 from declip_desktop.reports.collect import SelectionError, collect_report_data
 from declip_desktop.reports.imaging import annotated_image
@@ -67,7 +68,7 @@ def export_images(
     threshold: float | None = None,
     *,
     analyst: str | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: StepProgress | None = None,
     force: bool = False,
 ) -> ExportResult:
     """Write `<id>-<name>-overlay.png` and `<id>-<name>-mask-t<T>.png` per analysed item.

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,5 +87,3 @@ class TrainResult:
     card: ModelCard | None = None
     notes: list[str] = field(default_factory=list)
 
-
-Progress = Callable[[str], None]

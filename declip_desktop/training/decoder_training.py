@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 
-from declip_desktop.training.config import EpochStats, Progress, TrainConfig, TrainingError, TrainResult
+from declip_desktop.common.progress import ShouldStop, StepProgress
+from declip_desktop.training.config import EpochStats, TrainConfig, TrainingError, TrainResult
 from declip_desktop.training.trainer import Trainer, json_nan_safe
 
 def _quiet_bar(total: int, desc: str):
@@ -59,13 +59,14 @@ def train(
     cfg: TrainConfig,
     *,
     resume: bool = False,
-    progress: Progress | None = None,
+    progress: StepProgress | None = None,
     show_bars: bool = False,
-    should_stop: Callable[[int], bool] | None = None,
+    should_stop: ShouldStop | None = None,
 ) -> TrainResult:
     """Train (or resume) a decoder; install the best one in the model store when done.
 
-    `should_stop(epoch)` is asked after each completed epoch; True ends the run there,
+    `progress(epoch, epochs, line)` after each epoch (and `progress(0, 0, note)` for notes).
+    `should_stop()` (e.g. a `CancelToken`) is asked after each completed epoch; True ends the run there,
     resumable with `resume=True` (this is also what happens after Ctrl-C or a crash:
     the state of the last completed epoch is on disk).
     """
@@ -112,8 +113,8 @@ def train(
         t.save_state(running=not finished)
         t.say(f"epoch {epoch}: loss {loss:.4f}, val IoU {val_iou:.2f} (best {t.best_iou:.2f} @ {t.best_epoch}), "
               f"lr {stats.lr:g}, backbone {stats.backbone_images} img, cache hits {stats.cache_hits}, "
-              f"{stats.seconds:.1f}s")
-        if not finished and should_stop is not None and should_stop(epoch):
+              f"{stats.seconds:.1f}s", epoch, cfg.epochs)
+        if not finished and should_stop is not None and should_stop():
             return TrainResult(cfg.name, t.history, t.best_epoch, t.best_val, False,
                                f"stopped after epoch {epoch}; resume with --resume", t.work_dir, notes=t.notes)
     if not finished:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from declip_desktop.common.outputs import write_output
 from declip_desktop.common.text import csv_safe
+from declip_desktop.common.progress import StepProgress
 from declip_desktop.training.datasets import DatasetError, SampleSet, index_by_stem, load_mask, match_mask
 from declip_desktop.training.metrics import METRIC_NAMES, MetricInputError, image_metrics, summarize
 
@@ -26,7 +27,6 @@ CSV_COLUMNS = (
     "height", "width", "resized", "error", "map", "image", "mask",
 )
 
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -55,7 +55,7 @@ def _score(name: str, prob_map, mask_path: Path | None, polarity: str, **paths: 
 
 
 def evaluate_maps(maps_dir: str | Path, masks_dir: str | Path, polarity: str = "white",
-                  progress: Progress | None = None) -> EvalResult:
+                  progress: StepProgress | None = None) -> EvalResult:
     """Score every map in `maps_dir` (`.npy` float, 8/16-bit PNG) against the mask of the same stem."""
     from declip_desktop.common.probmaps import load_map
 
@@ -80,7 +80,7 @@ def evaluate_maps(maps_dir: str | Path, masks_dir: str | Path, polarity: str = "
     return EvalResult(rows, summarize(rows), notes)
 
 
-def evaluate_model(localizer, samples: SampleSet, progress: Progress | None = None,
+def evaluate_model(localizer, samples: SampleSet, progress: StepProgress | None = None,
                    save_maps: str | Path | None = None, *, force: bool = False, protect: Any = ()) -> EvalResult:
     """Run `localizer` (an `engine.localizer.Localizer`) on a sample set and score each map.
 

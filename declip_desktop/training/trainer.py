@@ -19,6 +19,7 @@ import torch
 
 from declip_desktop.common.facts import DEMO_LABEL
 from declip_desktop.common.hashing import sha256_file
+from declip_desktop.common.progress import StepProgress
 from declip_desktop.common.model_card import ModelCard
 from declip_desktop.common.version import SOFTWARE_VERSION
 from declip_desktop.engine import networks as nets
@@ -26,7 +27,7 @@ from declip_desktop.modelstore.safetensors_header import write_text_atomic
 from declip_desktop.modelstore.store import ModelStore, check_model_name, utc_now_iso
 from declip_desktop.modelstore.weights_file import write_safetensors
 from declip_desktop.training.augment import AUGMENTATIONS, augment, variant_rng
-from declip_desktop.training.config import STATE_VERSION, EpochStats, Progress, TrainConfig, TrainingError
+from declip_desktop.training.config import STATE_VERSION, EpochStats, TrainConfig, TrainingError
 from declip_desktop.training.datasets import Sample, load_mask, load_soft_mask
 from declip_desktop.training.feature_cache import FeatureCache, backbone_fingerprint
 from declip_desktop.training.frozen_network import build_frozen_network, init_decoder, pick_torch_device
@@ -34,11 +35,11 @@ from declip_desktop.training.metrics import image_metrics, summarize
 from declip_desktop.training.training_data import load_training_data
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, progress: Progress | None):
+    def __init__(self, cfg: TrainConfig, progress: StepProgress | None):
         from declip_desktop.common.paths import declip_home
 
         self.cfg = cfg
-        self.say = progress or (lambda _m: None)
+        self._progress = progress
         check_model_name(cfg.name)
         if cfg.augment not in AUGMENTATIONS:
             raise TrainingError(f"unknown augmentation {cfg.augment!r} (known: {', '.join(AUGMENTATIONS)})")
@@ -87,6 +88,11 @@ class Trainer:
         self.stop_reason = ""
 
     # ---------------------------------------------------------------- features
+    def say(self, text: str, done: int = 0, total: int = 0) -> None:
+        """Report to `progress(done, total, text)` (epochs counted; notes with `total` 0)."""
+        if self._progress is not None:
+            self._progress(done, total, text)
+
     def _sha(self, path: Path) -> str:
         if path not in self._hashes:
             self._hashes[path] = sha256_file(path)
