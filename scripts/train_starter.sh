@@ -81,36 +81,36 @@ if [ ! -f data/synth_s2/synth.json ]; then
 fi
 rm -rf runs/starter runs/starter_phase2 runs/starter_phase3 runs/starter_phase4 runs/starter_phase5  # fresh runs: their best weights are what gets packaged
 # Phase 1: from scratch, on the 18-photo set.
-nice -n 10 "$PY" -m declip_desktop.engine.starter_training train --data data/synth_v1 --run runs/starter \
+nice -n 10 "$PY" -m declip_desktop.training.starter_training train --data data/synth_v1 --run runs/starter \
   --steps "$STEPS" --threads "$THREADS" --seed "$SEED" --max-minutes "$MAX_MINUTES" --val-every 150 --val-limit 64
 RUN=runs/starter
 if [ "$PHASE2_MINUTES" != "0" ]; then
   # Phase 2: a second, shorter schedule from phase 1's best weights (lower peak learning rate).
-  OMP_NUM_THREADS=$PHASE2_THREADS nice -n 10 "$PY" -m declip_desktop.engine.starter_training train --data data/synth_v1 \
+  OMP_NUM_THREADS=$PHASE2_THREADS nice -n 10 "$PY" -m declip_desktop.training.starter_training train --data data/synth_v1 \
     --run runs/starter_phase2 --init "$RUN/best.safetensors" --lr 1.5e-3 --steps 20000 \
     --threads "$PHASE2_THREADS" --seed 1 --max-minutes "$PHASE2_MINUTES" --val-every 300 --val-limit 64
   RUN=runs/starter_phase2
 fi
 if [ "$PHASE3_MINUTES" != "0" ]; then
   # Phase 3: on the 41-photo set (23 photos the earlier phases never saw), from the best weights so far.
-  OMP_NUM_THREADS=$PHASE3_THREADS nice -n 10 "$PY" -m declip_desktop.engine.starter_training train --data data/synth \
+  OMP_NUM_THREADS=$PHASE3_THREADS nice -n 10 "$PY" -m declip_desktop.training.starter_training train --data data/synth \
     --run runs/starter_phase3 --init "$RUN/best.safetensors" --lr 2e-3 --steps 100000 \
     --threads "$PHASE3_THREADS" --seed 2 --max-minutes "$PHASE3_MINUTES" --val-every 300 --val-limit 96
   RUN=runs/starter_phase3
 fi
 if [ "$PHASE4_MINUTES" != "0" ]; then
   # Phase 4: twice the training images (data/synth_s1's train split added), lower peak learning rate.
-  OMP_NUM_THREADS=$PHASE4_THREADS nice -n 5 "$PY" -m declip_desktop.engine.starter_training train --data data/synth \
+  OMP_NUM_THREADS=$PHASE4_THREADS nice -n 5 "$PY" -m declip_desktop.training.starter_training train --data data/synth \
     --extra-data data/synth_s1 --run runs/starter_phase4 --init "$RUN/best.safetensors" --lr 1e-3 --steps 100000 \
     --threads "$PHASE4_THREADS" --seed 3 --max-minutes "$PHASE4_MINUTES" --val-every 300 --val-limit 96
   RUN=runs/starter_phase4
 fi
 if [ "$PHASE5_MINUTES" != "0" ]; then
   # Phase 5: the 18 new photos' set added (7180 training images over 49 photos), same peak learning rate.
-  OMP_NUM_THREADS=$PHASE5_THREADS nice -n 5 "$PY" -m declip_desktop.engine.starter_training train --data data/synth \
+  OMP_NUM_THREADS=$PHASE5_THREADS nice -n 5 "$PY" -m declip_desktop.training.starter_training train --data data/synth \
     --extra-data data/synth_s1 data/synth_s2 --run runs/starter_phase5 --init "$RUN/best.safetensors" --lr 1e-3 \
     --steps 100000 --threads "$PHASE5_THREADS" --seed 4 --max-minutes "$PHASE5_MINUTES" --val-every 300 --val-limit 96
   RUN=runs/starter_phase5
 fi
-"$PY" -m declip_desktop.engine.starter_training package --data data/synth --run "$RUN" \
+"$PY" -m declip_desktop.training.starter_training package --data data/synth --run "$RUN" \
   --photos data/photos --models models --threads "$THREADS" --test-time-flips 4
