@@ -1,7 +1,7 @@
 """`Localizer`: images in, per-image probability maps, scores and timings out.
 
     loc = load_localizer("vit-ldm", device="auto", fast=False, batch_size=4)  # modelstore.loading
-    loc = Localizer(net, card=card, device="auto")                    # a network built here
+    loc = Localizer(net, card=card, device="auto")  # a network built here, described by its card
     for pred in loc.predict(["a.jpg", "b.png"]):
         pred.prob_map  # float32 H×W in [0, 1] at the image's original resolution
 
@@ -137,6 +137,7 @@ def _card_for_network(net: Any, card: Any):
 
     from declip_desktop.common.hashing import sha256_bytes
     from declip_desktop.common.model_card import ModelCard
+
     if card is None:
         raise ValueError("a ready network needs its model card: Localizer(net, card=ModelCard(name=..., ...))")
     if isinstance(card, dict):
@@ -191,7 +192,6 @@ class Localizer:
         card: Any = None,
     ):
         import torch
-
 
         if int(batch_size) < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
