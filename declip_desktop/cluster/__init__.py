@@ -1,6 +1,6 @@
 """Analysing a case on a Ray cluster, with this process as the case's only writer (docs/CLUSTER.md).
 
-Application layer, beside `analysis`: it uses `cases` and `engine` and imports neither Qt nor, at
+Application layer, beside `analysis`: it uses `cases` and the model store and imports neither Qt nor, at
 import time, Ray or torch (Ray is the optional `cluster` extra; torch runs on the workers).
 """
 
