@@ -14,6 +14,7 @@ import json
 import sqlite3
 from typing import Any
 
+from declip_desktop.cases.annotation_replay import compare_annotations
 from declip_desktop.cases.audit import canonical
 from declip_desktop.cases.records import Problem
 from declip_desktop.cases.replay import TRANSIENT_STATUS, Expected, Row, Value, field_label, fmt, norm, parse_time, same
@@ -164,6 +165,7 @@ def compare(conn: sqlite3.Connection, exp: Expected) -> list[Problem]:
     from declip_desktop.cases.calibration_trail import compare as compare_calibration
 
     compare_calibration(conn, exp, problems)  # evidence roles and calibrations
+    problems.extend(compare_annotations(conn, exp, present))
     return problems
 
 

@@ -144,6 +144,10 @@ def parse_time(text: Any) -> datetime | None:
 def replay(conn: sqlite3.Connection) -> Expected:
     from declip_desktop.cases.calibration_trail import HANDLERS as calibration_handlers
 
+    # Annotation entries have their own module, which builds on this one's Row and Source.
+    from declip_desktop.cases.annotation_replay import HANDLERS as annotation_handlers
+
+    handlers = {**_HANDLERS, **calibration_handlers, **annotation_handlers}
     exp = Expected()
     legacy_rejections = legacy_reports = 0
     cursor = conn.execute("SELECT seq, ts, actor, action, object, evidence_id, details FROM audit ORDER BY seq")
@@ -155,7 +159,7 @@ def replay(conn: sqlite3.Connection) -> Expected:
         if not isinstance(d, dict):
             continue
         src = Source(seq, ts, action)
-        handler = _HANDLERS.get(action) or calibration_handlers.get(action)
+        handler = handlers.get(action)
         if handler is None:
             continue  # entries that change no table: exports, duplicates, GUI notices, …
         if action == "evidence.rejected" and "rejection_id" not in d:

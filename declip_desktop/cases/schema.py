@@ -134,8 +134,33 @@ def _v4(db: sqlite_utils.Database) -> None:
     migrate_v4(db)
 
 
+def _v5(db: sqlite_utils.Database) -> None:
+    """Version 5: analyst annotations (box / lasso, label, note) drawn on evidence (cases/annotations.py)."""
+    db["annotations"].create(
+        {
+            "id": int,
+            "evidence_id": int,
+            "kind": str,  # box | lasso
+            "geometry": str,  # canonical JSON, image pixels
+            "label": str,
+            "note": str,
+            "author": str,
+            "created_at": str,
+            "edited_by": str,
+            "edited_at": str,
+            "deleted_by": str,  # a delete marks the row; it is never removed
+            "deleted_at": str,
+        },
+        pk="id",
+        foreign_keys=[("evidence_id", "evidence", "id")],
+        not_null={"evidence_id", "kind", "geometry", "label", "author", "created_at"},
+        defaults={"note": ""},
+    )
+    db["annotations"].create_index(["evidence_id"])
+
+
 #: MIGRATIONS[i] brings a database from version i to version i + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
