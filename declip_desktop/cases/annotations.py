@@ -25,7 +25,7 @@ from typing import Any
 
 from declip_desktop.cases import audit
 from declip_desktop.cases.errors import CaseError
-from declip_desktop.common.shapes import KINDS, Shape, ShapeError, check_shape
+from declip_desktop.common.shapes import KINDS, MapStats, Shape, ShapeError, check_shape, map_stats
 
 MAX_LABEL_CHARS = 200
 MAX_NOTE_CHARS = 4000
@@ -236,6 +236,22 @@ def _set_deleted(case: Any, annotation_id: int, delete: bool, analyst: str | Non
     return get_annotation(case, annotation_id)
 
 
+def map_statistics(case: Any, evidence: Any, items: list[Annotation]) -> list[MapStats | None]:
+    """The latest successful map's pixels / mean / max inside each annotation (None for an item
+    without one, or a shape edited into something unreadable). Loads the map once, hash-checked."""
+    analysis = case.latest_analysis(evidence.id) if items else None
+    if analysis is None or not getattr(analysis, "ok", False):
+        return [None] * len(items)
+    prob = case.load_map(analysis)
+    out: list[MapStats | None] = []
+    for item in items:
+        try:
+            out.append(map_stats(item.shape, prob, evidence.width, evidence.height))
+        except (ValueError, TypeError):
+            out.append(None)
+    return out
+
+
 __all__ = ["KINDS", "MAX_LABEL_CHARS", "MAX_NOTE_CHARS", "Annotation", "AnnotationError", "add_annotation",
-           "annotations", "check_label", "delete_annotation", "get_annotation", "relabel_annotation",
+           "annotations", "check_label", "delete_annotation", "get_annotation", "map_statistics", "relabel_annotation",
            "restore_annotation"]

@@ -402,4 +402,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         importlib.import_module("declip_desktop.cli.case_report").register(sub)
     importlib.import_module("declip_desktop.cli.case_set").register(sub)
     importlib.import_module("declip_desktop.cli.case_calibrate").register(sub)
+    importlib.import_module("declip_desktop.cli.case_annotate").register(sub)
     importlib.import_module("declip_desktop.cli.reproduce").register_case(sub)
