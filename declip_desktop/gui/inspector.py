@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QWidget
 
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.forensics_panel import ForensicsPanel
+from declip_desktop.gui.inspector_annotations import AnnotationControls
 from declip_desktop.gui.inspector_layout import SLIDER_STEPS, InspectorLayout
 from declip_desktop.gui.inspector_model import FLICKER_MS, NOTES_SAVE_DELAY_MS, REGIONS_DELAY_MS, InspectorModel
 from declip_desktop.gui.inspector_parts import details_html
@@ -30,7 +31,7 @@ from declip_desktop.gui.render import DisplayMap, RegionResult, compute_regions
 log = logging.getLogger("declip_desktop.gui")
 
 
-class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControls, QWidget):
+class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControls, AnnotationControls, QWidget):
     """Image view + controls + regions/details tabs + review box for one evidence item."""
 
     reviewSaved = Signal(int)  # evidence id, after a verdict/notes/threshold write
@@ -53,6 +54,7 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
         self._build_ui()
         self.forensics = ForensicsPanel(self)  # Metadata and Views tabs, forensic overlays (issue 17)
         self._init_compare()
+        self._init_annotations()  # box / lasso annotations (gui.inspector_annotations)
         # The timers' purposes and delays are the model's (gui.inspector_model).
         self._notes_timer = QTimer(self, singleShot=True, interval=NOTES_SAVE_DELAY_MS)
         self._notes_timer.timeout.connect(self._save_notes)
@@ -108,6 +110,7 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
         self.view.set_image(None)
         self.compare_view.set_image(None)
         self.regions_model.set_regions([])
+        self._load_annotations()
         self.mask_label.setText("")
         self.details.clear()
         self.regions_note.setText("")
@@ -169,6 +172,7 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
         self.display_map = display_map
         self.region_result = None
         self.model.has_map = self.display_map is not None
+        self._annotation_stats_for_map()
         if self.display_map is not None:
             self.view.set_heat(self.display_map.heat_image(self.colormap_combo.currentText()))
             self._apply_threshold(self.model.threshold)
@@ -249,11 +253,12 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
 
     def _region_selected(self) -> None:
         rows = self.regions_table.selectionModel().selectedRows()
-        if not rows or self.region_result is None:
+        row = self.regions_proxy.mapToSource(rows[0]).row() if rows else None
+        self._annotation_row_selected(row)
+        if row is None or (self.region_result is None and self.regions_model.annotation_at_row(row) is None):
             self.view.show_selection(None)
             return
-        region = self.regions_model.regions[self.regions_proxy.mapToSource(rows[0]).row()]
-        x, y, w, h = region.bbox
+        x, y, w, h = self.regions_model.bbox_of(row)
         rect = QRectF(x, y, w, h)
         self.view.show_selection(rect)
         self.view.zoom_to(rect)

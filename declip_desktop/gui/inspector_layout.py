@@ -32,7 +32,8 @@ from PySide6.QtWidgets import (
 from declip_desktop.cases.records import VERDICTS
 from declip_desktop.common.regions import COLORMAPS
 from declip_desktop.gui.image_view import ImageView
-from declip_desktop.gui.inspector_parts import ColourScale, RegionsModel
+from declip_desktop.gui.annotation_rows import RegionsTableModel
+from declip_desktop.gui.inspector_parts import ColourScale
 
 SLIDER_STEPS = 1000  # threshold resolution of the slider: 0.001
 
@@ -187,7 +188,7 @@ class InspectorLayout:
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(4, 0, 0, 0)
         self.tabs = QTabWidget()
-        self.regions_model = RegionsModel(self)
+        self.regions_model = RegionsTableModel(self)  # regions and the analyst's annotations
         self.regions_proxy = QSortFilterProxyModel(self)
         self.regions_proxy.setSourceModel(self.regions_model)
         self.regions_proxy.setSortRole(Qt.ItemDataRole.UserRole)
@@ -202,7 +203,7 @@ class InspectorLayout:
         self.regions_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         # Interactive widths: ResizeToContents would measure every row on each change.
         self.regions_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, width in enumerate((40, 112, 118, 46, 46)):
+        for col, width in enumerate((40, 112, 118, 46, 46, 90)):
             self.regions_table.setColumnWidth(col, width)
         # Sized to content once per regions update (Inspector._regions_ready), measuring a bounded
         # number of rows so a thousand regions stay cheap.

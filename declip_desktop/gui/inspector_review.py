@@ -6,6 +6,7 @@
   a stray key or slider drag never changes the record.
 - Every saved change is a step of `review_history.ReviewHistory` (Edit → Undo / Redo); undo
   and redo are ordinary `Case.set_review` writes, so each is an audit entry verify replays.
+  Annotation steps (`gui.annotation_steps`) go through `cases.annotations` the same way.
 - While the item's file is missing or changed (`gui.integrity`), the review is locked.
 """
 
@@ -154,7 +155,7 @@ class ReviewControls:
             written.append(evidence_id)
 
         try:
-            step = move(self.case.get_evidence, write)
+            step = move(self.case.get_evidence, write, annotations=self._annotation_ops())
         except StaleStep as exc:
             self.errorOccurred.emit(f"Nothing was undone or redone: {exc}.", "")
             return False
@@ -164,7 +165,10 @@ class ReviewControls:
         if step is None:
             return False
         if self.evidence is not None and self.evidence.id == step.evidence_id:
-            self._review_rewritten()
+            if isinstance(step, ReviewStep):
+                self._review_rewritten()
+            else:  # an annotation step (gui.annotation_steps): show the list as it is now
+                self._load_annotations()
         else:
             self.showEvidenceRequested.emit(step.evidence_id)  # show the analyst what changed
         return True

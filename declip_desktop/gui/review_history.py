@@ -1,4 +1,5 @@
-"""Undo and redo of review changes (Qt-free): verdict, notes and the item's threshold.
+"""Undo and redo of review changes (Qt-free): verdict, notes and the item's threshold, and the
+analyst's annotations (`gui.annotation_steps.AnnotationStep`: added, deleted, relabelled).
 
 Each step remembers the values it replaced and the values it wrote. Undoing writes the old
 values back through `Case.set_review` — a new, ordinary `review.changed` audit entry, so the
@@ -66,7 +67,7 @@ class ReviewHistory:
 
     def record(self, step: ReviewStep) -> None:
         """A change the analyst just made (clears redo, as every editor does)."""
-        if all(_same(step.old.get(k), v) for k, v in step.new.items()):
+        if isinstance(step, ReviewStep) and all(_same(step.old.get(k), v) for k, v in step.new.items()):
             return  # nothing changed
         self._undo.append(step)
         del self._undo[:-HISTORY_LIMIT]
@@ -87,25 +88,33 @@ class ReviewHistory:
     def redo_text(self) -> str:
         return f"Redo {self._redo[-1].describe()}" if self._redo else "Redo"
 
-    def undo(self, current: Callable[[int], Any], write: Callable[[int, dict[str, Any]], Any]) -> ReviewStep | None:
+    def undo(self, current: Callable[[int], Any], write: Callable[[int, dict[str, Any]], Any],
+             annotations: Any = None) -> ReviewStep | None:
         """Write the last step's old values back. `current(evidence_id)` reads the record,
         `write(evidence_id, values)` stores values; raises `StaleStep` (step kept) when the record
-        was changed since."""
+        was changed since. An annotation step undoes itself through `annotations` (its operations)."""
         if not self._undo:
             return None
         step = self._undo[-1]
-        self._check(step, step.new, current)
-        write(step.evidence_id, dict(step.old))
+        if isinstance(step, ReviewStep):
+            self._check(step, step.new, current)
+            write(step.evidence_id, dict(step.old))
+        else:
+            step.undo(annotations)
         self._redo.append(self._undo.pop())
         self._changed()
         return step
 
-    def redo(self, current: Callable[[int], Any], write: Callable[[int, dict[str, Any]], Any]) -> ReviewStep | None:
+    def redo(self, current: Callable[[int], Any], write: Callable[[int, dict[str, Any]], Any],
+             annotations: Any = None) -> ReviewStep | None:
         if not self._redo:
             return None
         step = self._redo[-1]
-        self._check(step, step.old, current)
-        write(step.evidence_id, dict(step.new))
+        if isinstance(step, ReviewStep):
+            self._check(step, step.old, current)
+            write(step.evidence_id, dict(step.new))
+        else:
+            step.redo(annotations)
         self._undo.append(self._redo.pop())
         self._changed()
         return step

@@ -185,6 +185,9 @@ class WindowLayout:
         self.removeAction(loupe)
         loupe.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         self.inspector.view.addAction(loupe)
+        annotate_menu = self._menu("View").addMenu("A&nnotate")  # box / lasso (gui.inspector_annotations)
+        for action in self.inspector.annotation_actions:
+            annotate_menu.addAction(action)
         self._action("View", "Stop &comparing", self.inspector.stop_comparing)
         self._action("View", "&Save threshold for this item", self.inspector.save_threshold,
                      QKeySequence.StandardKey.Save, tip="Keep the threshold on screen as the item's own (audit-logged)")
