@@ -10,7 +10,7 @@ with pixel *edges* on integers: pixel (i, j) covers [i, i+1) × [j, j+1), the im
   x … x+w−1, y … y+h−1.
 - lasso: `[[x, y], …]`, at least 3 distinct points, each inside [0, width] × [0, height],
   rounded to 1/100 px; a closed polygon with a non-zero area. A pixel belongs to it when its
-  centre lies inside (cv2.fillPoly at sub-pixel precision).
+  centre lies inside (even-odd rule).
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 KINDS = ("box", "lasso")
 #: A freehand lasso is simplified by the GUI; more points than this is not a drawing.
 MAX_POLYGON_POINTS = 5000
-_FILL_SHIFT = 4  # fillPoly's sub-pixel bits: coordinates in 1/16 px
 
 
 class ShapeError(ValueError):
@@ -77,12 +75,7 @@ class Shape:
             return x0, y0, np.zeros((0, 0), dtype=bool)
         if self.kind == "box":
             return x0, y0, np.ones((y1 - y0, x1 - x0), dtype=bool)
-        canvas = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-        scale = 1 << _FILL_SHIFT
-        # fillPoly's integer coordinates are pixel centres: image coordinate c is pixel c − 0.5.
-        pts = np.array([[(px - x0 - 0.5) * scale, (py - y0 - 0.5) * scale] for px, py in self.points])
-        cv2.fillPoly(canvas, [np.round(pts).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=_FILL_SHIFT)
-        return x0, y0, canvas.astype(bool)
+        return x0, y0, _polygon_mask(self.points, x0, y0, x1 - x0, y1 - y0)
 
     def scaled(self, sx: float, sy: float) -> "Shape":
         """The same shape in another raster's pixels (a map stored at another size than the image)."""
@@ -91,6 +84,32 @@ class Shape:
             x0, y0 = math.floor(x * sx), math.floor(y * sy)
             return Shape("box", box=(x0, y0, max(1, math.ceil((x + w) * sx) - x0), max(1, math.ceil((y + h) * sy) - y0)))
         return Shape("lasso", points=tuple((px * sx, py * sy) for px, py in self.points))
+
+
+def _polygon_mask(points, x0: int, y0: int, width: int, height: int) -> np.ndarray:  # noqa: ANN001
+    """Pixels of the `width` × `height` window at (x0, y0) whose centre lies inside the polygon
+    (even-odd rule, so a lasso that crosses itself behaves as drawn). A scanline per pixel row:
+    exact, unlike a rasterizer that also fills the pixels its edges touch."""
+    pts = np.asarray(points, dtype=np.float64)
+    xa, ya = pts[:, 0], pts[:, 1]
+    xb, yb = np.roll(xa, -1), np.roll(ya, -1)
+    keep = ya != yb  # horizontal edges cross no row centre
+    xa, ya, xb, yb = xa[keep], ya[keep], xb[keep], yb[keep]
+    low, high = np.minimum(ya, yb), np.maximum(ya, yb)
+    slope = (xb - xa) / (yb - ya)
+    mask = np.zeros((height, width), dtype=bool)
+    for row in range(height):
+        yc = y0 + row + 0.5
+        hit = (low <= yc) & (yc < high)
+        if not hit.any():
+            continue
+        xs = np.sort(xa[hit] + (yc - ya[hit]) * slope[hit])
+        # Pixel i is inside a span [a, b) when a <= i + 0.5 < b.
+        starts = np.clip(np.ceil(xs[0::2] - 0.5 - x0), 0, width).astype(int)
+        ends = np.clip(np.ceil(xs[1::2] - 0.5 - x0), 0, width).astype(int)
+        for start, end in zip(starts, ends):
+            mask[row, start:end] = True
+    return mask
 
 
 def _polygon_area(points) -> float:  # noqa: ANN001

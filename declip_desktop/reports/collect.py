@@ -10,6 +10,7 @@ from declip_desktop.cases.case_settings import case_threshold, effective_thresho
 from declip_desktop.cases.errors import CaseError
 from declip_desktop.common.facts import card_is_demo, demo_label
 from declip_desktop.common.version import software_id
+from declip_desktop.reports.annotation_pages import collect_annotations
 from declip_desktop.reports.calibration_section import collect_calibration
 from declip_desktop.reports.forensics_rows import forensics_rows
 from declip_desktop.reports.model import (
@@ -206,6 +207,7 @@ def collect_report_data(
                 pinned=collect_pins(case, ev),
                 original_path=ev.original_path or None,
                 file_times=_file_times(ev.metadata),
+                annotations=collect_annotations(case, ev),
             )
         )
     ids = [ev.id for ev in chosen]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,21 @@ class AnalysisInfo:
 
 
 @dataclass(frozen=True)
+class AnnotationInfo:
+    """An analyst's box or lasso on the item (`cases.annotations`); `shape` in image pixels."""
+
+    id: int
+    kind: str  # "box" | "lasso"
+    label: str
+    note: str
+    author: str
+    created_at: str
+    shape: Any  # common.shapes.Shape
+    edited_by: str | None = None
+    edited_at: str | None = None
+
+
+@dataclass(frozen=True)
 class EvidenceItem:
     id: int
     name: str
@@ -82,6 +98,8 @@ class EvidenceItem:
     #: Chain of custody: the path the file was imported from, and its own timestamps then.
     original_path: str | None = None
     file_times: dict = field(default_factory=dict)  # {"modified": ISO time, "changed": ISO time}
+    #: The analyst's annotations (`AnnotationInfo`), drawn on the image pages and listed with the regions.
+    annotations: list = field(default_factory=list)
 
     @property
     def score(self) -> float | None:

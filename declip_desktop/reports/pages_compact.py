@@ -57,6 +57,7 @@ class CompactPages:
                                       QRectF(area.left(), y + L.mm(4), area.width(), L.mm(OVERLAY_MM)),
                                       visuals.overlay.shape)
             self._draw_outlines(target, visuals, numbered=True)
+            self._draw_annotations(target, item)
             y = self._colour_scale(QRectF(area.left(), target.bottom() + L.mm(1.5), area.width(), L.mm(10)),
                                    item.threshold)
         else:
@@ -88,6 +89,8 @@ class CompactPages:
                 bottom = max(bottom, y + L.mm(12))
                 continue
             target = self._draw_image(image, QRectF(x, y + L.mm(4), half, L.mm(SMALL_IMAGES_MM)), shape)
+            if col == 0:
+                self._draw_annotations(target, item)
             if col == 1:
                 self._draw_outlines(target, visuals, numbered=False)
             bottom = max(bottom, target.bottom())
@@ -108,7 +111,7 @@ class CompactPages:
     def _compact_model_rows(self, item: EvidenceItem, visuals) -> list[tuple[str, str]]:
         a = item.analysis
         if a is None:
-            return [("Model", "no analysis has been run on this item")]
+            return [("Model", "no analysis has been run on this item"), *self._compact_annotation_row(item)]
         m = a.model
         rows = [("Model", m.name + (f" ({DEMO_LABEL})" if m.demo else "")),
                 ("Model SHA-256", short_hash(m.sha256) + " (full on the method page)"),
@@ -119,6 +122,7 @@ class CompactPages:
             if len(visuals.regions) > len(shown):
                 text += f"; +{len(visuals.regions) - len(shown)} more (full layout)"
             rows.append(("Regions", text))
+        rows += self._compact_annotation_row(item)  # reports.annotation_pages
         if item.reviewed_by:
             rows.append(("Reviewed", f"{item.reviewed_by}, {item.reviewed_at}"))
         return rows

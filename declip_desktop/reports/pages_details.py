@@ -65,10 +65,11 @@ class DetailPages:
                 line += " · note: the stored map was resized to the image for display"
             y += L.draw_text(p, QRectF(area.left(), y, area.width(), L.mm(6)), line, f.body)
             y += L.mm(1)
-            y = self._region_table(visuals, y, self._notes_top() - L.mm(4))
+            y = self._region_table(visuals, y, self._notes_top() - L.mm(4) - self._annotation_rows_height(item))
         else:
             msg = self._no_result_message(item, "the result could not be shown (see the image page)")
             y += L.draw_text(p, QRectF(area.left(), y, area.width(), L.mm(30)), msg, f.body_bold, L.ALERT if item.failed else L.INK)
+        y = self._annotation_table(item, y)  # the analyst's boxes and lassos (reports.annotation_pages)
         # The notes block starts at a fixed height so the plan knows how much text fits.
         notes_top = self._notes_top()
         L.hline(p, notes_top - L.mm(2), area.left(), area.right())

@@ -8,7 +8,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from declip_desktop.common import regions as regions_mod
 from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.images import ImageError
 from declip_desktop.reports import imaging
+from declip_desktop.reports.annotation_pages import annotation_stats
 from declip_desktop.reports import layout as L
 from declip_desktop.reports.errors import ReportCancelled
 from declip_desktop.reports.formatting import VERDICT_COLORS, threshold_note, fmt_score, fmt_threshold
@@ -53,6 +54,7 @@ class _Prepared:
     image_problem: str | None
     map_problem: str | None
     estimated_bytes: int
+    annotation_stats: dict = field(default_factory=dict)  # {annotation id: MapStats} (reports.annotation_pages)
 
 
 class ImagePages:
@@ -66,10 +68,12 @@ class ImagePages:
         t = self._tick("hash+decode original", t)
         visuals = None
         map_problem = None
+        stats: dict = {}
         if item.analysed and rgb is not None:
             try:
                 prob = item.load_map()
                 t = self._tick("load map", t)
+                stats = annotation_stats(item, prob)
                 visuals = imaging.prepare_visuals(rgb, prob, item.threshold, self.item_budget, colormap=COLORMAP)
                 t = self._tick("regions+overlay+budget", t)
             except Exception as exc:  # noqa: BLE001 - a damaged map must not sink the whole report; the page says so
@@ -85,7 +89,7 @@ class ImagePages:
             estimate = imaging.jpeg_bytes(original_small)
         else:
             estimate = 0
-        return _Prepared(integrity, visuals, original_small, image_problem, map_problem, estimate)
+        return _Prepared(integrity, visuals, original_small, image_problem, map_problem, estimate, stats)
 
     def _evidence_pages(self, index: int, item: EvidenceItem, prep: _Prepared) -> None:
         t = time.perf_counter()
@@ -94,6 +98,7 @@ class ImagePages:
             self.sides.append((max(prep.visuals.overlay.shape[:2]), max(prep.visuals.original.shape[:2])))
         regions = None if prep.visuals is None else [(r.area_px, tuple(r.bbox)) for r in prep.visuals.regions]
         self.items.append(ItemFigures(item.id, item.threshold, item.threshold_source, item.score, regions))
+        self.annotation_stats = prep.annotation_stats
         if self.layout == "compact":
             self._compact_page(index, item, prep.visuals, prep.original, prep.integrity,
                                prep.map_problem or prep.image_problem)
@@ -172,6 +177,7 @@ class ImagePages:
         if visuals is not None:
             target = self._draw_image(imaging.qimage_rgb(visuals.overlay), big, visuals.overlay.shape)
             self._draw_outlines(target, visuals, numbered=True)
+            self._draw_annotations(target, item)
             y = target.bottom() + L.mm(2)
             y = self._colour_scale(QRectF(area.left(), y, area.width(), L.mm(11)), item.threshold)
         else:
@@ -192,7 +198,7 @@ class ImagePages:
                 f"Original, {item.width} × {item.height} px (embedded at {original.shape[1]} × {original.shape[0]})",
                 f.small_bold,
             )
-            self._draw_image(imaging.qimage_rgb(original), left, original.shape)
+            self._draw_annotations(self._draw_image(imaging.qimage_rgb(original), left, original.shape), item)
         else:
             L.draw_text(p, QRectF(left.left(), y, half, L.mm(5)), "Original", f.small_bold)
             L.frame(p, QRectF(left.left(), left.top(), half, L.mm(30)), L.ALERT, L.ALERT_BG)

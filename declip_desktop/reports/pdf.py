@@ -29,6 +29,7 @@ from PySide6.QtGui import QPageLayout, QPageSize, QPainter, QPdfWriter
 
 from declip_desktop.common.progress import StepProgress as ProgressFn
 from declip_desktop.reports import layout as L
+from declip_desktop.reports.annotation_pages import AnnotationPages
 from declip_desktop.reports.appendix import APPENDIX_A, APPENDIX_B, APPENDIX_C, appendix_html
 from declip_desktop.reports.attestation import DECLARATION_HEADING, attestation_html
 from declip_desktop.reports.calibration_section import calibration_html
@@ -93,7 +94,7 @@ class _Plan:
         return 2 + self.summary_pages
 
 
-class ReportRenderer(FrontPages, ImagePages, DetailPages, CompactPages, PageCanvas):
+class ReportRenderer(FrontPages, ImagePages, DetailPages, CompactPages, AnnotationPages, PageCanvas):
     """Lays out the page plan, then draws the pages in order (see the module docstring)."""
 
     def __init__(
