@@ -14,6 +14,7 @@ waits for the analyses and saves:
     05-compare-items.png two items side by side (synchronized zoom and pan), cursor readout
     06-integrity.png  an evidence file deleted behind the app's back, then Case → Verify
     07-dark.png       dark mode
+    08-annotations.png   a box and a lasso drawn with the annotation tools, listed in the regions table
 """
 
 from __future__ import annotations
@@ -75,6 +76,46 @@ def synthetic_photos(folder: Path, count: int = 4) -> list[Path]:
         paths.append(path)
     (folder / "not_an_image.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     return paths
+
+
+def annotation_shot(window, pump, wait, shot) -> None:  # noqa: ANN001
+    """Draw a box and a lasso on the first item with the real tools (keys and mouse drags on the
+    view; the label dialog is answered here) and save 08-annotations.png."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtTest import QTest
+
+    inspector = window.inspector
+    first = window.case.evidence_list()[0].id
+    window.evidence_panel.select_evidence(first)
+    wait(lambda: inspector.prob_map is not None and inspector.view.full_image() is not None)
+    inspector.fit()
+    pump(0.3)
+    answers = iter([("cloned sky", "left of the mast"), ("inpainted roof", "")])
+    inspector.ask_label = lambda *_a, **_k: next(answers)
+    view, viewport = inspector.view, inspector.view.viewport()
+    w, h = view.image_size()
+    left, none = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    window.activateWindow()  # shortcuts need an active window (Xvfb has no window manager to give it)
+    wait(window.isActiveWindow, timeout=10)
+    view.setFocus()
+    QTest.keyClick(view, Qt.Key.Key_B)
+    start, end = view.mapFromScene(QPointF(w * 0.08, h * 0.12)), view.mapFromScene(QPointF(w * 0.38, h * 0.42))
+    QTest.mousePress(viewport, left, none, start)
+    QTest.mouseMove(viewport, end)
+    QTest.mouseRelease(viewport, left, none, end)
+    QTest.keyClick(view, Qt.Key.Key_L, Qt.KeyboardModifier.ShiftModifier)
+    ring = [view.mapFromScene(QPointF(w * fx, h * fy))
+            for fx, fy in ((0.55, 0.5), (0.7, 0.42), (0.88, 0.55), (0.82, 0.85), (0.6, 0.8), (0.55, 0.5))]
+    QTest.mousePress(viewport, left, none, ring[0])
+    for point in ring[1:]:
+        QTest.mouseMove(viewport, point)
+    QTest.mouseRelease(viewport, left, none, ring[-1])
+    QTest.keyClick(view, Qt.Key.Key_Escape)
+    inspector.tabs.setCurrentIndex(0)
+    inspector.regions_table.selectRow(0)
+    inspector.fit()
+    wait(lambda: inspector.regions_model.annotations and inspector.annotations.stats, timeout=30)
+    shot("08-annotations.png")
 
 
 def main() -> int:
@@ -162,6 +203,7 @@ def main() -> int:
         shot("05-compare-items.png")
         window.inspector.stop_comparing()
         window.inspector.set_side_by_side(False)
+        annotation_shot(window, pump, wait, shot)
         last = window.case.evidence_list()[-1]
         window.case.evidence_file(last).unlink()  # behind the app's back
         window.verify.start()

@@ -1,5 +1,6 @@
 """The regions table with the analyst's annotations in it: annotation rows (A1, A2, …) first, then
-the regions the map has above the threshold; a Kind column says which is which.
+the regions the map has above the threshold; the Kind column (second, so it stays in view in a
+narrow side panel) says which is which and gives an annotation's label.
 
 An annotation row shows its area (the shape's own, a lasso's polygon area), its bounding box,
 and the mean / max probability of the map inside it (`common.shapes.map_stats`, the same numbers
@@ -16,8 +17,11 @@ from declip_desktop.gui.inspector_parts import RegionsModel
 _ANNOTATION_SORT_BASE = -1_000_000
 
 
+KIND_COLUMN = 1
+
+
 class RegionsTableModel(RegionsModel):
-    HEADERS = (*RegionsModel.HEADERS, "Kind")
+    HEADERS = (RegionsModel.HEADERS[0], "Kind", *RegionsModel.HEADERS[1:])
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -51,14 +55,15 @@ class RegionsTableModel(RegionsModel):
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
-        n = len(self.annotations)
+        n, col = len(self.annotations), index.column()
         if index.row() >= n:
-            if index.column() == len(self.HEADERS) - 1:
+            if col == KIND_COLUMN:
                 if role == Qt.ItemDataRole.DisplayRole:
-                    return "region (map)"
+                    return "map region"
                 return "region" if role == Qt.ItemDataRole.UserRole else None
-            return super().data(self.createIndex(index.row() - n, index.column()), role)
-        return self._annotation_data(self.annotations[index.row()], index.column(), role)
+            base = col if col < KIND_COLUMN else col - 1
+            return super().data(self.createIndex(index.row() - n, base), role)
+        return self._annotation_data(self.annotations[index.row()], col, role)
 
     def _annotation_data(self, annotation, col: int, role):  # noqa: ANN001
         shape = annotation.shape
@@ -71,11 +76,11 @@ class RegionsTableModel(RegionsModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return (
                 f"A{annotation.id}",
+                f"annotation: {annotation.label}",
                 f"{pct:.3f} ({area:,.0f})",
                 f"{x}, {y}  {w}×{h}",
                 "—" if mean is None else f"{mean:.3f}",
                 "—" if peak is None else f"{peak:.3f}",
-                f"annotation: {annotation.label}",
             )[col]
         if role == Qt.ItemDataRole.ToolTipRole:
             figures = ("no probability map" if stats is None else
@@ -87,9 +92,9 @@ class RegionsTableModel(RegionsModel):
                     f"drawn by {annotation.author} at {annotation.created_at}"
                     + (f"\nrelabelled by {annotation.edited_by} at {annotation.edited_at}" if annotation.edited_by else ""))
         if role == Qt.ItemDataRole.UserRole:
-            return (_ANNOTATION_SORT_BASE + annotation.id, area, _ANNOTATION_SORT_BASE + annotation.id,
-                    -1.0 if mean is None else mean, -1.0 if peak is None else peak, "annotation")[col]
-        if role == Qt.ItemDataRole.TextAlignmentRole and 0 < col < len(self.HEADERS) - 1:
+            return (_ANNOTATION_SORT_BASE + annotation.id, "annotation", area, _ANNOTATION_SORT_BASE + annotation.id,
+                    -1.0 if mean is None else mean, -1.0 if peak is None else peak)[col]
+        if role == Qt.ItemDataRole.TextAlignmentRole and col > KIND_COLUMN:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 

@@ -261,7 +261,8 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
         x, y, w, h = self.regions_model.bbox_of(row)
         rect = QRectF(x, y, w, h)
         self.view.show_selection(rect)
-        self.view.zoom_to(rect)
+        if not self.quiet_selection:
+            self.view.zoom_to(rect)
 
     # ================================================================================== view
     def _update_visibility(self) -> None:

@@ -73,6 +73,7 @@ class AnnotationControls:
         self.ask_label = lambda title, label="", note="": ask_label(self, title, label, note)
         self.selected_annotation: int | None = None
         self._stats_asked = -1  # the list (stats token) whose statistics were asked for
+        self.quiet_selection = False  # a row selected by the program: no zoom to it
         self.drawing_tool = DrawingTool(self.view)
         self.drawing_tool.shapeDrawn.connect(self._shape_drawn)
         self.drawing_tool.clickedAt.connect(self._pick_annotation)
@@ -129,18 +130,19 @@ class AnnotationControls:
         return action
 
     def _insert_tool_actions(self) -> None:
-        """Box and Lasso right after Flicker in the view's tool bar (before the colour map)."""
+        """Box and Lasso right after the zoom controls in the view's tool bar (what does not fit
+        at 1280 px goes into its » menu from the right end, so the drawing tools stay in view)."""
         actions = self.view_toolbar.actions()
-        after = next((i for i, a in enumerate(actions) if self.view_toolbar.widgetForAction(a) is self.flicker_button),
+        after = next((i for i, a in enumerate(actions) if self.view_toolbar.widgetForAction(a) is self.zoom_label),
                      len(actions) - 1)
         before = actions[after + 1] if after + 1 < len(actions) else None
-        separator = self.view_toolbar.insertSeparator(before) if before is not None else self.view_toolbar.addSeparator()
         for action in (self.box_action, self.lasso_action):
             if before is not None:
                 self.view_toolbar.insertAction(before, action)
             else:
                 self.view_toolbar.addAction(action)
-        del separator
+        if before is not None:
+            self.view_toolbar.insertSeparator(before)
 
     # ----- current item -----------------------------------------------------------------------
     def _load_annotations(self) -> None:
@@ -183,6 +185,8 @@ class AnnotationControls:
         size = (self.evidence.width, self.evidence.height) if self.evidence is not None else None
         selected = self.selected_annotation
         self.regions_model.set_annotations(items, self.annotations.stats, size)
+        if items:
+            self.regions_table.resizeColumnToContents(1)  # the Kind column holds the labels
         if selected is not None:
             self._select_annotation_row(selected)
         if not self.annotations.stats and items and self.prob_map is not None:
@@ -236,7 +240,13 @@ class AnnotationControls:
     def _select_annotation_row(self, annotation_id: int) -> None:
         row = self.regions_model.row_of_annotation(annotation_id)
         if row is not None:
-            self.regions_table.selectRow(self.regions_proxy.mapFromSource(self.regions_model.index(row, 0)).row())
+            # Selected for the analyst (just drawn, picked on the image, list refreshed): outlined,
+            # but the view does not jump to it as a row chosen in the table does.
+            self.quiet_selection = True
+            try:
+                self.regions_table.selectRow(self.regions_proxy.mapFromSource(self.regions_model.index(row, 0)).row())
+            finally:
+                self.quiet_selection = False
 
     def _pick_annotation(self, x: float, y: float) -> None:
         picked = self.annotation_layer.annotation_at(x, y)

@@ -203,7 +203,7 @@ class InspectorLayout:
         self.regions_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         # Interactive widths: ResizeToContents would measure every row on each change.
         self.regions_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, width in enumerate((40, 112, 118, 46, 46, 90)):
+        for col, width in enumerate((40, 84, 112, 118, 46, 46)):
             self.regions_table.setColumnWidth(col, width)
         # Sized to content once per regions update (Inspector._regions_ready), measuring a bounded
         # number of rows so a thousand regions stay cheap.
