@@ -209,3 +209,28 @@ def test_the_report_draws_and_lists_the_annotations_in_both_layouts(case_dir, tm
     rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
     green = (np.abs(rgb - [0, 200, 100]) < 30).all(axis=2)  # reports.annotation_pages.ANNOTATION_COLOR
     assert green.sum() > 400  # outlines and tags (without them, the noise photo has ~50 such pixels)
+
+
+def test_a_full_disk_stores_no_half_annotation_and_the_trail_still_matches(tmp_path):
+    from tests.test_disk_full import _fill, _mount
+
+    disk = tmp_path / "disk"
+    if not _mount(disk, "4m"):
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        case_dir = analysed_case(disk)
+        from declip_desktop.common.outputs import DiskFullError
+
+        stored = 0
+        with Case.open(case_dir) as case, pytest.raises(DiskFullError):
+            _fill(disk, leave=8192)  # opened first: opening wants room for the log to grow
+            for i in range(2000):  # each entry holds a 4000-character note: the disk fills
+                add_annotation(case, 1, "box", {"box": [i % 100, 0, 5, 5]}, f"n{i}", "x" * 4000)
+                stored += 1
+        for filler in disk.glob("filler-*"):
+            filler.unlink()
+        with Case.open(case_dir) as case:
+            assert len(annotations(case, 1)) == stored
+            assert case.check_records() == []
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False, capture_output=True, timeout=20)

@@ -235,3 +235,43 @@ def test_drawing_at_device_pixel_ratio_two_and_zoom_two_stores_the_right_image_p
     assert box_kind == "box" and box == {"box": [100, 50, 30, 40]}
     assert lasso_kind == "lasso"
     assert np.allclose(lasso["points"], [[100, 50], [130, 50], [130, 90]], atol=0.51)
+
+
+def test_the_annotation_model_alone_refuses_a_locked_item_and_drops_stale_statistics(case_dir):
+    from declip_desktop.common.shapes import MapStats
+    from declip_desktop.gui.annotation_model import AnnotationLocked, AnnotationModel
+
+    states: dict[int, str] = {}
+    model = AnnotationModel(locked=states.get)
+    events = []
+    model.on("annotations", lambda: events.append("annotations"))
+    with Case.open(case_dir) as case:
+        model.load(case, case.get_evidence(1))
+        assert model.set_tool("lasso") == "lasso"
+        added, step = model.add("box", {"box": [0, 0, 8, 8]}, "x")
+        assert [a.id for a in model.items] == [added.id] and step.action == "add"
+        old_token = model.stats_token
+        model.reload()
+        assert not model.set_stats(old_token, {added.id: MapStats(64, 0.1, 0.2)})  # for an older list
+        assert model.set_stats(model.stats_token, {added.id: MapStats(64, 0.1, 0.2)})
+        states[1] = "changed"
+        model.reload()
+        assert model.tool is None and model.set_tool("box") is None
+        with pytest.raises(AnnotationLocked, match="changed"):
+            model.add("box", {"box": [0, 0, 8, 8]}, "y")
+        with pytest.raises(AnnotationLocked):
+            model.ops("Ana").delete(added.id)  # nor can an undo step write to it
+        assert len(stored_annotations(case, 1)) == 1
+    assert events
+
+
+def test_the_label_dialog_needs_a_label(qtbot):
+    from declip_desktop.gui.inspector_annotations import LabelDialog
+
+    dialog = LabelDialog(None, "Label the box")
+    qtbot.addWidget(dialog)
+    assert not dialog.ok_button.isEnabled()
+    qtbot.keyClicks(dialog.label_edit, "  ")
+    assert not dialog.ok_button.isEnabled()
+    qtbot.keyClicks(dialog.label_edit, "cloned")
+    assert dialog.ok_button.isEnabled()
