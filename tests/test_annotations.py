@@ -167,6 +167,22 @@ def test_cli_round_trip_add_list_relabel_delete_with_json(case_dir, capsys):
     assert problems(case_dir) == []
 
 
+def test_the_cli_refuses_an_item_whose_file_changed_at_the_same_size(case_dir, capsys):
+    with Case.open(case_dir, read_only=True) as case:
+        path = case.evidence_file(case.get_evidence(1))
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 0xFF  # same size: only the hash can tell
+    path.write_bytes(bytes(data))
+    assert main(["case", "annotate", str(case_dir), "1", "--box", "0,0,5,5", "--label", "x"]) == FATAL
+    assert "no longer has the SHA-256 recorded at import" in capsys.readouterr().err
+    assert stored_count(case_dir) == 0
+
+
+def stored_count(case_dir):
+    with Case.open(case_dir, read_only=True) as case:
+        return len(annotations(case, include_deleted=True))
+
+
 def test_listing_reads_only_and_survives_a_damaged_map(case_dir, capsys):
     with Case.open(case_dir) as case:
         add_annotation(case, 1, "box", {"box": [0, 0, 4, 4]}, "x")

@@ -127,6 +127,13 @@ def test_a_lasso_becomes_a_polygon_and_a_key_elsewhere_starts_no_tool(qtbot, win
     assert min(ys) == pytest.approx(10, abs=scale) and max(ys) == pytest.approx(70, abs=scale)
     QTest.keyClick(view, Qt.Key.Key_Escape)
     assert inspector.annotations.tool is None and not inspector.lasso_action.isChecked()
+    # With no tool on, a click inside the lasso picks it (its row is selected, the view stays put).
+    inspector.regions_table.clearSelection()
+    assert inspector.selected_annotation is None
+    zoom = view.zoom()
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     view.mapFromScene(QPointF(50, 40)))
+    assert inspector.selected_annotation == annotation.id and view.zoom() == zoom
 
 
 def test_undo_redo_of_add_relabel_and_delete_are_audit_entries_the_trail_replays(qtbot, window, case_dir):

@@ -25,6 +25,7 @@ from typing import Any
 
 from declip_desktop.cases import audit
 from declip_desktop.cases.errors import CaseError
+from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.shapes import KINDS, MapStats, Shape, ShapeError, check_shape, map_stats
 
 MAX_LABEL_CHARS = 200
@@ -98,7 +99,9 @@ def check_label(label: Any, what: str = "label") -> str:
     return text
 
 
-def _intact_evidence(case: Any, evidence_id: int) -> Any:
+def _intact_evidence(case: Any, evidence_id: int, hash_check: bool = False) -> Any:
+    """The evidence record, if its file is present at its imported size (and, with `hash_check`,
+    still has its imported SHA-256: the command line checks it; the GUI hashes what it shows)."""
     try:
         ev = case.get_evidence(int(evidence_id))
     except CaseError:
@@ -114,6 +117,10 @@ def _intact_evidence(case: Any, evidence_id: int) -> Any:
         raise AnnotationError(f"{ev.original_name} (evidence {ev.id}): its file changed since import ({size:,} bytes, "
                               f"{ev.size:,} at import), so it cannot be annotated. Restore the imported file, "
                               "then run `declip case verify`.")
+    if hash_check and sha256_file(path) != ev.sha256:
+        raise AnnotationError(f"{ev.original_name} (evidence {ev.id}): its file no longer has the SHA-256 recorded at "
+                              "import, so it cannot be annotated. Restore the imported file, then run "
+                              "`declip case verify`.")
     return ev
 
 
@@ -140,11 +147,11 @@ def get_annotation(case: Any, annotation_id: int) -> Annotation:
 
 
 def add_annotation(case: Any, evidence_id: int, kind: str, geometry: Any, label: str, note: str = "",
-                   analyst: str | None = None) -> Annotation:
+                   analyst: str | None = None, hash_check: bool = False) -> Annotation:
     """Store a new annotation (one `annotation.added` entry). Raises AnnotationError with what to fix."""
     label = check_label(label)
     note = check_label(note or "", "note")
-    ev = _intact_evidence(case, evidence_id)
+    ev = _intact_evidence(case, evidence_id, hash_check)
     try:
         shape = check_shape(kind, geometry, ev.width, ev.height)
     except ShapeError as exc:
@@ -178,7 +185,7 @@ def _live(conn: Any, annotation_id: int, deleted: bool = False) -> dict[str, Any
 
 
 def relabel_annotation(case: Any, annotation_id: int, label: str | None = None, note: str | None = None,
-                       analyst: str | None = None) -> Annotation:
+                       analyst: str | None = None, hash_check: bool = False) -> Annotation:
     """Change the label and/or note (one `annotation.relabelled` entry with old and new values)."""
     new: dict[str, str] = {}
     if label is not None:
@@ -188,7 +195,7 @@ def relabel_annotation(case: Any, annotation_id: int, label: str | None = None, 
     if not new:
         raise AnnotationError("give a new label or note; nothing was changed.")
     current = get_annotation(case, annotation_id)
-    _intact_evidence(case, current.evidence_id)
+    _intact_evidence(case, current.evidence_id, hash_check)
     with case._write() as conn:
         row = _live(conn, annotation_id)
         old = {k: row[k] or "" for k in new}
@@ -204,9 +211,10 @@ def relabel_annotation(case: Any, annotation_id: int, label: str | None = None, 
     return get_annotation(case, annotation_id)
 
 
-def delete_annotation(case: Any, annotation_id: int, analyst: str | None = None) -> Annotation:
+def delete_annotation(case: Any, annotation_id: int, analyst: str | None = None,
+                      hash_check: bool = False) -> Annotation:
     """Mark an annotation deleted (one `annotation.deleted` entry); the row and its history stay."""
-    return _set_deleted(case, annotation_id, True, analyst)
+    return _set_deleted(case, annotation_id, True, analyst, hash_check)
 
 
 def restore_annotation(case: Any, annotation_id: int, analyst: str | None = None) -> Annotation:
@@ -214,9 +222,10 @@ def restore_annotation(case: Any, annotation_id: int, analyst: str | None = None
     return _set_deleted(case, annotation_id, False, analyst)
 
 
-def _set_deleted(case: Any, annotation_id: int, delete: bool, analyst: str | None) -> Annotation:
+def _set_deleted(case: Any, annotation_id: int, delete: bool, analyst: str | None,
+                 hash_check: bool = False) -> Annotation:
     current = get_annotation(case, annotation_id)
-    _intact_evidence(case, current.evidence_id)
+    _intact_evidence(case, current.evidence_id, hash_check)
     with case._write() as conn:
         row = _live(conn, annotation_id, deleted=not delete)
         actor = case._actor(analyst, conn)

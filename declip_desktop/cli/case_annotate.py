@@ -76,10 +76,10 @@ def _annotate(args: argparse.Namespace) -> int:
             changed = None
             if action == "box":
                 changed = ann.add_annotation(case, evidence.id, "box", {"box": parse_box(args.box)}, args.label,
-                                             args.note or "", analyst=args.analyst)
+                                             args.note or "", analyst=args.analyst, hash_check=True)
             elif action == "polygon":
                 changed = ann.add_annotation(case, evidence.id, "lasso", {"points": parse_polygon(args.polygon)},
-                                             args.label, args.note or "", analyst=args.analyst)
+                                             args.label, args.note or "", analyst=args.analyst, hash_check=True)
             elif action in ("relabel", "delete"):
                 target = ann.get_annotation(case, getattr(args, action))
                 if target.evidence_id != evidence.id:
@@ -87,9 +87,9 @@ def _annotate(args: argparse.Namespace) -> int:
                                 "nothing was changed")
                 if action == "relabel":
                     changed = ann.relabel_annotation(case, target.id, label=args.label, note=args.note,
-                                                     analyst=args.analyst)
+                                                     analyst=args.analyst, hash_check=True)
                 else:
-                    changed = ann.delete_annotation(case, target.id, analyst=args.analyst)
+                    changed = ann.delete_annotation(case, target.id, analyst=args.analyst, hash_check=True)
             listed = [changed] if changed is not None else ann.annotations(case, evidence.id,
                                                                            include_deleted=args.deleted)
             try:
