@@ -251,7 +251,7 @@ def test_injected_enospc_while_rendering_a_report_keeps_nothing(qapp, tmp_path, 
 
 
 def test_injected_enospc_while_storing_a_map_logs_the_reason(tmp_path, monkeypatch):
-    import declip_desktop.cases.case as case_module
+    import declip_desktop.cases.analyses as case_module
 
     case_dir = tmp_path / "case"
     with Case.create(case_dir, number="D-9", title="t", analyst="Ana") as case:
