@@ -14,6 +14,8 @@ import stat
 import sys
 from pathlib import Path
 
+from declip_desktop.common import outputs
+
 TMP_DIR = ".tmp"
 STAGED_SUFFIX = ".staged"  # complete, fsync'ed, hash-checked; waiting for its database row
 PARTIAL_SUFFIX = ".partial"  # being written; worthless after a crash
@@ -93,14 +95,8 @@ class FileLock:
 
 
 def fsync_dir(path: Path) -> None:
-    """Make renames/creations inside `path` durable (POSIX; a no-op where unsupported)."""
-    if sys.platform == "win32":  # pragma: no cover
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Make renames/creations inside `path` durable; a case cannot do without, so failing raises."""
+    outputs.fsync_dir(path, best_effort=False)
 
 
 def make_read_only(path: Path) -> None:

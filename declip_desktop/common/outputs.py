@@ -25,6 +25,7 @@ import errno
 import os
 import shutil
 import stat
+import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -223,13 +224,22 @@ def check_output_folder(path: str | os.PathLike[str], *, create: bool = True) ->
     return real
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
+def fsync_dir(folder: Path, *, best_effort: bool = True) -> None:
+    """Make renames and creations inside `folder` durable (POSIX; Windows cannot, and needs not).
+
+    `best_effort`: a file system that cannot sync a directory is ignored (the files themselves
+    are synced). The case store passes False: there a failure is an error, never silent."""
+    if sys.platform == "win32":  # pragma: no cover
+        return
+    try:
         fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+    except OSError:
+        if not best_effort:
+            raise
 
 
 def _new_temp(target: Path) -> Path:
@@ -299,7 +309,7 @@ def atomic_output(
             check_destination(path, force=force, protect=protect, what=what, can_force=can_force)
             _commit(tmp, target, force, shown)
             tmp = None
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):

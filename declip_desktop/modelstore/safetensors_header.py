@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from declip_desktop.common.outputs import disk_full_as_error
+from declip_desktop.common.outputs import disk_full_as_error, fsync_dir
 
 
 class WeightsFileError(ValueError):
@@ -35,20 +35,6 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         if tmp.exists():
             tmp.unlink()
     fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform (Windows).
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # directories cannot be fsynced on some file systems; the data itself is synced
-    finally:
-        os.close(fd)
 
 
 #: safetensors dtype → bytes per element (the format's full list).

@@ -17,8 +17,7 @@ import struct
 from collections.abc import Mapping
 from pathlib import Path
 
-from declip_desktop.common.outputs import disk_full_as_error
-from declip_desktop.modelstore.safetensors_header import fsync_dir
+from declip_desktop.common.outputs import disk_full_as_error, fsync_dir
 
 _DTYPES = {
     "float32": "F32",
