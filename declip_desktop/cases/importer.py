@@ -1,4 +1,4 @@
-"""Finding, copying and checking files for import. The database side lives in case.py.
+"""Finding, copying and checking files for import. The database side lives in evidence_import.py.
 
 One read of each source file: small files are read whole into memory and hashed
 there (so a duplicate is recognised before anything is written), larger ones are
