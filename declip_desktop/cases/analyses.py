@@ -148,6 +148,15 @@ class CaseAnalyses(CaseEvidence):
         return self.get_analysis(analysis_id)
 
 
+    def _log_disk_full(self, full: DiskFullError, evidence_id: int | None, action: str) -> None:
+        """Record why work stopped (the disk, not the evidence); silent if even that cannot be written."""
+        try:
+            self.log_event(action, "case" if evidence_id is None else f"evidence:{evidence_id}",
+                           {"reason": str(full), "path": full.path, "free_bytes": full.free,
+                            "needed_bytes": full.needed}, evidence_id=evidence_id)
+        except DiskFullError:
+            return  # the database cannot grow either; the user still gets the message
+
     def store_failure(self, evidence_id: int, *, model_name: str, model_sha256: str, parameters: dict[str, Any],
                       error: str, started: str, finished: str, device: str | None = None,
                       analyst: str | None = None) -> Analysis:

@@ -17,7 +17,6 @@ from declip_desktop.cases.errors import CaseError
 from declip_desktop.cases.files import TMP_DIR, FileLock
 from declip_desktop.cases.records import AuditEntry, CaseInfo
 from declip_desktop.common.facts import CASE_DB_NAME
-from declip_desktop.common.outputs import DiskFullError
 
 DB_NAME = CASE_DB_NAME  # common.facts: the GUI recognises case folders by it too
 
@@ -106,19 +105,6 @@ class CaseCore:
         `wait_s`: how long to wait for another writer (default: db.RETRY_TOTAL_S)."""
         with self._store.write(wait_s) as conn:
             return audit.append(conn, self._actor(analyst, conn), action, object, details or {}, evidence_id)
-
-    def _log_disk_full(self, full: DiskFullError, evidence_id: int | None, action: str) -> None:
-        """Record why work stopped (the disk, not the evidence); silent if even that cannot be written."""
-        try:
-            self.log_event(action, "case" if evidence_id is None else f"evidence:{evidence_id}",
-                           {"reason": str(full), "path": full.path, "free_bytes": full.free,
-                            "needed_bytes": full.needed}, evidence_id=evidence_id)
-        except DiskFullError:
-            return  # the database cannot grow either; the user still gets the message
-
-    def integrity_check(self) -> list[str]:
-        rows = self._store.conn.execute("PRAGMA integrity_check").fetchall()
-        return [] if [r[0] for r in rows] == ["ok"] else [r[0] for r in rows]
 
     @contextlib.contextmanager
     def snapshot(self):  # noqa: ANN201

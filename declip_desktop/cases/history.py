@@ -81,3 +81,7 @@ class CaseHistory(CaseCore):
 
         with self._store.snapshot() as conn:
             return record_problems(conn)
+
+    def integrity_check(self) -> list[str]:
+        rows = self._store.conn.execute("PRAGMA integrity_check").fetchall()
+        return [] if [r[0] for r in rows] == ["ok"] else [r[0] for r in rows]
