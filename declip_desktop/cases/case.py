@@ -51,7 +51,6 @@ class Case(CaseImport, CaseAnalyses, CaseReview, CaseHistory, CaseRecovery):
     creates, opens and migrates the folder.
     """
 
-    # ------------------------------------------------------------------ create / open
     @classmethod
     def create(cls, path: str | os.PathLike[str], number: str, title: str, analyst: str,
                description: str = "") -> "Case":

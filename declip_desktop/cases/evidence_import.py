@@ -39,7 +39,6 @@ def _total_size(paths: Iterable[Path]) -> int:
 
 
 class CaseImport(CaseEvidence):
-    # ------------------------------------------------------------------ import
     def import_paths(self, paths: Iterable[str | os.PathLike[str]], analyst: str | None = None,
                      progress: StepProgress | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                      should_stop: Callable[[], bool] | None = None, workers: int | None = None) -> ImportReport:

@@ -13,7 +13,6 @@ from declip_desktop.common.hashing import sha256_file
 
 
 class CaseRecovery(CaseCore):
-    # ------------------------------------------------------------------ recovery
     def recover(self) -> dict[str, int]:
         """Finish or discard what a killed process left behind. Returns what was done.
 

@@ -15,7 +15,6 @@ from declip_desktop.cases.rows import to_json
 
 
 class CaseReview(CaseEvidence):
-    # ------------------------------------------------------------------ review & settings
     def set_review(self, evidence_id: int, *, threshold: float | None = None, verdict: str | None = None,
                    notes: str | None = None, analyst: str | None = None, clear_threshold: bool = False) -> Evidence:
         """Change an item's review; one `review.changed` entry with the old and new values.
