@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.model_card import ModelCard, ModelError
 from declip_desktop.engine import networks as nets
 from declip_desktop.engine.localizer import Localizer
@@ -21,6 +20,7 @@ from declip_desktop.modelstore.model_facts import architecture_from_shapes, card
 from declip_desktop.modelstore.safetensors_header import WeightsFileError, read_index
 from declip_desktop.modelstore.store import InstalledModel, ModelStore, find_model
 from declip_desktop.modelstore.torch_files import list_names
+from declip_desktop.modelstore.weights_digest import WeightsDigest
 
 _FLOAT_NAMES = ("F16", "BF16", "F32", "F64")  # safetensors names of the float types
 
@@ -35,19 +35,34 @@ def resolve_model(name_or_path: str | Path | InstalledModel | None = None,
 def load_network(installed: InstalledModel, device: str = "cpu"):
     """The model's network in eval mode on `device` (torch module; `DeclipNet` for DeCLIP models).
 
-    The weights file is hashed and compared with the card first; every tensor the network
-    needs must be present with the right shape and nothing else may be there (`ModelError`
+    The weights file is hashed (while the network is built) and compared with the card before
+    the network is returned; every tensor the network needs must be present with the right shape and nothing else may be there (`ModelError`
     naming the file and keys otherwise).
     """
     card, weights = installed.card, Path(installed.weights_path)
     if not weights.is_file():
         raise ModelError(f"model {card.name!r}: weights file {weights} is missing. Reinstall the model")
-    actual = sha256_file(weights)
+    # Hashing 1.3 GB is most of a ViT-L/14 load: it runs beside the network's construction
+    # (hashlib releases the GIL) and the network is handed out only once the digest matches.
+    with WeightsDigest(weights) as digest:
+        try:
+            net, failure = _build_loaded(installed, card, weights), None
+        except ModelError as exc:  # a changed file is reported as changed, whatever else is wrong with it
+            net, failure = None, exc
+        actual = digest.result()
     if actual != card.sha256:
         raise ModelError(
             f"model {card.name!r}: {weights} has SHA-256 {actual}, but its card records {card.sha256}; "
             "the file was changed or damaged. Reinstall the model (`declip models remove` then import/download)"
         )
+    if failure is not None:
+        raise failure
+    return net.to(device).eval()
+
+
+def _build_loaded(installed: InstalledModel, card: ModelCard, weights: Path):
+    """The network with the file's weights assigned (memory-mapped, not copied): checked key by
+    key against the network's own state dict. The caller checks the file's hash."""
     try:
         index, _ = read_index(weights)
     except WeightsFileError as exc:
@@ -92,7 +107,7 @@ def load_network(installed: InstalledModel, device: str = "cpu"):
     state = load_file(str(weights), device="cpu")
     net.load_state_dict(state, strict=True, assign=assign)
     del state
-    return net.to(device).eval()
+    return net
 
 
 @dataclass(frozen=True)
