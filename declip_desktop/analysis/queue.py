@@ -5,6 +5,9 @@ to a Localizer in batches, and stores every result as soon as it arrives. It nev
 imports torch: the caller builds the Localizer (engine layer) and passes it in, so
 the GUI can keep torch in its worker and tests can pass a stand-in.
 
+Batches are read, hash-checked and decoded one ahead on a thread (`analysis.prefetch`)
+while the current one is analysed; results are stored in order, each in one transaction.
+
 Resuming: only evidence not yet done with this model is picked up; evidence left
 'analysing' by a killed run is put back in the queue when the next run starts (it
 holds the case's analysis lock, so nobody else can be analysing it).
@@ -19,8 +22,8 @@ from typing import Any
 
 from declip_desktop.cases import Case, CaseBusyError, Evidence
 from declip_desktop.cases.audit import now_iso
+from declip_desktop.analysis.prefetch import BatchPrefetcher, LoadedEvidence
 from declip_desktop.common.errors import OutOfDeviceMemory
-from declip_desktop.common.hashing import sha256_file
 
 
 @dataclass(frozen=True)
@@ -117,70 +120,24 @@ def run_queue(
         todo = waiting_evidence(case, model_sha, wanted)
         summary.total = len(todo)
         batch_size = max(1, int(getattr(localizer, "batch_size", 1) or 1))
-        finished = 0
 
         def emit(evidence_id: int | None, status: str, score: float | None = None, error: str | None = None) -> None:
             if on_progress is None:
                 return
             elapsed = time.monotonic() - t0
+            finished = summary.done + summary.failed
             eta = elapsed / finished * (summary.total - finished) if finished else None
             on_progress(ProgressEvent(finished, summary.total, evidence_id, status, eta, score, error))
 
-        for start in range(0, len(todo), batch_size):
-            if should_stop is not None and should_stop():
-                summary.stopped = True
-                emit(None, "stopped")
-                break
-            batch = [e for e in todo[start:start + batch_size] if case.mark_analysing(e.id)]
-            if not batch:
-                continue
-            for ev in batch:
-                emit(ev.id, "analysing")
-            started = now_iso()
-            ready, broken = _check_files(case, batch)
-            predictions: Sequence[Any] = []
-            try:
-                if ready:
-                    predictions = localizer.predict([case.evidence_file(e) for e in ready])
-            except Exception as exc:  # noqa: BLE001 - one bad batch must not lose the rest of the queue
-                if isinstance(exc, OutOfDeviceMemory):
-                    case.requeue([e.id for e in batch], analyst=analyst)
-                    summary.out_of_memory = True
-                    summary.message = (f"the {summary.device or 'device'} ran out of memory: {exc}. "
-                                       "Run again on the CPU (device 'cpu') or with a smaller batch.")
-                    emit(batch[0].id, "out_of_memory", error=summary.message)
+        chunks = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+        with BatchPrefetcher(case, localizer, chunks) as prefetch:
+            for _ in chunks:
+                if should_stop is not None and should_stop():
+                    summary.stopped = True
+                    emit(None, "stopped")
                     break
-                predictions = [None] * len(ready)
-                broken.extend((e, f"the model failed on this image: {type(exc).__name__}: {exc}") for e in ready)
-                ready = []
-            if len(predictions) != len(ready):
-                broken.extend((e, "the model returned no result for this image") for e in ready)
-                ready = []
-            for ev, pred in zip(ready, predictions):
-                err = getattr(pred, "error", None)
-                if err is None and getattr(pred, "prob_map", None) is None:
-                    err = "the model returned no probability map"
-                if err is not None:
-                    broken.append((ev, str(err)))
-                    continue
-                summary.device = str(getattr(pred, "device", "") or summary.device)
-                case.store_result(
-                    ev.id, model_name=str(getattr(pred, "model_name", None) or summary.model_name),
-                    model_sha256=str(getattr(pred, "model_sha256", None) or model_sha), parameters=params,
-                    score=float(pred.score), prob_map=pred.prob_map, device=summary.device,
-                    seconds=float(getattr(pred, "seconds", 0.0) or 0.0), started=started, finished=now_iso(),
-                    analyst=analyst)
-                summary.done += 1
-                finished += 1
-                emit(ev.id, "done", score=float(pred.score))
-            for ev, err in broken:
-                case.store_failure(ev.id, model_name=summary.model_name, model_sha256=model_sha, parameters=params,
-                                   error=err, started=started, finished=now_iso(), device=summary.device or None,
-                                   analyst=analyst)
-                summary.failed += 1
-                summary.failures.append((ev.id, err))
-                finished += 1
-                emit(ev.id, "failed", error=err)
+                if not _run_batch(case, localizer, prefetch.next(), summary, params, emit, analyst):
+                    break  # out of device memory: the batch is queued again
         summary.remaining = len(waiting_evidence(case, model_sha, wanted))
     finally:
         lock.release()
@@ -191,21 +148,70 @@ def run_queue(
     return summary
 
 
-def _check_files(case: Case, batch: list[Evidence]) -> tuple[list[Evidence], list[tuple[Evidence, str]]]:
-    """Analyse only evidence whose file still has its import hash (a changed file is a finding)."""
-    ready, broken = [], []
+def _run_batch(case: Case, localizer: Any, loaded: list[LoadedEvidence], summary: RunSummary, params: dict,
+               emit: Callable[..., None], analyst: str | None) -> bool:
+    """Analyse and store one prefetched batch, in order; False when the device ran out of memory
+    (the batch is queued again)."""
+    model_sha = summary.model_sha256
+    loaded = [item for item in loaded if case.mark_analysing(item.evidence.id)]
+    batch = [item.evidence for item in loaded]
+    if not batch:
+        return True
     for ev in batch:
-        path = case.evidence_file(ev)
-        try:
-            actual = sha256_file(path)
-        except FileNotFoundError:
-            broken.append((ev, f"the evidence file {path.name} is missing from the case folder"))
+        emit(ev.id, "analysing")
+    started = now_iso()
+    ready = [item for item in loaded if item.error is None]
+    broken = [(item.evidence, str(item.error)) for item in loaded if item.error is not None]
+    predictions: Sequence[Any] = []
+    try:
+        if ready:
+            predictions = _predict(localizer, [item.source for item in ready])
+    except Exception as exc:  # noqa: BLE001 - one bad batch must not lose the rest of the queue
+        if isinstance(exc, OutOfDeviceMemory):
+            case.requeue([e.id for e in batch], analyst=analyst)
+            summary.out_of_memory = True
+            summary.message = (f"the {summary.device or 'device'} ran out of memory: {exc}. "
+                               "Run again on the CPU (device 'cpu') or with a smaller batch.")
+            emit(batch[0].id, "out_of_memory", error=summary.message)
+            return False
+        broken.extend((item.evidence, f"the model failed on this image: {type(exc).__name__}: {exc}")
+                      for item in ready)
+        ready = []
+    if len(predictions) != len(ready):
+        broken.extend((item.evidence, "the model returned no result for this image") for item in ready)
+        ready = []
+    for item, pred in zip(ready, predictions):
+        ev = item.evidence
+        err = getattr(pred, "error", None)
+        if err is None and getattr(pred, "prob_map", None) is None:
+            err = "the model returned no probability map"
+        if err is not None:
+            broken.append((ev, str(err)))
             continue
-        if actual != ev.sha256:
-            broken.append((ev, "the evidence file changed since import (SHA-256 mismatch); not analysed"))
-        else:
-            ready.append(ev)
-    return ready, broken
+        summary.device = str(getattr(pred, "device", "") or summary.device)
+        case.store_result(
+            ev.id, model_name=str(getattr(pred, "model_name", None) or summary.model_name),
+            model_sha256=str(getattr(pred, "model_sha256", None) or model_sha), parameters=params,
+            score=float(pred.score), prob_map=pred.prob_map, device=summary.device,
+            seconds=float(getattr(pred, "seconds", 0.0) or 0.0), started=started, finished=now_iso(),
+            analyst=analyst)
+        summary.done += 1
+        emit(ev.id, "done", score=float(pred.score))
+    for ev, err in broken:
+        case.store_failure(ev.id, model_name=summary.model_name, model_sha256=model_sha, parameters=params,
+                           error=err, started=started, finished=now_iso(), device=summary.device or None,
+                           analyst=analyst)
+        summary.failed += 1
+        summary.failures.append((ev.id, err))
+        emit(ev.id, "failed", error=err)
+    return True
+
+
+def _predict(localizer: Any, sources: list[Any]) -> Sequence[Any]:
+    """A localizer that prepared the images (see analysis.prefetch) runs them as they are."""
+    if callable(getattr(localizer, "prepare", None)) and callable(getattr(localizer, "predict_prepared", None)):
+        return localizer.predict_prepared(sources)
+    return localizer.predict(sources)
 
 
 __all__ = ["ProgressEvent", "RunSummary", "result_parameters", "run_queue", "waiting_evidence"]

@@ -85,6 +85,18 @@ class Prediction:
         return self.prob_map
 
 
+@dataclass(frozen=True)
+class PreparedImage:
+    """One image decoded and turned into the network's input (`Localizer.prepare`), ready for
+    `Localizer.predict_prepared`; `tensor` is None and `error` says why when it could not be."""
+
+    name: str
+    tensor: Any
+    width: int = 0
+    height: int = 0
+    error: str | None = None
+
+
 def _check_threshold(threshold: float) -> float:
     value = float(threshold)
     if not 0.0 <= value <= 1.0:  # also refuses NaN
@@ -323,6 +335,25 @@ class Localizer:
                 except queue.Empty:
                     producer.join(timeout=0.05)
 
+    def prepare(self, source: Any, name: str | None = None) -> PreparedImage:
+        """Decode `source` (path, bytes, PIL image, array) into the network's input, any thread.
+
+        With `predict_prepared` this lets a caller decode the next batch while the current
+        one runs (`analysis.prefetch`); a bad image gives a PreparedImage with `error` set."""
+        name = name or _describe_source(source, 0)
+        try:
+            tensor, width, height = self._prepare(source)
+        except ImageError as exc:
+            return PreparedImage(name, None, error=exc.reason)
+        except (OSError, ValueError, MemoryError) as exc:
+            return PreparedImage(name, None, error=f"cannot be prepared for the model: {type(exc).__name__}: {exc}")
+        return PreparedImage(name, tensor, width, height)
+
+    def predict_prepared(self, prepared: Iterable[PreparedImage]) -> list[Prediction]:
+        """Predictions for images `prepare` made, in order, as one batch (however many there are)."""
+        pending = [(i, p.name, p.tensor, p.width, p.height, p.error) for i, p in enumerate(prepared)]
+        return list(self._run_batch(pending)) if pending else []
+
     # ------------------------------------------------------------------ internals
 
     def _prepare(self, source: Any):
@@ -337,14 +368,8 @@ class Localizer:
             for index, source in enumerate(items):
                 if stop.is_set():
                     return
-                name = _describe_source(source, index)
-                try:
-                    tensor, width, height = self._prepare(source)
-                    entry = (index, name, tensor, width, height, None)
-                except ImageError as exc:
-                    entry = (index, name, None, 0, 0, exc.reason)
-                except (OSError, ValueError, MemoryError) as exc:
-                    entry = (index, name, None, 0, 0, f"cannot be prepared for the model: {type(exc).__name__}: {exc}")
+                p = self.prepare(source, _describe_source(source, index))
+                entry = (index, p.name, p.tensor, p.width, p.height, p.error)
                 while not stop.is_set():
                     try:
                         work.put(entry, timeout=0.1)
