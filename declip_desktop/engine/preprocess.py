@@ -79,9 +79,14 @@ def resize_map(prob: torch.Tensor, height: int, width: int) -> np.ndarray:
         raise ValueError(f"cannot resize a map to {height}×{width}")
     prob = prob.float()
     if tuple(prob.shape) != (height, width):
-        prob = F.interpolate(
+        resized = F.interpolate(
             prob[None, None], size=(height, width), mode="bilinear", align_corners=False, antialias=True
-        )[0, 0]
+        )[0, 0].detach()
+        if not resized.is_inference():
+            # A fresh tensor of its own: clipped in place and handed over without the two extra
+            # full-size passes (clamp copy, numpy copy) that a 12 MP map would otherwise cost.
+            return resized.clamp_(0.0, 1.0).numpy()
+        prob = resized
     # Bilinear weights are convex, but float rounding can step a hair outside [0, 1]. Out of
     # place on purpose: `prob` may be an inference-mode tensor (the network's own map when the
     # image is already the map's size, e.g. every 256×256 Dolos image), which must not be
