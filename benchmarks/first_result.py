@@ -1,0 +1,160 @@
+"""Launch → first result in the real app (issue 23 item 4): one dropped 12 MP photo.
+
+Each round starts a fresh Python process that does what `declip-desktop` does — imports the
+GUI and the desktop composition root, creates the QApplication and the MainWindow (offscreen
+unless a DISPLAY is set), starts the engine preload as the app does at start-up — and then at
+once creates a case and drops one 12 MP JPEG on it (`window.import_paths`), as an analyst
+would. The worker thread loads the case's model and analyses the photo; the round ends when
+the inspector holds the stored map. Printed: when each phase ended, seconds since the
+process was spawned, and how long the model load, decode, forward and storing took (timed by
+wrapping the functions that do them).
+
+Models: the bundled starter, and the full-size ViT-L/14 layer20 conv-20 (seeded random
+weights, installed once under --workdir; exact mode). Rounds alternate the two; medians.
+
+    .venv/bin/python benchmarks/first_result.py [--rounds 3] [--models starter,vit] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHILD = r"""
+import json, os, sys, time
+T = {"python start": time.time()}
+sys.path.insert(0, sys.argv[3])
+from PySide6.QtWidgets import QApplication  # noqa: F401
+from declip_desktop.desktop import engine_services
+from declip_desktop.gui.app import create_application
+from declip_desktop.gui.main_window import MainWindow
+from declip_desktop.gui.settings import Settings
+from benchmarks.pipeline_common import Phases
+T["imports"] = time.time()
+app = create_application(["first-result"])
+run = sys.argv[2]
+from pathlib import Path
+window = MainWindow(Settings(Path(run) / "bench.ini"), device="cpu", services=engine_services())
+window.resize(1280, 800)
+window.show()
+app.processEvents()
+T["window shown"] = time.time()
+window.preload_engine_later()  # what the app does at start-up
+phases = Phases()
+wrapped = {"v": False}
+def wrap_engine():  # once torch is imported by the preload or the worker
+    if wrapped["v"] or "declip_desktop.engine.localizer" not in sys.modules:
+        return
+    wrapped["v"] = True
+    from declip_desktop.cases.case import Case
+    from declip_desktop.engine import preprocess
+    from declip_desktop.engine.localizer import Localizer
+    from declip_desktop.analysis import prefetch
+    from declip_desktop.modelstore import loading
+    phases.wrap(Localizer, "__init__", "model load (hash, build, weights, exact rewrites)")
+    phases.wrap(Localizer, "_forward", "forward")
+    phases.wrap(prefetch, "load_evidence", "read, hash, decode, preprocess")
+    phases.wrap(preprocess, "resize_map", "map resized to 12 MP")
+    phases.wrap(Case, "store_result", "store (PNG, write, DB)")
+state = {"done": None, "ready": None}
+window.create_case(os.path.join(run, "case"), "FIRST-1", "First result", "Benchmark")
+window.controller.worker.model_ready.connect(lambda _i: state.update(ready=time.time()))
+window.controller.worker.progress.connect(
+    lambda e: state.update(done=time.time()) if e.status == "done" else None)
+T["case created"] = time.time()
+window.import_paths([sys.argv[1]])
+deadline = time.monotonic() + 600
+while time.monotonic() < deadline:
+    wrap_engine()
+    app.processEvents()
+    if state["done"] and window.inspector.prob_map is not None:
+        break
+    time.sleep(0.002)
+T["result shown"] = time.time()
+T["model ready"] = state["ready"]
+T["result stored"] = state["done"]
+ok = window.inspector.prob_map is not None
+window.close()
+print(json.dumps({"T": T, "phases": dict(phases.seconds), "ok": ok, "preload_wrapped": wrapped["v"]}))
+"""
+
+ORDER = ["python start", "imports", "window shown", "case created", "model ready", "result stored", "result shown"]
+
+
+def prepare_home(kind: str, work: Path) -> Path:
+    home = work / f"home-{kind}"
+    os.environ["DECLIP_HOME"] = str(home)
+    from declip_desktop.modelstore.store import ModelStore
+
+    if kind == "vit":
+        from benchmarks.pipeline_common import seeded_vit_model
+
+        seeded_vit_model(home)
+        ModelStore().set_default("bench-vit")
+    else:
+        home.mkdir(parents=True, exist_ok=True)
+        ModelStore().set_default("starter")
+    return home
+
+
+def one_round(kind: str, home: Path, photo: Path, work: Path) -> dict:
+    run = Path(tempfile.mkdtemp(prefix=f"first-{kind}-", dir=work))
+    env = {**os.environ, "DECLIP_HOME": str(home), "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+           "PYTHONPATH": str(ROOT)}
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-c", CHILD, str(photo), str(run), str(ROOT)], env=env,
+                         capture_output=True, text=True, timeout=900)
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    if not data["ok"]:
+        raise SystemExit(f"{kind}: no result was shown")
+    data["at"] = {k: (v - t0 if v else float("nan")) for k, v in data["T"].items()}
+    return data
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--models", default="starter,vit")
+    ap.add_argument("--workdir", type=Path)
+    args = ap.parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from benchmarks.pipeline_common import machine, make_photos
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="declip-first-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(machine())
+    photo = make_photos(work / "photo", 1)[0]
+    kinds = [k.strip() for k in args.models.split(",") if k.strip()]
+    homes = {k: prepare_home(k, work) for k in kinds}
+    results: dict[str, list[dict]] = {k: [] for k in kinds}
+    for i in range(args.rounds):
+        for kind in (kinds if i % 2 == 0 else kinds[::-1]):
+            r = one_round(kind, homes[kind], photo, work)
+            results[kind].append(r)
+            print(f"  round {i + 1} {kind}: result shown {r['at']['result shown']:.1f} s after launch", flush=True)
+    for kind, rs in results.items():
+        print(f"{kind}: launch → first result (12 MP JPEG), median of {len(rs)} round(s); seconds since launch:")
+        for name in ORDER:
+            print(f"    {name:<16} {statistics.median(r['at'][name] for r in rs):6.1f}")
+        names = list(dict.fromkeys(n for r in rs for n in r["phases"]))
+        print("  durations:")
+        for name in names:
+            print(f"    {name:<52} {statistics.median(r['phases'].get(name, 0.0) for r in rs):6.2f} s")
+    print(machine().rsplit(",", 1)[-1].strip().replace("1-min load average", "load average at the end"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
