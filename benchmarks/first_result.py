@@ -88,6 +88,27 @@ window.close()
 print(json.dumps({"T": T, "phases": dict(phases.seconds), "ok": ok, "preload_wrapped": wrapped["v"]}))
 """
 
+LOAD_CHILD = r"""
+import json, sys, time
+import torch
+from declip_desktop.modelstore.loading import load_localizer, resolve_model
+from declip_desktop.modelstore import loading
+from declip_desktop.engine import accelerate
+sys.path.insert(0, sys.argv[1])
+from benchmarks.pipeline_common import Phases
+import open_clip  # noqa: F401  (imported at start-up by the app's preload, not part of a load)
+phases = Phases()
+from declip_desktop.modelstore import weights_digest
+phases.wrap(loading, "load_network", "load_network (hash-checked network)")
+phases.wrap(weights_digest, "sha256_mapped", "  SHA-256 of the weights file (its own thread, overlapped)")
+phases.wrap(loading, "_build_loaded", "  network built on the meta device, weights assigned (mmap)")
+phases.wrap(accelerate, "optimize_exact", "  exact rewrites (fused attention, folded BatchNorm)")
+t = time.perf_counter()
+loc = load_localizer(resolve_model(None), device="cpu", threads=max(1, torch.get_num_threads()))
+total = time.perf_counter() - t
+print(json.dumps({"total": total, "phases": dict(phases.seconds)}))
+"""
+
 ORDER = ["python start", "imports", "window shown", "case created", "model ready", "result stored", "result shown"]
 
 
@@ -123,6 +144,17 @@ def one_round(kind: str, home: Path, photo: Path, work: Path) -> dict:
     return data
 
 
+def load_round(home: Path) -> dict:
+    """Loading the installed model alone, in a process where torch is already imported (the app
+    imports it at start-up): hash, construction, weights, exact rewrites."""
+    env = {**os.environ, "DECLIP_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", LOAD_CHILD, str(ROOT)], env=env, capture_output=True, text=True,
+                         timeout=900)
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -142,14 +174,18 @@ def main() -> int:
     for i in range(args.rounds):
         for kind in (kinds if i % 2 == 0 else kinds[::-1]):
             r = one_round(kind, homes[kind], photo, work)
+            r["load"] = load_round(homes[kind])
             results[kind].append(r)
             print(f"  round {i + 1} {kind}: result shown {r['at']['result shown']:.1f} s after launch", flush=True)
     for kind, rs in results.items():
         print(f"{kind}: launch → first result (12 MP JPEG), median of {len(rs)} round(s); seconds since launch:")
         for name in ORDER:
             print(f"    {name:<16} {statistics.median(r['at'][name] for r in rs):6.1f}")
+        print(f"  model load alone (warm process): {statistics.median(r['load']['total'] for r in rs):.2f} s")
+        for name in dict.fromkeys(n for r in rs for n in r["load"]["phases"]):
+            print(f"    {name:<62} {statistics.median(r['load']['phases'].get(name, 0.0) for r in rs):6.2f} s")
         names = list(dict.fromkeys(n for r in rs for n in r["phases"]))
-        print("  durations:")
+        print("  durations (in the app):")
         for name in names:
             print(f"    {name:<52} {statistics.median(r['phases'].get(name, 0.0) for r in rs):6.2f} s")
     print(machine().rsplit(",", 1)[-1].strip().replace("1-min load average", "load average at the end"))

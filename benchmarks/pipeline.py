@@ -110,6 +110,10 @@ def report(label: str, rounds: list[dict], images: int) -> None:
         print(f"{label}, {mode}: {len(rs)} round(s), median wall {med['wall']:.1f} s "
               f"({med['wall'] / images:.2f} s/image), forward {med['forward']:.1f} s, beyond the forward "
               f"{med['overhead']:.1f} s = {100 * med['share']:.1f} % of the total")
+        main_names = ["forward", "map resized to the photo's size", "store (PNG encode, write, DB row, audit)",
+                      "waiting for the next batch" if mode == "pipelined" else "read, hash, decode, preprocess"]
+        accounted = statistics.median(sum(r["phases"].get(n, 0.0) for n in main_names) for r in rs)
+        print(f"    (the runner's own thread: {accounted:.1f} s of the {med['wall']:.1f} s accounted for by the phases below)")
         names = list(dict.fromkeys(n for r in rs for n in r["phases"]))
         for name in sorted(names, key=lambda n: PHASE_ORDER.index(n) if n in PHASE_ORDER else len(PHASE_ORDER)):
             value = statistics.median(r["phases"].get(name, 0.0) for r in rs)
