@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from declip_desktop.common.errors import DeviceUnavailable, OutOfDeviceMemory  #
 from declip_desktop.common.facts import DEFAULT_THRESHOLD, card_is_demo, demo_label
 from declip_desktop.common.images import ImageError, load_rgb_image
 from declip_desktop.common.version import SOFTWARE_VERSION
+
+if TYPE_CHECKING:  # torch is imported when a Localizer is made, not with this module
+    from declip_desktop.engine.preprocess import PreparedImage
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -83,18 +86,6 @@ class Prediction:
         if self.prob_map is None:
             raise ValueError(f"{self.source}: no probability map ({self.error})")
         return self.prob_map
-
-
-@dataclass(frozen=True)
-class PreparedImage:
-    """One image decoded and turned into the network's input (`Localizer.prepare`), ready for
-    `Localizer.predict_prepared`; `tensor` is None and `error` says why when it could not be."""
-
-    name: str
-    tensor: Any
-    width: int = 0
-    height: int = 0
-    error: str | None = None
 
 
 def _check_threshold(threshold: float) -> float:
@@ -336,21 +327,20 @@ class Localizer:
                     producer.join(timeout=0.05)
 
     def prepare(self, source: Any, name: str | None = None) -> PreparedImage:
-        """Decode `source` (path, bytes, PIL image, array) into the network's input, any thread.
+        """Decode `source` (path, bytes, PIL, array) for the network, on any thread: with
+        `predict_prepared`, the next batch is decoded while one runs (`analysis.prefetch`)."""
+        from declip_desktop.engine.preprocess import PreparedImage
 
-        With `predict_prepared` this lets a caller decode the next batch while the current
-        one runs (`analysis.prefetch`); a bad image gives a PreparedImage with `error` set."""
         name = name or _describe_source(source, 0)
         try:
-            tensor, width, height = self._prepare(source)
+            return PreparedImage(name, *self._prepare(source))
         except ImageError as exc:
             return PreparedImage(name, None, error=exc.reason)
         except (OSError, ValueError, MemoryError) as exc:
             return PreparedImage(name, None, error=f"cannot be prepared for the model: {type(exc).__name__}: {exc}")
-        return PreparedImage(name, tensor, width, height)
 
     def predict_prepared(self, prepared: Iterable[PreparedImage]) -> list[Prediction]:
-        """Predictions for images `prepare` made, in order, as one batch (however many there are)."""
+        """Predictions for images `prepare` made, in order, as one batch."""
         pending = [(i, p.name, p.tensor, p.width, p.height, p.error) for i, p in enumerate(prepared)]
         return list(self._run_batch(pending)) if pending else []
 

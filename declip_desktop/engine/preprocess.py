@@ -21,6 +21,8 @@ images smaller than the map, where it averages instead of skipping map pixels. R
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,6 +71,17 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
     elif logits.dim() != 3:
         raise ValueError(f"unexpected logits shape {tuple(logits.shape)}")
     return torch.sigmoid(logits.float())
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image as the network's input (`Localizer.prepare`); `error` set and no `tensor` if it failed."""
+
+    name: str
+    tensor: Any
+    width: int = 0
+    height: int = 0
+    error: str | None = None
 
 
 def resize_map(prob: torch.Tensor, height: int, width: int) -> np.ndarray:
