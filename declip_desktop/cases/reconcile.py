@@ -166,6 +166,9 @@ def compare(conn: sqlite3.Connection, exp: Expected) -> list[Problem]:
 
     compare_calibration(conn, exp, problems)  # evidence roles and calibrations
     problems.extend(compare_annotations(conn, exp, present))
+    from declip_desktop.cases.tags_replay import compare_tags
+
+    problems.extend(compare_tags(conn, exp, present))  # the analyst's tags and bookmarks
     return problems
 
 

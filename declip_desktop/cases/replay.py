@@ -147,7 +147,9 @@ def replay(conn: sqlite3.Connection) -> Expected:
     # Annotation entries have their own module, which builds on this one's Row and Source.
     from declip_desktop.cases.annotation_replay import HANDLERS as annotation_handlers
 
-    handlers = {**_HANDLERS, **calibration_handlers, **annotation_handlers}
+    from declip_desktop.cases.tags_replay import HANDLERS as tag_handlers
+
+    handlers = {**_HANDLERS, **calibration_handlers, **annotation_handlers, **tag_handlers}
     exp = Expected()
     legacy_rejections = legacy_reports = 0
     cursor = conn.execute("SELECT seq, ts, actor, action, object, evidence_id, details FROM audit ORDER BY seq")

@@ -159,8 +159,24 @@ def _v5(db: sqlite_utils.Database) -> None:
     db["annotations"].create_index(["evidence_id"])
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    """Version 6: the analyst's tags and bookmarks on evidence (cases/tags.py)."""
+    db["evidence_tags"].create(
+        {"evidence_id": int, "tag": str, "added_by": str, "added_at": str},
+        pk=("evidence_id", "tag"),
+        foreign_keys=[("evidence_id", "evidence", "id")],
+        not_null={"added_at"},
+    )
+    db["bookmarks"].create(
+        {"evidence_id": int, "added_by": str, "added_at": str},
+        pk="evidence_id",
+        foreign_keys=[("evidence_id", "evidence", "id")],
+        not_null={"added_at"},
+    )
+
+
 #: MIGRATIONS[i] brings a database from version i to version i + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
