@@ -140,3 +140,36 @@ def test_an_older_case_opened_read_only_has_no_tags_and_no_error(tmp_path):
         assert all_marks(case) == {}
         assert {"evidence_tags", "bookmarks"} <= {r[0] for r in sqlite3.connect(path / "case.sqlite").execute(
             "SELECT name FROM sqlite_master")}
+
+
+# ------------------------------------------------------------------------------ command line
+def test_cli_tag_then_status_shows_the_tags(case, capsys):
+    from declip_desktop.cli import main
+
+    root = str(case.path)
+    cat = _ids(case)["cat.png"]
+    case.close()
+    assert main(["case", "tag", root, "cat.png", "--add", "suspect", "--add", "ask requester", "--bookmark",
+                 "--analyst", "bo"]) == 0
+    assert "cat.png (evidence %d): ★ bookmarked; tags: ask requester, suspect" % cat in capsys.readouterr().out
+    assert main(["case", "tag", root, str(cat), "--remove", "ask requester", "--no-bookmark"]) == 0
+    capsys.readouterr()
+    assert main(["case", "status", root]) == 0
+    out = capsys.readouterr().out
+    assert any("cat.png  [suspect]" in line for line in out.splitlines()), out
+    assert main(["case", "status", root, "--json"]) == 0
+    items = {e["name"]: e for e in json.loads(capsys.readouterr().out)["evidence"]}
+    assert items["cat.png"]["tags"] == ["suspect"] and items["cat.png"]["bookmarked"] is False
+    assert items["dog.png"]["tags"] == []
+    # errors: exit 2, a message that says what to do, nothing changed
+    assert main(["case", "tag", root, "cow.png", "--add", "x"]) == 2
+    assert "no evidence named cow.png" in capsys.readouterr().err
+    assert main(["case", "tag", root, "cat.png", "--remove", "absent"]) == 2
+    assert "no tag 'absent' (its tags: suspect)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["case", "tag", root, "cat.png", "--bookmark", "--no-bookmark"])
+    assert usage.value.code == 2 and "not allowed with" in capsys.readouterr().err
+    with Case.open(root, read_only=True) as again:
+        assert get_marks(again, cat) == Marks(("suspect",), False)
+        assert [e.actor for e in again.audit_entries([cat]) if e.action == TAGS_ACTION] == ["bo", "ana"]
+        assert again.verify().ok

@@ -192,6 +192,8 @@ def _threshold(args: argparse.Namespace) -> int:
 
 @_guard
 def _status(args: argparse.Namespace) -> int:
+    from declip_desktop.cases.tags import Marks, all_marks
+
     with _open(args, read_only=True) as case, case.snapshot():
         info = case.info
         counts = case.status_counts()
@@ -201,6 +203,7 @@ def _status(args: argparse.Namespace) -> int:
         settings = case.settings()
         calibrate_cli = importlib.import_module("declip_desktop.cli.case_calibrate")
         calibration = calibrate_cli.status_json(case) if args.json else calibrate_cli.status_lines(case)
+        marks = all_marks(case)
     if args.json:
         print(terminal_json({
             "case": {"number": info.number, "title": info.title, "analyst": info.analyst,
@@ -211,7 +214,8 @@ def _status(args: argparse.Namespace) -> int:
             "settings": settings,
             "audit": {"entries": entries, "head": head},
             "evidence": [{"id": e.id, "name": e.original_name, "sha256": e.sha256, "status": e.status,
-                          "score": e.score, "threshold": e.threshold, "verdict": e.verdict, "error": e.error}
+                          "score": e.score, "threshold": e.threshold, "verdict": e.verdict, "error": e.error,
+                          **marks.get(e.id, Marks()).as_dict()}
                          for e in evidence],
             "calibration": calibration,
         }, indent=2))
@@ -222,7 +226,10 @@ def _status(args: argparse.Namespace) -> int:
     print(_model_and_threshold(settings))
     for e in evidence:
         score = "" if e.score is None else f"{e.score:.3f}"
-        print(f"  {e.id:>5}  {e.status:<9} {score:>6}  {e.verdict:<13} {safe(e.original_name)}")
+        mark = marks.get(e.id, Marks())
+        tags = f"  [{', '.join(mark.tags)}]" if mark.tags else ""
+        print(f"  {e.id:>5} {'★' if mark.bookmarked else ' '}{e.status:<9} {score:>6}  {e.verdict:<13} "
+              f"{safe(e.original_name)}{safe(tags)}")
     print("\n".join(safe(line) for line in calibration))
     return OK
 
@@ -403,4 +410,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     importlib.import_module("declip_desktop.cli.case_set").register(sub)
     importlib.import_module("declip_desktop.cli.case_calibrate").register(sub)
     importlib.import_module("declip_desktop.cli.case_annotate").register(sub)
+    importlib.import_module("declip_desktop.cli.case_tag").register(sub)
     importlib.import_module("declip_desktop.cli.reproduce").register_case(sub)
