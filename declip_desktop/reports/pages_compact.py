@@ -15,6 +15,7 @@ from declip_desktop.reports import layout as L
 from declip_desktop.reports.formatting import (
     VERDICT_COLORS,
     custody_rows,
+    marks_rows,
     fmt_score,
     fmt_threshold,
     short_hash,
@@ -111,7 +112,8 @@ class CompactPages:
     def _compact_model_rows(self, item: EvidenceItem, visuals) -> list[tuple[str, str]]:
         a = item.analysis
         if a is None:
-            return [("Model", "no analysis has been run on this item"), *self._compact_annotation_row(item)]
+            return [("Model", "no analysis has been run on this item"), *self._compact_annotation_row(item),
+                    *marks_rows(item)]
         m = a.model
         rows = [("Model", m.name + (f" ({DEMO_LABEL})" if m.demo else "")),
                 ("Model SHA-256", short_hash(m.sha256) + " (full on the method page)"),
@@ -125,7 +127,7 @@ class CompactPages:
         rows += self._compact_annotation_row(item)  # reports.annotation_pages
         if item.reviewed_by:
             rows.append(("Reviewed", f"{item.reviewed_by}, {item.reviewed_at}"))
-        return rows
+        return rows + marks_rows(item)
 
     def _compact_notes(self, item: EvidenceItem) -> None:
         p, f = self.painter, self.fonts

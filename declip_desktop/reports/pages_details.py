@@ -6,7 +6,7 @@ from PySide6.QtCore import QRectF
 
 from declip_desktop.reports import imaging
 from declip_desktop.reports import layout as L
-from declip_desktop.reports.formatting import VERDICT_COLORS, custody_rows, threshold_note, fmt_score, fmt_threshold, key_metadata
+from declip_desktop.reports.formatting import VERDICT_COLORS, custody_rows, marks_rows, threshold_note, fmt_score, fmt_threshold, key_metadata
 from declip_desktop.reports.model import EvidenceItem
 from declip_desktop.reports.pages_base import MAX_REGION_ROWS
 from declip_desktop.reports.texts import DEMO_LABEL
@@ -45,7 +45,7 @@ class DetailPages:
         half = (area.width() - L.mm(6)) / 2
         # Left column: file and metadata. Right column: the model that produced the result.
         L.draw_text(p, QRectF(area.left(), y, half, L.mm(6)), "Chain of custody and file", f.h2)
-        file_rows = [*custody_rows(item), ("Format", item.format or "unknown"), *key_metadata(item),
+        file_rows = [*custody_rows(item), *marks_rows(item), ("Format", item.format or "unknown"), *key_metadata(item),
                      *item.forensics]  # metadata, alerts, C2PA (reports.forensics_rows)
         left_end = self._kv_table(file_rows, y + L.mm(6), area.left(), half, L.mm(24), font=f.small)
         x2 = area.left() + half + L.mm(6)

@@ -40,8 +40,9 @@ def training_coverage(model: ModelInfo) -> str:
     return "not recorded: the result does not carry its model card (it was made before results kept one)."
 
 
-def method_html(models: list[ModelInfo], thresholds_uniform: float | None) -> str:
-    """The method-and-limitations section as HTML for QTextDocument."""
+def method_html(models: list[ModelInfo], thresholds_uniform: float | None, compact: bool = False) -> str:
+    """The method-and-limitations section as HTML for QTextDocument. `compact`: the layout whose
+    audit appendix is a summary (the full trail is attached to the PDF)."""
     coverage = "".join(
         f"<li><b>{escape(m.name)}</b>"
         + (f" <span class='alert'>({DEMO_LABEL})</span>" if m.demo else "")
@@ -53,13 +54,14 @@ def method_html(models: list[ModelInfo], thresholds_uniform: float | None) -> st
         if thresholds_uniform is not None
         else "Each item uses the threshold the analyst set for it (shown on its page)."
     )
+    appendices = ("then the audit trail, summarised (every entry in full is attached to this PDF file)."
+                  if compact else "the appendices hold the audit trail and every hash in full.")
     return f"""
 <h2>Method and limitations</h2>
 <p><b>How to read this report.</b> Each evidence item has its page(s): the heat map, the mask and the
 original, the file's hashes and chain of custody, the model, the regions, and the analyst's verdict and
 notes. Scores come from an automated model: a low score is not proof that an image is authentic, and a
-high score is evidence to weigh, not a verdict. The examiner's declaration follows this section; the
-appendices hold the audit trail and every hash in full.</p>
+high score is evidence to weigh, not a verdict. The examiner's declaration follows this section; {appendices}</p>
 <h3>What was done</h3>
 <p>Each image was hashed (SHA-256 and MD5) when it was imported into the case; the copy kept in the case
 folder was analysed, never changed, and checked against its hash again when this report was made.
@@ -96,6 +98,6 @@ circumstances of acquisition, and where possible the original source of the imag
 {FORENSICS_METHOD_HTML}
 <h3>Integrity</h3>
 <p>This report is kept in the case folder and its SHA-256 is written to the case's audit log when it is
-made; the case verification command checks it later. The appendix lists the audit log entries of the
+made; the case verification command checks it later. The appendix {"summarises" if compact else "lists"} the audit log entries of the
 evidence included here.</p>
 """
