@@ -45,6 +45,7 @@ COLUMNS = ("Evidence", "Status", "Score", "Verdict")
 THUMB = 48
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ROW_ROLE = Qt.ItemDataRole.UserRole + 2
+BOOKMARKED = "\x00bookmarked"  # the tag filter's "bookmarked items" choice (no tag can hold a NUL)
 
 
 @dataclass
@@ -84,6 +85,7 @@ class EvidenceModel(QAbstractTableModel):
         self.badges: dict[int, tuple[str, str]] = {}  # evidence id -> (badge text, tooltip); gui.forensics_panel
         self.integrity: dict[int, str] = {}
         self.references: set[int] = set()  # reference-authentic items (set_references)
+        self.marks: dict[int, object] = {}  # evidence id -> cases.tags.Marks (tags, bookmark); gui.evidence_tags
 
     def set_content(self, evidence: list, rejections: list) -> None:
         self._icons.clear()
@@ -122,6 +124,12 @@ class EvidenceModel(QAbstractTableModel):
     def set_badges(self, badges: dict[int, tuple[str, str]]) -> None:
         """Alert badges shown after an item's name (see gui.forensics_panel.refresh_badges)."""
         self.badges = dict(badges)
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, 0))
+
+    def set_marks(self, marks: dict[int, object]) -> None:
+        """The analyst's tags and bookmarks (gui.evidence_tags): shown with the name, filtered on."""
+        self.marks = dict(marks)
         if self.rows:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, 0))
 
@@ -167,6 +175,11 @@ class EvidenceModel(QAbstractTableModel):
                 badge = self.badges.get(ev.id) if ev is not None else None
                 name = f"{row.name} · reference" if ev is not None and ev.id in self.references else row.name
                 return f"{name}   {badge[0]}" if badge else name
+                mark = self.marks.get(ev.id) if ev is not None else None
+                text = f"{row.name}   {badge[0]}" if badge else row.name
+                if mark is not None and mark.tags:  # a second line under the name
+                    text += "\n" + ", ".join(mark.tags)
+                return text
             if col == 1:
                 return row.status
             if col == 2:
@@ -205,6 +218,8 @@ class EvidenceModel(QAbstractTableModel):
                 lines.append(f"image score: {ev.score:.3f}")
             if ev.id in self.badges and self.badges[ev.id][1]:
                 lines.append(self.badges[ev.id][1])
+            if ev.id in self.marks and self.marks[ev.id].describe():
+                lines.append(self.marks[ev.id].describe())
             return "\n".join(lines)
         return None
 
@@ -218,13 +233,20 @@ class NameDelegate(QStyledItemDelegate):
         row = index.data(ROW_ROLE)
         if row is None:
             return
-        full = option.text
+        # A second line holds the analyst's tags (Qt turns the model's "\n" into U+2028, a line separator).
+        full, _, tags = option.text.replace("\u2028", "\n").partition("\n")
         name = row.name
         badge = full[len(name):].strip() if full.startswith(name) else ""
         badge = f" {badge}" if badge else ""
+        marks = getattr(index.model().sourceModel(), "marks", {}) if hasattr(index.model(), "sourceModel") else {}
+        mark = marks.get(row.evidence_id)
+        star = "★ " if mark is not None and mark.bookmarked else ""
         icon = option.decorationSize.width() + 4 if not option.icon.isNull() else 0
-        room = option.rect.width() - icon - option.fontMetrics.horizontalAdvance(badge) - 10
-        option.text = option.fontMetrics.elidedText(name, Qt.TextElideMode.ElideMiddle, max(room, 24)) + badge
+        metrics = option.fontMetrics
+        room = option.rect.width() - icon - metrics.horizontalAdvance(star + badge) - 10
+        option.text = star + metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, max(room, 24)) + badge
+        if tags:
+            option.text += "\u2028" + metrics.elidedText(tags, Qt.TextElideMode.ElideRight, max(room, 24))
         option.textElideMode = Qt.TextElideMode.ElideNone
 
 
@@ -235,6 +257,7 @@ class EvidenceFilter(QSortFilterProxyModel):
         self.verdict = ""
         self.min_score = 0.0
         self.name = ""
+        self.tag = ""  # "" all, BOOKMARKED, or a tag (case-insensitive)
         self.setSortRole(SORT_ROLE)
 
     def set_filters(self, status: str, verdict: str, min_score: float, name: str = "") -> None:
@@ -242,10 +265,18 @@ class EvidenceFilter(QSortFilterProxyModel):
         self.name = name.strip().casefold()
         self.invalidateFilter()
 
+    def set_tag(self, tag: str) -> None:
+        self.tag = tag
+        self.invalidateFilter()
+
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:  # noqa: N802
         row: Row = self.sourceModel().rows[source_row]
         if self.name and self.name not in row.name.casefold():
             return False
+        if self.tag:
+            mark = self.sourceModel().marks.get(row.evidence_id)
+            if mark is None or not (mark.bookmarked if self.tag == BOOKMARKED else mark.has_tag(self.tag)):
+                return False
         if self.status == "file problem":
             return bool(row.integrity)
         if self.status and row.status != self.status:
@@ -267,6 +298,7 @@ class EvidencePanel(QWidget):
     dequeueRequested = Signal(list)
     compareRequested = Signal(int, str)  # evidence id, "item" | "difference" (with the item shown)
     referenceRequested = Signal(list, bool)  # evidence ids, True: mark reference-authentic (gui.calibration_actions)
+    contextMenuAboutToShow = Signal(object, list)  # QMenu, evidence ids: other parts add their actions
 
     def __init__(self, thumbnail_loader=None, parent=None):
         super().__init__(parent)
@@ -297,6 +329,7 @@ class EvidencePanel(QWidget):
         bar.addWidget(self.status_filter)
         bar.addWidget(self.verdict_filter)
         bar.addWidget(self.score_filter)
+        self.filter_bar = bar  # gui.evidence_tags adds its tag filter here
         self.name_filter = QLineEdit()
         self.name_filter.setPlaceholderText("Filter by name…")
         self.name_filter.setClearButtonEnabled(True)
@@ -434,6 +467,7 @@ class EvidencePanel(QWidget):
                 action = QAction(text, menu)
                 action.triggered.connect(lambda _c=False, m=mode, eid=ids[0]: self.compareRequested.emit(eid, m))
                 menu.addAction(action)
+        self.contextMenuAboutToShow.emit(menu, ids)
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
 

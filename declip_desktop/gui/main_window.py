@@ -95,6 +95,9 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
         from declip_desktop.gui.calibration_actions import install_calibration  # references, calibrated readings
 
         self.calibration = install_calibration(self)
+        from declip_desktop.gui.evidence_tags import install_tag_controls
+
+        self.tags = install_tag_controls(self)  # tags and bookmarks on evidence (cases.tags)
         self._restore_geometry()
         self.notifications.posted.connect(self._audit_notice)
 
