@@ -48,12 +48,17 @@ PREVIEW_MIN_PIXELS = 8_000_000
 
 
 def decode_preview(data: bytes, max_side: int = PREVIEW_MAX_SIDE) -> QImage | None:
-    """A quick, reduced decode of a large JPEG (the decoder's DCT scaling, 1/2 … 1/8), EXIF
+    """A quick, reduced decode of a large JPEG (the decoder's DCT scaling, 1/2 … 1/8) or TIFF
+    (an embedded reduced page or pyramid level, or every k-th strip: `common.reduced_decode`),
     orientation applied; None for small images and formats without a fast reduced decode.
     Never raises: a preview that cannot be made is simply skipped (the full decode reports errors)."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            if img.format != "JPEG" or img.width * img.height < PREVIEW_MIN_PIXELS:
+            if img.width * img.height < PREVIEW_MIN_PIXELS:
+                return None
+            if img.format == "TIFF":
+                return tiff_preview(data, max_side)
+            if img.format != "JPEG":
                 return None
             # draft() keeps both sides at least the size asked: ask the photo's own aspect ratio,
             # or the short side limits the reduction (1/4 instead of 1/8 for a 3:2 photo).
@@ -68,6 +73,28 @@ def decode_preview(data: bytes, max_side: int = PREVIEW_MAX_SIDE) -> QImage | No
         return None
     h, w, _ = arr.shape
     return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).convertToFormat(QImage.Format.Format_RGB32)
+
+
+def tiff_preview(source, max_side: int = PREVIEW_MAX_SIDE) -> QImage | None:  # bytes or a path
+    from declip_desktop.common.reduced_decode import reduced_tiff
+
+    arr = reduced_tiff(source, max_side)
+    return None if arr is None else rgb_qimage(arr)
+
+
+def rgb_qimage(arr: np.ndarray) -> QImage:
+    """An H×W×3 uint8 array as a QImage that owns its pixels."""
+    arr = np.ascontiguousarray(arr)
+    h, w, _ = arr.shape
+    return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).convertToFormat(QImage.Format.Format_RGB32)
+
+
+def qimage_rgb(image: QImage) -> np.ndarray:
+    """A QImage's pixels as an H×W×3 uint8 RGB array (a copy)."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    h, w, stride = rgb.height(), rgb.width(), rgb.bytesPerLine()
+    return np.frombuffer(rgb.constBits(), np.uint8, count=stride * h).reshape(h, stride)[:, : 3 * w] \
+        .reshape(h, w, 3).copy()
 
 
 class ColourScale(QWidget):

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow
 
 from declip_desktop.common.facts import CASE_DB_NAME
 from declip_desktop.common.version import SOFTWARE_NAME, software_id
+from declip_desktop.cases.previews import thumbnail_and_preview
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.forensics_panel import refresh_badges
 from declip_desktop.gui.integrity import quick_states
@@ -323,7 +324,8 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
                 self._thumbs[eid] = None
                 log.warning("thumbnail of evidence %s failed: %s", eid, detail)
 
-            run_background(lambda: case.thumbnail_file(evidence_id), done, failed)
+            # A large PNG/TIFF gets its inspector preview from the same decode (cases.previews).
+            run_background(lambda: thumbnail_and_preview(case, evidence_id), done, failed)
         return None
 
     # ======================================================================== import
