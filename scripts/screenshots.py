@@ -8,7 +8,7 @@ maps are noise, not evidence), creates a case, drops synthetic photos on the win
 waits for the analyses and saves:
 
     01-start.png      the start screen
-    02-case.png       a case with results (evidence list + inspector)
+    02-case.png       a case with results (evidence list with tags and a bookmark + inspector)
     03-inspector.png  the inspector zoomed on a region, mask and outlines on
     04-side-by-side.png  side-by-side compare
     05-compare-items.png two items side by side (synchronized zoom and pan), cursor readout
@@ -185,6 +185,9 @@ def main() -> int:
         window.inspector.verdict_combo.setCurrentText("inconclusive")
         window.inspector.notes_edit.setPlainText("Tiny random-weight model: the map is noise. Screenshot only.")
         wait(lambda: all(window._thumbs.get(ev.id) for ev in window.case.evidence_list()), timeout=60)
+        window.tags.add_tag([first], "harbour")  # the analyst's tags and bookmark (gui.evidence_tags)
+        window.tags.add_tag([first], "ask requester")
+        window.tags.toggle_bookmark([first])
         shot("02-case.png")
         window.inspector.mask_check.setChecked(True)
         if window.inspector.regions_model.rowCount():

@@ -173,3 +173,19 @@ def test_cli_tag_then_status_shows_the_tags(case, capsys):
         assert get_marks(again, cat) == Marks(("suspect",), False)
         assert [e.actor for e in again.audit_entries([cat]) if e.action == TAGS_ACTION] == ["bo", "ana"]
         assert again.verify().ok
+
+
+def test_the_results_export_carries_tags_and_bookmark(case, tmp_path):
+    import csv
+
+    from declip_desktop.cases.export import export_results
+
+    cat = _ids(case)["cat.png"]
+    change_marks(case, cat, add=["=cmd|x", "suspect"], bookmarked=True)  # a tag a spreadsheet would run
+    out = export_results(case, tmp_path / "out" / "results.csv")
+    rows = {r["original_name"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert rows["cat.png"]["tags"] == "'=cmd|x; suspect" and rows["cat.png"]["bookmarked"] == "True"
+    assert rows["dog.png"]["tags"] == "" and rows["dog.png"]["bookmarked"] == "False"
+    data = json.loads(export_results(case, tmp_path / "out" / "results.json").read_text())
+    assert {e["original_name"]: e["tags"] for e in data["evidence"]} == {"cat.png": ["=cmd|x", "suspect"],
+                                                                         "dog.png": []}

@@ -31,15 +31,20 @@ COLUMNS = [
     "reviewed_at", "model_name", "model_sha256", "map_file", "map_sha256", "device", "seconds",
     "software_version", "analysis_started", "analysis_finished", "analysis_error",
     "role", "calibration_id", "calibrated_above_references", "calibration_n",  # cases.calibration
+    "tags", "bookmarked",  # cases.tags
 ]
 
 
 def result_rows(case: Any) -> list[dict[str, Any]]:
     from declip_desktop.cases.calibration import current_calibrations, reading, roles
 
+    from declip_desktop.cases.tags import Marks, all_marks
+
+    marks = all_marks(case)
     rows = []
     marked, cals = roles(case), current_calibrations(case)
     for ev in case.evidence_list():
+        mark = marks.get(ev.id, Marks())
         a = case.latest_analysis(ev.id)
         read = reading(case, ev.id, cals) if cals else None
         rows.append({
@@ -56,6 +61,7 @@ def result_rows(case: Any) -> list[dict[str, Any]]:
             "device": a.device if a else None, "seconds": a.seconds if a else None,
             "software_version": a.software_version if a else None, "analysis_started": a.started if a else None,
             "analysis_finished": a.finished if a else None, "analysis_error": a.error if a else None,
+            "tags": list(mark.tags), "bookmarked": mark.bookmarked,  # the analyst's labels (cases.tags)
         })
     return rows
 
@@ -108,7 +114,8 @@ def write_export(case: Any, out: str | os.PathLike[str], *, force: bool = False)
         writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: ("" if v is None else csv_safe(v)) for k, v in r.items()})
+            writer.writerow({k: ("" if v is None else csv_safe("; ".join(v) if isinstance(v, list) else v))
+                             for k, v in r.items()})
         data = buf.getvalue().encode("utf-8")
     else:
         info = case.info
