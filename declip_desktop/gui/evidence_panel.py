@@ -245,7 +245,8 @@ class NameDelegate(QStyledItemDelegate):
         metrics = option.fontMetrics
         room = option.rect.width() - icon - metrics.horizontalAdvance(star + badge) - 10
         option.text = star + metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, max(room, 24)) + badge
-        if tags:
+        if tags:  # the whole width beside the thumbnail: no star or badge on this line
+            room = option.rect.width() - icon - 10
             option.text += "\u2028" + metrics.elidedText(tags, Qt.TextElideMode.ElideRight, max(room, 24))
         option.textElideMode = Qt.TextElideMode.ElideNone
 
