@@ -199,3 +199,24 @@ def test_a_strip_tiff_shows_a_reduced_decode_first(qtbot, tmp_path, monkeypatch)
     assert len(shown) == 1 and shown[0][2] and 1024 <= max(shown[0][:2]) <= 2048
     wait_for_background()
     case.close()
+
+
+def test_importing_in_the_window_caches_the_preview_of_a_large_png(qtbot, tmp_path, monkeypatch):
+    from declip_desktop.gui.background import wait_for_background
+    from declip_desktop.gui.main_window import MainWindow
+    from declip_desktop.gui.settings import Settings
+
+    monkeypatch.setattr(previews, "PREVIEW_MIN_PIXELS", 100_000)
+    Image.fromarray(picture(1600, 1000)).save(tmp_path / "big.png")
+    Image.fromarray(picture(300, 200)).save(tmp_path / "small.png")
+    Case.create(tmp_path / "case", "W-1", "Window", "Ana").close()
+    win = MainWindow(Settings(tmp_path / "s.ini"))
+    qtbot.addWidget(win)
+    assert win.open_case(tmp_path / "case")
+    win.import_paths([str(tmp_path / "big.png"), str(tmp_path / "small.png")])
+    qtbot.waitUntil(lambda: len(win.case.evidence_list()) == 2, timeout=30_000)
+    big, small = sorted(win.case.evidence_list(), key=lambda e: -e.width)
+    qtbot.waitUntil(lambda: previews.cached_preview(win.case, big) is not None, timeout=30_000)
+    assert previews.cached_preview(win.case, small) is None  # small: decoded in full at once, no cache
+    win.close()
+    wait_for_background()

@@ -5,8 +5,9 @@ milliseconds while the full image decodes. No Qt.
 A preview is derived data, like the list thumbnails, in `results/thumbnails/` (which
 `case verify` skips): `preview-<evidence id>-<first 16 hex of its SHA-256>.jpg`, at most
 `PREVIEW_SIDE` pixels on its long side, orientation applied. It is made from the same decode
-that makes the thumbnail (`thumbnail_and_preview`) or from the inspector's first full decode
-(`write_preview`), and never from anything but the evidence file. The evidence is only read.
+that makes the thumbnail (`thumbnail_and_preview`: the window runs it for the large items of
+each import, in the background, and the evidence list for the rows it shows) or from the
+inspector's first full decode (`write_preview`), and never from anything but the evidence file. The evidence is only read.
 What the preview shows is replaced within seconds by the full decode, whose bytes are checked
 against the recorded SHA-256 first, so a stale or planted preview cannot pass for the evidence
 (the inspector marks it "preview" and keeps the readout and loupe off until the real pixels).

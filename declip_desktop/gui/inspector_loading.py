@@ -6,9 +6,9 @@ A 54-megapixel JPEG takes seconds to decode in full. The loader reads the file o
 1. shows a preview stretched over the image's full size, marked "preview" with a busy indicator
    (readout and loupe wait: they need real pixels): for a JPEG the decoder's own DCT scaling
    (`inspector_parts.decode_preview`, 1/2 … 1/8 of the size, a few hundred ms); for a PNG, WebP,
-   HEIC or tiled TIFF the preview cached in the case (`cases.previews`, made with the list
-   thumbnail or at the first full decode; tens of ms); for a TIFF without one, an embedded reduced
-   page or pyramid level, or every k-th strip (`common.reduced_decode`);
+   HEIC or tiled TIFF the preview cached in the case (`cases.previews`, made after the import,
+   with the list thumbnail, or at the first full decode; tens of ms); for a TIFF without one, an
+   embedded reduced page or pyramid level, or every k-th strip (`common.reduced_decode`);
 2. hashes the bytes it read against the recorded SHA-256, decodes them in full, builds the
    pyramid (`image_view.build_pyramid`, the coarser levels the view draws when zoomed out),
    loads the map, and swaps the levels in place, keeping zoom and pan.
