@@ -330,13 +330,14 @@ class EvidencePanel(QWidget):
         bar.addWidget(self.status_filter)
         bar.addWidget(self.verdict_filter)
         bar.addWidget(self.score_filter)
-        self.filter_bar = bar  # gui.evidence_tags adds its tag filter here
         self.name_filter = QLineEdit()
         self.name_filter.setPlaceholderText("Filter by name…")
         self.name_filter.setClearButtonEnabled(True)
         self.name_filter.setToolTip("Show only evidence whose file name contains this text (any case)")
         self.name_filter.textChanged.connect(self._apply_filters)
-        layout.addWidget(self.name_filter)
+        self.name_bar = QHBoxLayout()  # gui.evidence_tags adds its tag filter beside the name filter
+        self.name_bar.addWidget(self.name_filter, 1)
+        layout.addLayout(self.name_bar)
         layout.addLayout(bar)
         self.view = QTableView()
         self.view.setModel(self.proxy)

@@ -29,7 +29,7 @@ class TagControls:
         self.tag_filter.setToolTip("Show only evidence with this tag, or the bookmarked items")
         self.tag_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.tag_filter.currentIndexChanged.connect(self._filter_changed)
-        self.panel.filter_bar.addWidget(self.tag_filter)
+        self.panel.name_bar.addWidget(self.tag_filter)
         self._fill_filter([])
         self.panel.contextMenuAboutToShow.connect(self._add_menu_actions)
         self.bookmark_action = QAction("Bookmark / unbookmark the selected evidence", window)
