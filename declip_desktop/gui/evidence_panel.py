@@ -174,9 +174,8 @@ class EvidenceModel(QAbstractTableModel):
             if col == 0:
                 badge = self.badges.get(ev.id) if ev is not None else None
                 name = f"{row.name} · reference" if ev is not None and ev.id in self.references else row.name
-                return f"{name}   {badge[0]}" if badge else name
                 mark = self.marks.get(ev.id) if ev is not None else None
-                text = f"{row.name}   {badge[0]}" if badge else row.name
+                text = f"{name}   {badge[0]}" if badge else name
                 if mark is not None and mark.tags:  # a second line under the name
                     text += "\n" + ", ".join(mark.tags)
                 return text
