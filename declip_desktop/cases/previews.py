@@ -39,7 +39,7 @@ def wants_preview(evidence: Any) -> bool:
 
 
 def preview_path(case: Any, evidence: Any) -> Path:
-    from declip_desktop.cases.case import THUMBNAIL_DIR
+    from declip_desktop.cases.evidence_store import THUMBNAIL_DIR
 
     return Path(case.path) / THUMBNAIL_DIR / f"preview-{evidence.id}-{evidence.sha256[:16]}.jpg"
 
@@ -86,7 +86,7 @@ def thumbnail_and_preview(case: Any, evidence_id: int) -> Path | None:
     except (ImageError, OSError):
         return case.thumbnail_file(evidence_id)  # it says None for an undecodable file
     write_preview(case, ev, image)
-    from declip_desktop.cases.case import THUMBNAIL_DIR, THUMBNAIL_SIZE
+    from declip_desktop.cases.evidence_store import THUMBNAIL_DIR, THUMBNAIL_SIZE
 
     thumb = Path(case.path) / THUMBNAIL_DIR / f"{ev.id}.jpg"
     if not thumb.exists():  # the same name and size `thumbnail_file` writes, without decoding again
