@@ -61,6 +61,9 @@ class Prediction:
     height: int = 0
     demo: bool = False
     label: str = ""
+    #: With `Localizer(tiling=...)`: the native-resolution map (`engine.tiling.TiledMap`), or
+    #: None; `prob_map`/`score` stay the squash's, so every reader of a Prediction is unchanged.
+    tiled: Any = None
 
     @property
     def ok(self) -> bool:
@@ -190,6 +193,7 @@ class Localizer:
         precision: str | None = None,
         on_status: Callable[[str], None] | None = None,
         card: Any = None,
+        tiling: Any = None,
     ):
         import torch
 
@@ -200,6 +204,11 @@ class Localizer:
                 raise ValueError(f"thread count must be at least 1, got {threads}")
             torch.set_num_threads(int(threads))
         self._on_status = on_status
+        #: `common.tiling_plan.TilingOptions`: also compute a tiled map per image (`engine.tiling`);
+        #: `on_tile(done, total)` and `should_stop()` may be set by the caller before predicting.
+        self.tiling = tiling
+        self.on_tile: Callable[[int, int], None] | None = None
+        self.should_stop: Callable[[], bool] | None = None
         self.batch_size = int(batch_size)
         self.threads = torch.get_num_threads()
         self.fast = bool(fast)
@@ -278,6 +287,7 @@ class Localizer:
             "threads": self.threads,
             "input_size": self.input_size,
             "software_version": SOFTWARE_VERSION,
+            "mode": "squash",
         }
 
     # ------------------------------------------------------------------ public API
@@ -330,7 +340,7 @@ class Localizer:
 
         image = load_rgb_image(source)
         tensor = to_input_tensor(image, self.input_size, self.mean, self.std)
-        return tensor, image.width, image.height
+        return tensor, image.width, image.height, (image if self.tiling is not None else None)
 
     def _decode_all(self, items: list, work: queue.Queue, stop: threading.Event) -> None:
         try:
@@ -339,12 +349,13 @@ class Localizer:
                     return
                 name = _describe_source(source, index)
                 try:
-                    tensor, width, height = self._prepare(source)
-                    entry = (index, name, tensor, width, height, None)
+                    tensor, width, height, image = self._prepare(source)
+                    entry = (index, name, tensor, width, height, None, image)
                 except ImageError as exc:
-                    entry = (index, name, None, 0, 0, exc.reason)
+                    entry = (index, name, None, 0, 0, exc.reason, None)
                 except (OSError, ValueError, MemoryError) as exc:
-                    entry = (index, name, None, 0, 0, f"cannot be prepared for the model: {type(exc).__name__}: {exc}")
+                    entry = (index, name, None, 0, 0, f"cannot be prepared for the model: {type(exc).__name__}: {exc}",
+                             None)
                 while not stop.is_set():
                     try:
                         work.put(entry, timeout=0.1)
@@ -407,7 +418,7 @@ class Localizer:
                     raise OutOfDeviceMemory(self.device, str(exc).splitlines()[0]) from exc
                 raise
             share = seconds / len(good)
-            for (index, name, _, width, height, _), p, bad in zip(good, prob, non_finite):
+            for (index, name, _, width, height, _, _), p, bad in zip(good, prob, non_finite):
                 if bad:
                     results[index] = self._error(name, invalid_output_message(bad))
                     continue
@@ -417,8 +428,45 @@ class Localizer:
                     device=self.device, width=width, height=height, demo=self.is_demo,
                     label=self.label if self.is_demo else "",
                 )
-        for index, name, tensor, _, _, error in pending:
+        if self.tiling is not None:
+            self._add_tiled(results, good)
+        for index, name, tensor, _, _, error, _ in pending:
             yield results[index] if tensor is not None else self._error(name, error)
+
+    def _add_tiled(self, results: dict[int, Prediction], good: list[tuple]) -> None:
+        """The tiling hook (`engine.tiling`): a tiled map for each image whose squash succeeded.
+        `AnalysisStopped` (the caller's `should_stop`) propagates; nothing of the batch is kept."""
+        from declip_desktop.engine.tiling import NonFiniteTiles, tiled_map
+
+        for index, name, _, _, _, _, image in good:
+            pred = results[index]
+            if pred.error is not None:
+                continue
+            try:
+                pred.tiled = tiled_map(image, self._forward_checked, input_size=self.input_size, mean=self.mean,
+                                       std=self.std, options=self.tiling, batch_size=self.batch_size,
+                                       on_tile=self.on_tile, should_stop=self.should_stop)
+            except NonFiniteTiles as exc:
+                results[index] = self._error(name, invalid_output_message(exc.count))
+
+    def _forward_checked(self, batch):
+        """`_forward` with out-of-memory turned into `OutOfDeviceMemory` (as for the squash)."""
+        import torch
+
+        try:
+            return self._forward(batch)
+        except Exception as exc:
+            if _is_oom(exc):
+                if self.device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+                raise OutOfDeviceMemory(self.device, str(exc).splitlines()[0]) from exc
+            raise
+
+    def seconds_per_pass(self) -> float:
+        """Measured seconds of one forward pass (one batch of blank tiles), for time estimates."""
+        from declip_desktop.engine.tiling import seconds_per_pass
+
+        return seconds_per_pass(self._forward_checked, self.input_size, self.batch_size)
 
     def _make_fast(self, net) -> None:
         """int8 rewrite (`accelerate.optimize_fast_cpu`). It needs no calibration, so there is no
