@@ -19,7 +19,7 @@ from typing import Any
 
 from declip_desktop.cases import Case, CaseBusyError, Evidence
 from declip_desktop.cases.audit import now_iso
-from declip_desktop.common.errors import OutOfDeviceMemory
+from declip_desktop.common.errors import AnalysisStopped, OutOfDeviceMemory
 from declip_desktop.common.hashing import sha256_file
 
 
@@ -32,6 +32,7 @@ class ProgressEvent:
     eta_seconds: float | None
     score: float | None = None
     error: str | None = None
+    tiles: tuple[int, int] | None = None  # status "tiles": (done, total) forward passes of the current image
 
 
 @dataclass
@@ -119,12 +120,19 @@ def run_queue(
         batch_size = max(1, int(getattr(localizer, "batch_size", 1) or 1))
         finished = 0
 
-        def emit(evidence_id: int | None, status: str, score: float | None = None, error: str | None = None) -> None:
+        def emit(evidence_id: int | None, status: str, score: float | None = None, error: str | None = None,
+                 tiles: tuple[int, int] | None = None) -> None:
             if on_progress is None:
                 return
             elapsed = time.monotonic() - t0
             eta = elapsed / finished * (summary.total - finished) if finished else None
-            on_progress(ProgressEvent(finished, summary.total, evidence_id, status, eta, score, error))
+            on_progress(ProgressEvent(finished, summary.total, evidence_id, status, eta, score, error, tiles))
+
+        tiled_mode = getattr(localizer, "tiling", None) is not None
+        current: list[int | None] = [None]
+        if tiled_mode:  # many forward passes per image: stop and report between tile batches
+            localizer.should_stop = should_stop
+            localizer.on_tile = lambda done, total: emit(current[0], "tiles", tiles=(done, total))
 
         for start in range(0, len(todo), batch_size):
             if should_stop is not None and should_stop():
@@ -141,8 +149,14 @@ def run_queue(
             predictions: Sequence[Any] = []
             try:
                 if ready:
+                    current[0] = ready[0].id
                     predictions = localizer.predict([case.evidence_file(e) for e in ready])
             except Exception as exc:  # noqa: BLE001 - one bad batch must not lose the rest of the queue
+                if isinstance(exc, AnalysisStopped):  # asked to stop inside a tiled image: nothing stored
+                    case.requeue([e.id for e in batch], analyst=analyst)
+                    summary.stopped = True
+                    emit(None, "stopped")
+                    break
                 if isinstance(exc, OutOfDeviceMemory):
                     case.requeue([e.id for e in batch], analyst=analyst)
                     summary.out_of_memory = True
@@ -164,9 +178,12 @@ def run_queue(
                     broken.append((ev, str(err)))
                     continue
                 summary.device = str(getattr(pred, "device", "") or summary.device)
+                stored_params = params
+                if getattr(pred, "tiled", None) is not None:
+                    stored_params = store_tiled_pair(case, ev.id, pred, params, summary, started, analyst)
                 case.store_result(
                     ev.id, model_name=str(getattr(pred, "model_name", None) or summary.model_name),
-                    model_sha256=str(getattr(pred, "model_sha256", None) or model_sha), parameters=params,
+                    model_sha256=str(getattr(pred, "model_sha256", None) or model_sha), parameters=stored_params,
                     score=float(pred.score), prob_map=pred.prob_map, device=summary.device,
                     seconds=float(getattr(pred, "seconds", 0.0) or 0.0), started=started, finished=now_iso(),
                     analyst=analyst)
@@ -183,12 +200,30 @@ def run_queue(
                 emit(ev.id, "failed", error=err)
         summary.remaining = len(waiting_evidence(case, model_sha, wanted))
     finally:
+        if getattr(localizer, "tiling", None) is not None:
+            localizer.should_stop = localizer.on_tile = None
         lock.release()
     summary.seconds = time.monotonic() - t0
     if on_progress is not None and not summary.out_of_memory:
         on_progress(ProgressEvent(summary.done + summary.failed, summary.total, None,
                                   "stopped" if summary.stopped else "finished", 0.0))
     return summary
+
+
+def store_tiled_pair(case: Case, evidence_id: int, pred: Any, params: dict, summary: RunSummary, started: str,
+                     analyst: str | None) -> dict:
+    """Store the tiled map as its own analysis (`parameters.mode` "tiled" + tile, overlap,
+    scales, passes, and the same model card snapshot); return the squash's parameters, which
+    name it (`tiled_analysis_id`). The tiled one goes first, so the squash, the paper's method
+    that calibration and every older reader expect, stays the item's latest analysis."""
+    tiled = pred.tiled
+    tiled_params = {**params, **tiled.parameters}
+    stored = case.store_result(
+        evidence_id, model_name=str(getattr(pred, "model_name", None) or summary.model_name),
+        model_sha256=str(getattr(pred, "model_sha256", None) or summary.model_sha256), parameters=tiled_params,
+        score=float(tiled.score), prob_map=tiled.prob_map, device=summary.device, seconds=float(tiled.seconds),
+        started=started, finished=now_iso(), analyst=analyst)
+    return {**params, "mode": "squash", "tiled_analysis_id": stored.id}
 
 
 def _check_files(case: Case, batch: list[Evidence]) -> tuple[list[Evidence], list[tuple[Evidence, str]]]:
@@ -208,4 +243,4 @@ def _check_files(case: Case, batch: list[Evidence]) -> tuple[list[Evidence], lis
     return ready, broken
 
 
-__all__ = ["ProgressEvent", "RunSummary", "result_parameters", "run_queue", "waiting_evidence"]
+__all__ = ["ProgressEvent", "RunSummary", "result_parameters", "run_queue", "store_tiled_pair", "waiting_evidence"]

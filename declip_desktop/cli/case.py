@@ -109,6 +109,15 @@ def _analyze(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         return _err(f"--batch-size must be at least 1 (got {args.batch_size}).")
+    from declip_desktop.cli.tiling_args import print_estimate, tiling_from_args
+    from declip_desktop.common.tiling_plan import TilingError
+
+    try:
+        tiling = tiling_from_args(args)
+    except TilingError as exc:
+        return _err(f"{exc}.")
+    if tiling is not None and getattr(args, "cluster", None):
+        return _err("--tiled does not run on a cluster yet; run it on this machine (without --cluster).")
     if getattr(args, "cluster", None):  # the driver needs no torch: the nodes run the model
         try:
             case = _open(args)
@@ -129,7 +138,8 @@ def _analyze(args: argparse.Namespace) -> int:
         session = AnalysisSession(case, model=args.model, device=args.device or "auto", fast=args.fast,
                                   batch_size=args.batch_size, analyst=args.analyst,
                                   localizer_factory=load_localizer, model_resolver=resolve_model,
-                                  on_status=lambda message: print(message, file=sys.stderr, flush=True))
+                                  on_status=lambda message: print(message, file=sys.stderr, flush=True),
+                                  tiling=tiling)
         out: ProgressOutput | None = None
         names: dict[int, str] = {}
 
@@ -164,6 +174,10 @@ def _analyze(args: argparse.Namespace) -> int:
         try:
             # Said before anything is loaded or analysed: which model, and why that one.
             print(f"Model: {session.choose_model().describe()}", file=sys.stderr)
+            if tiling is not None:  # many forward passes per image: say what it will cost first
+                from declip_desktop.analysis.tiling import estimate_session
+
+                print_estimate(estimate_session(session))
             summary = session.run(on_progress=progress, on_notice=notice, on_model=model_loaded)
         except (AnalysisError, CaseError) as exc:
             return _err(str(exc).rstrip(".") + ".")
@@ -373,6 +387,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fast", action="store_true", help="faster, slightly less precise inference")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
+    importlib.import_module("declip_desktop.cli.tiling_args").add_tiling_arguments(p)
     importlib.import_module("declip_desktop.cli.cluster").add_analyze_arguments(p)
 
     p = add("threshold", _threshold, "show or set the case's default threshold (items set while reviewing keep theirs)")
