@@ -24,6 +24,7 @@ from declip_desktop.reports.model import (
     ReportData,
 )
 from declip_desktop.reports.pinned_pages import collect_pins
+from declip_desktop.reports.tiling_rows import tiling_rows
 
 
 class SelectionError(ValueError):
@@ -213,6 +214,7 @@ def collect_report_data(
                 annotations=collect_annotations(case, ev),
                 tags=marks.get(ev.id, Marks()).tags,
                 bookmarked=marks.get(ev.id, Marks()).bookmarked,
+                tiling=tiling_rows(case, ev.id, thr),
             )
         )
     ids = [ev.id for ev in chosen]

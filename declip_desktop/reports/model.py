@@ -103,6 +103,9 @@ class EvidenceItem:
     #: The analyst's tags and bookmark (cases.tags): labels for finding items, not findings.
     tags: tuple[str, ...] = ()
     bookmarked: bool = False
+    #: The tiled (native-resolution) map's rows for the details page (reports.tiling_rows); empty
+    #: when the item was analysed by the squash alone.
+    tiling: list = field(default_factory=list)
 
     @property
     def score(self) -> float | None:

@@ -100,6 +100,7 @@ class DetailPages:
             ("Analysis", "failed" if a.status == "failed" else "completed"),
             ("Run", " · ".join(filter(None, (a.finished or a.started, a.device, f"{a.seconds:.1f} s" if a.seconds is not None else None))) or "not recorded"),
             ("Software", a.software_version or "not recorded"),
+            *item.tiling,  # squash + tiled maps, tiling parameters, stable regions (reports.tiling_rows)
         ]
         return rows
 

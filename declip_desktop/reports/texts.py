@@ -10,6 +10,7 @@ from html import escape
 
 from declip_desktop.common.facts import DEMO_LABEL
 from declip_desktop.reports.forensics_rows import METHOD_HTML as FORENSICS_METHOD_HTML
+from declip_desktop.reports.tiling_rows import METHOD_HTML as TILING_METHOD_HTML
 from declip_desktop.reports.model import ModelInfo
 
 #: What each known training set covers, keyed by words that appear in model names / cards.
@@ -40,9 +41,10 @@ def training_coverage(model: ModelInfo) -> str:
     return "not recorded: the result does not carry its model card (it was made before results kept one)."
 
 
-def method_html(models: list[ModelInfo], thresholds_uniform: float | None, compact: bool = False) -> str:
+def method_html(models: list[ModelInfo], thresholds_uniform: float | None, compact: bool = False,
+                tiled: bool = False) -> str:
     """The method-and-limitations section as HTML for QTextDocument. `compact`: the layout whose
-    audit appendix is a summary (the full trail is attached to the PDF)."""
+    audit appendix is a summary (the full trail is attached to the PDF). `tiled`: some item has a tiled map."""
     coverage = "".join(
         f"<li><b>{escape(m.name)}</b>"
         + (f" <span class='alert'>({DEMO_LABEL})</span>" if m.demo else "")
@@ -95,6 +97,7 @@ Another model may give different results on the same image.</li>
 <li>Conclusions should combine this output with other examinations: provenance, metadata, the
 circumstances of acquisition, and where possible the original source of the image.</li>
 </ul>
+{TILING_METHOD_HTML if tiled else ""}
 {FORENSICS_METHOD_HTML}
 <h3>Integrity</h3>
 <p>This report is kept in the case folder and its SHA-256 is written to the case's audit log when it is

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Tiled (native-resolution) vs squash analysis: small edits in 12-megapixel images, and time.
+
+Prints JSON. Three parts (docs/PERFORMANCE.md "Tiled analysis" says what each figure shows):
+
+1. `detection`: the bundled starter model on synthetic 4000×3000 photos (scikit-image samples
+   upscaled, with sensor-like noise) each holding one edit of ≈1 % of the area (400×300 px:
+   Gaussian noise, Gaussian blur, or a splice from another photo with another noise level) and on
+   the same photos unedited. Per mode: mean IoU (map > 0.5 vs the edit, in percent, as the paper),
+   hit rate (IoU ≥ 25 %), AP (pixel scores at 1/4 resolution), and on the unedited photos the
+   share of pixels above 0.5 (false alarms). Also the stable-region marking of each hit.
+2. `paper_setting`: 256×256 images with an edit (the Dolos size): the starter's tiled map
+   (one 512-px tile: the image is stretched to it, as the squash does) against its squash map,
+   and the same for a DeCLIP-shaped network (2×2 tiles of 224): map agreement and IoU.
+3. `timing`: seconds per forward pass and per 12-megapixel image, per mode, for the starter and
+   for a full-size DeCLIP-shaped network (ViT-L/14 layer20 + conv-20, seeded random weights, as
+   benchmarks/engine.py builds it): the squash is one pass; the tiled map is `passes` passes.
+   The starter's tiled time is measured on whole images; DeCLIP's per-image time is its measured
+   seconds per pass times the plan's pass count (a whole 12 MP image takes tens of minutes here).
+
+    nice -n 10 .venv/bin/python benchmarks/tiling.py --threads 2 [--images 4] [--skip-declip]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+W, H = 4000, 3000
+EDIT_W, EDIT_H = 400, 300  # 1.0 % of the image
+KINDS = ("noise", "blur", "splice")
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina", "stereo_motorcycle",
+          "immunohistochemistry")
+
+
+def _photo(name: str, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A scikit-image sample resized to width×height (bicubic), with Gaussian sensor noise (σ 2.5)."""
+    import skimage.data as data
+    from PIL import Image
+
+    arr = getattr(data, name)()
+    if isinstance(arr, tuple):
+        arr = arr[0]
+    arr = np.stack([arr] * 3, axis=2) if arr.ndim == 2 else arr[:, :, :3]
+    big = np.asarray(Image.fromarray(arr).resize((width, height), Image.BICUBIC), dtype=np.float32)
+    return np.clip(big + rng.normal(0, 2.5, big.shape).astype(np.float32), 0, 255).astype(np.uint8)
+
+
+def _edit(img: np.ndarray, kind: str, rng: np.random.Generator, donor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One rectangular edit of EDIT_W×EDIT_H at a random place; returns (edited, mask)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    eh, ew = min(EDIT_H, h // 2), min(EDIT_W, w // 2)
+    y, x = int(rng.integers(0, h - eh)), int(rng.integers(0, w - ew))
+    out = img.copy()
+    patch = out[y:y + eh, x:x + ew].astype(np.float32)
+    if kind == "noise":
+        patch = patch + rng.normal(0, 10, patch.shape)
+    elif kind == "blur":
+        patch = cv2.GaussianBlur(patch, (0, 0), 2.0)
+    else:  # splice: another photo's pixels, with another noise level
+        dy, dx = int(rng.integers(0, donor.shape[0] - eh)), int(rng.integers(0, donor.shape[1] - ew))
+        patch = donor[dy:dy + eh, dx:dx + ew].astype(np.float32) + rng.normal(0, 6, patch.shape)
+    out[y:y + eh, x:x + ew] = np.clip(patch, 0, 255).astype(np.uint8)
+    mask = np.zeros((h, w), bool)
+    mask[y:y + eh, x:x + ew] = True
+    return out, mask
+
+
+def _iou(prob: np.ndarray, gt: np.ndarray) -> float:
+    pred = prob > 0.5
+    union = np.count_nonzero(pred | gt)
+    return 100.0 * np.count_nonzero(pred & gt) / union if union else 100.0
+
+
+def _ap_quarter(prob: np.ndarray, gt: np.ndarray) -> float:
+    from declip_desktop.engine.metrics import average_precision
+
+    return float(average_precision(prob[::4, ::4], gt[::4, ::4])[0])
+
+
+def _mean(values):
+    values = list(values)
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def detection(loc, count: int, seed: int) -> dict:
+    from declip_desktop.common.stable_regions import match_regions
+
+    rng = np.random.default_rng(seed)
+    rows, authentic = [], []
+    t_squash, t_tiled = [], []
+    for i in range(count):
+        name = PHOTOS[i % len(PHOTOS)]
+        kind = KINDS[i % len(KINDS)]
+        photo = _photo(name, W, H, rng)
+        donor = _photo(PHOTOS[(i + 3) % len(PHOTOS)], 1200, 900, rng)
+        edited, gt = _edit(photo, kind, rng, donor)
+        for image, mask in ((edited, gt), (photo, None)):
+            t0 = time.perf_counter()
+            pred = loc.predict([image])[0]
+            wall = time.perf_counter() - t0
+            if pred.error:
+                raise RuntimeError(pred.error)
+            t_squash.append(pred.seconds)
+            t_tiled.append(pred.tiled.seconds)
+            if mask is None:
+                authentic.append({"photo": name, "squash_fa": float(np.mean(pred.prob_map > 0.5)),
+                                  "tiled_fa": float(np.mean(pred.tiled.prob_map > 0.5)),
+                                  "squash_score": pred.score, "tiled_score": pred.tiled.score})
+                continue
+            matches = match_regions(pred.tiled.prob_map, pred.prob_map, 0.5)
+            hit_regions = [m for m in matches if np.any(gt[m.region.bbox[1]:m.region.bbox[1] + m.region.bbox[3],
+                                                            m.region.bbox[0]:m.region.bbox[0] + m.region.bbox[2]])]
+            rows.append({"photo": name, "kind": kind, "passes": pred.tiled.passes, "wall_s": round(wall, 2),
+                         "squash_iou": round(_iou(pred.prob_map, gt), 2), "tiled_iou": round(_iou(pred.tiled.prob_map, gt), 2),
+                         "squash_ap": round(_ap_quarter(pred.prob_map, gt), 4),
+                         "tiled_ap": round(_ap_quarter(pred.tiled.prob_map, gt), 4),
+                         "squash_score": round(pred.score, 4), "tiled_score": round(pred.tiled.score, 4),
+                         "tiled_regions": len(matches), "tiled_regions_on_edit": len(hit_regions),
+                         "stable_on_edit": sum(m.stable for m in hit_regions)})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+
+    def summary(prefix: str) -> dict:
+        ious = [r[f"{prefix}_iou"] for r in rows]
+        return {"mean_iou": _mean(ious), "hit_rate": _mean(v >= 25.0 for v in ious),
+                "mean_ap": _mean(r[f"{prefix}_ap"] for r in rows),
+                "authentic_false_alarm_px": _mean(a[f"{prefix}_fa"] for a in authentic),
+                "authentic_mean_score": _mean(a[f"{prefix}_score"] for a in authentic),
+                "edited_mean_score": _mean(r[f"{prefix}_score"] for r in rows)}
+
+    per_kind = {k: {"squash_iou": _mean(r["squash_iou"] for r in rows if r["kind"] == k),
+                    "tiled_iou": _mean(r["tiled_iou"] for r in rows if r["kind"] == k),
+                    "n": sum(r["kind"] == k for r in rows)} for k in KINDS}
+    return {"images": len(rows), "authentic_images": len(authentic), "squash": summary("squash"),
+            "tiled": summary("tiled"), "per_kind": per_kind, "rows": rows,
+            "seconds_per_image": {"squash_forward": _mean(t_squash), "tiled_forward": _mean(t_tiled)}}
+
+
+def paper_setting(loc, count: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    diffs, iou_s, iou_t, passes = [], [], [], set()
+    for i in range(count):
+        photo = _photo(PHOTOS[i % len(PHOTOS)], 256, 256, rng)
+        donor = _photo(PHOTOS[(i + 3) % len(PHOTOS)], 256, 256, rng)
+        edited = photo.copy()
+        mask = np.zeros((256, 256), bool)
+        y, x = rng.integers(0, 160, 2)
+        kind = KINDS[i % len(KINDS)]
+        sub, sub_mask = _edit(photo[y:y + 96, x:x + 96], kind, rng, donor)
+        edited[y:y + 96, x:x + 96] = sub
+        mask[y:y + 96, x:x + 96] = sub_mask
+        pred = loc.predict([edited])[0]
+        passes.add(pred.tiled.passes)
+        diffs.append(float(np.abs(pred.prob_map - pred.tiled.prob_map).max()))
+        iou_s.append(_iou(pred.prob_map, mask))
+        iou_t.append(_iou(pred.tiled.prob_map, mask))
+    return {"images": count, "passes_per_image": sorted(passes), "max_abs_map_difference": round(max(diffs), 6),
+            "mean_max_abs_map_difference": _mean(diffs), "squash_mean_iou": _mean(iou_s), "tiled_mean_iou": _mean(iou_t)}
+
+
+def time_per_pass(loc, repeats: int = 3) -> float:
+    loc.seconds_per_pass()  # warm-up
+    return min(loc.seconds_per_pass() for _ in range(repeats))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--images", type=int, default=6, help="edited 12 MP images (and as many unedited)")
+    ap.add_argument("--paper-images", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=19)
+    ap.add_argument("--skip-declip", action="store_true")
+    ap.add_argument("--scales", default="1", help="tiling scales, e.g. 1,0.5")
+    args = ap.parse_args()
+
+    import torch
+
+    from declip_desktop.common.tiling_plan import TilingOptions, count_passes, parse_scales
+    from declip_desktop.engine.localizer import Localizer
+    from declip_desktop.engine.models import ModelStore
+    from engine import machine  # benchmarks/engine.py
+
+    torch.set_num_threads(args.threads)
+    options = TilingOptions(scales=parse_scales(args.scales))
+    out: dict = {"machine": machine(), "threads": args.threads, "tiling": options.parameters(224),
+                 "image": f"{W}x{H}", "edit": f"{EDIT_W}x{EDIT_H} (1.0 %)"}
+    starter = ModelStore(ROOT / "models", bundled=None).get("starter")
+    loc = Localizer(starter, device="cpu", batch_size=4, tiling=options)
+    spp = time_per_pass(loc)
+    passes = count_passes(H, W, loc.input_size, options)
+    out["starter"] = {"input_size": loc.input_size, "tile_passes_12mp": passes, "seconds_per_pass": round(spp, 4)}
+    out["starter"]["paper_setting"] = paper_setting(loc, args.paper_images, args.seed + 1)
+    out["starter"]["detection"] = detection(loc, args.images, args.seed)
+    print(json.dumps(out["starter"]["paper_setting"]), file=sys.stderr, flush=True)
+    if not args.skip_declip:
+        from engine import build_benchmark_net
+
+        from declip_desktop.engine.models import ModelCard
+
+        card = ModelCard(name="bench-vit", kind="declip", backbone="ViT-L/14", layer="layer20", decoder="conv-20",
+                         label="benchmark (random weights)")
+        dloc = Localizer(build_benchmark_net(), device="cpu", batch_size=4, card=card, tiling=options)
+        dspp = time_per_pass(dloc, repeats=2)
+        dpasses = count_passes(H, W, 224, options)
+        out["declip_shaped"] = {
+            "network": "ViT-L/14 layer20 + conv-20, seeded random weights (benchmarks/engine.py)",
+            "seconds_per_pass": round(dspp, 4), "tile_passes_12mp": dpasses,
+            "squash_seconds_12mp": round(dspp, 2), "tiled_seconds_12mp_estimated": round(dspp * dpasses, 1),
+            "paper_setting": paper_setting(dloc, 4, args.seed + 2)}
+        print(json.dumps(out["declip_shaped"]), file=sys.stderr, flush=True)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
