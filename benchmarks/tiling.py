@@ -200,9 +200,10 @@ def main() -> int:
     spp = time_per_pass(loc)
     passes = count_passes(H, W, loc.input_size, options)
     out["starter"] = {"input_size": loc.input_size, "tile_passes_12mp": passes, "seconds_per_pass": round(spp, 4)}
+    print(json.dumps(out["starter"]), file=sys.stderr, flush=True)
     out["starter"]["paper_setting"] = paper_setting(loc, args.paper_images, args.seed + 1)
-    out["starter"]["detection"] = detection(loc, args.images, args.seed)
     print(json.dumps(out["starter"]["paper_setting"]), file=sys.stderr, flush=True)
+    out["starter"]["detection"] = detection(loc, args.images, args.seed)
     if not args.skip_declip:
         from engine import build_benchmark_net
 

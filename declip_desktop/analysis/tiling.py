@@ -44,7 +44,7 @@ class TilingEstimate:
     def describe(self) -> str:
         scales = ", ".join(f"{s:g}" for s in self.options.scales)
         return (f"Tiled analysis of {self.images} image{'s' if self.images != 1 else ''}: {self.passes:,} forward passes "
-                f"({self.tile_passes:,} tiles of {self.tile} px, overlap {self.options.overlap:.0%}, "
+                f"({self.tile_passes:,} tile{'s' if self.tile_passes != 1 else ''} of {self.tile} px, overlap {self.options.overlap:.0%}, "
                 f"scales {scales}; + {self.images} squash), about {format_duration(self.seconds)} on {self.device} "
                 f"({self.seconds_per_pass:.3g} s per pass, measured now)")
 

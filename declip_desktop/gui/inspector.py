@@ -25,13 +25,14 @@ from declip_desktop.gui.inspector_parts import details_html
 from declip_desktop.gui.inspector_compare import CompareControls
 from declip_desktop.gui.inspector_loading import LoadingControls
 from declip_desktop.gui.inspector_review import ReviewControls
+from declip_desktop.gui.inspector_tiling import TilingControls
 from declip_desktop.gui.review_history import ReviewHistory
 from declip_desktop.gui.render import DisplayMap, RegionResult, compute_regions
 
 log = logging.getLogger("declip_desktop.gui")
 
 
-class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControls, AnnotationControls, QWidget):
+class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControls, AnnotationControls, TilingControls, QWidget):
     """Image view + controls + regions/details tabs + review box for one evidence item."""
 
     reviewSaved = Signal(int)  # evidence id, after a verdict/notes/threshold write
@@ -55,6 +56,7 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
         self.forensics = ForensicsPanel(self)  # Metadata and Views tabs, forensic overlays (issue 17)
         self._init_compare()
         self._init_annotations()  # box / lasso annotations (gui.inspector_annotations)
+        self._init_tiling()  # squash/tiled map switch, stable regions (gui.inspector_tiling)
         # The timers' purposes and delays are the model's (gui.inspector_model).
         self._notes_timer = QTimer(self, singleShot=True, interval=NOTES_SAVE_DELAY_MS)
         self._notes_timer.timeout.connect(self._save_notes)
@@ -104,6 +106,7 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
         except Exception as exc:  # e.g. the case folder went away
             self.errorOccurred.emit(f"Evidence {evidence_id} could not be read: {exc}", repr(exc))
             selected = False
+        self._choose_map()  # an item analysed in tiled mode: which of its two maps to show
         self.prob_map = None
         self.display_map = None
         self.region_result = None

@@ -33,6 +33,7 @@ from declip_desktop.gui.settings import Settings
 from declip_desktop.gui.window_analysis import AnalysisControls
 from declip_desktop.gui.window_import import ImportControls
 from declip_desktop.gui.window_layout import WindowLayout
+from declip_desktop.gui.window_tiling import TilingAnalysis
 from declip_desktop.gui.worker import WorkerController
 
 log = logging.getLogger("declip_desktop.gui")
@@ -42,7 +43,7 @@ def _no_engine(*_args, **_kwargs):
     raise RuntimeError("no analysis engine is connected to this window (start it with `declip-desktop`)")
 
 
-class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
+class MainWindow(WindowLayout, ImportControls, AnalysisControls, TilingAnalysis, QMainWindow):
     caseOpened = Signal(object)  # Case
     caseClosed = Signal()
     analysisFinished = Signal(str)  # reason
@@ -186,6 +187,7 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
         worker.run_started.connect(self._on_run_started)
         worker.run_finished.connect(self._on_run_finished)
         worker.model_ready.connect(self._on_model_ready)
+        worker.estimate_ready.connect(self._on_tiling_estimate)
         worker.notice.connect(lambda level, msg, detail: self.notifications.post(level, msg, detail))
         self.reload_evidence()
         self.stack.setCurrentWidget(self.case_view)
@@ -219,7 +221,7 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
             controller = self.controller
             self.controller = None
             for signal in (controller.worker.progress, controller.worker.run_started, controller.worker.run_finished,
-                           controller.worker.model_ready, controller.worker.notice):
+                           controller.worker.model_ready, controller.worker.notice, controller.worker.estimate_ready):
                 signal.disconnect()
             controller.retire()
             self._loading_model = False

@@ -53,6 +53,8 @@ class RunRequest:
     pin: bool = True  # False: a one-off re-analysis that leaves the case's model alone
     generation: int = 0  # set by the controller; a cancel drops every request submitted before it
     load_only: bool = False  # just load the model (on opening a case), analyse nothing
+    tiling: object = None  # common.tiling_plan.TilingOptions: also store a tiled map (gui.window_tiling)
+    estimate_only: bool = False  # with tiling: time the model and count passes (estimate_ready), analyse nothing
 
 
 class AnalysisWorker(QObject):
@@ -63,6 +65,7 @@ class AnalysisWorker(QObject):
     run_started = Signal(int)  # total queued for this run
     run_finished = Signal(str, object)  # reason (done|loaded|paused|cancelled|stopped|busy|error), RunSummary|None
     notice = Signal(str, str, str)  # level, message, detail
+    estimate_ready = Signal(object, object)  # analysis.tiling.TilingEstimate, the RunRequest it is for
 
     def __init__(self, case_path: Path, services: EngineServices):
         super().__init__()
@@ -124,7 +127,14 @@ class AnalysisWorker(QObject):
             return
         session = self.session
         session.case, session.model, session.device, session.fast = case, request.model, request.device, request.fast
+        session.tiling = request.tiling
         try:
+            if request.estimate_only:
+                from declip_desktop.analysis.tiling import estimate_session
+
+                self.estimate_ready.emit(estimate_session(session, request.evidence_ids), request)
+                self.run_finished.emit("estimated", None)
+                return
             if request.load_only:
                 loc = session.localizer(on_notice=self.notice.emit)
                 self._model_ready(session.model_in_use(loc))
