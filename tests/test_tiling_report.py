@@ -38,6 +38,7 @@ def test_report_names_both_maps_the_tiling_and_stable_regions(tmp_path):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(src / "tiled.png")
     Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(src / "plain.png")
+    Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(src / "only.png")
     with Case.create(tmp_path / "case", number="19", title="Tiles", analyst="Ana") as case:
         case.import_paths([src / "tiled.png", src / "plain.png"])
         by_name = {e.original_name: e.id for e in case.evidence_list()}
@@ -54,6 +55,15 @@ def test_report_names_both_maps_the_tiling_and_stable_regions(tmp_path):
         data = collect_report_data(case)
         rows = {item.name: dict(item.tiling) for item in data.evidence}
         assert rows["plain.png"] == {}
+        # A run that stopped between its two maps left only the tiled one: the report says so.
+        case.import_paths([src / "only.png"])
+        only = next(e.id for e in case.evidence_list() if e.original_name == "only.png")
+        case.store_result(only, model_name="vit-ldm-test", model_sha256="7" * 64, score=0.5, prob_map=tiled,
+                          parameters={"model_card": CARD, "mode": "tiled", "tile": 224, "overlap": 0.25,
+                                      "scales": [1.0], "passes": 4}, device="cpu", seconds=1.0, started="",
+                          finished="")
+        only_rows = dict(collect_report_data(case, [only]).evidence[0].tiling)
+        assert "squash map of this run was not stored" in only_rows["Map"]
         assert "2 region(s) above 0.50, 1 stable" in rows["tiled.png"]["Tiled map"]
         assert "overlap 25%, scales 1, 0.5, 12 forward passes" in rows["tiled.png"]["Tiling"]
         assert "tiled only" in rows["tiled.png"]["Tiled regions"] and "stable (IoU 0.60)" in rows["tiled.png"]["Tiled regions"]

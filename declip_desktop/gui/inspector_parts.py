@@ -224,6 +224,11 @@ def details_html(ev, an) -> str:
             ("Finished", an.finished or "—"),
             ("Software", an.software_version),
         ]
+        params = an.parameters if isinstance(getattr(an, "parameters", None), dict) else {}
+        if params.get("mode") == "tiled":  # native-resolution map (gui.inspector_tiling)
+            scales = ", ".join(f"{float(v):g}" for v in params.get("scales") or [])
+            model_rows.insert(1, ("Map", f"tiled: tiles of {params.get('tile')} px, overlap "
+                                         f"{params.get('overlap')}, scales {scales}, {params.get('passes')} passes"))
         if an.ok:
             model_rows.insert(0, ("Image score", f"{an.score:.4f}" if an.score is not None else "—"))
         else:

@@ -8,7 +8,7 @@ says exactly what the inspector shows.
 
 from __future__ import annotations
 
-from declip_desktop.analysis.tiling import STABLE_MIN_IOU, latest_pair, stable_matches
+from declip_desktop.analysis.tiling import STABLE_MIN_IOU, analysis_mode, latest_pair, stable_matches
 
 #: Regions of the tiled map listed by position on the details page; the rest are counted.
 MAX_LISTED = 4
@@ -34,6 +34,10 @@ mark, is a verdict.</p>
 def tiling_rows(case, evidence_id: int, threshold: float) -> list[tuple[str, str]]:  # noqa: ANN001 - a cases.Case
     pair = latest_pair(case, evidence_id)
     if pair is None:
+        latest = case.latest_analysis(evidence_id, successful=True)
+        if latest is not None and analysis_mode(latest) == "tiled":  # the run stopped between its two maps
+            return [("Map", "tiled (native resolution) only: the squash map of this run was not stored; the result "
+                            "shown is the tiled map. Re-analyse the item for both maps")]
         return []
     rows = [("Maps", "squash (whole image at the model's input size, as the paper) and tiled"),
             ("Tiling", pair.describe())]
