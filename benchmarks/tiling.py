@@ -94,7 +94,7 @@ def _mean(values):
     return round(float(np.mean(values)), 4) if values else None
 
 
-def detection(loc, count: int, seed: int) -> dict:
+def detection(loc, count: int, seed: int, authentic_count: int | None = None) -> dict:
     from declip_desktop.common.stable_regions import match_regions
 
     rng = np.random.default_rng(seed)
@@ -106,7 +106,8 @@ def detection(loc, count: int, seed: int) -> dict:
         photo = _photo(name, W, H, rng)
         donor = _photo(PHOTOS[(i + 3) % len(PHOTOS)], 1200, 900, rng)
         edited, gt = _edit(photo, kind, rng, donor)
-        for image, mask in ((edited, gt), (photo, None)):
+        pairs = ((edited, gt), (photo, None)) if authentic_count is None or i < authentic_count else ((edited, gt),)
+        for image, mask in pairs:
             t0 = time.perf_counter()
             pred = loc.predict([image])[0]
             wall = time.perf_counter() - t0
@@ -181,6 +182,11 @@ def main() -> int:
     ap.add_argument("--paper-images", type=int, default=12)
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("--skip-declip", action="store_true")
+    ap.add_argument("--skip-starter", action="store_true")
+    ap.add_argument("--authentic", type=int, default=None, help="unedited 12 MP images (default: as many as --images)")
+    ap.add_argument("--starter-flips", type=int, default=None,
+                    help="override the starter card's test-time flip averaging (1, 2 or 4) to save time")
+    ap.add_argument("--declip-paper-images", type=int, default=4)
     ap.add_argument("--scales", default="1", help="tiling scales, e.g. 1,0.5")
     args = ap.parse_args()
 
@@ -195,15 +201,20 @@ def main() -> int:
     options = TilingOptions(scales=parse_scales(args.scales))
     out: dict = {"machine": machine(), "threads": args.threads, "tiling": options.parameters(224),
                  "image": f"{W}x{H}", "edit": f"{EDIT_W}x{EDIT_H} (1.0 %)"}
-    starter = ModelStore(ROOT / "models", bundled=None).get("starter")
-    loc = Localizer(starter, device="cpu", batch_size=4, tiling=options)
-    spp = time_per_pass(loc)
-    passes = count_passes(H, W, loc.input_size, options)
-    out["starter"] = {"input_size": loc.input_size, "tile_passes_12mp": passes, "seconds_per_pass": round(spp, 4)}
-    print(json.dumps(out["starter"]), file=sys.stderr, flush=True)
-    out["starter"]["paper_setting"] = paper_setting(loc, args.paper_images, args.seed + 1)
-    print(json.dumps(out["starter"]["paper_setting"]), file=sys.stderr, flush=True)
-    out["starter"]["detection"] = detection(loc, args.images, args.seed)
+    if not args.skip_starter:
+        starter = ModelStore(ROOT / "models", bundled=None).get("starter")
+        loc = Localizer(starter, device="cpu", batch_size=4, tiling=options)
+        if args.starter_flips is not None:
+            loc.net.test_time_flips = args.starter_flips
+        spp = time_per_pass(loc)
+        passes = count_passes(H, W, loc.input_size, options)
+        out["starter"] = {"input_size": loc.input_size, "tile_passes_12mp": passes, "seconds_per_pass": round(spp, 4),
+                          "test_time_flips": int(getattr(loc.net, "test_time_flips", 1)),
+                          "squash_seconds_12mp": round(spp, 2), "tiled_seconds_12mp_estimated": round(spp * passes, 1)}
+        print(json.dumps(out["starter"]), file=sys.stderr, flush=True)
+        out["starter"]["paper_setting"] = paper_setting(loc, args.paper_images, args.seed + 1)
+        print(json.dumps(out["starter"]["paper_setting"]), file=sys.stderr, flush=True)
+        out["starter"]["detection"] = detection(loc, args.images, args.seed, args.authentic)
     if not args.skip_declip:
         from engine import build_benchmark_net
 
@@ -218,7 +229,7 @@ def main() -> int:
             "network": "ViT-L/14 layer20 + conv-20, seeded random weights (benchmarks/engine.py)",
             "seconds_per_pass": round(dspp, 4), "tile_passes_12mp": dpasses,
             "squash_seconds_12mp": round(dspp, 2), "tiled_seconds_12mp_estimated": round(dspp * dpasses, 1),
-            "paper_setting": paper_setting(dloc, 4, args.seed + 2)}
+            "paper_setting": paper_setting(dloc, args.declip_paper_images, args.seed + 2)}
         print(json.dumps(out["declip_shaped"]), file=sys.stderr, flush=True)
     print(json.dumps(out, indent=1))
     return 0

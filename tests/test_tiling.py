@@ -154,3 +154,11 @@ def test_non_finite_tiles_fail_the_image_not_the_run():
 
 def test_seconds_per_pass_is_measured(loc):
     assert 0.0 < loc.seconds_per_pass() < 60.0
+
+
+def test_reproduce_reruns_a_tiled_result_with_its_recorded_tiling():
+    from declip_desktop.training.reproduce import _tiling_of
+
+    assert _tiling_of({"mode": "squash", "fast": False}) is None and _tiling_of({}) is None
+    opts = _tiling_of({"mode": "tiled", "tile": 224, "overlap": 0.5, "scales": [1.0, 0.5]})
+    assert opts == TilingOptions(tile=224, overlap=0.5, scales=(1.0, 0.5))

@@ -151,6 +151,7 @@ def test_cli_case_analyze_tiled_prints_the_estimate_first(tmp_path, capsys):
                  "--tile-overlap", "0.5"]) == 0
     err = capsys.readouterr().err
     assert "Tiled analysis of 1 image: 5 forward passes (4 tiles of 224 px, overlap 50%" in err
+    assert "tile 4 of 4" in err  # tile progress on stderr
     with Case.open(case_dir, read_only=True) as case:
         assert [analysis_mode(a) for a in case.analyses()] == ["tiled", "squash"]
     assert main(["case", "analyze", str(case_dir), "--tiled", "--scales", "0.5"]) == 2

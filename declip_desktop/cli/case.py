@@ -142,6 +142,7 @@ def _analyze(args: argparse.Namespace) -> int:
                                   tiling=tiling)
         out: ProgressOutput | None = None
         names: dict[int, str] = {}
+        tiles_said: dict[int | None, int] = {}
 
         def name_of(evidence_id: int | None) -> str:
             if evidence_id is None:
@@ -157,7 +158,13 @@ def _analyze(args: argparse.Namespace) -> int:
             nonlocal out
             if out is None:
                 out = ProgressOutput(event.total, "image", "Analysing")
-            if event.status == "done":
+            if event.status == "tiles" and event.tiles is not None:  # a tiled image: a note every tenth of it
+                done_tiles, total_tiles = event.tiles
+                tenth = 10 * done_tiles // max(1, total_tiles)
+                if tenth != tiles_said.get(event.evidence_id):
+                    tiles_said[event.evidence_id] = tenth
+                    out.note(f"{safe(name_of(event.evidence_id))}: tile {done_tiles} of {total_tiles}")
+            elif event.status == "done":
                 score = f", score {event.score:.3f}" if event.score is not None else ""
                 out.item(event.done, f"{safe(name_of(event.evidence_id))}: done{score}", event.eta_seconds)
             elif event.status == "failed":
