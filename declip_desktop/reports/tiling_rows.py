@@ -8,7 +8,7 @@ says exactly what the inspector shows.
 
 from __future__ import annotations
 
-from declip_desktop.analysis.tiling import STABLE_MIN_IOU, analysis_mode, latest_pair, stable_matches
+from declip_desktop.cases.analysis_pairs import STABLE_MIN_IOU, analysis_mode, latest_pair, stable_matches
 
 #: Regions of the tiled map listed by position on the details page; the rest are counted.
 MAX_LISTED = 4
