@@ -42,8 +42,40 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "reti
           "immunohistochemistry")
 
 
+def _procedural(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A camera-like synthetic photo made at its own resolution (no upscaling, whose resampling
+    trace the starter would flag everywhere): smooth colour field, 1/f texture, hard-edged shapes,
+    Gaussian sensor noise (σ 2.5)."""
+    import cv2
+
+    coarse = rng.uniform(40, 215, (3, 4, 3)).astype(np.float32)
+    img = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    amp = 1.0 / np.maximum(np.hypot(fy, fx), 1.0 / max(width, height))
+    phase = rng.uniform(0, 2 * np.pi, amp.shape)
+    tex = np.fft.irfft2(amp * np.exp(1j * phase), s=(height, width)).astype(np.float32)
+    tex *= 18.0 / tex.std()
+    for _ in range(10):  # objects: hard-edged polygons, textured like the rest
+        centre = rng.uniform(0, 1, 2) * (width, height)
+        radius = rng.uniform(0.04, 0.18) * min(width, height)
+        angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 8))))
+        pts = centre + radius * np.stack([np.cos(angles), np.sin(angles)], axis=1) * rng.uniform(0.5, 1.0, (len(angles), 1))
+        colour = tuple(float(c) for c in rng.uniform(20, 235, 3))
+        cv2.fillPoly(img, [pts.astype(np.int32)], colour, lineType=cv2.LINE_AA)
+    img += tex[..., None] * rng.uniform(0.6, 1.2, 3).astype(np.float32)
+    img += rng.normal(0, 2.5, img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+PHOTO_SOURCE = {"kind": "procedural"}
+
+
 def _photo(name: str, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """A scikit-image sample resized to width×height (bicubic), with Gaussian sensor noise (σ 2.5)."""
+    """`--photos procedural` (default): `_procedural`; `upscaled`: a scikit-image sample resized to
+    width×height (bicubic), with Gaussian sensor noise (σ 2.5)."""
+    if PHOTO_SOURCE["kind"] == "procedural":
+        return _procedural(width, height, rng)
     import skimage.data as data
     from PIL import Image
 
@@ -187,6 +219,9 @@ def main() -> int:
     ap.add_argument("--starter-flips", type=int, default=None,
                     help="override the starter card's test-time flip averaging (1, 2 or 4) to save time")
     ap.add_argument("--declip-paper-images", type=int, default=4)
+    ap.add_argument("--photos", choices=("procedural", "upscaled"), default="procedural",
+                    help="procedural: made at full resolution; upscaled: scikit-image samples enlarged (the starter "
+                         "flags their resampling trace everywhere at native resolution)")
     ap.add_argument("--scales", default="1", help="tiling scales, e.g. 1,0.5")
     args = ap.parse_args()
 
@@ -198,9 +233,10 @@ def main() -> int:
     from engine import machine  # benchmarks/engine.py
 
     torch.set_num_threads(args.threads)
+    PHOTO_SOURCE["kind"] = args.photos
     options = TilingOptions(scales=parse_scales(args.scales))
     out: dict = {"machine": machine(), "threads": args.threads, "tiling": options.parameters(224),
-                 "image": f"{W}x{H}", "edit": f"{EDIT_W}x{EDIT_H} (1.0 %)"}
+                 "image": f"{W}x{H}", "edit": f"{EDIT_W}x{EDIT_H} (1.0 %)", "photos": args.photos}
     if not args.skip_starter:
         starter = ModelStore(ROOT / "models", bundled=None).get("starter")
         loc = Localizer(starter, device="cpu", batch_size=4, tiling=options)

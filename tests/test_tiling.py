@@ -56,6 +56,11 @@ def test_pass_counts_for_a_12_megapixel_photo():
     assert count_passes(224, 224, 224) == 1
     # A small image: the coarser scale would only repeat the same single tile, so it is not run.
     assert plan_tiles(200, 150, 224, TilingOptions(scales=(1, 0.5))).passes == 1
+    # Up to 1.25 tiles a side is one tile (the paper's 256×256 images: the squash itself); beyond, tiled.
+    assert count_passes(256, 256, 224) == count_passes(280, 280, 224) == 1
+    assert count_passes(281, 256, 224) == 2 and count_passes(640, 600, 512) == 1
+    plan = plan_tiles(256, 300, 224)
+    assert (plan.scales[0].height, plan.scales[0].width) == (224, 300)
 
 
 def test_ramps_are_positive_and_sum_to_one_across_an_overlap():
@@ -89,6 +94,13 @@ def test_one_tile_image_gives_exactly_the_squash_map_and_score(loc):
     np.testing.assert_array_equal(pred.tiled.prob_map, pred.prob_map)
     assert pred.tiled.score == pred.score
     assert pred.tiled.parameters["mode"] == "tiled" and pred.tiled.parameters["tile"] == 224
+
+
+def test_the_papers_256_setting_gives_exactly_the_squash_map(loc):
+    pred = loc.predict([_photo(256, 256, seed=4)])[0]
+    assert pred.tiled.passes == 1
+    np.testing.assert_array_equal(pred.tiled.prob_map, pred.prob_map)
+    assert pred.tiled.score == pred.score
 
 
 def test_tiled_map_has_the_image_size_and_no_seams(loc):

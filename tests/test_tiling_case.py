@@ -21,7 +21,7 @@ from declip_desktop.engine.models import resolve_model
 from tests.factories import install_tiny_model
 
 
-def _images(folder, sizes=((300, 260), (224, 224))):
+def _images(folder, sizes=((300, 290), (224, 224))):
     folder.mkdir(parents=True, exist_ok=True)
     for i, (w, h) in enumerate(sizes):
         rng = np.random.default_rng(i)
@@ -116,7 +116,7 @@ def test_stop_inside_an_image_stores_nothing_and_requeues(tiled_case):
 def test_estimate_counts_tiles_and_the_squash(tiled_case):
     case, session = tiled_case
     est = estimate_session(session)
-    # 300×260: 2×2 tiles at scale 1; its 0.5 scale is 150×130 → one 224 tile. 224×224: one tile.
+    # 300×290: 2×2 tiles at scale 1; its 0.5 scale is 150×145 → one 224 tile. 224×224: one tile.
     assert (est.images, est.tile_passes, est.passes) == (2, 5 + 1, 8)
     assert est.seconds == pytest.approx(est.passes * est.seconds_per_pass) and est.seconds_per_pass > 0
     text = estimate_tiled([(4000, 3000)], TilingOptions(), 224, 0.5, "cpu").describe()
@@ -145,7 +145,7 @@ def test_cli_case_analyze_tiled_prints_the_estimate_first(tmp_path, capsys):
     install_tiny_model(name="cli-tile")
     case_dir = tmp_path / "c"
     assert main(["case", "create", str(case_dir), "--number", "1", "--title", "t", "--analyst", "a"]) == 0
-    assert main(["case", "import", str(case_dir), str(_images(tmp_path / "src", sizes=((260, 230),)))]) == 0
+    assert main(["case", "import", str(case_dir), str(_images(tmp_path / "src", sizes=((300, 290),)))]) == 0
     capsys.readouterr()
     assert main(["case", "analyze", str(case_dir), "--model", "cli-tile", "--device", "cpu", "--tiled",
                  "--tile-overlap", "0.5"]) == 0
@@ -162,7 +162,7 @@ def test_cli_case_analyze_tiled_prints_the_estimate_first(tmp_path, capsys):
 
 def test_cli_analyze_tiled_writes_both_maps(tmp_path, capsys):
     install_tiny_model(name="cli-tile2")
-    src = _images(tmp_path / "src", sizes=((240, 230),))
+    src = _images(tmp_path / "src", sizes=((300, 290),))
     maps = tmp_path / "maps"
     assert main(["analyze", str(src), "--model", "cli-tile2", "--device", "cpu", "--tiled",
                  "--maps-dir", str(maps)]) == 0
@@ -170,5 +170,5 @@ def test_cli_analyze_tiled_writes_both_maps(tmp_path, capsys):
     rec = json.loads(out.out.strip())
     assert "forward passes" in out.err
     assert rec["tiled"]["passes"] == 4 and rec["tiled"]["tile"] == 224 and rec["tiled"]["scales"] == [1.0]
-    assert np.load(rec["tiled"]["map"]).shape == (230, 240) and np.load(rec["map"]).shape == (230, 240)
+    assert np.load(rec["tiled"]["map"]).shape == (290, 300) and np.load(rec["map"]).shape == (290, 300)
     assert rec["tiled"]["map"].endswith("img0.tiled.npy")

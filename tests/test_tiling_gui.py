@@ -26,7 +26,7 @@ def test_estimate_is_shown_first_then_both_maps_and_the_switch(qtbot, model_inst
         win.tiled_action.setChecked(True)
         win.confirm_tiled = lambda text: asked.append(text) or True
         new_case(win, tmp_path)
-        drop(qtbot, win, make_images(tmp_path / "src", 1, size=(260, 240)))
+        drop(qtbot, win, make_images(tmp_path / "src", 1, size=(300, 290)))
         qtbot.waitUntil(lambda: len(win.case.analyses()) == 2, timeout=WAIT_MS)
         qtbot.waitUntil(lambda: not win.controller.running, timeout=WAIT_MS)
         assert asked and "Tiled analysis of 1 image: 5 forward passes (4 tiles of 224 px" in asked[0]

@@ -4,9 +4,10 @@ Torch-free on purpose: the GUI and the CLI count forward passes for their time e
 the same plan the engine runs (`engine.tiling`), without importing torch.
 
 The plan, per scale s (1.0 = the image's own pixels; coarser scales such as 0.5 are optional):
-- the working image is the image resized by s (PIL bilinear, as the squash), but never
-  smaller than one tile along an axis: a side shorter than the tile is stretched to it, as the
-  squash stretches every side;
+- the working image is the image resized by s (PIL bilinear, as the squash); a side shorter
+  than `SQUASH_MARGIN` tiles is resized to exactly one tile, as the squash resizes every side:
+  tiling it would gain at most 25 % in resolution for two or more times the passes, and a
+  256×256 image (Dolos, the paper's setting) is then analysed exactly as the paper does;
 - tiles of `tile`×`tile` pixels (the model's input size) start every `stride = tile − overlap`
   pixels along each axis; the last tile is aligned to the far edge so nothing is left out
   (it may overlap its neighbour more than `overlap`);
@@ -30,6 +31,8 @@ DEFAULT_OVERLAP = 0.25
 MAX_OVERLAP = 0.5
 #: At most this many scales (the native one and two coarser ones).
 MAX_SCALES = 3
+#: A side up to this many tiles long is resized to one tile instead of being tiled.
+SQUASH_MARGIN = 1.25
 
 
 class TilingError(ValueError):
@@ -130,13 +133,19 @@ def plan_tiles(height: int, width: int, input_size: int, options: TilingOptions 
     plans: list[ScalePlan] = []
     seen: set[tuple[int, int]] = set()
     for scale in options.scales:
-        h = max(tile, int(round(height * scale)))
-        w = max(tile, int(round(width * scale)))
+        h, w = _side(height * scale, tile), _side(width * scale, tile)
         if (h, w) in seen:  # a small image: the coarser scale would repeat the same tiles
             continue
         seen.add((h, w))
         plans.append(ScalePlan(scale, h, w, axis_starts(h, tile, overlap_px), axis_starts(w, tile, overlap_px)))
     return TilePlan(tile, overlap_px, tuple(plans))
+
+
+def _side(length: float, tile: int) -> int:
+    """A working image's side: the scaled length, or exactly one tile when it is at most
+    `SQUASH_MARGIN` tiles (shorter sides are stretched, slightly longer ones shrunk)."""
+    length = int(round(length))
+    return tile if length <= SQUASH_MARGIN * tile else length
 
 
 def count_passes(height: int, width: int, input_size: int, options: TilingOptions | None = None) -> int:
@@ -159,5 +168,5 @@ def ramp_weights(size: int, ramp: int, taper_start: bool, taper_end: bool) -> np
     return w
 
 
-__all__ = ["DEFAULT_OVERLAP", "MAX_OVERLAP", "ScalePlan", "TilePlan", "TilingError", "TilingOptions",
+__all__ = ["DEFAULT_OVERLAP", "MAX_OVERLAP", "SQUASH_MARGIN", "ScalePlan", "TilePlan", "TilingError", "TilingOptions",
            "axis_starts", "count_passes", "parse_scales", "plan_tiles", "ramp_weights"]
