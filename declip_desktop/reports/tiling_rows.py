@@ -26,8 +26,10 @@ squash map finds a region at the same threshold overlapping it with an intersect
 {STABLE_MIN_IOU:g}: it is then seen at two very different scales. An unstable region is seen at one scale
 only — often a small edit only the tiles resolve, sometimes a false alarm of one of the maps. The tiled
 map sees texture at a scale the model never saw in training (DeCLIP was trained on whole images resized
-to its input size), so its false alarms can differ from the squash map's; neither map, and no stability
-mark, is a verdict.</p>
+to its input size), so its values are not on the squash map's scale: a model may put most of a native-resolution image above
+the default threshold while still ranking an edit above the rest. Read the tiled map at a threshold
+calibrated on authentic references of the same source. Neither map, and no stability mark, is a
+verdict.</p>
 """
 
 
