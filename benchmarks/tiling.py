@@ -3,12 +3,13 @@
 
 Prints JSON. Three parts (docs/PERFORMANCE.md "Tiled analysis" says what each figure shows):
 
-1. `detection`: the bundled starter model on synthetic 4000×3000 photos (scikit-image samples
-   upscaled, with sensor-like noise) each holding one edit of ≈1 % of the area (400×300 px:
-   Gaussian noise, Gaussian blur, or a splice from another photo with another noise level) and on
-   the same photos unedited. Per mode: mean IoU (map > 0.5 vs the edit, in percent, as the paper),
-   hit rate (IoU ≥ 25 %), AP (pixel scores at 1/4 resolution), and on the unedited photos the
-   share of pixels above 0.5 (false alarms). Also the stable-region marking of each hit.
+1. `detection`: the bundled starter model on synthetic 4000×3000 photos (`--photos procedural`:
+   made at their own resolution; `upscaled`: scikit-image samples enlarged) each holding one edit of
+   1 % of the area (400×300 px: Gaussian noise, Gaussian blur, or a splice from another photo with
+   another noise level), and on unedited photos. Per mode: IoU (map > threshold vs the edit, in
+   percent) at 0.5 and at a threshold calibrated on the unedited photos (their 99th percentile),
+   hit rate (IoU ≥ 25 %), AP (pixel scores at 1/4 resolution), the share of unedited pixels above
+   0.5, and whether the tiled regions on the edit are stable.
 2. `paper_setting`: 256×256 images with an edit (the Dolos size): the starter's tiled map
    (one 512-px tile: the image is stretched to it, as the squash does) against its squash map,
    and the same for a DeCLIP-shaped network (2×2 tiles of 224): map agreement and IoU.
