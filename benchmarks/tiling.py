@@ -247,7 +247,8 @@ def main() -> int:
 
     from declip_desktop.common.tiling_plan import TilingOptions, count_passes, parse_scales
     from declip_desktop.engine.localizer import Localizer
-    from declip_desktop.engine.models import ModelStore
+    from declip_desktop.modelstore.loading import load_localizer
+    from declip_desktop.modelstore.store import ModelStore
     from engine import machine  # benchmarks/engine.py
 
     torch.set_num_threads(args.threads)
@@ -257,7 +258,7 @@ def main() -> int:
                  "image": f"{W}x{H}", "edit": f"{EDIT_W}x{EDIT_H} (1.0 %)", "photos": args.photos}
     if not args.skip_starter:
         starter = ModelStore(ROOT / "models", bundled=None).get("starter")
-        loc = Localizer(starter, device="cpu", batch_size=4, tiling=options)
+        loc = load_localizer(starter, device="cpu", batch_size=4, tiling=options)
         if args.starter_flips is not None:
             loc.net.test_time_flips = args.starter_flips
         spp = time_per_pass(loc)
@@ -272,7 +273,7 @@ def main() -> int:
     if not args.skip_declip:
         from engine import build_benchmark_net
 
-        from declip_desktop.engine.models import ModelCard
+        from declip_desktop.common.model_card import ModelCard
 
         card = ModelCard(name="bench-vit", kind="declip", backbone="ViT-L/14", layer="layer20", decoder="conv-20",
                          label="benchmark (random weights)")

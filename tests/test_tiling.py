@@ -10,8 +10,9 @@ from PIL import Image
 from declip_desktop.common.errors import AnalysisStopped
 from declip_desktop.common.tiling_plan import (TilingError, TilingOptions, axis_starts, count_passes, parse_scales,
                                                plan_tiles, ramp_weights)
-from declip_desktop.engine.localizer import Localizer
-from declip_desktop.engine.models import ModelStore, import_checkpoint
+from declip_desktop.modelstore.checkpoint_import import import_checkpoint
+from declip_desktop.modelstore.loading import load_localizer
+from declip_desktop.modelstore.store import ModelStore
 from declip_desktop.engine.tiling import tiled_map
 from tests.factories import make_tiny_vit_checkpoint
 
@@ -35,7 +36,7 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loc(tiny_model):
-    return Localizer(tiny_model, device="cpu", batch_size=1, threads=1, tiling=TilingOptions())
+    return load_localizer(tiny_model, device="cpu", batch_size=1, threads=1, tiling=TilingOptions())
 
 
 # --------------------------------------------------------------------------- the plan (no torch)
@@ -146,7 +147,7 @@ def test_a_tile_is_placed_where_it_belongs():
 
 def test_stop_between_tile_batches_and_progress_per_tile(tiny_model):
     seen = []
-    loc = Localizer(tiny_model, device="cpu", batch_size=2, threads=1, tiling=TilingOptions())
+    loc = load_localizer(tiny_model, device="cpu", batch_size=2, threads=1, tiling=TilingOptions())
     loc.on_tile = lambda done, total: seen.append((done, total))
     loc.should_stop = lambda: len(seen) >= 2
     with pytest.raises(AnalysisStopped, match="after 4 of 9 tiles"):

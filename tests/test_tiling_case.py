@@ -16,8 +16,7 @@ from declip_desktop.cases import Case
 from declip_desktop.cli import main
 from declip_desktop.common.stable_regions import match_regions
 from declip_desktop.common.tiling_plan import TilingOptions
-from declip_desktop.engine.localizer import Localizer
-from declip_desktop.engine.models import resolve_model
+from declip_desktop.modelstore.loading import load_localizer, resolve_model
 from tests.factories import install_tiny_model
 
 
@@ -36,7 +35,7 @@ def tiled_case(tmp_path):
     install_tiny_model(name="tile-tiny")
     case = Case.create(tmp_path / "case", number="19", title="Tiles", analyst="Ana")
     case.import_paths([_images(tmp_path / "src")])
-    session = AnalysisSession(case, model="tile-tiny", device="cpu", batch_size=2, localizer_factory=Localizer,
+    session = AnalysisSession(case, model="tile-tiny", device="cpu", batch_size=2, localizer_factory=load_localizer,
                               model_resolver=resolve_model, tiling=TilingOptions(scales=(1.0, 0.5)))
     yield case, session
     case.close()
