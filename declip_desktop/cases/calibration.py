@@ -112,7 +112,9 @@ class Reading:
         return self.calibration.pixel.threshold
 
     def text(self) -> str:
-        return self.standing.text()
+        """The standing, with the notes that qualify it (an item that is one of the calibration's
+        own references is not read independently: every display must say so)."""
+        return self.standing.text() + "".join(f"; NOTE: {note}" for note in self.notes)
 
 
 # ------------------------------------------------------------------------------ schema
@@ -331,11 +333,15 @@ def calibrate(case: Any, evidence_ids: Iterable[int] | None = None, *, image_rat
 
 def clear_calibration(case: Any, model_sha256: str | None = None, analyst: str | None = None) -> list[int]:
     """Mark the current calibration of a model (default: of every model) as cleared; results read
-    uncalibrated again. The rows stay (history); returns the ids cleared."""
+    uncalibrated again. The rows stay (history); returns the ids cleared. A model given that has
+    no calibration in force is an error (a mistyped SHA-256 must not look like success)."""
     cleared = []
     with case._write() as conn:
         actor = case._actor(analyst, conn)
         rows = conn.execute("SELECT id, model_sha256 FROM calibrations WHERE cleared_at IS NULL ORDER BY id").fetchall()
+        if model_sha256 and model_sha256 not in {sha for _id, sha in rows}:
+            raise CaseError(f"no calibration of the model {model_sha256[:12]}… is in force; nothing was cleared. "
+                            "`declip case calibrate DIR --list` shows each calibration's full model SHA-256.")
         for cal_id, sha in rows:
             if model_sha256 and sha != model_sha256:
                 continue
@@ -368,8 +374,23 @@ def reading(case: Any, evidence_id: int, calibrations_by_model: dict[str, Calibr
                    float(analysis.score) > cal.image.threshold, analysis.id, notes)
 
 
+def uncalibrated_reason(case: Any, evidence_id: int,
+                        calibrations_by_model: dict[str, Calibration] | None = None) -> str | None:
+    """Why an item with a result has no calibrated reading although the case is calibrated (its
+    latest result is of a model no calibration is for); None when it has a reading, no result,
+    or the case has no calibration. So a report never leaves an analyst to guess."""
+    cals = current_calibrations(case) if calibrations_by_model is None else calibrations_by_model
+    analysis = case.latest_analysis(int(evidence_id), successful=True)
+    if not cals or analysis is None or analysis.model_sha256 in cals:
+        return None
+    models = ", ".join(f"{c.model_name} ({sha[:12]}…)" for sha, c in cals.items())
+    return (f"none — this result is of the model {analysis.model_name} ({analysis.model_sha256[:12]}…), and the case "
+            f"is calibrated only for {models}; analyse the references with that model and calibrate it to read "
+            "this result as a rate")
+
+
 __all__ = [
     "CALIBRATION_COLUMNS", "METHOD", "REFERENCE_ROLE", "ROLES", "Calibration", "Reading", "Reference", "calibrate",
     "calibrations", "clear_calibration", "current_calibration", "current_calibrations", "is_reference",
-    "migrate_v4", "reading", "reference_ids", "roles", "set_reference",
+    "migrate_v4", "reading", "reference_ids", "roles", "set_reference", "uncalibrated_reason",
 ]

@@ -34,7 +34,8 @@ class ReportCalibration:
             return rows
         r = cases_calibration.reading(case, ev.id, self._by_model)
         if r is None:
-            return rows
+            why = cases_calibration.uncalibrated_reason(case, ev.id, self._by_model)
+            return rows + ([("Calibrated reading", why)] if why else [])
         cal = r.calibration
         rows.append(("Calibrated reading", r.text() + ("; above" if r.above_image_threshold else "; not above")
                      + f" the threshold for {format_percent(100 * cal.image_rate)} of authentic images "
