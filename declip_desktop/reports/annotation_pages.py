@@ -95,10 +95,18 @@ class AnnotationPages:
         rows = min(len(item.annotations), MAX_ANNOTATION_ROWS) + (len(item.annotations) > MAX_ANNOTATION_ROWS)
         return L.mm(7) + L.mm(5) + rows * L.mm(4.6) + L.mm(2)
 
-    def _annotation_table(self, item: EvidenceItem, y: float) -> float:
-        """The details page's table of the analyst's annotations."""
+    def _annotation_table(self, item: EvidenceItem, y: float, bottom: float | None = None) -> float:
+        """The details page's table of the analyst's annotations, ending above `bottom` (the notes
+        block): the rows that do not fit are counted on the last line, never drawn over the verdict."""
         if not item.annotations:
             return y
+        row_h = L.mm(4.6)
+        shown = min(len(item.annotations), MAX_ANNOTATION_ROWS)
+        if bottom is not None:  # header (1 + 6 + 5 mm), rows, the "… more" line, the rule
+            room = int((bottom - y - L.mm(12) - L.mm(1)) // row_h)
+            if room < len(item.annotations):
+                room -= 1  # keep a line for the count of the rest
+            shown = max(0, min(shown, room))
         p, f = self.painter, self.fonts
         area = L.content_rect()
         y += L.mm(1)
@@ -112,9 +120,8 @@ class AnnotationPages:
             xs.append(xs[-1] + L.mm(w) * scale)
         self._table_header(cols, xs, y, L.mm(5))
         y += L.mm(5)
-        row_h = L.mm(4.6)
         pixels = max(1, (item.width or 1) * (item.height or 1))
-        for a in item.annotations[:MAX_ANNOTATION_ROWS]:
+        for a in item.annotations[:shown]:
             x, yy, w, h = a.shape.bbox()
             area_px = a.shape.area_px()
             kind = "" if a.kind == "box" else "lasso in "
@@ -125,7 +132,7 @@ class AnnotationPages:
                 L.draw_text(p, QRectF(xs[col] + L.mm(1), y + L.mm(0.6), width, row_h),
                             L.elide(p, f.small, text, width), f.small)
             y += row_h
-        rest = len(item.annotations) - MAX_ANNOTATION_ROWS
+        rest = len(item.annotations) - shown
         if rest > 0:
             L.draw_text(p, QRectF(area.left(), y + L.mm(0.6), area.width(), row_h),
                         f"… and {rest} more annotation(s) (all are listed in the audit appendix)", f.small, L.MUTED)
