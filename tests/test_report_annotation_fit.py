@@ -3,6 +3,8 @@ the chain-of-custody block): the annotation table stops above the verdict, never
 
 from __future__ import annotations
 
+import re
+
 import pypdf
 
 from declip_desktop.cases import Case
@@ -38,3 +40,17 @@ def test_many_annotations_stop_above_the_verdict(tmp_path, qapp):
     assert "Calibrated" in text and "more annotation(s)" in text
     more, verdict = _y_of(details, "more annotation(s)"), _y_of(details, "Analyst's verdict")
     assert more - verdict > 10  # PDF points, y grows upwards: the count line sits above the verdict block
+
+
+def test_the_compact_page_states_the_reading_and_the_annotation_count(tmp_path, qapp):
+    from declip_desktop.reports import build_report
+
+    d = analysed_case(tmp_path, count=3)
+    with Case.open(d, analyst="Ana") as case:
+        cal.calibrate(case, [1, 2], resamples=100)
+        for i in range(6):
+            add_annotation(case, 3, "box", {"box": [i * 4, i * 3, 8, 8]}, "W" * 60 if i == 0 else f"r{i}")
+        built = build_report(case, tmp_path / "c.pdf", layout="compact")
+    text = " ".join(" ".join((p.extract_text() or "").split()) for p in pypdf.PdfReader(str(built.path)).pages)
+    assert re.search(r"Calibrated above \d of 2 references; \d+ region\(s\) at 0\.\d{4}", text)  # short reading
+    assert "6 (the first 3; all in the full layout): A1 " + "W" * 23 + "…" in text

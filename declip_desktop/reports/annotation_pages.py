@@ -20,6 +20,9 @@ from declip_desktop.reports.model import AnnotationInfo, EvidenceItem
 ANNOTATION_COLOR = QColor(0, 200, 100)
 MAX_ANNOTATION_ROWS = 8  # on the details page; the rest are counted (all are in the audit appendix)
 COMPACT_ANNOTATIONS = 3
+#: A label longer than this is shortened on the compact page (a word without breaks would be clipped
+#: at the column's edge); the full layout, the exports and the audit appendix give it whole.
+COMPACT_LABEL_CHARS = 24
 
 
 def collect_annotations(case, evidence) -> list[AnnotationInfo]:  # noqa: ANN001 - Case, Evidence
@@ -147,8 +150,10 @@ class AnnotationPages:
         parts = []
         for a in item.annotations[:COMPACT_ANNOTATIONS]:
             x, y, w, h = a.shape.bbox()
-            parts.append(f"A{a.id} {a.label} ({a.author}): {x}, {y} {w}×{h}, "
+            label = a.label if len(a.label) <= COMPACT_LABEL_CHARS else a.label[:COMPACT_LABEL_CHARS - 1] + "…"
+            parts.append(f"A{a.id} {label} ({a.author}): {x}, {y} {w}×{h}, "
                          f"{_figures(self.annotation_stats.get(a.id))}")
-        if len(item.annotations) > COMPACT_ANNOTATIONS:
-            parts.append(f"+{len(item.annotations) - COMPACT_ANNOTATIONS} more (full layout)")
-        return [("Annotations", "; ".join(parts))]
+        text = "; ".join(parts)
+        if len(item.annotations) > COMPACT_ANNOTATIONS:  # the count first: a clipped row still states it
+            text = f"{len(item.annotations)} (the first {COMPACT_ANNOTATIONS}; all in the full layout): {text}"
+        return [("Annotations", text)]
