@@ -89,3 +89,29 @@ def test_calibrating_on_an_item_never_analysed_names_it(tmp_path):
         with pytest.raises(CaseError, match="reference 2 has no result of the model"):
             cal.calibrate(c, [1, 2], resamples=100)
         assert cal.reference_ids(c) == [] and cal.calibrations(c) == []
+
+
+def test_a_process_killed_while_storing_a_calibration_leaves_no_half_of_it(case_dir):
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal\n"
+        "from declip_desktop.cases import Case, audit\n"
+        "from declip_desktop.cases import calibration as cal\n"
+        "real = audit.append\n"
+        "def append(conn, actor, action, *a, **k):\n"
+        "    out = real(conn, actor, action, *a, **k)\n"
+        "    if action == 'calibration.computed':\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)  # row and entry written, not committed\n"
+        "    return out\n"
+        "audit.append = append\n"
+        f"with Case.open({str(case_dir)!r}) as c:\n"
+        "    cal.calibrate(c, [1, 2, 3], resamples=100)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    with Case.open(case_dir) as c:
+        assert cal.calibrations(c) == [] and cal.reference_ids(c) == [1, 2, 3]  # the marks were their own step
+        assert c.verify().problems == []
+        assert cal.calibrate(c, resamples=100).n == 3  # and calibrating again works
