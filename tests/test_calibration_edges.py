@@ -115,3 +115,16 @@ def test_a_process_killed_while_storing_a_calibration_leaves_no_half_of_it(case_
         assert cal.calibrations(c) == [] and cal.reference_ids(c) == [1, 2, 3]  # the marks were their own step
         assert c.verify().problems == []
         assert cal.calibrate(c, resamples=100).n == 3  # and calibrating again works
+
+
+def test_an_item_judged_manipulated_cannot_be_a_reference(case_dir, capsys):
+    with Case.open(case_dir) as c:
+        c.set_review(2, verdict="manipulated")
+    assert main(["case", "calibrate", str(case_dir), "--references", "1", "2", "3", "--resamples", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "p01.png (evidence 2) is 'manipulated'; nothing was marked" in err
+    with Case.open(case_dir) as c:
+        assert cal.reference_ids(c) == [] and cal.calibrations(c) == []
+        with pytest.raises(CaseError, match="must be known to be authentic"):
+            cal.set_reference(c, [2])
+        cal.set_reference(c, [2], False)  # unmarking is always possible

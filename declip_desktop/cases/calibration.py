@@ -168,6 +168,15 @@ def set_reference(case: Any, evidence_ids: Iterable[int], reference: bool = True
         if missing:
             raise CaseError(f"no evidence with ID {', '.join(map(str, missing))} in this case; nothing was marked. "
                             "`declip case status DIR` lists the IDs.")
+        if reference:  # a known-authentic reference cannot be an item the analyst judged manipulated
+            judged = [(r[0], r[1]) for r in conn.execute(
+                f"SELECT id, original_name FROM evidence WHERE verdict = 'manipulated' AND id IN "
+                f"({', '.join('?' * len(ids))})", ids)]
+            if judged:
+                raise CaseError("reference-authentic evidence must be known to be authentic, but the analyst's verdict "
+                                "on " + ", ".join(f"{name} (evidence {i})" for i, name in judged) + " is "
+                                "'manipulated'; nothing was marked. Leave it out, or change the verdict first if it "
+                                "was wrong.")
         actor = case._actor(analyst, conn)
         for eid in ids:
             row = conn.execute("SELECT role FROM evidence_roles WHERE evidence_id = ?", (eid,)).fetchone()
