@@ -47,7 +47,7 @@ def test_an_unmarked_reference_reads_with_a_note_everywhere(case_dir, capsys):
     assert "NOTE: this item is one of the calibration's references" in line
 
 
-def test_a_result_of_another_model_says_why_it_is_not_calibrated(case_dir):
+def test_a_result_of_another_model_says_why_it_is_not_calibrated(case_dir, capsys):
     from declip_desktop.reports.calibration_section import collect_calibration
 
     with Case.open(case_dir) as c:
@@ -59,6 +59,9 @@ def test_a_result_of_another_model_says_why_it_is_not_calibrated(case_dir):
         rows = dict(collect_calibration(c).rows_for(c, c.get_evidence(5)))
         assert rows["Calibrated reading"] == why
         assert cal.uncalibrated_reason(c, 4) is None  # calibrated: nothing to explain
+    assert main(["case", "status", str(case_dir)]) == 0
+    assert f"p04.png: calibrated reading {why}" in capsys.readouterr().out
+    with Case.open(case_dir) as c:
         from declip_desktop.gui.calibration_actions import CalibrationState
 
         state = CalibrationState()
