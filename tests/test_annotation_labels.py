@@ -54,3 +54,9 @@ def test_cli_json_and_text_never_print_raw_controls(case_dir, capsys):
     text = capsys.readouterr().out
     assert "\u202e" not in text and "label 'x\\u202ey\\x9b'" in text
     assert "      note: first line\n            second line\n" in text
+
+
+def test_an_unknown_evidence_id_says_what_to_do(case_dir, capsys):
+    assert main(["case", "annotate", str(case_dir), "99", "--box", "0,0,5,5", "--label", "x"]) == 2
+    assert "no evidence with ID 99 in this case; nothing was annotated or listed. `declip case status DIR`" in \
+        capsys.readouterr().err

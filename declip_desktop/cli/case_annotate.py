@@ -72,7 +72,11 @@ def _annotate(args: argparse.Namespace) -> int:
     try:
         read_only = action == "list"
         with Case.open(args.dir, analyst=args.analyst, read_only=read_only) as case:
-            evidence = case.get_evidence(args.evidence)
+            try:
+                evidence = case.get_evidence(args.evidence)
+            except CaseError:
+                return _err(f"no evidence with ID {args.evidence} in this case; nothing was annotated or listed. "
+                            "`declip case status DIR` lists the IDs.")
             changed = None
             if action == "box":
                 changed = ann.add_annotation(case, evidence.id, "box", {"box": parse_box(args.box)}, args.label,
