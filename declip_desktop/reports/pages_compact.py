@@ -12,6 +12,7 @@ from PySide6.QtCore import QRectF
 
 from declip_desktop.reports import imaging
 from declip_desktop.reports import layout as L
+from declip_desktop.reports.calibration_section import compact_rows
 from declip_desktop.reports.formatting import (
     VERDICT_COLORS,
     custody_rows,
@@ -124,6 +125,7 @@ class CompactPages:
             if len(visuals.regions) > len(shown):
                 text += f"; +{len(visuals.regions) - len(shown)} more (full layout)"
             rows.append(("Regions", text))
+        rows += compact_rows(self.data.calibration, item)  # calibrated reading (reports.calibration_section)
         rows += self._compact_annotation_row(item)  # reports.annotation_pages
         if item.reviewed_by:
             rows.append(("Reviewed", f"{item.reviewed_by}, {item.reviewed_at}"))

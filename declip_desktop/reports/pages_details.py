@@ -69,7 +69,8 @@ class DetailPages:
         else:
             msg = self._no_result_message(item, "the result could not be shown (see the image page)")
             y += L.draw_text(p, QRectF(area.left(), y, area.width(), L.mm(30)), msg, f.body_bold, L.ALERT if item.failed else L.INK)
-        y = self._annotation_table(item, y)  # the analyst's boxes and lassos (reports.annotation_pages)
+        # the analyst's boxes and lassos (reports.annotation_pages), kept above the notes block
+        y = self._annotation_table(item, y, self._notes_top() - L.mm(3))
         # The notes block starts at a fixed height so the plan knows how much text fits.
         notes_top = self._notes_top()
         L.hline(p, notes_top - L.mm(2), area.left(), area.right())
