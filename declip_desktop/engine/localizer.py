@@ -40,6 +40,7 @@ from declip_desktop.common.errors import DeviceUnavailable, OutOfDeviceMemory  #
 from declip_desktop.common.facts import DEFAULT_THRESHOLD, card_is_demo, demo_label
 from declip_desktop.common.images import ImageError, load_rgb_image
 from declip_desktop.common.version import SOFTWARE_VERSION
+from declip_desktop.engine.score_calibration import calibrated_score, card_value  # numpy only
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -234,6 +235,9 @@ class Localizer:
             raise TypeError(f"model must be a model source or a torch.nn.Module, not {type(model).__name__}; "
                             "for a model by name or file use declip_desktop.load_localizer(NAME)")
         self.input_size = int(_card_field(self.card, "input_size", 224))
+        # A fully convolutional card may ask for native resolution (long side ≤ max_side, aspect kept):
+        # shrinking to the input_size square removes the traces it reads.
+        self.max_side = int(card_value(self.card, "max_side") or 0) or None
         self.mean = tuple(float(v) for v in _card_field(self.card, "mean", (0.48145466, 0.4578275, 0.40821073)))
         self.std = tuple(float(v) for v in _card_field(self.card, "std", (0.26862954, 0.26130258, 0.27577711)))
 
@@ -286,6 +290,7 @@ class Localizer:
             "precision": self.precision,
             "threads": self.threads,
             "input_size": self.input_size,
+            **({"max_side": self.max_side} if self.max_side else {}),
             "software_version": SOFTWARE_VERSION,
             "mode": "squash",
         }
@@ -336,10 +341,11 @@ class Localizer:
     # ------------------------------------------------------------------ internals
 
     def _prepare(self, source: Any):
-        from declip_desktop.engine.preprocess import to_input_tensor
+        from declip_desktop.engine.preprocess import native_size, to_input_tensor
 
         image = load_rgb_image(source)
-        tensor = to_input_tensor(image, self.input_size, self.mean, self.std)
+        size = native_size(image.width, image.height, self.max_side) if self.max_side else self.input_size
+        tensor = to_input_tensor(image, size, self.mean, self.std)
         return tensor, image.width, image.height, (image if self.tiling is not None else None)
 
     def _decode_all(self, items: list, work: queue.Queue, stop: threading.Event) -> None:
@@ -401,11 +407,22 @@ class Localizer:
         return prob, bad.tolist(), seconds
 
     def _run_batch(self, pending: list[tuple]) -> Iterator[Prediction]:
+        good = [p for p in pending if p[2] is not None]
+        results: dict[int, Prediction] = {}
+        # Native-resolution inputs differ in size: one forward pass per size (one, for square inputs).
+        for shape in sorted({tuple(p[2].shape) for p in good}):
+            results.update(self._predict_group([p for p in good if tuple(p[2].shape) == shape]))
+        if self.tiling is not None:
+            self._add_tiled(results, good)
+        for index, name, tensor, _, _, error, _ in pending:
+            yield results[index] if tensor is not None else self._error(name, error)
+
+    def _predict_group(self, good: list[tuple]) -> dict[int, Prediction]:
+        """{index: Prediction} for same-size prepared items, in one forward pass."""
         import torch
 
         from declip_desktop.engine.preprocess import image_score, resize_map
 
-        good = [p for p in pending if p[2] is not None]
         results: dict[int, Prediction] = {}
         if good:
             batch = torch.stack([p[2] for p in good])
@@ -423,15 +440,13 @@ class Localizer:
                     results[index] = self._error(name, invalid_output_message(bad))
                     continue
                 results[index] = Prediction(
-                    source=name, prob_map=resize_map(p, height, width), score=image_score(p),
+                    source=name, prob_map=resize_map(p, height, width),
+                    score=calibrated_score(image_score(p), self.card),
                     model_name=self.model_name, model_sha256=self.model_sha256, seconds=share,
                     device=self.device, width=width, height=height, demo=self.is_demo,
                     label=self.label if self.is_demo else "",
                 )
-        if self.tiling is not None:
-            self._add_tiled(results, good)
-        for index, name, tensor, _, _, error, _ in pending:
-            yield results[index] if tensor is not None else self._error(name, error)
+        return results
 
     def _add_tiled(self, results: dict[int, Prediction], good: list[tuple]) -> None:
         """The tiling hook (`engine.tiling`): a tiled map for each image whose squash succeeded.

@@ -116,7 +116,7 @@ class CompactPages:
             return [("Model", "no analysis has been run on this item"), *self._compact_annotation_row(item),
                     *marks_rows(item)]
         m = a.model
-        rows = [("Model", m.name + (f" ({DEMO_LABEL})" if m.demo else "")),
+        rows = [("Model", m.name + (f" ({m.label or DEMO_LABEL})" if m.demo else "")),
                 ("Model SHA-256", short_hash(m.sha256) + " (full on the method page)"),
                 ("Run", " · ".join(filter(None, (a.finished or a.started, a.device))) or "not recorded")]
         if visuals is not None and visuals.regions:

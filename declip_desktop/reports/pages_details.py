@@ -86,7 +86,7 @@ class DetailPages:
         if a is None:
             return [("Model", "no analysis has been run on this item")]
         m = a.model
-        rows = [("Name", m.name + (f" ({DEMO_LABEL})" if m.demo else ""))]
+        rows = [("Name", m.name + (f" ({m.label or DEMO_LABEL})" if m.demo else ""))]  # the label states the false-alarm rate
         if m.card_found:
             rows += [
                 ("Backbone", m.backbone or "—"),

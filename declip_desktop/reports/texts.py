@@ -47,7 +47,7 @@ def method_html(models: list[ModelInfo], thresholds_uniform: float | None, compa
     audit appendix is a summary (the full trail is attached to the PDF). `tiled`: some item has a tiled map."""
     coverage = "".join(
         f"<li><b>{escape(m.name)}</b>"
-        + (f" <span class='alert'>({DEMO_LABEL})</span>" if m.demo else "")
+        + (f" <span class='alert'>({escape(m.label or DEMO_LABEL)})</span>" if m.demo else "")
         + f" — model SHA-256 <span class='mono'>{escape(m.sha256)}</span>: trained on {escape(training_coverage(m))}</li>"
         for m in models
     ) or "<li>No analysis in this report produced a result; no model output is shown.</li>"
