@@ -119,7 +119,7 @@ class EvidenceModel(QAbstractTableModel):
         self.endInsertRows()
 
     def set_references(self, ids) -> None:
-        """Items marked reference-authentic: "· reference" after the name (gui.calibration_actions)."""
+        """Items marked reference-authentic: "reference" under the name (gui.calibration_actions)."""
         self.references = set(ids)
         if self.rows:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, 0))
@@ -176,11 +176,15 @@ class EvidenceModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
                 badge = self.badges.get(ev.id) if ev is not None else None
-                name = f"{row.name} · reference" if ev is not None and ev.id in self.references else row.name
                 mark = self.marks.get(ev.id) if ev is not None else None
-                text = f"{name}   {badge[0]}" if badge else name
-                if mark is not None and mark.tags:  # a second line under the name
-                    text += "\n" + ", ".join(mark.tags)
+                text = f"{row.name}   {badge[0]}" if badge else row.name
+                # The second line under the name: the item's role, then the analyst's tags (on the first
+                # line "reference" took the name's room in the narrow column: "p…g · reference").
+                parts = ["reference"] if ev is not None and ev.id in self.references else []
+                if mark is not None and mark.tags:
+                    parts.append(", ".join(mark.tags))
+                if parts:
+                    text += "\n" + " · ".join(parts)
                 return text
             if col == 1:
                 return row.status
