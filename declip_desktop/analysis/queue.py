@@ -99,15 +99,17 @@ def run_queue(
     on_progress: Callable[[ProgressEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     analyst: str | None = None,
+    extra_parameters: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Analyse the evidence waiting for `localizer`'s model; see the module docstring.
+    `extra_parameters` are stored with each result too (e.g. a multi-model run's role).
 
     Raises CaseBusyError if another run holds this case's analysis lock."""
     t0 = time.monotonic()
     model_sha = str(localizer.model_sha256)
     summary = RunSummary(model_name=_model_name(localizer), model_sha256=model_sha,
                          device=str(getattr(localizer, "device", "") or ""))
-    params = result_parameters(localizer)
+    params = {**result_parameters(localizer), **(extra_parameters or {})}
     lock = case.analysis_lock()
     if not lock.acquire(blocking=False):
         raise CaseBusyError(f"{case.path}: another analysis is already running on this case. "

@@ -245,11 +245,13 @@ class AnalysisSession:
             on_progress: Callable[[ProgressEvent], None] | None = None,
             on_start: Callable[[int], None] | None = None,
             on_model: Callable[[ModelInUse], None] | None = None,
-            on_notice: Notice | None = None, pin: bool = True) -> RunSummary:
+            on_notice: Notice | None = None, pin: bool = True,
+            extra_parameters: dict[str, Any] | None = None) -> RunSummary:
         """Analyse what is waiting (or `evidence_ids`; `requeue` analyses those again).
 
         `pin=False` leaves the case's model setting alone (a one-off re-analysis with another
         model); otherwise the case is pinned to the model used (audit-logged when it changes).
+        `extra_parameters` are stored with every result (analysis.multi_model marks secondary ones).
 
         Raises AnalysisError (model missing, pin mismatch, load failure) before anything is
         changed, and CaseBusyError when another run holds the case."""
@@ -267,7 +269,8 @@ class AnalysisSession:
             on_start(len(waiting_evidence(self.case, choice.sha256, ids)))
         while True:
             summary = run_queue(self.case, localizer, evidence_ids=ids, on_progress=on_progress,
-                                should_stop=self._should_stop, analyst=self.analyst)
+                                should_stop=self._should_stop, analyst=self.analyst,
+                                extra_parameters=extra_parameters)
             if summary.out_of_memory and str(localizer.device) != "cpu":
                 # run_queue put the batch back; the model moves to the CPU once.
                 self.case.log_event("analysis.device_fallback", str(localizer.device),

@@ -118,6 +118,10 @@ def _analyze(args: argparse.Namespace) -> int:
         return _err(f"{exc}.")
     if tiling is not None and getattr(args, "cluster", None):
         return _err("--tiled does not run on a cluster yet; run it on this machine (without --cluster).")
+    if getattr(args, "models", None):  # several models, for agreement (cli.case_robustness)
+        if tiling is not None:
+            return _err("--models and --tiled do not combine yet; run the tiled analysis with one model (--model).")
+        return importlib.import_module("declip_desktop.cli.case_robustness").analyze_models(args)
     if getattr(args, "cluster", None):  # the driver needs no torch: the nodes run the model
         try:
             case = _open(args)
@@ -396,6 +400,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
     importlib.import_module("declip_desktop.cli.tiling_args").add_tiling_arguments(p)
     importlib.import_module("declip_desktop.cli.cluster").add_analyze_arguments(p)
+    importlib.import_module("declip_desktop.cli.case_robustness").add_analyze_arguments(p)
 
     p = add("threshold", _threshold, "show or set the case's default threshold (items set while reviewing keep theirs)")
     p.add_argument("value", metavar="VALUE", nargs="?", help="new default threshold, 0…1 (omit to show the current one)")
@@ -433,4 +438,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     importlib.import_module("declip_desktop.cli.case_calibrate").register(sub)
     importlib.import_module("declip_desktop.cli.case_annotate").register(sub)
     importlib.import_module("declip_desktop.cli.case_tag").register(sub)
+    importlib.import_module("declip_desktop.cli.case_robustness").register(sub)  # agreement, stability
     importlib.import_module("declip_desktop.cli.reproduce").register_case(sub)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import html
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, Qt
@@ -153,6 +155,21 @@ class RegionsModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.regions: list = []
+        #: Columns other areas add (`add_column`): (header, cell(region) -> (text, tooltip, alert)).
+        self.extra_columns: list[tuple[str, Callable[[Any], tuple[str, str, bool]]]] = []
+
+    def add_column(self, header: str, cell: Callable[[Any], tuple[str, str, bool]]) -> int:
+        """Hook: a column whose cells `cell(region)` gives as (text, tooltip, alert: drawn in red)."""
+        self.beginResetModel()
+        self.extra_columns.append((header, cell))
+        self.endResetModel()
+        return len(self.HEADERS) + len(self.extra_columns) - 1
+
+    def refresh_columns(self) -> None:
+        """The added columns' data changed (e.g. computed in the background)."""
+        if self.rowCount() and self.extra_columns:
+            self.dataChanged.emit(self.index(0, len(self.HEADERS)),
+                                  self.index(self.rowCount() - 1, self.columnCount() - 1))
 
     def set_regions(self, regions: list) -> None:
         self.beginResetModel()
@@ -163,11 +180,12 @@ class RegionsModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.regions)
 
     def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.HEADERS)
+        return 0 if parent.isValid() else len(self.HEADERS) + len(self.extra_columns)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
+            return self.HEADERS[section] if section < len(self.HEADERS) else \
+                self.extra_columns[section - len(self.HEADERS)][0]
         return None
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
@@ -175,6 +193,16 @@ class RegionsModel(QAbstractTableModel):
             return None
         region = self.regions[index.row()]
         col = index.column()
+        # This class's own numbering (a subclass with more base columns maps its index to it first).
+        if col >= len(RegionsModel.HEADERS):
+            text, tip, alert = self.extra_columns[col - len(RegionsModel.HEADERS)][1](region)
+            if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.UserRole):
+                return text
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return tip or None
+            if role == Qt.ItemDataRole.ForegroundRole and alert:
+                return QColor(185, 28, 28)
+            return None
         x, y, w, h = region.bbox
         if role == Qt.ItemDataRole.DisplayRole:
             return (

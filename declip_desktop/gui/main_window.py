@@ -100,6 +100,10 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, TilingAnalysis,
         from declip_desktop.gui.evidence_tags import install_tag_controls
 
         self.tags = install_tag_controls(self)  # tags and bookmarks on evidence (cases.tags)
+        # Analysis → Analyse with several models… / Check stability under re-compression (issue 19).
+        from declip_desktop.gui.robustness_actions import install_robustness_actions
+
+        self.robustness_actions = install_robustness_actions(self)
         self._restore_geometry()
         self.notifications.posted.connect(self._audit_notice)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from declip_desktop.analysis import AnalysisError, AnalysisSession
+from declip_desktop.analysis.multi_model import secondary_parameters
 from declip_desktop.cases import Case, CaseBusyError
 from declip_desktop.gui.services import EngineServices
 
@@ -55,6 +56,7 @@ class RunRequest:
     load_only: bool = False  # just load the model (on opening a case), analyse nothing
     tiling: object = None  # common.tiling_plan.TilingOptions: also store a tiled map (gui.window_tiling)
     estimate_only: bool = False  # with tiling: time the model and count passes (estimate_ready), analyse nothing
+    agreement_primary: str | None = None  # SHA-256: a secondary model of a multi-model run (analysis.multi_model)
 
 
 class AnalysisWorker(QObject):
@@ -142,7 +144,9 @@ class AnalysisWorker(QObject):
                 return
             summary = session.run(request.evidence_ids, requeue=request.requeue, pin=request.pin,
                                   on_progress=self.progress.emit, on_start=self.run_started.emit,
-                                  on_model=self._model_ready, on_notice=self.notice.emit)
+                                  on_model=self._model_ready, on_notice=self.notice.emit,
+                                  extra_parameters=secondary_parameters(request.agreement_primary)
+                                  if request.agreement_primary else None)
             reason = "cancelled" if summary.cancelled else "stopped" if session.stop_token() else "done"
             self.run_finished.emit(reason, summary)
         except CaseBusyError as exc:

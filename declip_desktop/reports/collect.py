@@ -15,6 +15,7 @@ from declip_desktop.common.version import software_id
 from declip_desktop.reports.annotation_pages import collect_annotations
 from declip_desktop.reports.calibration_section import collect_calibration
 from declip_desktop.reports.forensics_rows import forensics_rows
+from declip_desktop.reports.robustness_rows import robustness_for
 from declip_desktop.reports.model import (
     AnalysisInfo,
     AuditRow,
@@ -215,6 +216,7 @@ def collect_report_data(
                 tags=marks.get(ev.id, Marks()).tags,
                 bookmarked=marks.get(ev.id, Marks()).bookmarked,
                 tiling=tiling_rows(case, ev.id, thr),
+                robustness=robustness_for(case, ev, thr),  # agreement, stability (reports.robustness_rows)
             )
         )
     ids = [ev.id for ev in chosen]

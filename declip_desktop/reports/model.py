@@ -106,6 +106,8 @@ class EvidenceItem:
     #: The tiled (native-resolution) map's rows for the details page (reports.tiling_rows); empty
     #: when the item was analysed by the squash alone.
     tiling: list = field(default_factory=list)
+    #: Agreement across models and stability under re-compression (reports.robustness_rows.Robustness).
+    robustness: Any = None
 
     @property
     def score(self) -> float | None:

@@ -127,6 +127,7 @@ class CompactPages:
             rows.append(("Regions", text))
         rows += compact_rows(self.data.calibration, item)  # calibrated reading (reports.calibration_section)
         rows += self._compact_annotation_row(item)  # reports.annotation_pages
+        rows += item.robustness.rows if item.robustness else []  # agreement, stability (reports.robustness_rows)
         if item.reviewed_by:
             rows.append(("Reviewed", f"{item.reviewed_by}, {item.reviewed_at}"))
         return rows + marks_rows(item)
