@@ -1,12 +1,15 @@
 """Time to first pixels and peak memory when the inspector opens a 54-megapixel photo.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/big_image.py [--size 9000x6000] [--no-map]
+        [--format jpeg|png|tiff-strips|tiff-tiled|tiff-pyramid] [--cached-preview]
 
-Prepares (in a child process, so its memory does not count) a case with one 9000×6000 JPEG and
-a stored probability map of the same size, then, in a fresh process, opens the case in the
-real `Inspector` at 1280×800 and measures from `show_evidence` to
+Prepares (in a child process, so its memory does not count) a case with one 9000×6000 image in
+the chosen format and a stored probability map of the same size, then, in a fresh process, opens
+the case in the real `Inspector` at 1280×800 and measures from `show_evidence` to
 
-- the preview on screen (the reduced JPEG decode, `inspector_loading`),
+- the preview on screen (`inspector_loading`: the reduced JPEG decode; for TIFF an embedded
+  pyramid level or every k-th strip; with `--cached-preview` the preview the list thumbnail job
+  stores in the case, `cases.previews`, made before the timing starts),
 - the full resolution on screen (hash, full decode, pyramid, map, display copy),
 - the regions table (full-resolution statistics, on the thread pool),
 
@@ -29,21 +32,53 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def prepare(folder: Path, width: int, height: int, with_map: bool) -> None:
-    import numpy as np
+SUFFIX = {"jpeg": ".jpg", "png": ".png", "tiff-strips": ".tif", "tiff-tiled": ".tif", "tiff-pyramid": ".tif"}
+
+
+def write_image(rgb, path: Path, fmt: str) -> None:
     from PIL import Image
+
+    if fmt == "jpeg":
+        Image.fromarray(rgb).save(path, quality=92)
+    elif fmt == "png":
+        Image.fromarray(rgb).save(path, compress_level=6)
+    elif fmt == "tiff-strips":  # what PIL and most tools write: deflate strips of a few rows
+        Image.fromarray(rgb).save(path, compression="tiff_deflate")
+    else:
+        import tifffile
+
+        tiled = {"tile": (512, 512), "compression": "zlib"}
+        if fmt == "tiff-tiled":
+            tifffile.imwrite(path, rgb, **tiled)
+            return
+        with tifffile.TiffWriter(path) as tif:  # a pyramid in SubIFDs, as scanners and OME-TIFF write
+            tif.write(rgb, subifds=3, **tiled)
+            level = rgb
+            for _ in range(3):
+                level = level[::2, ::2]
+                tif.write(level, subfiletype=1, **tiled)
+
+
+def prepare(folder: Path, width: int, height: int, with_map: bool, fmt: str = "jpeg",
+            cached_preview: bool = False) -> None:
+    import numpy as np
 
     from declip_desktop.cases import Case
 
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     rgb = np.stack([x * 255 / width, y * 255 / height, (np.sin(x / 37) * np.cos(y / 23) + 1) * 127], -1)
+    del x, y
     rgb = (rgb + np.random.default_rng(0).normal(0, 6, rgb.shape)).clip(0, 255).astype(np.uint8)
-    photo = folder / "src" / "big_photo.jpg"
+    photo = folder / "src" / f"big_photo{SUFFIX[fmt]}"
     photo.parent.mkdir(parents=True)
-    Image.fromarray(rgb).save(photo, quality=92)
+    write_image(rgb, photo, fmt)
     del rgb
     with Case.create(folder / "case", "BENCH", "Big image", "bench") as case:
         case.import_paths([photo])
+        if cached_preview:  # what the evidence list's thumbnail job leaves behind
+            from declip_desktop.cases.previews import thumbnail_and_preview
+
+            thumbnail_and_preview(case, 1)
         if with_map:
             prob = np.zeros((height, width), np.float32)
             prob[height // 3: height // 2, width // 3: width // 2] = 0.9
@@ -96,6 +131,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="9000x6000")
     parser.add_argument("--no-map", action="store_true")
+    parser.add_argument("--format", choices=sorted(SUFFIX), default="jpeg")
+    parser.add_argument("--cached-preview", action="store_true",
+                        help="let the thumbnail job store the preview first (PNG, tiled TIFF)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--_measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -107,14 +145,19 @@ def main() -> int:
         folder = Path(tmp)
         env = {**os.environ, "DECLIP_HOME": str(folder / "home")}
         code = (f"from benchmarks.big_image import prepare; from pathlib import Path; "
-                f"prepare(Path({str(folder)!r}), {width}, {height}, {not args.no_map})")
+                f"prepare(Path({str(folder)!r}), {width}, {height}, {not args.no_map}, {args.format!r}, "
+                f"{args.cached_preview})")
         subprocess.run([sys.executable, "-c", code], check=True, env=env)
-        size_mb = (folder / "src" / "big_photo.jpg").stat().st_size / 1e6
-        print(f"{width}×{height} JPEG ({width * height / 1e6:.0f} MP, {size_mb:.1f} MB), "
+        size_mb = (folder / "src" / f"big_photo{SUFFIX[args.format]}").stat().st_size / 1e6
+        cached = ", preview cached by the thumbnail job" if args.cached_preview else ""
+        print(f"{width}×{height} {args.format}{cached} ({width * height / 1e6:.0f} MP, {size_mb:.1f} MB), "
               f"{'with' if not args.no_map else 'without'} a probability map; {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} CPUs")
         results = []
         for _ in range(args.runs):
+            if not args.cached_preview:  # each run as the first view: drop what the last one cached
+                for stale in (folder / "case" / "results" / "thumbnails").glob("preview-*"):
+                    stale.unlink()
             out = subprocess.run([sys.executable, __file__, "--_measure", str(folder)], check=True, env=env,
                                  capture_output=True, text=True)
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -176,6 +176,12 @@ def _setting_inserted(f: Fixture) -> None:
     f.sql("INSERT INTO settings (key, value) VALUES ('default_threshold', '0.9')")
 
 
+def _tag_inserted(f: Fixture) -> None:
+    """A tag planted by hand (cases.tags): 'cleared' on an item nobody tagged."""
+    f.sql("INSERT INTO evidence_tags (evidence_id, tag, added_by, added_at) VALUES "
+          "(?, 'cleared', 'ana', '2026-12-01T10:00:00.000+00:00')", f.ids["cat.jpg"])
+
+
 def _payload_rehashed_no_meta(f: Fixture) -> None:
     """Edit the score in the entry and the row, rehash the chain, but leave `meta` alone."""
     conn = f.db()
@@ -439,6 +445,7 @@ ATTACKS: list[Attack] = [
            ("2026-0141-report.pdf", "signature", "missing")),
     Attack("signer_deleted", "recorded public key deleted", _signer_deleted, ("key ana", "missing from the database")),
     Attack("signer_renamed", "recorded signer's name edited", _signer_key_swapped, ("key", "name 'Bob'")),
+    Attack("tag_inserted", "analyst's tag added by hand", _tag_inserted, ("cat.jpg", "tag 'cleared'", "never set")),
 ]
 
 

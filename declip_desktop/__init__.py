@@ -27,14 +27,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from declip_desktop.analysis import AnalysisSession
     from declip_desktop.cases import Case
     from declip_desktop.common.model_card import ModelCard
-    from declip_desktop.engine.localizer import Localizer, Prediction
+    from declip_desktop.engine.localizer import Localizer
+    from declip_desktop.engine.prediction import Prediction
     from declip_desktop.modelstore.loading import load_localizer
     from declip_desktop.modelstore.store import ModelStore
     from declip_desktop.reports import build_report
 
 _LAZY = {
     "Localizer": "declip_desktop.engine.localizer",
-    "Prediction": "declip_desktop.engine.localizer",
+    "Prediction": "declip_desktop.engine.prediction",
     "ModelCard": "declip_desktop.common.model_card",
     "ModelStore": "declip_desktop.modelstore.store",
     "load_localizer": "declip_desktop.modelstore.loading",

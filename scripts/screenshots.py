@@ -8,13 +8,14 @@ maps are noise, not evidence), creates a case, drops synthetic photos on the win
 waits for the analyses and saves:
 
     01-start.png      the start screen
-    02-case.png       a case with results (evidence list + inspector)
+    02-case.png       a case with results (evidence list with tags and a bookmark + inspector)
     03-inspector.png  the inspector zoomed on a region, mask and outlines on
     04-side-by-side.png  side-by-side compare
     05-compare-items.png two items side by side (synchronized zoom and pan), cursor readout
     06-integrity.png  an evidence file deleted behind the app's back, then Case → Verify
     07-dark.png       dark mode
-    08-annotations.png   a box and a lasso drawn with the annotation tools, listed in the regions table
+    08-annotations.png   a box and a lasso drawn with the annotation tools, listed in the regions table,
+                      and the item's calibrated reading (the other items marked as references)
 """
 
 from __future__ import annotations
@@ -84,8 +85,16 @@ def annotation_shot(window, pump, wait, shot) -> None:  # noqa: ANN001
     from PySide6.QtCore import QPointF, Qt
     from PySide6.QtTest import QTest
 
+    from declip_desktop.cases import calibration as cases_calibration
+
     inspector = window.inspector
-    first = window.case.evidence_list()[0].id
+    items = [ev.id for ev in window.case.evidence_list()]
+    first = items[0]
+    # The other items as references (as from the list's context menu) and a calibration, so the
+    # inspector's calibrated reading is in view beside the annotations (3 references: with its warning).
+    window.calibration.mark(items[1:], True)
+    cases_calibration.calibrate(window.case, resamples=200)
+    window.calibration.bar.refresh()  # as the Calibrate action does when its work is done
     window.evidence_panel.select_evidence(first)
     wait(lambda: inspector.prob_map is not None and inspector.view.full_image() is not None)
     inspector.fit()
@@ -185,6 +194,9 @@ def main() -> int:
         window.inspector.verdict_combo.setCurrentText("inconclusive")
         window.inspector.notes_edit.setPlainText("Tiny random-weight model: the map is noise. Screenshot only.")
         wait(lambda: all(window._thumbs.get(ev.id) for ev in window.case.evidence_list()), timeout=60)
+        window.tags.add_tag([first], "harbour")  # the analyst's tags and bookmark (gui.evidence_tags)
+        window.tags.add_tag([first], "ask requester")
+        window.tags.toggle_bookmark([first])
         shot("02-case.png")
         window.inspector.mask_check.setChecked(True)
         if window.inspector.regions_model.rowCount():

@@ -131,8 +131,9 @@ def test_chain_of_custody_is_on_each_items_page(reports, court_case):
     with Case.open(court_case) as case:
         evidence = case.evidence_list()
     full, compact = (_pages(b.path) for b in reports)
+    first = {s.title: s.page for s in reports[1].stats.sections}["Evidence items"]  # 2: the summary is on the cover
     for k, ev in enumerate(evidence):
-        for page in (full[3 + 2 * k], compact[2 + k]):  # the details page; the compact item page
+        for page in (full[3 + 2 * k], compact[first - 1 + k]):  # the details page; the compact item page
             flat = page.replace(" ", "")
             assert ev.original_path.replace(" ", "") in flat.replace("\u200b", "")
             assert ev.sha256 in flat and ev.md5 in flat
@@ -190,7 +191,9 @@ def test_compact_layout_is_one_page_per_item(reports):
 
     assert (item_pages(full), item_pages(compact)) == (4, 2)
     pages = _pages(compact.path)
-    assert "Evidence 1 of 2" in pages[2] and "Evidence 2 of 2" in pages[3] and "Method and limitations" in pages[4]
+    # the compact cover also holds the summary, so the items start on page 2
+    assert "Summary of results" in pages[0] and "A.jpg" in pages[0] and "B.png" in pages[0]
+    assert "Evidence 1 of 2" in pages[1] and "Evidence 2 of 2" in pages[2] and "Method and limitations" in pages[3]
     with pytest.raises(Exception, match="unknown report layout 'tiny'"):
         with Case.open(full.path.parent.parent) as case:
             build_report(case, layout="tiny")
@@ -215,7 +218,8 @@ def test_pinned_view_pages_shift_the_toc_outline_and_summary_page_numbers(court_
             items = [s for s in built.stats.sections if s.level == 1]
             assert "Evidence 1 of 2" in pages[items[0].page - 1] and "Evidence 2 of 2" in pages[items[1].page - 1]
             assert items[1].page - items[0].page == (2 if layout == "full" else 1) + 2
-            summary = pages[1]
-            assert re.search(rf"\b{items[1].page}\b", summary.split("Summary", 1)[1])
+            summary = pages[{s.title: s.page for s in built.stats.sections}["Summary of results"] - 1]
+            table = summary.rsplit("Summary of results", 1)[1] if layout == "compact" else summary.split("Summary", 1)[1]
+            assert re.search(rf"B\.png .* {items[1].page}\b", table)  # the second item's row names its page
             method = next(s.page for s in built.stats.sections if s.title == "Method and limitations")
             assert "Method and limitations" in pages[method - 1] and len(pages) == built.stats.pages

@@ -20,11 +20,17 @@ from declip_desktop.training import synth
 REPO = Path(__file__).resolve().parents[1]
 CARD_PATH = BUNDLED_MODELS_DIR / "starter.json"
 WEIGHTS_PATH = BUNDLED_MODELS_DIR / "starter.safetensors"
-#: Mean IoU (percent) the bundled model must keep on the fixed set below. Measured 2026-11-30 on the
-#: shipped (phase 5, 4-flip) weights: 39.0 (per image 70.9 37.0 38.4 22.5 32.1 10.4 16.0 84.5; phase 4
-#: gave 23.4); calling every pixel manipulated scores 18.9 there. The floor leaves a margin for CPU/BLAS
-#: differences.
-IOU_FLOOR = 34.0
+#: Floors the bundled model must keep on the fixed sets below (CI-sized regression guards, not the
+#: card's measurement: some of these scikit-image photos are training photos). Measured 2026-12-02 on
+#: the shipped phase-5 weights (4 flips): old generator's set 38.96 (per image 70.9 37.0 38.4 22.5 32.1
+#: 10.4 16.0 84.5; calling every pixel manipulated scores 18.9); new families 19.75 (87.5 8.2 0.2 2.6
+#: 3.5 20.6 15.6); the 6 authentic images have 79.0 1.8 42.8 96.0 37.6 1.6 % flagged (mean 43.1 %): all
+#: six are false alarms, issue 22's target (≤ 20 % of authentic photos above 1 %) is not met by it.
+#: The floors leave a margin for CPU/BLAS differences.
+IOU_FLOOR = 34.0  # old generator's set (8 types)
+GENERAL_IOU_FLOOR = 16.0  # one image per family of the new generator, test parameters
+#: The mean flagged area (percent) of the 6 fixed authentic images may not grow beyond this.
+AUTHENTIC_MEAN_FLAGGED_CEILING = 50.0
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +79,15 @@ def test_flip_averaging_makes_the_map_independent_of_the_image_orientation():
 
 def test_bundled_card_is_a_labelled_demo_within_budget(card):
     assert card["kind"] == "starter" and card["backbone"] == "starter-fcn"
-    assert card["demo"] is True and card["label"] == "demo model — not for casework"
+    assert card["demo"] is True and card["label"].startswith("demo model — not for casework")
+    assert "false alarms" in card["label"]  # shown beside every demo result (CLI, GUI, report)
     assert WEIGHTS_PATH.stat().st_size <= 25 * 1024 * 1024
-    per_type = card["metrics"]["test_per_type"]
-    assert set(per_type) == set(synth.MANIPULATIONS)
+    from declip_desktop.training.synth_families import FAMILIES
+
+    # Issue 22's figures on the generalization test split are in the card (and its label above).
+    gen = card["metrics"]["generalization_test"]
+    assert set(gen["per_family"]) == set(FAMILIES) and gen["n_authentic"] > 0
+    assert f"{gen['authentic_over_1pct_share']:.0f} %" in card["label"]
     assert card["metrics"]["training_photos"] and all(
         p.get("licence") for p in card["metrics"]["training_photos"].values()
     )
@@ -108,21 +119,65 @@ def fixed_set(tmp_path_factory):
     return samples
 
 
+def _native_prob(net, card, image, out_hw):
+    """The probability map as the Localizer makes it for this card: native size up to `max_side`, or
+    the `input_size` square."""
+    from PIL import Image as PILImage
+
+    from declip_desktop.engine.preprocess import native_size
+    from declip_desktop.training.starter_eval import predict
+
+    h, w = image.shape[:2]
+    size = native_size(w, h, card["max_side"]) if card.get("max_side") else (card["input_size"],) * 2
+    small = image if size == (w, h) else np.asarray(PILImage.fromarray(image).resize(size, PILImage.BILINEAR))
+    return predict(net, small, out_hw, card["mean"], card["std"])[0]
+
+
 def test_iou_on_fixed_synthetic_set_stays_above_floor(card, fixed_set):
     from declip_desktop.training.metrics import image_metrics
-    from declip_desktop.training.starter_training import predict_prob, resize_like_localizer
 
     torch.set_num_threads(2)
     net = starter.load_starter(WEIGHTS_PATH, card)
-    ious = []
-    for s in fixed_set:
-        prob = predict_prob(net, resize_like_localizer(s.image, card["input_size"]), s.mask.shape,
-                            card["mean"], card["std"])
-        ious.append(image_metrics(prob, s.mask)["iou"])
+    ious = [image_metrics(_native_prob(net, card, s.image, s.mask.shape), s.mask)["iou"] for s in fixed_set]
     assert float(np.mean(ious)) >= IOU_FLOOR, [round(v, 1) for v in ious]
     # And it must beat the trivial answer "everything is manipulated" on the same images.
     all_manipulated = float(np.mean([s.mask.mean() * 100 for s in fixed_set]))
     assert float(np.mean(ious)) > all_manipulated + 2.0
+
+
+@pytest.fixture(scope="module")
+def general_set():
+    """One image per family (test parameters, JPEG/resize post-processing included) and 6 authentic
+    images, from scikit-image photos with a fixed seed (never changes)."""
+    from skimage import data as skimage_data
+
+    from declip_desktop.training import synth_general
+    from declip_desktop.training.synth import Photo
+    from declip_desktop.training.synth_families import FAMILIES
+
+    photos = [Photo(n, getattr(skimage_data, n)()) for n in ("astronaut", "coffee", "chelsea", "rocket")]
+    kinds = list(FAMILIES) + [synth_general.AUTHENTIC] * 6
+    out = []
+    for i, kind in enumerate(kinds):
+        rng = np.random.default_rng([2027, i])
+        post = synth_general.POST_KINDS[i % len(synth_general.POST_KINDS)]
+        out.append(synth_general.make_sample(photos[i % len(photos)], photos, rng, "test", kind, post))
+    return out
+
+
+def test_new_families_iou_and_authentic_false_alarms_stay_within_floors(card, general_set):
+    torch.set_num_threads(2)
+    net = starter.load_starter(WEIGHTS_PATH, card)
+    ious, areas = [], []
+    for s in general_set:
+        prob = _native_prob(net, card, s["image"], s["mask"].shape)
+        if s["record"]["authentic"]:
+            areas.append(float((prob > 0.5).mean()))
+        else:
+            p, g = prob > 0.5, s["mask"]
+            ious.append(float((p & g).sum()) / max(1.0, float((p | g).sum())) * 100)
+    assert float(np.mean(ious)) >= GENERAL_IOU_FLOOR, [round(v, 1) for v in ious]
+    assert float(np.mean(areas)) * 100 <= AUTHENTIC_MEAN_FLAGGED_CEILING, [round(a * 100, 2) for a in areas]
 
 
 def test_analyze_without_model_uses_starter_and_says_demo(tmp_path, fixed_set):
@@ -137,6 +192,6 @@ def test_analyze_without_model_uses_starter_and_says_demo(tmp_path, fixed_set):
     assert len(lines) == 1
     out = lines[0]
     assert out["model"] == "starter" and out["demo"] is True
-    assert out["label"] == "demo model — not for casework"
+    assert out["label"].startswith("demo model — not for casework") and "false alarms" in out["label"]
     assert out["model_sha256"] == json.loads(CARD_PATH.read_text(encoding="utf-8"))["sha256"]
     assert 0.0 <= out["score"] <= 1.0 and not out.get("error")

@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from declip_desktop.cli import main as cli_main
 from declip_desktop.engine import starter
 from declip_desktop.training import starter_training, synth
-from declip_desktop.training.starter_training import main as trainer_main
+
+
+def trainer_main(argv):
+    """The trainer's command line is `declip train-starter` (cli/train_starter.py)."""
+    return cli_main(["train-starter", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +70,7 @@ def test_train_with_extra_set_then_package_writes_a_loadable_demo_model(tiny_set
         starter_training.evaluate(net, test_items, card["mean"], card["std"])["iou"], abs=1e-6)
 
 
-def test_package_refuses_when_an_extra_set_trained_on_a_test_photo(tiny_sets, tmp_path):
+def test_package_refuses_when_an_extra_set_trained_on_a_test_photo(tiny_sets, tmp_path, capsys):
     """A test figure must come from photos no training set used: package says which photo leaked."""
     root, (main_set, _) = tiny_sets
     leaky = tmp_path / "leaky"
@@ -73,11 +78,61 @@ def test_package_refuses_when_an_extra_set_trained_on_a_test_photo(tiny_sets, tm
     run = tmp_path / "run"
     run.mkdir()
     (run / "train_config.json").write_text(json.dumps({"extra_data": [str(leaky)], "widths": [4] * 5}))
-    with pytest.raises(SystemExit, match="chelsea.png"):
-        trainer_main(["package", "--data", str(main_set), "--run", str(run), "--models", str(tmp_path / "m")])
+    assert trainer_main(["package", "--data", str(main_set), "--run", str(run), "--models", str(tmp_path / "m")]) == 2
+    assert "chelsea.png" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()  # nothing written
 
 
-def test_train_refuses_a_folder_without_a_data_set(tmp_path):
-    with pytest.raises(SystemExit, match="Run `declip synth` first"):
-        trainer_main(["train", "--data", str(tmp_path), "--run", str(tmp_path / "run"), "--steps", "1"])
+def test_train_refuses_a_folder_without_a_data_set(tmp_path, capsys):
+    assert trainer_main(["train", "--data", str(tmp_path), "--run", str(tmp_path / "run"), "--steps", "1"]) == 2
+    assert "Run `declip synth` first" in capsys.readouterr().err
+    assert trainer_main(["train", "--data", str(tmp_path), "--run", str(tmp_path / "run"), "--steps", "1",
+                         "--max-side", "512"]) == 2
+    assert "declip train-starter data" in capsys.readouterr().err
+
+
+def test_native_mode_trains_packages_calibrates_and_compares(tiny_sets, tmp_path, capsys):
+    """`data` → `train --max-side` → `package --max-side --compare`: the card carries the score
+    calibration, the validation-fitted offset, every issue-22 figure and the earlier model's."""
+    from declip_desktop.training import synth_general
+    from declip_desktop.engine.score_calibration import calibrated_score
+
+    root, _ = tiny_sets
+    data = tmp_path / "general"
+    assert trainer_main(["data", "--photos", str(root / "photos"), "--out", str(data), "--train", "3", "--valid", "10",
+                         "--test", "10", "--test-photos", "chelsea.png", "--valid-photos", "1"]) == 0
+    run = tmp_path / "run"
+    assert trainer_main(["train", "--data", str(data), "--run", str(run), "--steps", "2", "--batch", "2", "--crop", "64",
+                         "--val-every", "1", "--val-limit", "10", "--widths", "4", "4", "4", "4", "4",
+                         "--max-side", "320"]) == 0
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert {"valid_selection", "valid_auc", "valid_authentic_over_1pct"} <= set(log[-1])
+    earlier = tmp_path / "earlier"
+    assert trainer_main(["package", "--data", str(main_set_of(tiny_sets)), "--run", str(run), "--models", str(earlier),
+                         "--photos", str(root / "photos"), "--input-size", "128", "--no-calibrate"]) == 0
+    models = tmp_path / "models"
+    assert trainer_main(["package", "--data", str(data), "--run", str(run), "--models", str(models), "--photos",
+                         str(root / "photos"), "--max-side", "320", "--compare", str(earlier / "starter.json")]) == 0
+    card = json.loads((models / "starter.json").read_text(encoding="utf-8"))
+    m = card["metrics"]
+    assert card["max_side"] == 320 and card["demo"] is True and starter.DEMO_LABEL in card["label"]
+    assert "false alarms" in card["label"]  # every result shows the false-alarm rate beside "demo"
+    assert m["test"]["n_authentic"] == 3 and m["test"]["n_edited"] == 7
+    assert set(m["targets_met"]) and m["earlier_model_on_same_test"]["n_edited"] == 7
+    assert m["test_photos"] == ["chelsea.png"] and len(m["valid_photos"]) == 1
+    ref = card["score_calibration"]["authentic_scores"]
+    assert len(ref) == m["valid"]["n_authentic"] and ref == sorted(ref)
+    assert calibrated_score(max(ref) + 1e-3, card) == 1.0
+    assert abs(m["bias_calibration_on_valid"]["offset"]) <= 3.0
+    # The packaged weights reproduce the card's test figures (the offset is folded into the bias).
+    from declip_desktop.training.starter_eval import evaluate_native, load_native
+
+    net = starter.load_starter(models / "starter.safetensors", card)
+    res = evaluate_native(net, load_native(data, "test", 320), card["mean"], card["std"])
+    assert res["iou"] == pytest.approx(m["test"]["iou"], abs=1e-6)
+    assert res["authentic_over_1pct_share"] == m["test"]["authentic_over_1pct_share"]
+    assert synth_general.AUTHENTIC == "authentic"
+
+
+def main_set_of(tiny_sets):
+    return tiny_sets[1][0]

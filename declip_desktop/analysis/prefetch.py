@@ -6,7 +6,8 @@ takes a few hundred milliseconds); `BatchPrefetcher` does that on one thread, on
 ahead, so the network rarely waits.
 
 - Bounded: at most `depth` loaded batches wait (each image as the network's small input
-  tensor, not the decoded photo), plus the one being loaded.
+  tensor; a tiled localizer's also keep the decoded photo, which its tiles are cut from),
+  plus the one being loaded.
 - Cancellable: `close()` (also on leaving the `with` block) stops the thread between two
   images and waits for it; nothing it does writes anything, so stopping or killing the
   process at any point leaves the case as it was.

@@ -23,7 +23,7 @@ from typing import Any
 from declip_desktop.cases import Case, CaseBusyError, Evidence
 from declip_desktop.cases.audit import now_iso
 from declip_desktop.analysis.prefetch import BatchPrefetcher, LoadedEvidence
-from declip_desktop.common.errors import OutOfDeviceMemory
+from declip_desktop.common.errors import AnalysisStopped, OutOfDeviceMemory
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class ProgressEvent:
     eta_seconds: float | None
     score: float | None = None
     error: str | None = None
+    tiles: tuple[int, int] | None = None  # status "tiles": (done, total) forward passes of the current image
 
 
 @dataclass
@@ -101,15 +102,17 @@ def run_queue(
     on_progress: Callable[[ProgressEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     analyst: str | None = None,
+    extra_parameters: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Analyse the evidence waiting for `localizer`'s model; see the module docstring.
+    `extra_parameters` are stored with each result too (e.g. a multi-model run's role).
 
     Raises CaseBusyError if another run holds this case's analysis lock."""
     t0 = time.monotonic()
     model_sha = str(localizer.model_sha256)
     summary = RunSummary(model_name=_model_name(localizer), model_sha256=model_sha,
                          device=str(getattr(localizer, "device", "") or ""))
-    params = result_parameters(localizer)
+    params = {**result_parameters(localizer), **(extra_parameters or {})}
     lock = case.analysis_lock()
     if not lock.acquire(blocking=False):
         raise CaseBusyError(f"{case.path}: another analysis is already running on this case. "
@@ -121,13 +124,20 @@ def run_queue(
         summary.total = len(todo)
         batch_size = max(1, int(getattr(localizer, "batch_size", 1) or 1))
 
-        def emit(evidence_id: int | None, status: str, score: float | None = None, error: str | None = None) -> None:
+        def emit(evidence_id: int | None, status: str, score: float | None = None, error: str | None = None,
+                 tiles: tuple[int, int] | None = None) -> None:
             if on_progress is None:
                 return
             elapsed = time.monotonic() - t0
             finished = summary.done + summary.failed
             eta = elapsed / finished * (summary.total - finished) if finished else None
-            on_progress(ProgressEvent(finished, summary.total, evidence_id, status, eta, score, error))
+            on_progress(ProgressEvent(finished, summary.total, evidence_id, status, eta, score, error, tiles))
+
+        tiled_mode = getattr(localizer, "tiling", None) is not None
+        current: list[int | None] = [None]
+        if tiled_mode:  # many forward passes per image: stop and report between tile batches
+            localizer.should_stop = should_stop
+            localizer.on_tile = lambda done, total: emit(current[0], "tiles", tiles=(done, total))
 
         chunks = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
         with BatchPrefetcher(case, localizer, chunks) as prefetch:
@@ -136,10 +146,12 @@ def run_queue(
                     summary.stopped = True
                     emit(None, "stopped")
                     break
-                if not _run_batch(case, localizer, prefetch.next(), summary, params, emit, analyst):
-                    break  # out of device memory: the batch is queued again
+                if not _run_batch(case, localizer, prefetch.next(), summary, params, emit, analyst, current):
+                    break  # stopped inside a tiled image, or out of device memory: the batch is queued again
         summary.remaining = len(waiting_evidence(case, model_sha, wanted))
     finally:
+        if getattr(localizer, "tiling", None) is not None:
+            localizer.should_stop = localizer.on_tile = None
         lock.release()
     summary.seconds = time.monotonic() - t0
     if on_progress is not None and not summary.out_of_memory:
@@ -148,10 +160,27 @@ def run_queue(
     return summary
 
 
+def store_tiled_pair(case: Case, evidence_id: int, pred: Any, params: dict, summary: RunSummary, started: str,
+                     analyst: str | None) -> dict:
+    """Store the tiled map as its own analysis (`parameters.mode` "tiled" + tile, overlap,
+    scales, passes, and the same model card snapshot); return the squash's parameters, which
+    name it (`tiled_analysis_id`). The tiled one goes first, so the squash, the paper's method
+    that calibration and every older reader expect, stays the item's latest analysis."""
+    tiled = pred.tiled
+    tiled_params = {**params, **tiled.parameters}
+    stored = case.store_result(
+        evidence_id, model_name=str(getattr(pred, "model_name", None) or summary.model_name),
+        model_sha256=str(getattr(pred, "model_sha256", None) or summary.model_sha256), parameters=tiled_params,
+        score=float(tiled.score), prob_map=tiled.prob_map, device=summary.device, seconds=float(tiled.seconds),
+        started=started, finished=now_iso(), analyst=analyst)
+    return {**params, "mode": "squash", "tiled_analysis_id": stored.id}
+
+
 def _run_batch(case: Case, localizer: Any, loaded: list[LoadedEvidence], summary: RunSummary, params: dict,
-               emit: Callable[..., None], analyst: str | None) -> bool:
-    """Analyse and store one prefetched batch, in order; False when the device ran out of memory
-    (the batch is queued again)."""
+               emit: Callable[..., None], analyst: str | None, current: list[int | None]) -> bool:
+    """Analyse and store one prefetched batch, in order; False when the run ends here: asked to
+    stop inside a tiled image, or the device ran out of memory (the batch is queued again).
+    `current[0]` is the evidence whose tiles are running (tile progress names it)."""
     model_sha = summary.model_sha256
     loaded = [item for item in loaded if case.mark_analysing(item.evidence.id)]
     batch = [item.evidence for item in loaded]
@@ -165,8 +194,14 @@ def _run_batch(case: Case, localizer: Any, loaded: list[LoadedEvidence], summary
     predictions: Sequence[Any] = []
     try:
         if ready:
+            current[0] = ready[0].evidence.id
             predictions = _predict(localizer, [item.source for item in ready])
     except Exception as exc:  # noqa: BLE001 - one bad batch must not lose the rest of the queue
+        if isinstance(exc, AnalysisStopped):  # asked to stop inside a tiled image: nothing stored
+            case.requeue([e.id for e in batch], analyst=analyst)
+            summary.stopped = True
+            emit(None, "stopped")
+            return False
         if isinstance(exc, OutOfDeviceMemory):
             case.requeue([e.id for e in batch], analyst=analyst)
             summary.out_of_memory = True
@@ -189,9 +224,12 @@ def _run_batch(case: Case, localizer: Any, loaded: list[LoadedEvidence], summary
             broken.append((ev, str(err)))
             continue
         summary.device = str(getattr(pred, "device", "") or summary.device)
+        stored_params = params
+        if getattr(pred, "tiled", None) is not None:
+            stored_params = store_tiled_pair(case, ev.id, pred, params, summary, started, analyst)
         case.store_result(
             ev.id, model_name=str(getattr(pred, "model_name", None) or summary.model_name),
-            model_sha256=str(getattr(pred, "model_sha256", None) or model_sha), parameters=params,
+            model_sha256=str(getattr(pred, "model_sha256", None) or model_sha), parameters=stored_params,
             score=float(pred.score), prob_map=pred.prob_map, device=summary.device,
             seconds=float(getattr(pred, "seconds", 0.0) or 0.0), started=started, finished=now_iso(),
             analyst=analyst)
@@ -214,4 +252,4 @@ def _predict(localizer: Any, sources: list[Any]) -> Sequence[Any]:
     return localizer.predict(sources)
 
 
-__all__ = ["ProgressEvent", "RunSummary", "result_parameters", "run_queue", "waiting_evidence"]
+__all__ = ["ProgressEvent", "RunSummary", "result_parameters", "run_queue", "store_tiled_pair", "waiting_evidence"]

@@ -100,7 +100,7 @@ class AnalysisSession:
     def __init__(self, case: Any, model: Any = None, device: str = "auto", fast: bool = False, *,
                  localizer_factory: LocalizerFactory, model_resolver: ModelResolver, batch_size: int = 4,
                  analyst: str | None = None, on_status: Callable[[str], None] | None = None,
-                 fall_back_when_unavailable: bool = False):
+                 fall_back_when_unavailable: bool = False, tiling: Any = None):
         if not callable(localizer_factory) or not callable(model_resolver):
             raise TypeError("AnalysisSession needs a localizer_factory and a model_resolver (e.g. the model store's "
                             "load_localizer and resolve_model)")
@@ -113,6 +113,9 @@ class AnalysisSession:
         self.on_status = on_status
         #: A device this machine lacks: run on the CPU with a warning (GUI) instead of refusing (CLI).
         self.fall_back_when_unavailable = fall_back_when_unavailable
+        #: `common.tiling_plan.TilingOptions`: also store a native-resolution tiled map per item
+        #: (docs/INFERENCE.md); None = the squash only.
+        self.tiling = tiling
         self._factory = localizer_factory
         self._resolver = model_resolver
         self._localizer: Any = None
@@ -192,7 +195,7 @@ class AnalysisSession:
         device = device or self.device
         if device in self._unavailable:
             device = "cpu"  # said once, when it was found missing
-        key = (choice.sha256, device, self.fast)
+        key = (choice.sha256, device, self.fast, self.tiling)
         if self._localizer is not None and self._localizer_key == key:
             return self._localizer
         self._localizer = None  # free the previous model's memory before loading the next
@@ -204,7 +207,7 @@ class AnalysisSession:
             _notify(on_notice, "warning", f"{exc}. The analysis runs on the CPU.", "")
             self._unavailable.add(device)
             device = "cpu"
-            key = (choice.sha256, device, self.fast)
+            key = (choice.sha256, device, self.fast, self.tiling)
             loc = self._build(choice.model, device)
         if str(loc.model_sha256) != choice.sha256:
             raise ModelLoadError(f"the loaded model's SHA-256 {str(loc.model_sha256)[:12]}… is not the chosen "
@@ -214,8 +217,9 @@ class AnalysisSession:
 
     def _build(self, model: Any, device: str) -> Any:
         try:
+            extra = {} if self.tiling is None else {"tiling": self.tiling}  # stand-in factories need not know it
             return self._factory(model, device=device, fast=self.fast, batch_size=self.batch_size,
-                                 on_status=self.on_status)
+                                 on_status=self.on_status, **extra)
         except DeviceUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - any load failure ends here with the model's name
@@ -241,11 +245,13 @@ class AnalysisSession:
             on_progress: Callable[[ProgressEvent], None] | None = None,
             on_start: Callable[[int], None] | None = None,
             on_model: Callable[[ModelInUse], None] | None = None,
-            on_notice: Notice | None = None, pin: bool = True) -> RunSummary:
+            on_notice: Notice | None = None, pin: bool = True,
+            extra_parameters: dict[str, Any] | None = None) -> RunSummary:
         """Analyse what is waiting (or `evidence_ids`; `requeue` analyses those again).
 
         `pin=False` leaves the case's model setting alone (a one-off re-analysis with another
         model); otherwise the case is pinned to the model used (audit-logged when it changes).
+        `extra_parameters` are stored with every result (analysis.multi_model marks secondary ones).
 
         Raises AnalysisError (model missing, pin mismatch, load failure) before anything is
         changed, and CaseBusyError when another run holds the case."""
@@ -263,7 +269,8 @@ class AnalysisSession:
             on_start(len(waiting_evidence(self.case, choice.sha256, ids)))
         while True:
             summary = run_queue(self.case, localizer, evidence_ids=ids, on_progress=on_progress,
-                                should_stop=self._should_stop, analyst=self.analyst)
+                                should_stop=self._should_stop, analyst=self.analyst,
+                                extra_parameters=extra_parameters)
             if summary.out_of_memory and str(localizer.device) != "cpu":
                 # run_queue put the batch back; the model moves to the CPU once.
                 self.case.log_event("analysis.device_fallback", str(localizer.device),

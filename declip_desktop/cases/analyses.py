@@ -16,8 +16,8 @@ from declip_desktop.cases import audit
 from declip_desktop.cases.errors import CaseError
 from declip_desktop.cases.evidence_store import CaseEvidence
 from declip_desktop.cases.files import PARTIAL_SUFFIX, fsync_dir, make_read_only, staged_name, write_durable
-from declip_desktop.cases.records import Analysis, Evidence
-from declip_desktop.cases.rows import EVIDENCE_SELECT, analysis_from_row, evidence_from_row, to_json
+from declip_desktop.cases.records import Analysis, Evidence, is_secondary
+from declip_desktop.cases.rows import EVIDENCE_SELECT, SHOWN_FIRST, analysis_from_row, evidence_from_row, to_json
 from declip_desktop.common.hashing import sha256_bytes, sha256_file
 from declip_desktop.common.outputs import DiskFullError, disk_full_as_error
 from declip_desktop.common.probmaps import decode_png16, encode_png16
@@ -170,7 +170,11 @@ class CaseAnalyses(CaseEvidence):
                  str(error), actor),
             )
             analysis_id = int(cur.lastrowid)
-            conn.execute("UPDATE evidence SET status = 'failed' WHERE id = ?", (ev.id,))
+            # A secondary model failing (analysis.multi_model) does not undo the item's results.
+            status = "done" if is_secondary(parameters) and conn.execute(
+                "SELECT 1 FROM analyses WHERE evidence_id = ? AND error IS NULL LIMIT 1", (ev.id,)).fetchone() \
+                else "failed"
+            conn.execute("UPDATE evidence SET status = ? WHERE id = ?", (status, ev.id))
             audit.append(conn, actor, "analysis.failed", f"analysis:{analysis_id}",
                          {"model_name": model_name, "model_sha256": model_sha256, "error": str(error),
                           "device": device, "software_version": SOFTWARE_VERSION, "parameters": parameters,
@@ -192,7 +196,7 @@ class CaseAnalyses(CaseEvidence):
 
     def latest_analysis(self, evidence_id: int, successful: bool = False) -> Analysis | None:
         cond = " AND error IS NULL" if successful else ""
-        row = self._store.one(f"SELECT * FROM analyses WHERE evidence_id = ?{cond} ORDER BY id DESC LIMIT 1",
+        row = self._store.one(f"SELECT * FROM analyses WHERE evidence_id = ?{cond} ORDER BY {SHOWN_FIRST} LIMIT 1",
                               (int(evidence_id),))
         return analysis_from_row(row) if row else None
 

@@ -27,6 +27,7 @@ from declip_desktop.cases import audit
 from declip_desktop.cases.errors import CaseError
 from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.shapes import KINDS, MapStats, Shape, ShapeError, check_shape, map_stats
+from declip_desktop.common.text import unsafe_characters
 
 MAX_LABEL_CHARS = 200
 MAX_NOTE_CHARS = 4000
@@ -86,16 +87,21 @@ def _row(row: dict[str, Any]) -> Annotation:
 def check_label(label: Any, what: str = "label") -> str:
     if not isinstance(label, str):
         raise AnnotationError(f"the annotation's {what} must be text, not {type(label).__name__}.")
-    text = label.strip()
+    text = label.replace("\r\n", "\n").strip()  # a note pasted from a Windows program keeps its lines
     limit = MAX_LABEL_CHARS if what == "label" else MAX_NOTE_CHARS
     if what == "label" and not text:
         raise AnnotationError("an annotation needs a label (what the analyst sees there, e.g. \"cloned area\").")
     if len(text) > limit:
         raise AnnotationError(f"the annotation's {what} is {len(text)} characters long; the limit is {limit}. "
                               "Shorten it (a longer text belongs in the item's notes).")
-    allowed = "\t" if what == "label" else "\n\t"
-    if any(ord(ch) < 32 and ch not in allowed for ch in text):
-        raise AnnotationError(f"the annotation's {what} contains control characters. Remove them.")
+    # A label is one line; a note may have line breaks and tabs. Bidi controls and C1/DEL are
+    # refused too: printed in the report they would reorder or hide what the analyst wrote.
+    unsafe = unsafe_characters(text, "" if what == "label" else "\n\t")
+    if unsafe:
+        shown = ", ".join(f"U+{ord(ch):04X}" for ch in unsafe[:5])
+        raise AnnotationError(f"the annotation's {what} contains control characters ({shown}: line breaks, tabs, "
+                              "escape or text-direction controls"
+                              + (" are not allowed in a label" if what == "label" else "") + "). Remove them.")
     return text
 
 

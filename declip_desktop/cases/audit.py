@@ -28,7 +28,7 @@ GENESIS = "0" * 64
 REPLAY_ONLY_KEYS = frozenset({
     "original_name", "mode", "metadata_sha256", "imported_by", "imported_at", "rejection_id", "rejected_at",
     "reviewed_by", "reviewed_at", "report_id", "registered_by", "registered_at", "printed_head", "printed_count",
-    "created", "seconds",
+    "created", "seconds", "changed_by", "changed_at",
 })
 _HEAD_KEY = "audit_head"
 _COUNT_KEY = "audit_count"

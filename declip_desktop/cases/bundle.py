@@ -54,6 +54,14 @@ def _choose(case: Any, evidence_ids: Sequence[int] | None) -> list:
     return [everything[i] for i in dict.fromkeys(evidence_ids)]
 
 
+def _reading_record(read: Any) -> dict[str, Any] | None:
+    if read is None:
+        return None
+    return {"calibration_id": read.calibration.id, "above_references": read.standing.below, "n": read.standing.n,
+            "image_threshold": read.calibration.image.threshold, "pixel_threshold": read.pixel_threshold,
+            "above_image_threshold": read.above_image_threshold, "text": read.text(), "notes": list(read.notes)}
+
+
 def write_bundle(case: Any, out: str | os.PathLike[str], evidence_ids: Sequence[int] | None = None,
                  with_evidence: bool = False, analyst: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Write the bundle to the new file `out` (never replaced); returns (path, manifest)."""
@@ -68,7 +76,12 @@ def write_bundle(case: Any, out: str | os.PathLike[str], evidence_ids: Sequence[
     if altered:
         raise CaseError(f"the case database does not match its audit trail ({len(altered)} problem(s), first: "
                         f"{altered[0].detail}); no bundle was written. Run `declip case verify {case.path}`.")
+    from declip_desktop.cases.annotations import annotations
+    from declip_desktop.cases.calibration import reading, roles
+    from declip_desktop.cases.export import calibration_record
+
     default = case_threshold(case)
+    marked = roles(case)
     members: dict[str, bytes | Path] = {}
     items, skipped = [], []
     for ev in _choose(case, evidence_ids):
@@ -90,6 +103,11 @@ def write_bundle(case: Any, out: str | os.PathLike[str], evidence_ids: Sequence[
                          "score": result.score, "device": result.device, "finished": result.finished,
                          "software_version": result.software_version, "map_sha256": result.map_sha256},
             "map": F.map_member(ev.id),
+            # The analyst's statements about regions and the item's role, for the other side to compare
+            # with the maps; the calibrated reading names its calibration (listed in the manifest).
+            "role": marked.get(ev.id),
+            "annotations": [a.as_dict() for a in annotations(case, ev.id)],
+            "calibration": _reading_record(reading(case, ev.id)),
             # The case keeps maps as 16-bit PNG: a re-run is compared after the same rounding.
             "map_encoding": "png16" if str(result.map_file).lower().endswith(".png") else "float32",
         }
@@ -109,7 +127,8 @@ def write_bundle(case: Any, out: str | os.PathLike[str], evidence_ids: Sequence[
     head, count = case.audit_head()
     manifest = {"format": F.FORMAT, "case": {"number": case.info.number, "uuid": case.info.uuid},
                 "audit_head": head, "audit_count": count, "environment": environment(),
-                "tolerance": F.DEFAULT_TOLERANCE, "items": items, "skipped": skipped, "files": files}
+                "tolerance": F.DEFAULT_TOLERANCE, "items": items, "skipped": skipped, "files": files,
+                **calibration_record(case)}
     tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.part")
     try:
         with zipfile.ZipFile(tmp, "x", compression=zipfile.ZIP_DEFLATED) as zf:

@@ -112,7 +112,9 @@ class Reading:
         return self.calibration.pixel.threshold
 
     def text(self) -> str:
-        return self.standing.text()
+        """The standing, with the notes that qualify it (an item that is one of the calibration's
+        own references is not read independently: every display must say so)."""
+        return self.standing.text() + "".join(f"; NOTE: {note}" for note in self.notes)
 
 
 # ------------------------------------------------------------------------------ schema
@@ -166,6 +168,15 @@ def set_reference(case: Any, evidence_ids: Iterable[int], reference: bool = True
         if missing:
             raise CaseError(f"no evidence with ID {', '.join(map(str, missing))} in this case; nothing was marked. "
                             "`declip case status DIR` lists the IDs.")
+        if reference:  # a known-authentic reference cannot be an item the analyst judged manipulated
+            judged = [(r[0], r[1]) for r in conn.execute(
+                f"SELECT id, original_name FROM evidence WHERE verdict = 'manipulated' AND id IN "
+                f"({', '.join('?' * len(ids))})", ids)]
+            if judged:
+                raise CaseError("reference-authentic evidence must be known to be authentic, but the analyst's verdict "
+                                "on " + ", ".join(f"{name} (evidence {i})" for i, name in judged) + " is "
+                                "'manipulated'; nothing was marked. Leave it out, or change the verdict first if it "
+                                "was wrong.")
         actor = case._actor(analyst, conn)
         for eid in ids:
             row = conn.execute("SELECT role FROM evidence_roles WHERE evidence_id = ?", (eid,)).fetchone()
@@ -331,11 +342,15 @@ def calibrate(case: Any, evidence_ids: Iterable[int] | None = None, *, image_rat
 
 def clear_calibration(case: Any, model_sha256: str | None = None, analyst: str | None = None) -> list[int]:
     """Mark the current calibration of a model (default: of every model) as cleared; results read
-    uncalibrated again. The rows stay (history); returns the ids cleared."""
+    uncalibrated again. The rows stay (history); returns the ids cleared. A model given that has
+    no calibration in force is an error (a mistyped SHA-256 must not look like success)."""
     cleared = []
     with case._write() as conn:
         actor = case._actor(analyst, conn)
         rows = conn.execute("SELECT id, model_sha256 FROM calibrations WHERE cleared_at IS NULL ORDER BY id").fetchall()
+        if model_sha256 and model_sha256 not in {sha for _id, sha in rows}:
+            raise CaseError(f"no calibration of the model {model_sha256[:12]}… is in force; nothing was cleared. "
+                            "`declip case calibrate DIR --list` shows each calibration's full model SHA-256.")
         for cal_id, sha in rows:
             if model_sha256 and sha != model_sha256:
                 continue
@@ -368,8 +383,23 @@ def reading(case: Any, evidence_id: int, calibrations_by_model: dict[str, Calibr
                    float(analysis.score) > cal.image.threshold, analysis.id, notes)
 
 
+def uncalibrated_reason(case: Any, evidence_id: int,
+                        calibrations_by_model: dict[str, Calibration] | None = None) -> str | None:
+    """Why an item with a result has no calibrated reading although the case is calibrated (its
+    latest result is of a model no calibration is for); None when it has a reading, no result,
+    or the case has no calibration. So a report never leaves an analyst to guess."""
+    cals = current_calibrations(case) if calibrations_by_model is None else calibrations_by_model
+    analysis = case.latest_analysis(int(evidence_id), successful=True)
+    if not cals or analysis is None or analysis.model_sha256 in cals:
+        return None
+    models = ", ".join(f"{c.model_name} ({sha[:12]}…)" for sha, c in cals.items())
+    return (f"none — this result is of the model {analysis.model_name} ({analysis.model_sha256[:12]}…), and the case "
+            f"is calibrated only for {models}; analyse the references with that model and calibrate it to read "
+            "this result as a rate")
+
+
 __all__ = [
     "CALIBRATION_COLUMNS", "METHOD", "REFERENCE_ROLE", "ROLES", "Calibration", "Reading", "Reference", "calibrate",
     "calibrations", "clear_calibration", "current_calibration", "current_calibrations", "is_reference",
-    "migrate_v4", "reading", "reference_ids", "roles", "set_reference",
+    "migrate_v4", "reading", "reference_ids", "roles", "set_reference", "uncalibrated_reason",
 ]

@@ -31,21 +31,46 @@ COLUMNS = [
     "reviewed_at", "model_name", "model_sha256", "map_file", "map_sha256", "device", "seconds",
     "software_version", "analysis_started", "analysis_finished", "analysis_error",
     "role", "calibration_id", "calibrated_above_references", "calibration_n",  # cases.calibration
+    "tags", "bookmarked",  # cases.tags
+    "calibrated_image_threshold", "calibrated_pixel_threshold", "calibration_note",
+    "annotation_count", "annotations",  # cases.annotations: live ones, "#id 'label' shape"; JSON has them all
 ]
 
 
-def result_rows(case: Any) -> list[dict[str, Any]]:
-    from declip_desktop.cases.calibration import current_calibrations, reading, roles
+def _annotation_cell(items: list) -> str:
+    return "; ".join(f"#{a.id} {a.label!r} {a.shape.describe()}" for a in items)
 
+
+def result_rows(case: Any, with_annotation_records: bool = False) -> list[dict[str, Any]]:
+    """One row per evidence; with `with_annotation_records` (JSON) each row also holds its
+    annotations in full (geometry, author, times; deleted ones too, marked as such)."""
+    from declip_desktop.cases.annotations import annotations
+    from declip_desktop.cases.calibration import current_calibrations, reading, roles, uncalibrated_reason
+    from declip_desktop.cases.tags import Marks, all_marks
+
+    marks = all_marks(case)
     rows = []
     marked, cals = roles(case), current_calibrations(case)
+    drawn: dict[int, list] = {}
+    for item in annotations(case, include_deleted=True):
+        drawn.setdefault(item.evidence_id, []).append(item)
     for ev in case.evidence_list():
+        mark = marks.get(ev.id, Marks())
         a = case.latest_analysis(ev.id)
         read = reading(case, ev.id, cals) if cals else None
+        live = [x for x in drawn.get(ev.id, []) if not x.deleted]
+        note = "; ".join(read.notes) if read else uncalibrated_reason(case, ev.id, cals)
+        extra: dict[str, Any] = {}
+        if with_annotation_records:
+            extra["annotation_records"] = [x.as_dict() for x in drawn.get(ev.id, [])]
         rows.append({
             "role": marked.get(ev.id), "calibration_id": read.calibration.id if read else None,
             "calibrated_above_references": read.standing.below if read else None,
             "calibration_n": read.standing.n if read else None,
+            "calibrated_image_threshold": read.calibration.image.threshold if read else None,
+            "calibrated_pixel_threshold": read.pixel_threshold if read else None,
+            "calibration_note": note or None,
+            "annotation_count": len(live), "annotations": _annotation_cell(live), **extra,
             "evidence_id": ev.id, "original_name": ev.original_name, "original_path": ev.original_path,
             "sha256": ev.sha256, "md5": ev.md5, "size": ev.size, "format": ev.format, "width": ev.width,
             "height": ev.height, "imported_by": ev.imported_by, "imported_at": ev.imported_at, "status": ev.status,
@@ -56,8 +81,19 @@ def result_rows(case: Any) -> list[dict[str, Any]]:
             "device": a.device if a else None, "seconds": a.seconds if a else None,
             "software_version": a.software_version if a else None, "analysis_started": a.started if a else None,
             "analysis_finished": a.finished if a else None, "analysis_error": a.error if a else None,
+            "tags": list(mark.tags), "bookmarked": mark.bookmarked,  # the analyst's labels (cases.tags)
         })
     return rows
+
+
+def calibration_record(case: Any) -> dict[str, Any]:
+    """The references and every calibration (current and past, with all stored values), for an
+    export or bundle: what an opposing expert needs to check or redo a calibrated reading."""
+    from declip_desktop.cases.calibration import calibrations, current_calibrations, roles
+
+    current = {c.id for c in current_calibrations(case).values()}
+    return {"roles": {str(k): v for k, v in roles(case).items()},
+            "calibrations": [{**c.as_dict(), "current": c.id in current} for c in calibrations(case)]}
 
 
 def case_originals(case: Any) -> Protected:
@@ -102,13 +138,14 @@ def write_export(case: Any, out: str | os.PathLike[str], *, force: bool = False)
     protect = case_originals(case)
     check_output_folder(out_path.parent)  # created if needed, as before; never inside a case's internals
     check_destination(out_path, force=force, protect=protect, what="export")
-    rows = result_rows(case)
+    rows = result_rows(case, with_annotation_records=suffix == ".json")
     if suffix == ".csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: ("" if v is None else csv_safe(v)) for k, v in r.items()})
+            writer.writerow({k: ("" if v is None else csv_safe("; ".join(v) if isinstance(v, list) else v))
+                             for k, v in r.items()})
         data = buf.getvalue().encode("utf-8")
     else:
         info = case.info
@@ -120,6 +157,7 @@ def write_export(case: Any, out: str | os.PathLike[str], *, force: bool = False)
             "audit_head": head,
             "audit_entries": count,
             "evidence": rows,
+            **calibration_record(case),
         }
         data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     try:

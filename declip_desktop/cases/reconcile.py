@@ -17,6 +17,7 @@ from typing import Any
 from declip_desktop.cases.annotation_replay import compare_annotations
 from declip_desktop.cases.audit import canonical
 from declip_desktop.cases.records import Problem
+from declip_desktop.cases.stability_records import compare_stability
 from declip_desktop.cases.replay import TRANSIENT_STATUS, Expected, Row, Value, field_label, fmt, norm, parse_time, same
 
 
@@ -166,6 +167,10 @@ def compare(conn: sqlite3.Connection, exp: Expected) -> list[Problem]:
 
     compare_calibration(conn, exp, problems)  # evidence roles and calibrations
     problems.extend(compare_annotations(conn, exp, present))
+    from declip_desktop.cases.tags_replay import compare_tags
+
+    problems.extend(compare_tags(conn, exp, present))  # the analyst's tags and bookmarks
+    problems += compare_stability(conn, exp, present)
     return problems
 
 

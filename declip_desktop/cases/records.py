@@ -8,6 +8,14 @@ from typing import Any
 
 STATUSES = ("queued", "analysing", "done", "failed", "skipped")
 VERDICTS = ("not reviewed", "authentic", "manipulated", "inconclusive")
+#: `parameters["agreement"]["role"]` of a secondary model's result in a multi-model run (analysis.multi_model).
+SECONDARY_ROLE = "secondary"
+
+
+def is_secondary(parameters: Any) -> bool:
+    """A secondary model's result: stored for agreement, never shown before the primary's."""
+    role = parameters.get("agreement") if isinstance(parameters, dict) else None
+    return isinstance(role, dict) and role.get("role") == SECONDARY_ROLE
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from declip_desktop.cases import audit
 from declip_desktop.cases.core import CaseCore
 from declip_desktop.cases.files import PARTIAL_SUFFIX, STAGED_SUFFIX, FileLock, final_name_of_staged, fsync_dir
+from declip_desktop.cases.stability_store import discard_scratch
 from declip_desktop.common.hashing import sha256_file
 
 
@@ -30,6 +31,8 @@ class CaseRecovery(CaseCore):
         if alock.acquire(blocking=False):
             try:
                 done["requeued"] = self.requeue_interrupted()
+                # Copies a killed stability check left (cases.stability_store): no check runs now.
+                done["discarded"] += discard_scratch(self._tmp)
             finally:
                 alock.release()
         return done

@@ -24,7 +24,7 @@ from pathlib import PurePath
 from typing import Any
 
 from declip_desktop.cases.audit import canonical
-from declip_desktop.cases.records import Problem
+from declip_desktop.cases.records import Problem, is_secondary
 
 LEGACY_TIME_TOLERANCE_S = 60.0
 #: A status the application sets without an audit entry while it works on an item.
@@ -147,7 +147,10 @@ def replay(conn: sqlite3.Connection) -> Expected:
     # Annotation entries have their own module, which builds on this one's Row and Source.
     from declip_desktop.cases.annotation_replay import HANDLERS as annotation_handlers
 
-    handlers = {**_HANDLERS, **calibration_handlers, **annotation_handlers}
+    from declip_desktop.cases.tags_replay import HANDLERS as tag_handlers
+    from declip_desktop.cases.stability_records import REPLAY_HANDLERS as stability_handlers
+
+    handlers = {**_HANDLERS, **calibration_handlers, **annotation_handlers, **tag_handlers, **stability_handlers}
     exp = Expected()
     legacy_rejections = legacy_reports = 0
     cursor = conn.execute("SELECT seq, ts, actor, action, object, evidence_id, details FROM audit ORDER BY seq")
@@ -258,6 +261,9 @@ def _analysis(exp: Expected, src: Source, actor: str, obj: str, eid: Any, d: dic
         exp.analyses[int(obj.split(":", 1)[1])] = row
     except ValueError:
         return
+    if not ok and is_secondary(d.get("parameters")) and any(
+            r.get("evidence_id") == int(eid) and r.get("error") is None for r in exp.analyses.values()):
+        ok = True  # a secondary model's failure leaves a successfully analysed item done (Case.store_failure)
     _set_status(exp, int(eid), "done" if ok else "failed", src)
 
 

@@ -8,11 +8,17 @@ from typing import Any
 
 from declip_desktop.cases.records import Analysis, Evidence
 
-#: Every evidence row with the score and error of its latest analysis.
-EVIDENCE_SELECT = """
+#: Which result of an item is shown (its "latest"): the newest one, except that a secondary model's
+#: result of a multi-model run (analysis.multi_model) never hides the primary model's.
+#: (CASE: a parameters value edited into invalid JSON must not break every listing: verify names it.)
+SHOWN_FIRST = ("(CASE WHEN json_valid(parameters) THEN json_extract(parameters, '$.agreement.role') END "
+               "IS 'secondary'), id DESC")
+
+#: Every evidence row with the score and error of its latest (shown) analysis.
+EVIDENCE_SELECT = f"""
 SELECT e.*, a.score AS latest_score, a.error AS latest_error
 FROM evidence e
-LEFT JOIN analyses a ON a.id = (SELECT MAX(id) FROM analyses WHERE evidence_id = e.id)
+LEFT JOIN analyses a ON a.id = (SELECT id FROM analyses WHERE evidence_id = e.id ORDER BY {SHOWN_FIRST} LIMIT 1)
 """
 def to_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)

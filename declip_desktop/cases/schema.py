@@ -159,8 +159,53 @@ def _v5(db: sqlite_utils.Database) -> None:
     db["annotations"].create_index(["evidence_id"])
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    """Version 6: the analyst's tags and bookmarks on evidence (cases/tags.py)."""
+    db["evidence_tags"].create(
+        {"evidence_id": int, "tag": str, "added_by": str, "added_at": str},
+        pk=("evidence_id", "tag"),
+        foreign_keys=[("evidence_id", "evidence", "id")],
+        not_null={"added_at"},
+    )
+    db["bookmarks"].create(
+        {"evidence_id": int, "added_by": str, "added_at": str},
+        pk="evidence_id",
+        foreign_keys=[("evidence_id", "evidence", "id")],
+        not_null={"added_at"},
+    )
+
+
+def _v7(db: sqlite_utils.Database) -> None:
+    """Version 7: stability checks (re-analysis of re-compressed copies; cases.stability_store)."""
+    db["stability_checks"].create(
+        {
+            "id": int,
+            "evidence_id": int,
+            "analysis_id": int,  # the stored result whose regions were checked
+            "model_name": str,
+            "model_sha256": str,
+            "evidence_sha256": str,  # the file the copies were made from
+            "threshold": float,
+            "min_iou": float,
+            "variants": str,  # JSON: [{name, label, kind, value, sha256, score, seconds}]
+            "regions": str,  # JSON: [{index, area_px, bbox, iou: {variant: IoU}, persisted: [variant]}]
+            "parameters": str,  # JSON: how the copies were analysed, with the model card's snapshot
+            "software_version": str,
+            "started": str,
+            "finished": str,
+            "seconds": float,
+            "created_by": str,
+        },
+        pk="id",
+        foreign_keys=[("evidence_id", "evidence", "id"), ("analysis_id", "analyses", "id")],
+        not_null={"evidence_id", "analysis_id", "model_sha256", "threshold", "variants", "regions",
+                  "software_version"},
+    )
+    db["stability_checks"].create_index(["evidence_id"])
+
+
 #: MIGRATIONS[i] brings a database from version i to version i + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -24,7 +24,7 @@ PIPE_CLOSED = 141
 
 #: Subcommand modules, in the order `declip --help` lists them.
 SUBCOMMAND_MODULES: list[str] = ["case", "eval", "train", "synth", "models", "analyze", "key", "cluster",
-                               "reproduce"]
+                               "reproduce", "train_starter"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -109,6 +109,19 @@ def _analyze(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         return _err(f"--batch-size must be at least 1 (got {args.batch_size}).")
+    from declip_desktop.cli.tiling_args import print_estimate, tiling_from_args
+    from declip_desktop.common.tiling_plan import TilingError
+
+    try:
+        tiling = tiling_from_args(args)
+    except TilingError as exc:
+        return _err(f"{exc}.")
+    if tiling is not None and getattr(args, "cluster", None):
+        return _err("--tiled does not run on a cluster yet; run it on this machine (without --cluster).")
+    if getattr(args, "models", None):  # several models, for agreement (cli.case_robustness)
+        if tiling is not None:
+            return _err("--models and --tiled do not combine yet; run the tiled analysis with one model (--model).")
+        return importlib.import_module("declip_desktop.cli.case_robustness").analyze_models(args)
     if getattr(args, "cluster", None):  # the driver needs no torch: the nodes run the model
         try:
             case = _open(args)
@@ -129,9 +142,11 @@ def _analyze(args: argparse.Namespace) -> int:
         session = AnalysisSession(case, model=args.model, device=args.device or "auto", fast=args.fast,
                                   batch_size=args.batch_size, analyst=args.analyst,
                                   localizer_factory=load_localizer, model_resolver=resolve_model,
-                                  on_status=lambda message: print(message, file=sys.stderr, flush=True))
+                                  on_status=lambda message: print(message, file=sys.stderr, flush=True),
+                                  tiling=tiling)
         out: ProgressOutput | None = None
         names: dict[int, str] = {}
+        tiles_said: dict[int | None, int] = {}
 
         def name_of(evidence_id: int | None) -> str:
             if evidence_id is None:
@@ -147,7 +162,13 @@ def _analyze(args: argparse.Namespace) -> int:
             nonlocal out
             if out is None:
                 out = ProgressOutput(event.total, "image", "Analysing")
-            if event.status == "done":
+            if event.status == "tiles" and event.tiles is not None:  # a tiled image: a note every tenth of it
+                done_tiles, total_tiles = event.tiles
+                tenth = 10 * done_tiles // max(1, total_tiles)
+                if tenth != tiles_said.get(event.evidence_id):
+                    tiles_said[event.evidence_id] = tenth
+                    out.note(f"{safe(name_of(event.evidence_id))}: tile {done_tiles} of {total_tiles}")
+            elif event.status == "done":
                 score = f", score {event.score:.3f}" if event.score is not None else ""
                 out.item(event.done, f"{safe(name_of(event.evidence_id))}: done{score}", event.eta_seconds)
             elif event.status == "failed":
@@ -164,6 +185,10 @@ def _analyze(args: argparse.Namespace) -> int:
         try:
             # Said before anything is loaded or analysed: which model, and why that one.
             print(f"Model: {session.choose_model().describe()}", file=sys.stderr)
+            if tiling is not None:  # many forward passes per image: say what it will cost first
+                from declip_desktop.analysis.tiling import estimate_session
+
+                print_estimate(estimate_session(session))
             summary = session.run(on_progress=progress, on_notice=notice, on_model=model_loaded)
         except (AnalysisError, CaseError) as exc:
             return _err(str(exc).rstrip(".") + ".")
@@ -192,6 +217,8 @@ def _threshold(args: argparse.Namespace) -> int:
 
 @_guard
 def _status(args: argparse.Namespace) -> int:
+    from declip_desktop.cases.tags import Marks, all_marks
+
     with _open(args, read_only=True) as case, case.snapshot():
         info = case.info
         counts = case.status_counts()
@@ -201,6 +228,7 @@ def _status(args: argparse.Namespace) -> int:
         settings = case.settings()
         calibrate_cli = importlib.import_module("declip_desktop.cli.case_calibrate")
         calibration = calibrate_cli.status_json(case) if args.json else calibrate_cli.status_lines(case)
+        marks = all_marks(case)
     if args.json:
         print(terminal_json({
             "case": {"number": info.number, "title": info.title, "analyst": info.analyst,
@@ -211,7 +239,8 @@ def _status(args: argparse.Namespace) -> int:
             "settings": settings,
             "audit": {"entries": entries, "head": head},
             "evidence": [{"id": e.id, "name": e.original_name, "sha256": e.sha256, "status": e.status,
-                          "score": e.score, "threshold": e.threshold, "verdict": e.verdict, "error": e.error}
+                          "score": e.score, "threshold": e.threshold, "verdict": e.verdict, "error": e.error,
+                          **marks.get(e.id, Marks()).as_dict()}
                          for e in evidence],
             "calibration": calibration,
         }, indent=2))
@@ -222,7 +251,10 @@ def _status(args: argparse.Namespace) -> int:
     print(_model_and_threshold(settings))
     for e in evidence:
         score = "" if e.score is None else f"{e.score:.3f}"
-        print(f"  {e.id:>5}  {e.status:<9} {score:>6}  {e.verdict:<13} {safe(e.original_name)}")
+        mark = marks.get(e.id, Marks())
+        tags = f"  [{', '.join(mark.tags)}]" if mark.tags else ""
+        print(f"  {e.id:>5} {'★' if mark.bookmarked else ' '}{e.status:<9} {score:>6}  {e.verdict:<13} "
+              f"{safe(e.original_name)}{safe(tags)}")
     print("\n".join(safe(line) for line in calibration))
     return OK
 
@@ -366,7 +398,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fast", action="store_true", help="faster, slightly less precise inference")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
+    importlib.import_module("declip_desktop.cli.tiling_args").add_tiling_arguments(p)
     importlib.import_module("declip_desktop.cli.cluster").add_analyze_arguments(p)
+    importlib.import_module("declip_desktop.cli.case_robustness").add_analyze_arguments(p)
 
     p = add("threshold", _threshold, "show or set the case's default threshold (items set while reviewing keep theirs)")
     p.add_argument("value", metavar="VALUE", nargs="?", help="new default threshold, 0…1 (omit to show the current one)")
@@ -403,4 +437,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     importlib.import_module("declip_desktop.cli.case_set").register(sub)
     importlib.import_module("declip_desktop.cli.case_calibrate").register(sub)
     importlib.import_module("declip_desktop.cli.case_annotate").register(sub)
+    importlib.import_module("declip_desktop.cli.case_tag").register(sub)
+    importlib.import_module("declip_desktop.cli.case_robustness").register(sub)  # agreement, stability
     importlib.import_module("declip_desktop.cli.reproduce").register_case(sub)

@@ -45,15 +45,15 @@ def _print(rows: list[tuple], evidence) -> None:  # noqa: ANN001
         shape = annotation.shape
         area_pct = 100.0 * shape.area_px() / max(1, (evidence.width or 1) * (evidence.height or 1))
         line = (f"  #{annotation.id} {shape.describe()}  area {shape.area_px():,.0f} px ({area_pct:.2f} %)  "
-                f"label {terminal_safe(annotation.label)!r}  by {terminal_safe(annotation.author)} "
+                f"label {terminal_safe(repr(annotation.label))}  by {terminal_safe(annotation.author)} "
                 f"{annotation.created_at}")
         if stats is not None:
             line += f"  map mean {_fmt(stats.mean)} max {_fmt(stats.max)}"
         if annotation.deleted:
             line += f"  [deleted by {terminal_safe(annotation.deleted_by)} at {annotation.deleted_at}]"
         print(line)
-        if annotation.note:
-            print(f"      note: {terminal_safe(annotation.note)}")
+        for i, note_line in enumerate(annotation.note.split("\n") if annotation.note else []):
+            print(f"      {'note: ' if i == 0 else '      '}{terminal_safe(note_line)}")
 
 
 def _annotate(args: argparse.Namespace) -> int:
@@ -72,7 +72,11 @@ def _annotate(args: argparse.Namespace) -> int:
     try:
         read_only = action == "list"
         with Case.open(args.dir, analyst=args.analyst, read_only=read_only) as case:
-            evidence = case.get_evidence(args.evidence)
+            try:
+                evidence = case.get_evidence(args.evidence)
+            except CaseError:
+                return _err(f"no evidence with ID {args.evidence} in this case; nothing was annotated or listed. "
+                            "`declip case status DIR` lists the IDs.")
             changed = None
             if action == "box":
                 changed = ann.add_annotation(case, evidence.id, "box", {"box": parse_box(args.box)}, args.label,
@@ -101,8 +105,10 @@ def _annotate(args: argparse.Namespace) -> int:
     except (CaseError, ShapeError) as exc:
         return _err(str(exc))
     if args.json:
+        from declip_desktop.common.text import terminal_json
+
         payload = [_record(a, s) for a, s in rows]
-        print(jsonout.dumps(payload[0] if changed is not None else payload, indent=2, ensure_ascii=False))
+        print(terminal_json(payload[0] if changed is not None else payload, indent=2))
     elif changed is not None:
         verb = {"box": "Added", "polygon": "Added", "relabel": "Relabelled", "delete": "Deleted"}[action]
         print(f"{verb} annotation {changed.id} (audit-logged).")

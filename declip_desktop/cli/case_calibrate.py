@@ -108,6 +108,13 @@ def status_lines(case: Any) -> list[str]:
     for cal in cals.values():
         lines += describe(cal)
     lines += [_reading_line(r) for r in readings(case, with_regions=False)]
+    from declip_desktop.cases.calibration import roles, uncalibrated_reason
+
+    marked = roles(case)
+    for ev in case.evidence_list():  # analysed with a model no calibration is for: say so, not silence
+        why = None if ev.id in marked else uncalibrated_reason(case, ev.id, cals)
+        if why:
+            lines.append(f"  {ev.id:>5}  {safe(ev.original_name)}: calibrated reading {why}")
     return lines
 
 

@@ -233,7 +233,7 @@ def few_references_warning(n: int, image: ThresholdEstimate | None = None) -> st
         parts.append(f"only {n} reference{'s' if n != 1 else ''} (at least {MIN_REFERENCES} recommended): "
                      "the thresholds and their intervals are rough")
     if image is not None and not image.attainable:
-        parts.append(f"{n} references cannot promise an image false-alarm rate of {format_percent(100 * image.rate)}"
+        parts.append(f"{n} reference{'s' if n != 1 else ''} cannot promise an image false-alarm rate of {format_percent(100 * image.rate)}"
                      f"; the highest reference score is used, which promises only "
                      f"{format_percent(100.0 / (n + 1))} (1 in {n + 1})")
     return "; ".join(parts) + "." if parts else None

@@ -21,4 +21,9 @@ class DeviceUnavailable(ValueError):
     """The requested device does not exist on this machine."""
 
 
-__all__ = ["DeviceUnavailable", "OutOfDeviceMemory"]
+class AnalysisStopped(Exception):
+    """A long analysis (a tiled map: many forward passes per image) stopped between two batches
+    because the user asked; nothing of the image in progress was stored."""
+
+
+__all__ = ["AnalysisStopped", "DeviceUnavailable", "OutOfDeviceMemory"]

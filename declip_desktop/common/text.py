@@ -24,6 +24,13 @@ def _unsafe(ch: str) -> bool:
     return ch in _BIDI or ch in _LINE_BREAKS or unicodedata.category(ch) == "Cc"
 
 
+def unsafe_characters(text: str, allowed: str = "") -> list[str]:
+    """The characters of `text` that `terminal_safe` would escape (controls, bidi controls, line
+    separators), except those in `allowed`, in order of appearance, each once. For refusing them
+    in text the analyst writes (labels), where a reordering or hidden character would misstate it."""
+    return list(dict.fromkeys(ch for ch in str(text) if _unsafe(ch) and ch not in allowed))
+
+
 def _escape(ch: str) -> str:
     code = ord(ch)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -30,106 +30,26 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from declip_desktop.common.errors import DeviceUnavailable, OutOfDeviceMemory  # re-exported: raised here
-from declip_desktop.common.facts import DEFAULT_THRESHOLD, card_is_demo, demo_label
+from declip_desktop.common.errors import DeviceUnavailable, OutOfDeviceMemory  # noqa: F401 - re-exported: raised here
+from declip_desktop.common.facts import card_is_demo, demo_label
 from declip_desktop.common.images import ImageError, load_rgb_image
 from declip_desktop.common.version import SOFTWARE_VERSION
+from declip_desktop.engine.devices import DEVICES, is_oom as _is_oom, pick_device  # noqa: F401 - re-exported
+from declip_desktop.engine.prediction import Prediction  # re-exported: the Localizer's result type
+from declip_desktop.engine.score_calibration import calibrated_score, card_value  # numpy only
 
 if TYPE_CHECKING:  # torch is imported when a Localizer is made, not with this module
     from declip_desktop.engine.preprocess import PreparedImage
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "fp16", "bf16")
-
-
-@dataclass
-class Prediction:
-    """One image's result. `error` is set (and `prob_map`/`score` are None) when it failed."""
-
-    source: str
-    prob_map: np.ndarray | None
-    score: float | None
-    model_name: str
-    model_sha256: str
-    seconds: float
-    device: str
-    error: str | None = None
-    width: int = 0
-    height: int = 0
-    demo: bool = False
-    label: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def mask(self, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
-        """bool H×W (the image's size): True where the probability is above `threshold` (0…1)."""
-        from declip_desktop.common.regions import binary_mask
-
-        return binary_mask(self._map(), _check_threshold(threshold))
-
-    def regions(self, threshold: float = DEFAULT_THRESHOLD) -> list:
-        """The connected regions above `threshold`, largest first (`common.regions.Region`:
-        area_px, area_pct, bbox (x, y, w, h) in image pixels, mean_score, max_score, contours)."""
-        from declip_desktop.common.regions import find_regions
-
-        return find_regions(self._map(), _check_threshold(threshold))
-
-    def _map(self) -> np.ndarray:
-        if self.prob_map is None:
-            raise ValueError(f"{self.source}: no probability map ({self.error})")
-        return self.prob_map
-
-
-def _check_threshold(threshold: float) -> float:
-    value = float(threshold)
-    if not 0.0 <= value <= 1.0:  # also refuses NaN
-        raise ValueError(f"threshold {threshold!r} is outside 0…1")
-    return value
 
 
 def _card_field(card: Any, name: str, default: Any) -> Any:
     value = getattr(card, name, None)
     return default if value is None else value
-
-
-def pick_device(requested: str = "auto") -> str:
-    """Resolve `auto|cpu|cuda|mps` to a device this machine has (DeviceUnavailable otherwise)."""
-    import torch
-
-    requested = (requested or "auto").lower()
-    if requested.startswith("cuda:"):
-        base = "cuda"
-    else:
-        base = requested
-    if base not in DEVICES:
-        raise DeviceUnavailable(f"unknown device {requested!r}; use one of {', '.join(DEVICES)}")
-    mps_ok = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    if base == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        return "mps" if mps_ok else "cpu"
-    if base == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailable("device 'cuda' was requested but no CUDA GPU is available; use --device cpu")
-    if base == "mps" and not mps_ok:
-        raise DeviceUnavailable("device 'mps' was requested but Apple MPS is not available; use --device cpu")
-    return requested
-
-
-def _is_oom(exc: BaseException) -> bool:
-    import torch
-
-    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
-    if oom_type and isinstance(exc, oom_type):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
 def _card_for_network(net: Any, card: Any):
@@ -193,6 +113,7 @@ class Localizer:
         precision: str | None = None,
         on_status: Callable[[str], None] | None = None,
         card: Any = None,
+        tiling: Any = None,
     ):
         import torch
 
@@ -203,6 +124,11 @@ class Localizer:
                 raise ValueError(f"thread count must be at least 1, got {threads}")
             torch.set_num_threads(int(threads))
         self._on_status = on_status
+        #: `common.tiling_plan.TilingOptions`: also compute a tiled map per image (`engine.tiling`);
+        #: `on_tile(done, total)` and `should_stop()` may be set by the caller before predicting.
+        self.tiling = tiling
+        self.on_tile: Callable[[int, int], None] | None = None
+        self.should_stop: Callable[[], bool] | None = None
         self.batch_size = int(batch_size)
         self.threads = torch.get_num_threads()
         self.fast = bool(fast)
@@ -228,6 +154,9 @@ class Localizer:
             raise TypeError(f"model must be a model source or a torch.nn.Module, not {type(model).__name__}; "
                             "for a model by name or file use declip_desktop.load_localizer(NAME)")
         self.input_size = int(_card_field(self.card, "input_size", 224))
+        # A fully convolutional card may ask for native resolution (long side ≤ max_side, aspect kept):
+        # shrinking to the input_size square removes the traces it reads.
+        self.max_side = int(card_value(self.card, "max_side") or 0) or None
         self.mean = tuple(float(v) for v in _card_field(self.card, "mean", (0.48145466, 0.4578275, 0.40821073)))
         self.std = tuple(float(v) for v in _card_field(self.card, "std", (0.26862954, 0.26130258, 0.27577711)))
 
@@ -280,7 +209,9 @@ class Localizer:
             "precision": self.precision,
             "threads": self.threads,
             "input_size": self.input_size,
+            **({"max_side": self.max_side} if self.max_side else {}),
             "software_version": SOFTWARE_VERSION,
+            "mode": "squash",
         }
 
     # ------------------------------------------------------------------ public API
@@ -341,17 +272,18 @@ class Localizer:
 
     def predict_prepared(self, prepared: Iterable[PreparedImage]) -> list[Prediction]:
         """Predictions for images `prepare` made, in order, as one batch."""
-        pending = [(i, p.name, p.tensor, p.width, p.height, p.error) for i, p in enumerate(prepared)]
+        pending = [(i, p.name, p.tensor, p.width, p.height, p.error, p.image) for i, p in enumerate(prepared)]
         return list(self._run_batch(pending)) if pending else []
 
     # ------------------------------------------------------------------ internals
 
     def _prepare(self, source: Any):
-        from declip_desktop.engine.preprocess import to_input_tensor
+        from declip_desktop.engine.preprocess import native_size, to_input_tensor
 
         image = load_rgb_image(source)
-        tensor = to_input_tensor(image, self.input_size, self.mean, self.std)
-        return tensor, image.width, image.height
+        size = native_size(image.width, image.height, self.max_side) if self.max_side else self.input_size
+        tensor = to_input_tensor(image, size, self.mean, self.std)
+        return tensor, image.width, image.height, (image if self.tiling is not None else None)
 
     def _decode_all(self, items: list, work: queue.Queue, stop: threading.Event) -> None:
         try:
@@ -359,7 +291,7 @@ class Localizer:
                 if stop.is_set():
                     return
                 p = self.prepare(source, _describe_source(source, index))
-                entry = (index, p.name, p.tensor, p.width, p.height, p.error)
+                entry = (index, p.name, p.tensor, p.width, p.height, p.error, p.image)
                 while not stop.is_set():
                     try:
                         work.put(entry, timeout=0.1)
@@ -405,11 +337,22 @@ class Localizer:
         return prob, bad.tolist(), seconds
 
     def _run_batch(self, pending: list[tuple]) -> Iterator[Prediction]:
+        good = [p for p in pending if p[2] is not None]
+        results: dict[int, Prediction] = {}
+        # Native-resolution inputs differ in size: one forward pass per size (one, for square inputs).
+        for shape in sorted({tuple(p[2].shape) for p in good}):
+            results.update(self._predict_group([p for p in good if tuple(p[2].shape) == shape]))
+        if self.tiling is not None:
+            self._add_tiled(results, good)
+        for index, name, tensor, _, _, error, _ in pending:
+            yield results[index] if tensor is not None else self._error(name, error)
+
+    def _predict_group(self, good: list[tuple]) -> dict[int, Prediction]:
+        """{index: Prediction} for same-size prepared items, in one forward pass."""
         import torch
 
         from declip_desktop.engine.preprocess import image_score, resize_map
 
-        good = [p for p in pending if p[2] is not None]
         results: dict[int, Prediction] = {}
         if good:
             batch = torch.stack([p[2] for p in good])
@@ -422,18 +365,53 @@ class Localizer:
                     raise OutOfDeviceMemory(self.device, str(exc).splitlines()[0]) from exc
                 raise
             share = seconds / len(good)
-            for (index, name, _, width, height, _), p, bad in zip(good, prob, non_finite):
+            for (index, name, _, width, height, _, _), p, bad in zip(good, prob, non_finite):
                 if bad:
                     results[index] = self._error(name, invalid_output_message(bad))
                     continue
                 results[index] = Prediction(
-                    source=name, prob_map=resize_map(p, height, width), score=image_score(p),
+                    source=name, prob_map=resize_map(p, height, width),
+                    score=calibrated_score(image_score(p), self.card),
                     model_name=self.model_name, model_sha256=self.model_sha256, seconds=share,
                     device=self.device, width=width, height=height, demo=self.is_demo,
                     label=self.label if self.is_demo else "",
                 )
-        for index, name, tensor, _, _, error in pending:
-            yield results[index] if tensor is not None else self._error(name, error)
+        return results
+
+    def _add_tiled(self, results: dict[int, Prediction], good: list[tuple]) -> None:
+        """The tiling hook (`engine.tiling`): a tiled map for each image whose squash succeeded.
+        `AnalysisStopped` (the caller's `should_stop`) propagates; nothing of the batch is kept."""
+        from declip_desktop.engine.tiling import NonFiniteTiles, tiled_map
+
+        for index, name, _, _, _, _, image in good:
+            pred = results[index]
+            if pred.error is not None:
+                continue
+            try:
+                pred.tiled = tiled_map(image, self._forward_checked, input_size=self.input_size, mean=self.mean,
+                                       std=self.std, options=self.tiling, batch_size=self.batch_size,
+                                       on_tile=self.on_tile, should_stop=self.should_stop)
+            except NonFiniteTiles as exc:
+                results[index] = self._error(name, invalid_output_message(exc.count))
+
+    def _forward_checked(self, batch):
+        """`_forward` with out-of-memory turned into `OutOfDeviceMemory` (as for the squash)."""
+        import torch
+
+        try:
+            return self._forward(batch)
+        except Exception as exc:
+            if _is_oom(exc):
+                if self.device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+                raise OutOfDeviceMemory(self.device, str(exc).splitlines()[0]) from exc
+            raise
+
+    def seconds_per_pass(self) -> float:
+        """Measured seconds of one forward pass (one batch of blank tiles), for time estimates."""
+        from declip_desktop.engine.tiling import seconds_per_pass
+
+        return seconds_per_pass(self._forward_checked, self.input_size, self.batch_size)
 
     def _make_fast(self, net) -> None:
         """int8 rewrite (`accelerate.optimize_fast_cpu`). It needs no calibration, so there is no

@@ -34,16 +34,29 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 INPUT_SIZE = 224
 
 
-def resize_for_model(image: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
-    """PIL bilinear resize to size×size, aspect not kept (what torchvision's Resize does on PIL)."""
+def native_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(w, h) for a fully convolutional model run at native resolution: the image shrunk, aspect
+    kept, so its long side is at most `max_side`; never enlarged (enlarging adds no evidence and
+    smooths the traces the model reads)."""
+    long_side = max(width, height)
+    if long_side <= max_side:
+        return int(width), int(height)
+    scale = max_side / long_side
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize_for_model(image: Image.Image, size: int | tuple[int, int] = INPUT_SIZE) -> Image.Image:
+    """PIL bilinear resize to size×size, aspect not kept (what torchvision's Resize does on PIL);
+    a (w, h) size is used as is (native-resolution models, see `native_size`)."""
     if image.mode != "RGB":
         raise ValueError(f"expected an RGB image, got mode {image.mode!r}")
-    return image.resize((size, size), Image.BILINEAR)
+    target = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return image if image.size == target else image.resize(target, Image.BILINEAR)
 
 
 def to_input_tensor(
     image: Image.Image,
-    size: int = INPUT_SIZE,
+    size: int | tuple[int, int] = INPUT_SIZE,
     mean: Sequence[float] = CLIP_MEAN,
     std: Sequence[float] = CLIP_STD,
 ) -> torch.Tensor:
@@ -81,6 +94,9 @@ class PreparedImage:
     tensor: Any
     width: int = 0
     height: int = 0
+    #: The decoded full image (PIL), kept only for a tiled localizer (`Localizer.tiling`), whose
+    #: tiles are cut from it; None otherwise, so a waiting batch holds only the small tensors.
+    image: Any = None
     error: str | None = None
 
 

@@ -66,6 +66,8 @@ class RegionsTableModel(RegionsModel):
         return self._annotation_data(self.annotations[index.row()], col, role)
 
     def _annotation_data(self, annotation, col: int, role):  # noqa: ANN001
+        if col >= len(self.HEADERS):  # columns added with add_column describe map regions only
+            return None
         shape = annotation.shape
         area = shape.area_px()
         pct = 100.0 * area / self.image_pixels

@@ -51,6 +51,9 @@ class CalibrationState:
             self.text = "Reference-authentic: used to calibrate this case, not a questioned item."
         read = cases_calibration.reading(case, evidence_id)
         if read is None:
+            why = cases_calibration.uncalibrated_reason(case, evidence_id)
+            if why:  # calibrated for another model: say so rather than show nothing
+                self.text = f"{self.text} Calibrated reading: {why}.".strip()
             return
         cal = read.calibration
         self.pixel_threshold = cal.pixel.threshold

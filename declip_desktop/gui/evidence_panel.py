@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
-    QStyledItemDelegate,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -28,6 +27,13 @@ from PySide6.QtWidgets import (
 
 from declip_desktop.cases.records import STATUSES as CASE_STATUSES
 from declip_desktop.cases.records import VERDICTS
+from declip_desktop.gui.evidence_list_view import (  # noqa: F401 - re-exported: the list's public names
+    BOOKMARKED,
+    ROW_ROLE,
+    SORT_ROLE,
+    EvidenceFilter,
+    NameDelegate,
+)
 from declip_desktop.gui.integrity import STATE_TEXT, state_label
 
 # The case store's statuses and verdicts, plus "rejected" for files the import refused (listed too).
@@ -43,8 +49,6 @@ STATUS_COLOURS = {
 INTEGRITY_COLOUR = "#dc2626"  # a file missing or changed: louder than a failed analysis
 COLUMNS = ("Evidence", "Status", "Score", "Verdict")
 THUMB = 48
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-ROW_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 @dataclass
@@ -84,6 +88,7 @@ class EvidenceModel(QAbstractTableModel):
         self.badges: dict[int, tuple[str, str]] = {}  # evidence id -> (badge text, tooltip); gui.forensics_panel
         self.integrity: dict[int, str] = {}
         self.references: set[int] = set()  # reference-authentic items (set_references)
+        self.marks: dict[int, object] = {}  # evidence id -> cases.tags.Marks (tags, bookmark); gui.evidence_tags
 
     def set_content(self, evidence: list, rejections: list) -> None:
         self._icons.clear()
@@ -114,7 +119,7 @@ class EvidenceModel(QAbstractTableModel):
         self.endInsertRows()
 
     def set_references(self, ids) -> None:
-        """Items marked reference-authentic: "· reference" after the name (gui.calibration_actions)."""
+        """Items marked reference-authentic: "reference" under the name (gui.calibration_actions)."""
         self.references = set(ids)
         if self.rows:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, 0))
@@ -122,6 +127,12 @@ class EvidenceModel(QAbstractTableModel):
     def set_badges(self, badges: dict[int, tuple[str, str]]) -> None:
         """Alert badges shown after an item's name (see gui.forensics_panel.refresh_badges)."""
         self.badges = dict(badges)
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, 0))
+
+    def set_marks(self, marks: dict[int, object]) -> None:
+        """The analyst's tags and bookmarks (gui.evidence_tags): shown with the name, filtered on."""
+        self.marks = dict(marks)
         if self.rows:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, 0))
 
@@ -165,8 +176,16 @@ class EvidenceModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
                 badge = self.badges.get(ev.id) if ev is not None else None
-                name = f"{row.name} · reference" if ev is not None and ev.id in self.references else row.name
-                return f"{name}   {badge[0]}" if badge else name
+                mark = self.marks.get(ev.id) if ev is not None else None
+                text = f"{row.name}   {badge[0]}" if badge else row.name
+                # The second line under the name: the item's role, then the analyst's tags (on the first
+                # line "reference" took the name's room in the narrow column: "p…g · reference").
+                parts = ["reference"] if ev is not None and ev.id in self.references else []
+                if mark is not None and mark.tags:
+                    parts.append(", ".join(mark.tags))
+                if parts:
+                    text += "\n" + " · ".join(parts)
+                return text
             if col == 1:
                 return row.status
             if col == 2:
@@ -205,57 +224,10 @@ class EvidenceModel(QAbstractTableModel):
                 lines.append(f"image score: {ev.score:.3f}")
             if ev.id in self.badges and self.badges[ev.id][1]:
                 lines.append(self.badges[ev.id][1])
+            if ev.id in self.marks and self.marks[ev.id].describe():
+                lines.append(self.marks[ev.id].describe())
             return "\n".join(lines)
         return None
-
-
-class NameDelegate(QStyledItemDelegate):
-    """The name column: the file name elided in the middle ("inpaint_mo…_v2.png"), so two names
-    with the same start stay distinguishable, and the badge after it always whole."""
-
-    def initStyleOption(self, option, index) -> None:  # noqa: N802 (Qt override)
-        super().initStyleOption(option, index)
-        row = index.data(ROW_ROLE)
-        if row is None:
-            return
-        full = option.text
-        name = row.name
-        badge = full[len(name):].strip() if full.startswith(name) else ""
-        badge = f" {badge}" if badge else ""
-        icon = option.decorationSize.width() + 4 if not option.icon.isNull() else 0
-        room = option.rect.width() - icon - option.fontMetrics.horizontalAdvance(badge) - 10
-        option.text = option.fontMetrics.elidedText(name, Qt.TextElideMode.ElideMiddle, max(room, 24)) + badge
-        option.textElideMode = Qt.TextElideMode.ElideNone
-
-
-class EvidenceFilter(QSortFilterProxyModel):
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.status = ""
-        self.verdict = ""
-        self.min_score = 0.0
-        self.name = ""
-        self.setSortRole(SORT_ROLE)
-
-    def set_filters(self, status: str, verdict: str, min_score: float, name: str = "") -> None:
-        self.status, self.verdict, self.min_score = status, verdict, min_score
-        self.name = name.strip().casefold()
-        self.invalidateFilter()
-
-    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:  # noqa: N802
-        row: Row = self.sourceModel().rows[source_row]
-        if self.name and self.name not in row.name.casefold():
-            return False
-        if self.status == "file problem":
-            return bool(row.integrity)
-        if self.status and row.status != self.status:
-            return False
-        ev = row.evidence
-        if self.verdict and (ev is None or ev.verdict != self.verdict):
-            return False
-        if self.min_score > 0 and (ev is None or ev.score is None or ev.score < self.min_score):
-            return False
-        return True
 
 
 class EvidencePanel(QWidget):
@@ -267,6 +239,7 @@ class EvidencePanel(QWidget):
     dequeueRequested = Signal(list)
     compareRequested = Signal(int, str)  # evidence id, "item" | "difference" (with the item shown)
     referenceRequested = Signal(list, bool)  # evidence ids, True: mark reference-authentic (gui.calibration_actions)
+    contextMenuAboutToShow = Signal(object, list)  # QMenu, evidence ids: other parts add their actions
 
     def __init__(self, thumbnail_loader=None, parent=None):
         super().__init__(parent)
@@ -302,7 +275,9 @@ class EvidencePanel(QWidget):
         self.name_filter.setClearButtonEnabled(True)
         self.name_filter.setToolTip("Show only evidence whose file name contains this text (any case)")
         self.name_filter.textChanged.connect(self._apply_filters)
-        layout.addWidget(self.name_filter)
+        self.name_bar = QHBoxLayout()  # gui.evidence_tags adds its tag filter beside the name filter
+        self.name_bar.addWidget(self.name_filter, 1)
+        layout.addLayout(self.name_bar)
         layout.addLayout(bar)
         self.view = QTableView()
         self.view.setModel(self.proxy)
@@ -434,6 +409,7 @@ class EvidencePanel(QWidget):
                 action = QAction(text, menu)
                 action.triggered.connect(lambda _c=False, m=mode, eid=ids[0]: self.compareRequested.emit(eid, m))
                 menu.addAction(action)
+        self.contextMenuAboutToShow.emit(menu, ids)
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
 

@@ -82,7 +82,7 @@ def badge_for(summary: dict[str, Any] | None) -> tuple[str, str] | None:
     if summary.get("warnings"):
         bits.append(f"⚠{summary['warnings']}")
     elif summary.get("alerts"):
-        bits.append(f"ⓘ{summary['alerts']}")
+        bits.append(f"ℹ{summary['alerts']}")  # U+2139, which DejaVu has (ⓘ U+24D8 drew as a box)
     state = summary.get("c2pa_state")
     if state in ("trusted", "valid"):
         bits.append("CR✓")

@@ -25,13 +25,15 @@ from declip_desktop.gui.inspector_parts import details_html
 from declip_desktop.gui.inspector_compare import CompareControls
 from declip_desktop.gui.inspector_loading import LoadingControls
 from declip_desktop.gui.inspector_review import ReviewControls
+from declip_desktop.gui.inspector_tiling import TilingControls
+from declip_desktop.gui.inspector_robustness import RobustnessPanel
 from declip_desktop.gui.review_history import ReviewHistory
 from declip_desktop.gui.render import DisplayMap, RegionResult, compute_regions
 
 log = logging.getLogger("declip_desktop.gui")
 
 
-class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControls, AnnotationControls, QWidget):
+class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControls, AnnotationControls, TilingControls, QWidget):
     """Image view + controls + regions/details tabs + review box for one evidence item."""
 
     reviewSaved = Signal(int)  # evidence id, after a verdict/notes/threshold write
@@ -53,8 +55,10 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
         self._saving_enabled = True
         self._build_ui()
         self.forensics = ForensicsPanel(self)  # Metadata and Views tabs, forensic overlays (issue 17)
+        self.robustness = RobustnessPanel(self)  # agreement view, Flagged by / Stable in columns (issue 19)
         self._init_compare()
         self._init_annotations()  # box / lasso annotations (gui.inspector_annotations)
+        self._init_tiling()  # squash/tiled map switch, stable regions (gui.inspector_tiling)
         # The timers' purposes and delays are the model's (gui.inspector_model).
         self._notes_timer = QTimer(self, singleShot=True, interval=NOTES_SAVE_DELAY_MS)
         self._notes_timer.timeout.connect(self._save_notes)
@@ -104,6 +108,7 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
         except Exception as exc:  # e.g. the case folder went away
             self.errorOccurred.emit(f"Evidence {evidence_id} could not be read: {exc}", repr(exc))
             selected = False
+        self._choose_map()  # an item analysed in tiled mode: which of its two maps to show
         self.prob_map = None
         self.display_map = None
         self.region_result = None
@@ -118,6 +123,7 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
             self.integrity_banner.setVisible(False)
             self._set_review_enabled(False)
             self.forensics.show_evidence(self.case, None)
+            self.robustness.show_evidence(None, None, None)
             self.placeholder.setText("Select an evidence item to inspect it." if self.case else "")
             self.placeholder.setVisible(True)
             self.splitter.setVisible(False)
@@ -131,6 +137,7 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
         self._set_threshold_widgets(self.model.threshold)
         self.details.setHtml(details_html(ev, analysis))
         self.forensics.show_evidence(case, ev)
+        self.robustness.show_evidence(case, ev, analysis)
         if not self.model.analysis_ok:
             why = "not analysed yet" if analysis is None else f"analysis failed: {analysis.error}"
             self.regions_note.setText(f"No probability map: {why}.")
@@ -250,6 +257,7 @@ class Inspector(InspectorLayout, ReviewControls, CompareControls, LoadingControl
             note += "; outlines of the smallest regions not drawn"
         self.regions_note.setText(note)
         self.mask_label.setText(f"{result.mask_pct:.2f} % above threshold")
+        self.robustness.regions_ready()
 
     def _region_selected(self) -> None:
         rows = self.regions_table.selectionModel().selectedRows()

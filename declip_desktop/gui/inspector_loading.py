@@ -3,9 +3,12 @@
 
 A 54-megapixel JPEG takes seconds to decode in full. The loader reads the file once and
 
-1. decodes a preview with the JPEG decoder's own DCT scaling (`inspector_parts.decode_preview`,
-   1/2 … 1/8 of the size, a few hundred ms) and shows it stretched over the image's full size,
-   marked "preview" with a busy indicator (readout and loupe wait: they need real pixels);
+1. shows a preview stretched over the image's full size, marked "preview" with a busy indicator
+   (readout and loupe wait: they need real pixels): for a JPEG the decoder's own DCT scaling
+   (`inspector_parts.decode_preview`, 1/2 … 1/8 of the size, a few hundred ms); for a PNG, WebP,
+   HEIC or tiled TIFF the preview cached in the case (`cases.previews`, made after the import,
+   with the list thumbnail, or at the first full decode; tens of ms); for a TIFF without one, an
+   embedded reduced page or pyramid level, or every k-th strip (`common.reduced_decode`);
 2. hashes the bytes it read against the recorded SHA-256, decodes them in full, builds the
    pyramid (`image_view.build_pyramid`, the coarser levels the view draws when zoomed out),
    loads the map, and swaps the levels in place, keeping zoom and pan.
@@ -17,10 +20,11 @@ from __future__ import annotations
 
 from PySide6.QtGui import QImage
 
+from declip_desktop.cases.previews import PREVIEW_SIDE, cached_preview, wants_preview, write_preview
 from declip_desktop.common.hashing import sha256_bytes
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.image_view import build_pyramid
-from declip_desktop.gui.inspector_parts import Loaded, decode_preview, decode_to_qimage
+from declip_desktop.gui.inspector_parts import Loaded, decode_preview, decode_to_qimage, qimage_rgb, tiff_preview
 from declip_desktop.gui.integrity import quick_state
 from declip_desktop.gui.render import DisplayMap
 
@@ -36,14 +40,29 @@ class LoadingControls:
             state = quick_state(path, ev.size)
             if state is not None:
                 return state, b"", None
+            cached = cached_preview(case, ev)  # PNG, tiled TIFF …: made with the thumbnail (cases.previews)
+            if cached is not None:
+                image = QImage(str(cached))
+                if not image.isNull():
+                    return None, None, image
+            if (ev.format or "").upper() == "TIFF" and wants_preview(ev):
+                # Read only the reduced page or the strips it needs; the full decode reads (and hashes) all.
+                return None, None, tiff_preview(path)
             data = path.read_bytes()
             return None, data, decode_preview(data)
 
-        def full(data: bytes) -> Loaded:
+        def full(data: bytes | None) -> Loaded:
+            if data is None:
+                data = path.read_bytes()
             if sha256_bytes(data) != ev.sha256:
                 return Loaded(ev.id, [], None, None, None, file_state="changed")
             levels = build_pyramid(decode_to_qimage(data))
             del data
+            if wants_preview(ev) and cached_preview(case, ev) is None:
+                # Next time this item shows at once: a preview from the pyramid level nearest its size.
+                level = min((lv for lv in levels if max(lv.width(), lv.height()) >= PREVIEW_SIDE),
+                            key=lambda lv: lv.width(), default=levels[0])
+                write_preview(case, ev, qimage_rgb(level), decoded_size=(levels[0].width(), levels[0].height()))
             prob = display = None
             error = None
             if wants_map:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import html
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, Qt
@@ -48,12 +50,17 @@ PREVIEW_MIN_PIXELS = 8_000_000
 
 
 def decode_preview(data: bytes, max_side: int = PREVIEW_MAX_SIDE) -> QImage | None:
-    """A quick, reduced decode of a large JPEG (the decoder's DCT scaling, 1/2 … 1/8), EXIF
+    """A quick, reduced decode of a large JPEG (the decoder's DCT scaling, 1/2 … 1/8) or TIFF
+    (an embedded reduced page or pyramid level, or every k-th strip: `common.reduced_decode`),
     orientation applied; None for small images and formats without a fast reduced decode.
     Never raises: a preview that cannot be made is simply skipped (the full decode reports errors)."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            if img.format != "JPEG" or img.width * img.height < PREVIEW_MIN_PIXELS:
+            if img.width * img.height < PREVIEW_MIN_PIXELS:
+                return None
+            if img.format == "TIFF":
+                return tiff_preview(data, max_side)
+            if img.format != "JPEG":
                 return None
             # draft() keeps both sides at least the size asked: ask the photo's own aspect ratio,
             # or the short side limits the reduction (1/4 instead of 1/8 for a 3:2 photo).
@@ -68,6 +75,28 @@ def decode_preview(data: bytes, max_side: int = PREVIEW_MAX_SIDE) -> QImage | No
         return None
     h, w, _ = arr.shape
     return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).convertToFormat(QImage.Format.Format_RGB32)
+
+
+def tiff_preview(source, max_side: int = PREVIEW_MAX_SIDE) -> QImage | None:  # bytes or a path
+    from declip_desktop.common.reduced_decode import reduced_tiff
+
+    arr = reduced_tiff(source, max_side)
+    return None if arr is None else rgb_qimage(arr)
+
+
+def rgb_qimage(arr: np.ndarray) -> QImage:
+    """An H×W×3 uint8 array as a QImage that owns its pixels."""
+    arr = np.ascontiguousarray(arr)
+    h, w, _ = arr.shape
+    return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).convertToFormat(QImage.Format.Format_RGB32)
+
+
+def qimage_rgb(image: QImage) -> np.ndarray:
+    """A QImage's pixels as an H×W×3 uint8 RGB array (a copy)."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    h, w, stride = rgb.height(), rgb.width(), rgb.bytesPerLine()
+    return np.frombuffer(rgb.constBits(), np.uint8, count=stride * h).reshape(h, stride)[:, : 3 * w] \
+        .reshape(h, w, 3).copy()
 
 
 class ColourScale(QWidget):
@@ -126,6 +155,21 @@ class RegionsModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.regions: list = []
+        #: Columns other areas add (`add_column`): (header, cell(region) -> (text, tooltip, alert)).
+        self.extra_columns: list[tuple[str, Callable[[Any], tuple[str, str, bool]]]] = []
+
+    def add_column(self, header: str, cell: Callable[[Any], tuple[str, str, bool]]) -> int:
+        """Hook: a column whose cells `cell(region)` gives as (text, tooltip, alert: drawn in red)."""
+        self.beginResetModel()
+        self.extra_columns.append((header, cell))
+        self.endResetModel()
+        return len(self.HEADERS) + len(self.extra_columns) - 1
+
+    def refresh_columns(self) -> None:
+        """The added columns' data changed (e.g. computed in the background)."""
+        if self.rowCount() and self.extra_columns:
+            self.dataChanged.emit(self.index(0, len(self.HEADERS)),
+                                  self.index(self.rowCount() - 1, self.columnCount() - 1))
 
     def set_regions(self, regions: list) -> None:
         self.beginResetModel()
@@ -136,11 +180,12 @@ class RegionsModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.regions)
 
     def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.HEADERS)
+        return 0 if parent.isValid() else len(self.HEADERS) + len(self.extra_columns)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
+            return self.HEADERS[section] if section < len(self.HEADERS) else \
+                self.extra_columns[section - len(self.HEADERS)][0]
         return None
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
@@ -148,6 +193,16 @@ class RegionsModel(QAbstractTableModel):
             return None
         region = self.regions[index.row()]
         col = index.column()
+        # This class's own numbering (a subclass with more base columns maps its index to it first).
+        if col >= len(RegionsModel.HEADERS):
+            text, tip, alert = self.extra_columns[col - len(RegionsModel.HEADERS)][1](region)
+            if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.UserRole):
+                return text
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return tip or None
+            if role == Qt.ItemDataRole.ForegroundRole and alert:
+                return QColor(185, 28, 28)
+            return None
         x, y, w, h = region.bbox
         if role == Qt.ItemDataRole.DisplayRole:
             return (
@@ -197,6 +252,11 @@ def details_html(ev, an) -> str:
             ("Finished", an.finished or "—"),
             ("Software", an.software_version),
         ]
+        params = an.parameters if isinstance(getattr(an, "parameters", None), dict) else {}
+        if params.get("mode") == "tiled":  # native-resolution map (gui.inspector_tiling)
+            scales = ", ".join(f"{float(v):g}" for v in params.get("scales") or [])
+            model_rows.insert(1, ("Map", f"tiled: tiles of {params.get('tile')} px, overlap "
+                                         f"{params.get('overlap')}, scales {scales}, {params.get('passes')} passes"))
         if an.ok:
             model_rows.insert(0, ("Image score", f"{an.score:.4f}" if an.score is not None else "—"))
         else:

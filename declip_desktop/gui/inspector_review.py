@@ -148,14 +148,25 @@ class ReviewControls:
         self.flush()  # notes being typed are saved (and become a step) before undo looks
         written: list[int] = []
 
+        from declip_desktop.gui.evidence_tags import TAG_FIELDS, MarkedRecord, write_tag_step
+
         def write(evidence_id: int, values: dict) -> None:
+            tag_values = {k: values.pop(k) for k in TAG_FIELDS if k in values}  # a tag step (gui.evidence_tags)
+            if tag_values:
+                write_tag_step(self.case, evidence_id, tag_values, self.settings.analyst or None)
+                self.reviewSaved.emit(evidence_id)
             ev = self.case.get_evidence(evidence_id)
-            if not self._write_review_of(ev, record=False, **values):
+            if values and not self._write_review_of(ev, record=False, **values):
                 raise StaleStep(f"the review of {ev.original_name} could not be changed")
             written.append(evidence_id)
 
+        def current(evidence_id: int) -> MarkedRecord:
+            from declip_desktop.cases.tags import get_marks
+
+            return MarkedRecord(self.case.get_evidence(evidence_id), get_marks(self.case, evidence_id))
+
         try:
-            step = move(self.case.get_evidence, write, annotations=self._annotation_ops())
+            step = move(current, write, annotations=self._annotation_ops())
         except StaleStep as exc:
             self.errorOccurred.emit(f"Nothing was undone or redone: {exc}.", "")
             return False

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow
 
 from declip_desktop.common.facts import CASE_DB_NAME
 from declip_desktop.common.version import SOFTWARE_NAME, software_id
+from declip_desktop.cases.previews import thumbnail_and_preview
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.forensics_panel import refresh_badges
 from declip_desktop.gui.integrity import quick_states
@@ -32,6 +33,7 @@ from declip_desktop.gui.settings import Settings
 from declip_desktop.gui.window_analysis import AnalysisControls
 from declip_desktop.gui.window_import import ImportControls
 from declip_desktop.gui.window_layout import WindowLayout
+from declip_desktop.gui.window_tiling import TilingAnalysis
 from declip_desktop.gui.worker import WorkerController
 
 log = logging.getLogger("declip_desktop.gui")
@@ -41,7 +43,7 @@ def _no_engine(*_args, **_kwargs):
     raise RuntimeError("no analysis engine is connected to this window (start it with `declip-desktop`)")
 
 
-class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
+class MainWindow(WindowLayout, ImportControls, AnalysisControls, TilingAnalysis, QMainWindow):
     caseOpened = Signal(object)  # Case
     caseClosed = Signal()
     analysisFinished = Signal(str)  # reason
@@ -95,6 +97,13 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
         from declip_desktop.gui.calibration_actions import install_calibration  # references, calibrated readings
 
         self.calibration = install_calibration(self)
+        from declip_desktop.gui.evidence_tags import install_tag_controls
+
+        self.tags = install_tag_controls(self)  # tags and bookmarks on evidence (cases.tags)
+        # Analysis → Analyse with several models… / Check stability under re-compression (issue 19).
+        from declip_desktop.gui.robustness_actions import install_robustness_actions
+
+        self.robustness_actions = install_robustness_actions(self)
         self._restore_geometry()
         self.notifications.posted.connect(self._audit_notice)
 
@@ -182,6 +191,7 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
         worker.run_started.connect(self._on_run_started)
         worker.run_finished.connect(self._on_run_finished)
         worker.model_ready.connect(self._on_model_ready)
+        worker.estimate_ready.connect(self._on_tiling_estimate)
         worker.notice.connect(lambda level, msg, detail: self.notifications.post(level, msg, detail))
         self.reload_evidence()
         self.stack.setCurrentWidget(self.case_view)
@@ -215,7 +225,7 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
             controller = self.controller
             self.controller = None
             for signal in (controller.worker.progress, controller.worker.run_started, controller.worker.run_finished,
-                           controller.worker.model_ready, controller.worker.notice):
+                           controller.worker.model_ready, controller.worker.notice, controller.worker.estimate_ready):
                 signal.disconnect()
             controller.retire()
             self._loading_model = False
@@ -320,7 +330,8 @@ class MainWindow(WindowLayout, ImportControls, AnalysisControls, QMainWindow):
                 self._thumbs[eid] = None
                 log.warning("thumbnail of evidence %s failed: %s", eid, detail)
 
-            run_background(lambda: case.thumbnail_file(evidence_id), done, failed)
+            # A large PNG/TIFF gets its inspector preview from the same decode (cases.previews).
+            run_background(lambda: thumbnail_and_preview(case, evidence_id), done, failed)
         return None
 
     # ======================================================================== import

@@ -1,5 +1,6 @@
 """Undo and redo of review changes (Qt-free): verdict, notes and the item's threshold, and the
-analyst's annotations (`gui.annotation_steps.AnnotationStep`: added, deleted, relabelled).
+analyst's annotations (`gui.annotation_steps.AnnotationStep`: added, deleted, relabelled), and the
+analyst's tags and bookmark (`gui.evidence_tags` records those steps and writes them back).
 
 Each step remembers the values it replaced and the values it wrote. Undoing writes the old
 values back through `Case.set_review` — a new, ordinary `review.changed` audit entry, so the
@@ -28,11 +29,10 @@ class ReviewStep:
     new: dict[str, Any]
 
     def describe(self) -> str:
-        parts = []
-        for key in self.new:
-            label = {"verdict": "verdict", "notes": "notes", "threshold": "threshold"}[key]
-            parts.append(label)
-        return f"{' and '.join(parts)} of {self.name}"
+        labels = {"verdict": "verdict", "notes": "notes", "threshold": "threshold", "tags": "tags",
+                  "bookmarked": "bookmark"}
+        changed = [k for k in self.new if not _same(self.old.get(k), self.new[k])] or list(self.new)
+        return f"{' and '.join(labels.get(k, k.replace('_', ' ')) for k in changed)} of {self.name}"
 
 
 class StaleStep(Exception):

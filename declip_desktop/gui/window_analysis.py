@@ -77,6 +77,11 @@ class AnalysisControls:
         # a model named here is a one-off re-analysis that leaves the case's model alone.
         request = RunRequest(model=model, device=self.settings.device, fast=self.fast_action.isChecked(),
                              evidence_ids=tuple(ids), requeue=requeue, pin=model is None)
+        tiled = self._tiled_request(request)  # tiled mode: the estimate first (gui.window_tiling)
+        if tiled is not None:
+            self._start_tiled_estimate(tiled)
+            self._update_actions()
+            return True
         self.controller.start(request)
         self._run_started_at = time.monotonic()
         paused = self.controller.worker.paused
@@ -107,6 +112,9 @@ class AnalysisControls:
 
     def _on_progress(self, event) -> None:
         if self.case is None:
+            return
+        if getattr(event, "tiles", None) is not None:  # per batch of tiles: the status line only
+            self._on_tile_progress(event)
             return
         self.progress_bar.setRange(0, max(1, event.total))
         self.progress_bar.setValue(event.done)

@@ -3,12 +3,18 @@ of `gui.main_window.MainWindow`). The import itself runs on the thread pool."""
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtWidgets import QFileDialog
 
+from declip_desktop.cases.previews import thumbnail_and_preview, wants_preview
 from declip_desktop.examination import examine_many
 from declip_desktop.gui.background import run_background
 from declip_desktop.gui.case_access import own_case
 from declip_desktop.gui.progress_relay import ProgressRelay
+
+
+log = logging.getLogger("declip_desktop.gui")
 
 
 class ImportControls:
@@ -87,6 +93,15 @@ class ImportControls:
             self.evidence_panel.select_evidence(report.imported[0].id)
         if report.imported:
             self.start_analysis()
+            self._cache_previews(case, [e.id for e in report.imported if wants_preview(e)])
+
+    @staticmethod
+    def _cache_previews(case, ids: list[int]) -> None:
+        """Large PNG/TIFF/WebP … get their inspector preview now, one at a time in the background,
+        so even their first view shows at once (cases.previews; the thumbnail comes from the same decode)."""
+        if ids:
+            run_background(lambda: [thumbnail_and_preview(case, i) for i in ids], lambda _paths: None,
+                           lambda exc, detail: log.warning("previews could not be cached: %s\n%s", exc, detail))
 
     def _import_failed(self, case, exc, detail) -> None:
         self._imports_running -= 1

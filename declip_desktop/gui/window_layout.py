@@ -150,6 +150,7 @@ class WindowLayout:
             tip="Faster, slightly less precise inference (the Localizer's fast mode)",
         )
         self.fast_action.setChecked(self.settings.fast)
+        self._init_tiling_action()  # Analysis → Tiled analysis (gui.window_tiling)
         device_menu = self._menu("Analysis").addMenu("&Device")
         group = QActionGroup(self)
         for value, text in (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)")):

@@ -25,6 +25,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from declip_desktop.analysis import AnalysisError, AnalysisSession
+from declip_desktop.analysis.multi_model import secondary_parameters
 from declip_desktop.cases import Case, CaseBusyError
 from declip_desktop.gui.services import EngineServices
 
@@ -53,6 +54,9 @@ class RunRequest:
     pin: bool = True  # False: a one-off re-analysis that leaves the case's model alone
     generation: int = 0  # set by the controller; a cancel drops every request submitted before it
     load_only: bool = False  # just load the model (on opening a case), analyse nothing
+    tiling: object = None  # common.tiling_plan.TilingOptions: also store a tiled map (gui.window_tiling)
+    estimate_only: bool = False  # with tiling: time the model and count passes (estimate_ready), analyse nothing
+    agreement_primary: str | None = None  # SHA-256: a secondary model of a multi-model run (analysis.multi_model)
 
 
 class AnalysisWorker(QObject):
@@ -63,6 +67,7 @@ class AnalysisWorker(QObject):
     run_started = Signal(int)  # total queued for this run
     run_finished = Signal(str, object)  # reason (done|loaded|paused|cancelled|stopped|busy|error), RunSummary|None
     notice = Signal(str, str, str)  # level, message, detail
+    estimate_ready = Signal(object, object)  # analysis.tiling.TilingEstimate, the RunRequest it is for
 
     def __init__(self, case_path: Path, services: EngineServices):
         super().__init__()
@@ -124,7 +129,14 @@ class AnalysisWorker(QObject):
             return
         session = self.session
         session.case, session.model, session.device, session.fast = case, request.model, request.device, request.fast
+        session.tiling = request.tiling
         try:
+            if request.estimate_only:
+                from declip_desktop.analysis.tiling import estimate_session
+
+                self.estimate_ready.emit(estimate_session(session, request.evidence_ids), request)
+                self.run_finished.emit("estimated", None)
+                return
             if request.load_only:
                 loc = session.localizer(on_notice=self.notice.emit)
                 self._model_ready(session.model_in_use(loc))
@@ -132,7 +144,9 @@ class AnalysisWorker(QObject):
                 return
             summary = session.run(request.evidence_ids, requeue=request.requeue, pin=request.pin,
                                   on_progress=self.progress.emit, on_start=self.run_started.emit,
-                                  on_model=self._model_ready, on_notice=self.notice.emit)
+                                  on_model=self._model_ready, on_notice=self.notice.emit,
+                                  extra_parameters=secondary_parameters(request.agreement_primary)
+                                  if request.agreement_primary else None)
             reason = "cancelled" if summary.cancelled else "stopped" if session.stop_token() else "done"
             self.run_finished.emit(reason, summary)
         except CaseBusyError as exc:

@@ -20,6 +20,9 @@ from declip_desktop.reports.model import AnnotationInfo, EvidenceItem
 ANNOTATION_COLOR = QColor(0, 200, 100)
 MAX_ANNOTATION_ROWS = 8  # on the details page; the rest are counted (all are in the audit appendix)
 COMPACT_ANNOTATIONS = 3
+#: A label longer than this is shortened on the compact page (a word without breaks would be clipped
+#: at the column's edge); the full layout, the exports and the audit appendix give it whole.
+COMPACT_LABEL_CHARS = 24
 
 
 def collect_annotations(case, evidence) -> list[AnnotationInfo]:  # noqa: ANN001 - Case, Evidence
@@ -95,10 +98,18 @@ class AnnotationPages:
         rows = min(len(item.annotations), MAX_ANNOTATION_ROWS) + (len(item.annotations) > MAX_ANNOTATION_ROWS)
         return L.mm(7) + L.mm(5) + rows * L.mm(4.6) + L.mm(2)
 
-    def _annotation_table(self, item: EvidenceItem, y: float) -> float:
-        """The details page's table of the analyst's annotations."""
+    def _annotation_table(self, item: EvidenceItem, y: float, bottom: float | None = None) -> float:
+        """The details page's table of the analyst's annotations, ending above `bottom` (the notes
+        block): the rows that do not fit are counted on the last line, never drawn over the verdict."""
         if not item.annotations:
             return y
+        row_h = L.mm(4.6)
+        shown = min(len(item.annotations), MAX_ANNOTATION_ROWS)
+        if bottom is not None:  # header (1 + 6 + 5 mm), rows, the "… more" line, the rule
+            room = int((bottom - y - L.mm(12) - L.mm(1)) // row_h)
+            if room < len(item.annotations):
+                room -= 1  # keep a line for the count of the rest
+            shown = max(0, min(shown, room))
         p, f = self.painter, self.fonts
         area = L.content_rect()
         y += L.mm(1)
@@ -112,9 +123,8 @@ class AnnotationPages:
             xs.append(xs[-1] + L.mm(w) * scale)
         self._table_header(cols, xs, y, L.mm(5))
         y += L.mm(5)
-        row_h = L.mm(4.6)
         pixels = max(1, (item.width or 1) * (item.height or 1))
-        for a in item.annotations[:MAX_ANNOTATION_ROWS]:
+        for a in item.annotations[:shown]:
             x, yy, w, h = a.shape.bbox()
             area_px = a.shape.area_px()
             kind = "" if a.kind == "box" else "lasso in "
@@ -125,7 +135,7 @@ class AnnotationPages:
                 L.draw_text(p, QRectF(xs[col] + L.mm(1), y + L.mm(0.6), width, row_h),
                             L.elide(p, f.small, text, width), f.small)
             y += row_h
-        rest = len(item.annotations) - MAX_ANNOTATION_ROWS
+        rest = len(item.annotations) - shown
         if rest > 0:
             L.draw_text(p, QRectF(area.left(), y + L.mm(0.6), area.width(), row_h),
                         f"… and {rest} more annotation(s) (all are listed in the audit appendix)", f.small, L.MUTED)
@@ -140,8 +150,10 @@ class AnnotationPages:
         parts = []
         for a in item.annotations[:COMPACT_ANNOTATIONS]:
             x, y, w, h = a.shape.bbox()
-            parts.append(f"A{a.id} {a.label} ({a.author}): {x}, {y} {w}×{h}, "
+            label = a.label if len(a.label) <= COMPACT_LABEL_CHARS else a.label[:COMPACT_LABEL_CHARS - 1] + "…"
+            parts.append(f"A{a.id} {label} ({a.author}): {x}, {y} {w}×{h}, "
                          f"{_figures(self.annotation_stats.get(a.id))}")
-        if len(item.annotations) > COMPACT_ANNOTATIONS:
-            parts.append(f"+{len(item.annotations) - COMPACT_ANNOTATIONS} more (full layout)")
-        return [("Annotations", "; ".join(parts))]
+        text = "; ".join(parts)
+        if len(item.annotations) > COMPACT_ANNOTATIONS:  # the count first: a clipped row still states it
+            text = f"{len(item.annotations)} (the first {COMPACT_ANNOTATIONS}; all in the full layout): {text}"
+        return [("Annotations", text)]

@@ -155,12 +155,17 @@ def appendix_html(d: ReportData, truncated: list[EvidenceItem]) -> str:
         "<th width='13%'>Action</th><th width='10%'>Object</th><th width='48%'>Summary</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )
-    html += hash_annex_html(d, annex)
-    if truncated:
-        html += f"<h2>{APPENDIX_C}</h2>"
-        for item in truncated:
-            html += (f"<h3>ID {item.id} · {escape(item.name)}</h3>"
-                     f"<p style='white-space: pre-wrap'>{escape(item.notes)}</p>")
+    return html + hash_annex_html(d, annex) + notes_in_full_html(truncated)
+
+
+def notes_in_full_html(truncated: list[EvidenceItem]) -> str:
+    """Appendix C: the notes an item's page had to cut, whole."""
+    if not truncated:
+        return ""
+    html = f"<h2>{APPENDIX_C}</h2>"
+    for item in truncated:
+        html += (f"<h3>ID {item.id} · {escape(item.name)}</h3>"
+                 f"<p style='white-space: pre-wrap'>{escape(item.notes)}</p>")
     return html
 
 

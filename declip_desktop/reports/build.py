@@ -30,6 +30,7 @@ from declip_desktop.common.outputs import (
 )
 from declip_desktop.cases.export import case_originals
 from declip_desktop.common.progress import StepProgress
+from declip_desktop.reports.audit_summary import AUDIT_ATTACHMENT, audit_attachment
 from declip_desktop.reports.collect import SelectionError, collect_report_data
 from declip_desktop.reports.errors import ReportCancelled, ReportError
 from declip_desktop.reports.pdf import RenderStats, ReportRenderer
@@ -82,9 +83,10 @@ def _link_without_overwrite(src: Path, folder: Path, stem: str) -> Path:
 
 
 def _set_subject(path: Path, subject: str, keywords: str, extra: dict[str, str] | None = None,
-                 sections: Sequence = ()) -> None:
-    """Qt writes Title/Author/Creator; the Subject and the outline (bookmarks: the renderer's
-    sections, the same list the cover's table of contents prints) are appended with pypdf."""
+                 sections: Sequence = (), attachments: dict[str, bytes] | None = None) -> None:
+    """Qt writes Title/Author/Creator; the Subject, the outline (bookmarks: the renderer's
+    sections, the same list the cover's table of contents prints) and the attached files (the
+    full audit trail) are appended with pypdf."""
     from pypdf import PdfReader, PdfWriter
     from pypdf.generic import NameObject
 
@@ -97,6 +99,8 @@ def _set_subject(path: Path, subject: str, keywords: str, extra: dict[str, str] 
             parent = made
     if sections:
         writer._root_object[NameObject("/PageMode")] = NameObject("/UseOutlines")  # open with bookmarks shown
+    for name, content in (attachments or {}).items():
+        writer.add_attachment(name, content)
     tmp = path.with_name(path.name + ".meta")
     with open(tmp, "wb") as fh:
         writer.write(fh)
@@ -200,6 +204,7 @@ def build_report(
             f"case {d.case_number}; DeCLIP; image forensics; manipulation localization",
             _anchor_metadata(d),
             stats.sections,
+            {AUDIT_ATTACHMENT: audit_attachment(d)},
         )
         if signer is not None:
             _sign_pades(tmp, signer, d)

@@ -23,6 +23,8 @@ class ReportCalibration:
     reference_ids: list[int] = field(default_factory=list)  # every item marked reference-authentic
     references: list = field(default_factory=list)  # (id, name, sha256) of the marked items
     _by_model: dict = field(default_factory=dict)
+    #: {evidence id: the short calibrated reading for the compact page}, filled by `rows_for`.
+    compact: dict = field(default_factory=dict)
 
     def rows_for(self, case: Any, ev: Any) -> list[tuple[str, str]]:
         """Rows for the item's details page: its calibrated reading, or its role as a reference."""
@@ -31,10 +33,14 @@ class ReportCalibration:
             used = [c.id for c in self.calibrations if any(r.evidence_id == ev.id for r in c.references)]
             rows.append(("Role", "reference-authentic (not a questioned item)"
                          + (f"; used by calibration {', '.join(map(str, used))}" if used else "")))
+            self.compact[ev.id] = rows[-1][1]
             return rows
         r = cases_calibration.reading(case, ev.id, self._by_model)
         if r is None:
-            return rows
+            why = cases_calibration.uncalibrated_reason(case, ev.id, self._by_model)
+            if why:
+                self.compact[ev.id] = "none: calibrated for another model (details in the full layout)"
+            return rows + ([("Calibrated reading", why)] if why else [])
         cal = r.calibration
         rows.append(("Calibrated reading", r.text() + ("; above" if r.above_image_threshold else "; not above")
                      + f" the threshold for {format_percent(100 * cal.image_rate)} of authentic images "
@@ -44,7 +50,15 @@ class ReportCalibration:
         rows.append(("At calibrated threshold", f"{len(found)} region(s), {sum(g.area_pct for g in found):.2f} % of "
                      f"the image above {cal.pixel.threshold:.4f} (the threshold for "
                      f"{format_percent(100 * cal.pixel_rate)} of authentic pixels; calibration {cal.id})"))
+        self.compact[ev.id] = (f"above {r.standing.below} of {r.standing.n} references; {len(found)} region(s) at "
+                               f"{cal.pixel.threshold:.4f}" + "".join(f"; NOTE: {n}" for n in r.notes))
         return rows
+
+
+def compact_rows(cal: ReportCalibration | None, item: Any) -> list[tuple[str, str]]:
+    """The compact page's one "Calibrated" row: the figures of the details page's rows, short."""
+    text = cal.compact.get(item.id) if isinstance(cal, ReportCalibration) else None
+    return [("Calibrated", text)] if text else []
 
 
 def collect_calibration(case: Any) -> ReportCalibration:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from declip_desktop.cases.case_settings import case_threshold, effective_threshold
 from declip_desktop.cases.errors import CaseError
+from declip_desktop.cases.tags import Marks, all_marks
 from declip_desktop.common.facts import card_is_demo, demo_label
 from declip_desktop.common.version import software_id
 from declip_desktop.reports.annotation_pages import collect_annotations
 from declip_desktop.reports.calibration_section import collect_calibration
 from declip_desktop.reports.forensics_rows import forensics_rows
+from declip_desktop.reports.robustness_rows import robustness_for
 from declip_desktop.reports.model import (
     AnalysisInfo,
     AuditRow,
@@ -22,6 +25,7 @@ from declip_desktop.reports.model import (
     ReportData,
 )
 from declip_desktop.reports.pinned_pages import collect_pins
+from declip_desktop.reports.tiling_rows import tiling_rows
 
 
 class SelectionError(ValueError):
@@ -155,6 +159,7 @@ def collect_report_data(
     if evidence_ids is None:  # references are not questioned items: listed in the calibration section
         chosen = [ev for ev in chosen if ev.id not in calibration.reference_ids] or chosen
     info = case.info
+    marks = all_marks(case)
     items: list[EvidenceItem] = []
     for ev in chosen:
         latest = case.latest_analysis(ev.id)
@@ -208,6 +213,10 @@ def collect_report_data(
                 original_path=ev.original_path or None,
                 file_times=_file_times(ev.metadata),
                 annotations=collect_annotations(case, ev),
+                tags=marks.get(ev.id, Marks()).tags,
+                bookmarked=marks.get(ev.id, Marks()).bookmarked,
+                tiling=tiling_rows(case, ev.id, thr),
+                robustness=robustness_for(case, ev, thr),  # agreement, stability (reports.robustness_rows)
             )
         )
     ids = [ev.id for ev in chosen]
@@ -225,6 +234,7 @@ def collect_report_data(
             object=e.object,
             details=_details_text(e.details or {}),
             fields={k: v for k, v in (e.details or {}).items() if k not in _replay_only()},
+            entry=dataclasses.asdict(e),
         )
         for e in entries
         if e.evidence_id is None or e.evidence_id in wanted

@@ -103,6 +103,12 @@ def breakable_path(path: str) -> str:
     return re.sub(r"([/\\])", "\\1\u200b", path)
 
 
+def marks_rows(item: EvidenceItem) -> list[tuple[str, str]]:
+    """The analyst's tags and bookmark, when the item has any (one row)."""
+    parts = (["★ bookmarked"] if item.bookmarked else []) + ([", ".join(item.tags)] if item.tags else [])
+    return [("Tags", " · ".join(parts))] if parts else []
+
+
 def custody_rows(item: EvidenceItem) -> list[tuple[str, str]]:
     """Where the file came from, who brought it into the case and when, and the file's own
     times then (modified / status changed, as the source file system reported them)."""

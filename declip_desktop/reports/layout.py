@@ -129,6 +129,32 @@ def draw_document_page(painter: QPainter, doc: QTextDocument, page_index: int, r
     painter.restore()
 
 
+def block_split(doc: QTextDocument, heading: str, next_heading: str | None = None) -> bool:
+    """Whether the part from `heading` to `next_heading` (None: to the end) runs over a page break."""
+    start = heading_page(doc, heading)
+    if start is None:
+        return False
+    end = doc.pageCount() - 1 if next_heading is None else _block_end_page(doc, heading, next_heading)
+    return end != start
+
+
+def _block_end_page(doc: QTextDocument, heading: str, next_heading: str) -> int:
+    """Page of the last line before `next_heading` (after `heading`)."""
+    block, seen, last = doc.begin(), False, None
+    layout = doc.documentLayout()
+    page_h = doc.pageSize().height()
+    while block.isValid():
+        text = block.text()
+        if text.startswith(heading):
+            seen = True
+        elif seen and text.startswith(next_heading):
+            break
+        if seen and text.strip():
+            last = layout.blockBoundingRect(block)
+        block = block.next()
+    return int((last.bottom() - 1) // page_h) if last is not None else doc.pageCount() - 1
+
+
 def heading_page(doc: QTextDocument, heading: str) -> int | None:
     """0-based page of a paginated document on which the block starting with `heading` begins."""
     block = doc.begin()

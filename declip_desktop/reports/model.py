@@ -100,6 +100,14 @@ class EvidenceItem:
     file_times: dict = field(default_factory=dict)  # {"modified": ISO time, "changed": ISO time}
     #: The analyst's annotations (`AnnotationInfo`), drawn on the image pages and listed with the regions.
     annotations: list = field(default_factory=list)
+    #: The analyst's tags and bookmark (cases.tags): labels for finding items, not findings.
+    tags: tuple[str, ...] = ()
+    bookmarked: bool = False
+    #: The tiled (native-resolution) map's rows for the details page (reports.tiling_rows); empty
+    #: when the item was analysed by the squash alone.
+    tiling: list = field(default_factory=list)
+    #: Agreement across models and stability under re-compression (reports.robustness_rows.Robustness).
+    robustness: Any = None
 
     @property
     def score(self) -> float | None:
@@ -123,6 +131,8 @@ class AuditRow:
     details: str  # "key: value; …" of every value, as the case's log holds it
     #: The entry's values without those only verify needs; the appendix summarises these.
     fields: dict = field(default_factory=dict)
+    #: The whole entry as the case holds it (seq, values, chain hashes): attached to the PDF.
+    entry: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,10 @@ class PageCanvas:
         h = L.draw_text(p, QRectF(area.left(), y, area.width(), L.mm(12)), L.elide(p, font, text, area.width()), font)
         return y + h + L.mm(1.5)
 
-    def _kv_table(self, rows, y: float, x: float, width: float, key_w: float, font=None, mono_keys=()) -> float:
-        """Label/value rows; values that look like hashes (no spaces, long) wrap anywhere."""
+    def _kv_table(self, rows, y: float, x: float, width: float, key_w: float, font=None, mono_keys=(),
+                  draw: bool = True) -> float:
+        """Label/value rows; values that look like hashes (no spaces, long) wrap anywhere.
+        `draw=False` only measures (returns where the table would end)."""
         p, f = self.painter, self.fonts
         font = font or f.body
         kfont = f.body_bold if font is f.body else f.small_bold
@@ -108,8 +110,9 @@ class PageCanvas:
             # Hashes wrap anywhere; text (and paths, which carry zero-width spaces) at word boundaries.
             flags = L.HASH_FLAGS if (" " not in value and "\u200b" not in value and len(value) > 24) else L.TEXT_FLAGS
             h = max(L.text_height(p, kfont, key_w - L.mm(2), key), L.text_height(p, vfont, width - key_w, value, flags))
-            L.draw_text(p, QRectF(x, y, key_w - L.mm(2), h + 2), key, kfont, L.MUTED)
-            L.draw_text(p, QRectF(x + key_w, y, width - key_w, h + 2), value, vfont, flags=flags)
+            if draw:
+                L.draw_text(p, QRectF(x, y, key_w - L.mm(2), h + 2), key, kfont, L.MUTED)
+                L.draw_text(p, QRectF(x + key_w, y, width - key_w, h + 2), value, vfont, flags=flags)
             y += h + L.mm(1.2)
         return y
 

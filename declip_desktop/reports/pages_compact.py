@@ -12,9 +12,11 @@ from PySide6.QtCore import QRectF
 
 from declip_desktop.reports import imaging
 from declip_desktop.reports import layout as L
+from declip_desktop.reports.calibration_section import compact_rows
 from declip_desktop.reports.formatting import (
     VERDICT_COLORS,
     custody_rows,
+    marks_rows,
     fmt_score,
     fmt_threshold,
     short_hash,
@@ -111,9 +113,10 @@ class CompactPages:
     def _compact_model_rows(self, item: EvidenceItem, visuals) -> list[tuple[str, str]]:
         a = item.analysis
         if a is None:
-            return [("Model", "no analysis has been run on this item"), *self._compact_annotation_row(item)]
+            return [("Model", "no analysis has been run on this item"), *self._compact_annotation_row(item),
+                    *marks_rows(item)]
         m = a.model
-        rows = [("Model", m.name + (f" ({DEMO_LABEL})" if m.demo else "")),
+        rows = [("Model", m.name + (f" ({m.label or DEMO_LABEL})" if m.demo else "")),
                 ("Model SHA-256", short_hash(m.sha256) + " (full on the method page)"),
                 ("Run", " · ".join(filter(None, (a.finished or a.started, a.device))) or "not recorded")]
         if visuals is not None and visuals.regions:
@@ -122,10 +125,12 @@ class CompactPages:
             if len(visuals.regions) > len(shown):
                 text += f"; +{len(visuals.regions) - len(shown)} more (full layout)"
             rows.append(("Regions", text))
+        rows += compact_rows(self.data.calibration, item)  # calibrated reading (reports.calibration_section)
         rows += self._compact_annotation_row(item)  # reports.annotation_pages
+        rows += item.robustness.rows if item.robustness else []  # agreement, stability (reports.robustness_rows)
         if item.reviewed_by:
             rows.append(("Reviewed", f"{item.reviewed_by}, {item.reviewed_at}"))
-        return rows
+        return rows + marks_rows(item)
 
     def _compact_notes(self, item: EvidenceItem) -> None:
         p, f = self.painter, self.fonts

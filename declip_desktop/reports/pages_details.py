@@ -6,7 +6,7 @@ from PySide6.QtCore import QRectF
 
 from declip_desktop.reports import imaging
 from declip_desktop.reports import layout as L
-from declip_desktop.reports.formatting import VERDICT_COLORS, custody_rows, threshold_note, fmt_score, fmt_threshold, key_metadata
+from declip_desktop.reports.formatting import VERDICT_COLORS, custody_rows, marks_rows, threshold_note, fmt_score, fmt_threshold, key_metadata
 from declip_desktop.reports.model import EvidenceItem
 from declip_desktop.reports.pages_base import MAX_REGION_ROWS
 from declip_desktop.reports.texts import DEMO_LABEL
@@ -45,12 +45,13 @@ class DetailPages:
         half = (area.width() - L.mm(6)) / 2
         # Left column: file and metadata. Right column: the model that produced the result.
         L.draw_text(p, QRectF(area.left(), y, half, L.mm(6)), "Chain of custody and file", f.h2)
-        file_rows = [*custody_rows(item), ("Format", item.format or "unknown"), *key_metadata(item),
+        file_rows = [*custody_rows(item), *marks_rows(item), ("Format", item.format or "unknown"), *key_metadata(item),
                      *item.forensics]  # metadata, alerts, C2PA (reports.forensics_rows)
         left_end = self._kv_table(file_rows, y + L.mm(6), area.left(), half, L.mm(24), font=f.small)
         x2 = area.left() + half + L.mm(6)
         L.draw_text(p, QRectF(x2, y, half, L.mm(6)), "Model", f.h2)
-        right_end = self._kv_table(self._model_rows(item), y + L.mm(6), x2, half, L.mm(24), font=f.small)
+        model_rows = self._model_rows(item) + (item.robustness.rows if item.robustness else [])  # agreement, stability
+        right_end = self._kv_table(model_rows, y + L.mm(6), x2, half, L.mm(24), font=f.small)
         y = max(left_end, right_end, top + L.mm(60)) + L.mm(2)
         L.hline(p, y, area.left(), area.right())
         y += L.mm(2)
@@ -65,11 +66,13 @@ class DetailPages:
                 line += " · note: the stored map was resized to the image for display"
             y += L.draw_text(p, QRectF(area.left(), y, area.width(), L.mm(6)), line, f.body)
             y += L.mm(1)
-            y = self._region_table(visuals, y, self._notes_top() - L.mm(4) - self._annotation_rows_height(item))
+            y = self._region_table(visuals, y, self._notes_top() - L.mm(4) - self._annotation_rows_height(item),
+                                   item.robustness)
         else:
             msg = self._no_result_message(item, "the result could not be shown (see the image page)")
             y += L.draw_text(p, QRectF(area.left(), y, area.width(), L.mm(30)), msg, f.body_bold, L.ALERT if item.failed else L.INK)
-        y = self._annotation_table(item, y)  # the analyst's boxes and lassos (reports.annotation_pages)
+        # the analyst's boxes and lassos (reports.annotation_pages), kept above the notes block
+        y = self._annotation_table(item, y, self._notes_top() - L.mm(3))
         # The notes block starts at a fixed height so the plan knows how much text fits.
         notes_top = self._notes_top()
         L.hline(p, notes_top - L.mm(2), area.left(), area.right())
@@ -85,7 +88,7 @@ class DetailPages:
         if a is None:
             return [("Model", "no analysis has been run on this item")]
         m = a.model
-        rows = [("Name", m.name + (f" ({DEMO_LABEL})" if m.demo else ""))]
+        rows = [("Name", m.name + (f" ({m.label or DEMO_LABEL})" if m.demo else ""))]  # the label states the false-alarm rate
         if m.card_found:
             rows += [
                 ("Backbone", m.backbone or "—"),
@@ -100,15 +103,22 @@ class DetailPages:
             ("Analysis", "failed" if a.status == "failed" else "completed"),
             ("Run", " · ".join(filter(None, (a.finished or a.started, a.device, f"{a.seconds:.1f} s" if a.seconds is not None else None))) or "not recorded"),
             ("Software", a.software_version or "not recorded"),
+            *item.tiling,  # squash + tiled maps, tiling parameters, stable regions (reports.tiling_rows)
         ]
         return rows
 
-    def _region_table(self, visuals: imaging.Visuals, y: float, bottom: float) -> float:
+    def _region_table(self, visuals: imaging.Visuals, y: float, bottom: float,
+                      robustness=None) -> float:  # noqa: ANN001
+        """`robustness` (reports.robustness_rows.Robustness): adds who flags each region and its stability."""
         p, f = self.painter, self.fonts
         area = L.content_rect()
         if not visuals.regions:
             return y + L.draw_text(p, QRectF(area.left(), y, area.width(), L.mm(6)), "No pixel is above the threshold: no region.", f.body)
         cols = [("Region", 14), ("Area %", 18), ("Area (px)", 24), ("Bounding box x, y, width × height (px)", 66), ("Mean score", 20), ("Max score", 20)]
+        extra = robustness if robustness is not None and robustness.has_columns else None
+        if extra is not None:  # which models flag it, how it survives re-saving
+            cols = [("No.", 10), ("Area %", 14), ("Area (px)", 18), ("Box x, y, w × h (px)", 36), ("Mean", 12),
+                    ("Max", 12), ("Flagged by", 46), ("Stable in", 34)]
         scale = area.width() / L.mm(sum(c[1] for c in cols))
         xs = [area.left()]
         for _, w in cols:
@@ -129,8 +139,14 @@ class DetailPages:
                 f"{region.mean_score:.3f}",
                 f"{region.max_score:.3f}",
             ]
+            if extra is not None:
+                cells += list(extra.cells(region))
             for col, text in enumerate(cells):
-                L.draw_text(p, QRectF(xs[col] + L.mm(1), y + L.mm(0.6), xs[col + 1] - xs[col] - L.mm(2), row_h), text, f.small)
+                width = xs[col + 1] - xs[col] - L.mm(2)
+                # A region only one checkpoint flags is set in the alert colour (issue 19).
+                color = L.ALERT if col == 6 and text.startswith("only ") else L.INK
+                L.draw_text(p, QRectF(xs[col] + L.mm(1), y + L.mm(0.6), width, row_h),
+                            L.elide(p, f.small, text, width) if col >= 6 else text, f.small, color)
             y += row_h
         L.hline(p, y, area.left(), area.right())
         rest = visuals.regions[len(shown):]

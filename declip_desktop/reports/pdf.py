@@ -2,11 +2,13 @@
 
 Page plan (fixed, so a reader and a test can predict it):
   1                       cover
-  2 .. 1+S                summary table (S = 1 for up to ~25 items)
+  2 .. 1+S                summary table (S = 1 for up to ~25 items; compact layout: the summary starts
+                          on the cover, and S = 0 while all rows fit there)
   then for each item      layout "full": an image page (overlay, colour scale, original, mask) and a
                           details page; layout "compact": one page with both
-  then M pages            how to read, method and limitations, the examiner's declaration
-  then A pages            appendices: audit trail, hash annex, notes that did not fit an item's page
+  then M pages            how to read, method and limitations, the examiner's declaration; compact layout:
+                          then the audit trail summarised per action and notes in full, in the same flow
+  then A pages            full layout: appendices (audit trail, hash annex, notes that did not fit)
 
 The cover carries the table of contents; the same sections become the PDF's outline (bookmarks,
 added by `reports.build`), so the ToC's page numbers and the outline cannot disagree.
@@ -30,7 +32,8 @@ from PySide6.QtGui import QPageLayout, QPageSize, QPainter, QPdfWriter
 from declip_desktop.common.progress import StepProgress as ProgressFn
 from declip_desktop.reports import layout as L
 from declip_desktop.reports.annotation_pages import AnnotationPages
-from declip_desktop.reports.appendix import APPENDIX_A, APPENDIX_B, APPENDIX_C, appendix_html
+from declip_desktop.reports.appendix import APPENDIX_A, APPENDIX_B, APPENDIX_C, appendix_html, notes_in_full_html
+from declip_desktop.reports.audit_summary import audit_summary_html
 from declip_desktop.reports.attestation import DECLARATION_HEADING, attestation_html
 from declip_desktop.reports.calibration_section import calibration_html
 from declip_desktop.reports.errors import ReportError
@@ -45,7 +48,7 @@ from declip_desktop.reports.pages_base import (
 )
 from declip_desktop.reports.pages_compact import CompactPages
 from declip_desktop.reports.pages_details import DetailPages
-from declip_desktop.reports.pages_front import FrontPages
+from declip_desktop.reports.pages_front import MIN_SUMMARY_ROW_MM, SUMMARY_LEGEND_MM, FrontPages
 from declip_desktop.reports.pages_images import ImagePages
 from declip_desktop.reports.pinned_pages import pin_page_count
 from declip_desktop.reports.texts import method_html
@@ -76,7 +79,7 @@ class Section:
 
 @dataclass
 class _Plan:
-    summary_pages: int
+    summary_pages: int  # pages after the cover
     method_pages: int
     appendix_pages: int
     notes_fit: dict[int, str]  # item id -> notes text as shown (truncated if needed)
@@ -85,6 +88,8 @@ class _Plan:
     item_pages: int = 2  # per evidence item: 2 in the full layout, 1 in the compact one
     sections: list[Section] = field(default_factory=list)
     item_starts: list[int] = field(default_factory=list)  # first page of each item (pinned views vary)
+    cover_summary_rows: int = 0  # summary rows on the cover (compact layout)
+    summary_row_h: float | None = None  # device pixels; None: the layout's standard row
 
     def total(self, n_items: int) -> int:
         return (1 + self.summary_pages + self.item_pages * n_items + self.pin_pages + self.method_pages
@@ -151,7 +156,8 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, CompactPages, Annotati
             self._summary()
             self._all_evidence()
             self._document_pages(self.method_doc, plan.method_pages)
-            self._document_pages(self.appendix_doc, plan.appendix_pages)
+            if self.appendix_doc is not None:
+                self._document_pages(self.appendix_doc, plan.appendix_pages)
             if self.progress:
                 self.progress(len(d.evidence), len(d.evidence), "finishing")
         finally:
@@ -172,16 +178,8 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, CompactPages, Annotati
     def _plan(self) -> _Plan:
         area = L.content_rect()
         d = self.data
+        compact = self.layout == "compact"
         summary_pages = max(1, math.ceil(len(d.evidence) / SUMMARY_ROWS_PER_PAGE))
-        models = distinct_models(d.evidence)
-        uniform = d.threshold_override
-        method = method_html(models, uniform) + calibration_html(d.calibration)
-        self.method_doc = L.new_document(self.writer, area.width(), self.fonts.body, method + attestation_html(d),
-                                         area.height())
-        if L.heading_page(self.method_doc, DECLARATION_HEADING) != self.method_doc.pageCount() - 1:
-            # The declaration and its signature lines stay on one page.
-            self.method_doc = L.new_document(self.writer, area.width(), self.fonts.body,
-                                             method + attestation_html(d, new_page=True), area.height())
         notes_fit: dict[int, str] = {}
         truncated: list[EvidenceItem] = []
         if self.layout == "compact":
@@ -194,20 +192,52 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, CompactPages, Annotati
             notes_fit[item.id] = shown
             if shown != (item.notes or "(no notes)"):
                 truncated.append(item)
-        self.appendix_doc = L.new_document(
+        models = distinct_models(d.evidence)
+        method = (method_html(models, d.threshold_override, compact=compact,
+                              tiled=any(item.tiling for item in d.evidence)) + calibration_html(d.calibration))
+        # Compact: the audit summary (and notes in full) follow the declaration in the same flow.
+        tail = audit_summary_html(d) + notes_in_full_html(truncated) if compact else ""
+        self.method_doc = L.new_document(self.writer, area.width(), self.fonts.body,
+                                         method + attestation_html(d) + tail, area.height())
+        if L.block_split(self.method_doc, DECLARATION_HEADING, APPENDIX_A if compact else None):
+            # The declaration and its signature lines stay on one page.
+            self.method_doc = L.new_document(self.writer, area.width(), self.fonts.body,
+                                             method + attestation_html(d, new_page=True) + tail, area.height())
+        self.appendix_doc = None if compact else L.new_document(
             self.writer, area.width(), self.fonts.small, appendix_html(d, truncated), area.height()
         )
         plan = _Plan(
             summary_pages=summary_pages,
             method_pages=self.method_doc.pageCount(),
-            appendix_pages=self.appendix_doc.pageCount(),
+            appendix_pages=0 if self.appendix_doc is None else self.appendix_doc.pageCount(),
             notes_fit=notes_fit,
             truncated_notes=truncated,
             pin_pages=sum(pin_page_count(item.pinned) for item in d.evidence),
             item_pages=1 if self.layout == "compact" else 2,
         )
+        if compact:
+            self._plan_cover_summary(plan)
         plan.sections = self._sections(plan)
         return plan
+
+    def _plan_cover_summary(self, plan: _Plan) -> None:
+        """How many summary rows fit on the cover under its fields and contents (compact layout)."""
+        area = L.content_rect()
+        n = len(self.data.evidence)
+        sections = sum(1 for s in self._sections(plan) if s.level == 0)  # their number, not their pages
+        y = self._demo_box(self._cover_fields(draw=False) + L.mm(4), draw=False) + L.mm(2)
+        heading = L.text_height(self.painter, self.fonts.h2, area.width(), "Summary of results") + L.mm(1.5)
+        y += self.contents_height(sections) + L.mm(4) + heading + L.mm(6)  # gap, heading, table header
+        room = area.bottom() - y - L.mm(2)  # a margin for rounding
+        row_h = self.summary_row_height()
+        rows = max(0, int((room - L.mm(SUMMARY_LEGEND_MM + 3)) // row_h))  # all of them, and the legend
+        if rows < n and (room - L.mm(SUMMARY_LEGEND_MM + 3)) / n >= L.mm(MIN_SUMMARY_ROW_MM):
+            rows, plan.summary_row_h = n, (room - L.mm(SUMMARY_LEGEND_MM + 3)) / n  # a little tighter: all fit
+        elif rows < n:
+            rows = max(0, int(room // row_h))  # not all: the legend goes under the last row, overleaf
+        if rows >= min(n, 3):  # fewer than three rows on the cover would only split the table
+            plan.cover_summary_rows = min(n, rows)
+            plan.summary_pages = math.ceil((n - plan.cover_summary_rows) / SUMMARY_ROWS_PER_PAGE)
 
     def _sections(self, plan: _Plan) -> list[Section]:
         d = self.data
@@ -219,16 +249,17 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, CompactPages, Annotati
             page += plan.item_pages + pin_page_count(item.pinned)
         method = page
         appendix = method + plan.method_pages
-        out = [Section("Cover and table of contents", 1), Section("Summary of results", 2),
+        out = [Section("Cover and table of contents", 1), Section("Summary of results", 1 if plan.cover_summary_rows else 2),
                Section("Evidence items", first)]
         out += [Section(f"{k + 1}. ID {it.id} · {it.name}", plan.item_starts[k], 1)
                 for k, it in enumerate(d.evidence)]
         out.append(Section("Method and limitations", method))
         out.append(Section(DECLARATION_HEADING, method + L.heading_page(self.method_doc, DECLARATION_HEADING)))
-        for title in (APPENDIX_A, APPENDIX_B, APPENDIX_C):
-            index = L.heading_page(self.appendix_doc, title)
-            if index is not None:
-                out.append(Section(title, appendix + index))
+        for doc, start in ((self.method_doc, method), (self.appendix_doc, appendix)):
+            for title in (APPENDIX_A, APPENDIX_B, APPENDIX_C):
+                index = L.heading_page(doc, title) if doc is not None else None
+                if index is not None:
+                    out.append(Section(title, start + index))
         return out
 
     def _fit_text(self, text: str, width: float, height: float) -> str:

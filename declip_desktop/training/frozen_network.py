@@ -18,7 +18,7 @@ from declip_desktop.training.config import TINY_DECODER_WIDTHS, TINY_RESNET, TIN
 
 def pick_torch_device(device: str) -> torch.device:
     # The Localizer's rule (one definition): auto → cuda, else mps, else cpu; a missing one is refused.
-    from declip_desktop.engine.localizer import pick_device
+    from declip_desktop.engine.devices import pick_device
 
     return torch.device(pick_device(device))
 

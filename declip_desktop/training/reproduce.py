@@ -10,6 +10,7 @@ result is max |Δ| over the map, |Δ score| and pass/fail against the tolerance.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -133,11 +134,15 @@ def reproduce(path: str | os.PathLike[str], evidence_dir: str | os.PathLike[str]
                                     "`declip models import FILE`) and run again"))
                 continue
             params = a.get("parameters") or {}
-            key = (model.sha256, bool(params.get("fast", False)), params.get("precision") or "fp32")
+            tiling = _tiling_of(params)  # a tiled map is re-run tiled, with its recorded tiling
+            key = (model.sha256, bool(params.get("fast", False)), params.get("precision") or "fp32", tiling)
             if key not in localizers:
                 precision = key[2] if device != "cpu" else "fp32"  # half precision exists on GPUs only
-                localizers[key] = load_localizer(model, device=device, fast=key[1], batch_size=1, precision=precision)
+                localizers[key] = load_localizer(model, device=device, fast=key[1], batch_size=1, precision=precision,
+                                                 tiling=tiling)
             pred = localizers[key].predict_one(image)
+            if pred.ok and tiling is not None:
+                pred = dataclasses.replace(pred, prob_map=pred.tiled.prob_map, score=pred.tiled.score)
             if not pred.ok:
                 results.append(fail(f"the re-run failed: {pred.error}"))
                 continue
@@ -154,6 +159,16 @@ def reproduce(path: str | os.PathLike[str], evidence_dir: str | os.PathLike[str]
             results.append(ItemResult(item["evidence_id"], item["name"], diff, score_diff,
                                       diff <= tol and score_diff <= tol))
     return manifest, results
+
+
+def _tiling_of(params: dict):
+    """The TilingOptions a tiled result recorded (`parameters.mode` "tiled"), else None."""
+    if params.get("mode") != "tiled":
+        return None
+    from declip_desktop.common.tiling_plan import TilingOptions
+
+    return TilingOptions(tile=params.get("tile"), overlap=float(params.get("overlap", 0.25)),
+                         scales=tuple(params.get("scales") or (1.0,)))
 
 
 __all__ = ["BundleError", "ItemResult", "read_bundle", "reproduce"]

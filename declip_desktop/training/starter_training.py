@@ -3,8 +3,10 @@
 Separate from `engine.training` (the frozen-backbone DeCLIP decoder): here every weight is
 trained, there is no backbone and no feature cache.
 
-    python -m declip_desktop.training.starter_training train --data data/synth --run runs/starter --steps 1500
-    python -m declip_desktop.training.starter_training package --data data/synth --run runs/starter --models models
+    declip train-starter train --data data/synth --run runs/starter --steps 1500
+    declip train-starter package --data data/synth --run runs/starter --models models
+
+(the command line is `cli/train_starter.py`; here the steps take `TrainConfig` / `PackageConfig`).
 
 `train` keeps the weights with the best validation IoU in RUN/best.safetensors (so an
 interrupted run still leaves a usable model); `package` evaluates them on the held-out test
@@ -18,13 +20,12 @@ resized (bilinear) back to the image size and thresholded at 0.5 for IoU, as in 
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import math
-import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,48 @@ from PIL import Image
 from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.version import SOFTWARE_VERSION
 from declip_desktop.engine import starter
+from declip_desktop.training.starter_eval import StarterDataError
 from declip_desktop.training.synth import MANIPULATIONS, read_manifest
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    extra_data: list[str] = field(default_factory=list)
+    run: str = "runs/starter"
+    steps: int = 1500
+    batch: int = 8
+    crop: int = 256
+    lr: float = 3e-3
+    seed: int = 0
+    threads: int = 1
+    val_every: int = 250
+    init: str | None = None  # start from these weights (safetensors) instead of random
+    val_limit: int = 96  # validate on the first N valid images (0: all)
+    max_minutes: float = 0.0  # the schedule decays over min(steps, this many minutes) (0: steps only)
+    input_size: int = starter.DEFAULT_INPUT_SIZE
+    widths: list[int] = field(default_factory=lambda: list(starter.DEFAULT_WIDTHS))
+    max_side: int = 0  # native resolution up to this long side (0: the square input_size mode)
+
+
+@dataclass
+class PackageConfig:
+    data: str
+    run: str = "runs/starter"
+    weights: str = "best.safetensors"
+    photos: str = "data/photos"
+    models: str = "models"
+    name: str = "starter"
+    threads: int = 1
+    input_size: int = starter.DEFAULT_INPUT_SIZE
+    max_side: int = 0
+    test_time_flips: int = 1
+    calibrate: bool = True
+    compare: str | None = None  # card of an earlier model to evaluate on the same test split
+    compare_flips: int | None = None  # evaluate it with this many flips (None: its card's)
+    false_alarm_budget: float = 0.20  # native packaging: bias fit keeps ≤ this share of authentic valid images > 1 %
+    valid_limit: int = 0  # native packaging: first N validation / test images (0: all)
+    test_limit: int = 0
 
 
 @dataclass
@@ -56,7 +98,7 @@ def resize_like_localizer(image: np.ndarray, size: int) -> np.ndarray:
 
 def load_split(data_dir: Path, split: str, size: int) -> list[Item]:
     if not (data_dir / "manifest.jsonl").is_file():
-        raise SystemExit(f"error: {data_dir} holds no synthetic data set (no manifest.jsonl). Run `declip synth` first.")
+        raise StarterDataError(f"{data_dir} holds no synthetic data set (no manifest.jsonl). Run `declip synth` first.")
     items = []
     for rec in read_manifest(data_dir):
         if rec["split"] != split:
@@ -66,7 +108,7 @@ def load_split(data_dir: Path, split: str, size: int) -> list[Item]:
         small = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size), Image.BILINEAR))
         items.append(Item(resize_like_localizer(image, size), mask, small.astype(np.float32) / 255.0, rec))
     if not items:
-        raise SystemExit(f"error: no {split} images in {data_dir}/manifest.jsonl. Run `declip synth` first.")
+        raise StarterDataError(f"no {split} images in {data_dir}/manifest.jsonl. Run `declip synth` first.")
     return items
 
 
@@ -88,7 +130,7 @@ def predict_prob(net: torch.nn.Module, image_small: np.ndarray, out_hw: tuple[in
 def evaluate(net, items: list[Item], mean, std, full: bool = False) -> dict[str, Any]:
     """Mean IoU (percent) overall, per manipulation type and per compression.
 
-    full=True scores with `engine.metrics.image_metrics` (the paper's protocol, also F1/AP);
+    full=True scores with `training.metrics.image_metrics` (the paper's protocol, also F1/AP);
     the quick path (validation during training) computes the same IoU directly.
     """
     net.eval()
@@ -132,7 +174,8 @@ def _batch(items: list[Item], rng: np.random.Generator, batch: int, crop: int, m
         if rng.random() < 0.5:
             img, m = img[::-1], m[::-1]
         xs.append(np.ascontiguousarray(img))
-        ys.append(np.ascontiguousarray(m))
+        # Native-resolution items keep their target as uint8 (a quarter of the memory).
+        ys.append(m.astype(np.float32) / 255.0 if m.dtype == np.uint8 else np.ascontiguousarray(m))
     x = starter.normalize(torch.from_numpy(np.stack(xs)), mean, std)
     y = torch.from_numpy(np.stack(ys)).unsqueeze(1)
     return x, y
@@ -155,20 +198,30 @@ def _save(net, path: Path) -> None:
     save_file(state, str(path))
 
 
-def train(args: argparse.Namespace) -> int:
+def train(args: TrainConfig) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
     mean, std = starter.DEFAULT_MEAN, starter.DEFAULT_STD
-    train_items = load_split(Path(args.data), "train", args.input_size)
+    native = bool(getattr(args, "max_side", 0))
+    if native:  # native resolution (long side ≤ max_side): a generalization set with authentic images
+        from declip_desktop.training.starter_eval import evaluate_native, load_native
+
+        def load(path, split, limit=0):
+            return load_native(Path(path), split, args.max_side, limit)
+    else:
+        def load(path, split, limit=0):
+            items = load_split(Path(path), split, args.input_size)
+            return items[:limit] if limit else items
+    train_items = load(args.data, "train")
     for extra in args.extra_data:  # more synthetic sets (other seeds): their train splits only
-        train_items += load_split(Path(extra), "train", args.input_size)
+        train_items += load(extra, "train")
     print(f"{len(train_items)} training images from {1 + len(args.extra_data)} set(s)", flush=True)
     # Validation every few hundred steps on a fixed subset keeps its cost small on 2 CPU cores;
     # the manifest's round-robin order makes the first N cover every manipulation type evenly.
-    valid_items = load_split(Path(args.data), "valid", args.input_size)[: args.val_limit or None]
+    valid_items = load(args.data, "valid", args.val_limit)
     net = starter.build_starter({"mean": mean, "std": std, "widths": list(args.widths)})
     if args.init:  # continue from earlier weights (e.g. a second, shorter schedule)
         from safetensors.torch import load_file
@@ -212,13 +265,22 @@ def train(args: argparse.Namespace) -> int:
         running.append(float(loss.detach()))
         last = step + 1 == args.steps or (args.max_minutes and progress(step + 1) >= 1.0)
         if (step + 1) % args.val_every == 0 or last:
-            res = evaluate(net, valid_items, mean, std)
-            entry = {"step": step + 1, "loss": round(float(np.mean(running)), 4), "valid_iou": res["iou"],
-                     "valid_per_type": {k: v["iou"] for k, v in res["per_type"].items()},
-                     "lr": lr_at(step), "minutes": round((time.time() - start) / 60, 2)}
+            entry = {"step": step + 1, "loss": round(float(np.mean(running)), 4)}
+            if native:  # keep the weights best on edits, false alarms and AUC together
+                res = evaluate_native(net, valid_items, mean, std)
+                entry.update({"valid_iou": res["iou"], "valid_selection": res["selection"],
+                              "valid_authentic_over_1pct": res["authentic_over_1pct_share"],
+                              "valid_authentic_median_flagged_pct": res["authentic_median_flagged_pct"],
+                              "valid_auc": res["auc"], "valid_per_family": {k: v["iou"] for k, v in res["per_family"].items()}})
+                figure = res["selection"]
+            else:
+                res = evaluate(net, valid_items, mean, std)
+                entry.update({"valid_iou": res["iou"], "valid_per_type": {k: v["iou"] for k, v in res["per_type"].items()}})
+                figure = res["iou"]
+            entry.update({"lr": lr_at(step), "minutes": round((time.time() - start) / 60, 2)})
             running = []
-            if res["iou"] > best:
-                best = res["iou"]
+            if figure > best:
+                best = figure
                 _save(net, run / "best.safetensors")
                 entry["saved"] = True
             _save(net, run / "last.safetensors")
@@ -226,7 +288,7 @@ def train(args: argparse.Namespace) -> int:
             log.flush()
             print(json.dumps(entry), flush=True)
     (run / "train_config.json").write_text(json.dumps(
-        {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "func"},
+        {**dataclasses.asdict(args),
          "best_valid_iou": best, "steps_done": step + 1, "minutes": round((time.time() - start) / 60, 2)},
         indent=2) + "\n")
     return 0
@@ -284,8 +346,12 @@ def photos_of(data: Path, extra_data: list[str]) -> dict[str, str]:
     return roles
 
 
-def package(args: argparse.Namespace) -> int:
+def package(args: PackageConfig) -> int:
     """Evaluate RUN/best.safetensors on the test split and write the model + card into MODELS."""
+    if args.max_side:  # the native-resolution generalization set (issue 22): its own figures and card
+        from declip_desktop.training.starter_package import package_native
+
+        return package_native(args)
     torch.set_num_threads(args.threads)
     run, data, models = Path(args.run), Path(args.data), Path(args.models)
     config = json.loads((run / "train_config.json").read_text()) if (run / "train_config.json").exists() else {}
@@ -298,7 +364,7 @@ def package(args: argparse.Namespace) -> int:
     all_photos = photos_of(data, config.get("extra_data") or [])
     leaked = [name for name in test_photos if all_photos.get(name) != "test"]
     if leaked:  # an extra set trained on a test photo: the test figure would not be held out
-        raise SystemExit(f"error: the extra training sets use test photos of {data}: {', '.join(leaked)}")
+        raise StarterDataError(f"the extra training sets use test photos of {data}: {', '.join(leaked)}")
     net = starter.load_starter(weights, card)
     calibration = None
     if args.calibrate:
@@ -361,47 +427,3 @@ def package(args: argparse.Namespace) -> int:
     print(json.dumps({"test": res_test, "weights": str(out_weights),
                       "bytes": out_weights.stat().st_size}, indent=2))
     return 0
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m declip_desktop.training.starter_training",
-                                     description="Train / package the starter model (demo).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--data", required=True)
-    t.add_argument("--extra-data", nargs="*", default=[],
-                   help="further synthetic sets whose train splits are added (validation stays on --data's)")
-    t.add_argument("--run", default="runs/starter")
-    t.add_argument("--steps", type=int, default=1500)
-    t.add_argument("--batch", type=int, default=8)
-    t.add_argument("--crop", type=int, default=256)
-    t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=1)
-    t.add_argument("--val-every", type=int, default=250)
-    t.add_argument("--init", default=None, help="start from these weights (safetensors) instead of random")
-    t.add_argument("--val-limit", type=int, default=96, help="validate on the first N valid images (0: all)")
-    t.add_argument("--max-minutes", type=float, default=0.0, help="time budget: the schedule decays over min(steps, this many minutes) (0: steps only)")
-    t.add_argument("--input-size", type=int, default=starter.DEFAULT_INPUT_SIZE)
-    t.add_argument("--widths", type=int, nargs=5, default=list(starter.DEFAULT_WIDTHS))
-    t.set_defaults(func=train)
-    p = sub.add_parser("package")
-    p.add_argument("--data", required=True)
-    p.add_argument("--run", default="runs/starter")
-    p.add_argument("--weights", default="best.safetensors", help="file in RUN to package")
-    p.add_argument("--photos", default="data/photos", help="folder with SOURCES.json (licences for the card)")
-    p.add_argument("--models", default="models")
-    p.add_argument("--name", default="starter")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--input-size", type=int, default=starter.DEFAULT_INPUT_SIZE)
-    p.add_argument("--test-time-flips", type=int, choices=sorted(starter.FLIP_SETS), default=1,
-                   help="average the logits over this many flips of the input (recorded in the card)")
-    p.add_argument("--no-calibrate", dest="calibrate", action="store_false",
-                   help="do not fit the output bias on the validation split")
-    p.set_defaults(func=package)
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -427,7 +427,7 @@ def generate_dataset(
         "seed": seed, "n": n, "size": size, "jpeg_prob": jpeg_prob, "jpeg_quality": list(jpeg_quality),
         "photos": {p.name: ("test" if p in test_photos_list else "train/valid") for p in photos},
         "photo_sha256": {p.name: sha256_file(Path(photos_dir) / p.name) for p in photos},
-        "counts": counts, "types": {s: {} for s in SPLITS}, "mask_definition": "white = pixels replaced by the manipulation (see declip_desktop/engine/synth.py)",
+        "counts": counts, "types": {s: {} for s in SPLITS}, "mask_definition": "white = pixels replaced by the manipulation (see declip_desktop/training/synth.py)",
     }
     done = 0
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,86 @@
+"""Calibrated image score and native-resolution inference (issue 22 items 1-2)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from declip_desktop.engine import preprocess, starter
+from declip_desktop.common.model_card import ModelCard
+from declip_desktop.engine.score_calibration import calibrate, calibrated_score
+
+
+def test_calibrated_score_is_the_share_of_authentic_scores_below():
+    ref = sorted(np.random.default_rng(0).uniform(0.2, 0.8, 101))
+    # 0.9 ≈ 10 % of the reference score higher: the raw score at the 90th percentile maps to 0.9.
+    assert calibrate(float(np.quantile(ref, 0.9)), ref) == pytest.approx(0.9, abs=0.01)
+    assert calibrate(0.0, ref) == 0.0 and calibrate(1.0, ref) == 1.0
+    values = [calibrate(r, ref) for r in np.linspace(0, 1, 50)]
+    assert values == sorted(values)  # monotone: the ranking (hence AUC) is the raw score's
+
+
+def test_ties_and_a_card_without_or_with_a_broken_calibration():
+    assert calibrate(0.5, [0.5, 0.5, 0.5, 0.9]) == pytest.approx(1 / 3)  # mean rank of the tie
+    assert calibrated_score(0.7, {"name": "x"}) == 0.7
+    # A hand-edited card with junk in it keeps the raw score rather than inventing a meaning.
+    assert calibrated_score(0.7, {"score_calibration": {"authentic_scores": ["a", "b"]}}) == 0.7
+    assert calibrated_score(0.7, {"score_calibration": "nonsense"}) == 0.7
+    card = ModelCard(name="m", extra={"score_calibration": {"authentic_scores": [0.1, 0.3, 0.5]}})
+    assert calibrated_score(0.3, card) == pytest.approx(0.5)
+
+
+def test_native_size_keeps_aspect_and_never_enlarges():
+    assert preprocess.native_size(640, 480, 1280) == (640, 480)
+    assert preprocess.native_size(4000, 3000, 1280) == (1280, 960)
+    assert preprocess.native_size(300, 5000, 1280) == (77, 1280)
+
+
+def test_localizer_runs_a_max_side_card_at_native_size_with_mixed_sizes_in_a_batch():
+    from declip_desktop.engine.localizer import Localizer
+
+    torch.manual_seed(0)
+    net = starter.build_starter({"widths": [4, 4, 4, 4, 4]})
+    card = ModelCard(name="native", kind="starter", backbone="starter-fcn", mean=[0.5] * 3, std=[0.25] * 3,
+                     input_size=512, extra={"max_side": 256})
+    seen = []
+    real_forward = net.forward
+
+    def spy(x):
+        seen.append(tuple(x.shape[-2:]))
+        return real_forward(x)
+
+    net.forward = spy
+    loc = Localizer(net, card=card, device="cpu", batch_size=4)
+    rng = np.random.default_rng(1)
+    small, tall = rng.integers(0, 256, (120, 200, 3), dtype=np.uint8), rng.integers(0, 256, (600, 300, 3), dtype=np.uint8)
+    images = [small, tall, small]
+    preds = loc.predict(images)
+    assert [p.error for p in preds] == [None] * 3
+    assert [p.prob_map.shape for p in preds] == [(120, 200), (600, 300), (120, 200)]
+    # The two 120×200 images ran together at their own size; the 600×300 one shrunk to 256 long side.
+    assert sorted(seen) == [(120, 200), (256, 128)]
+    assert loc.parameters["max_side"] == 256
+    assert preds[0].score == pytest.approx(preds[2].score)
+
+    # With a calibration the score is the share of the reference below the raw score.
+    raw = preds[0].score
+    calibrated = dataclasses.replace(card, extra={"max_side": 256,
+                                                  "score_calibration": {"authentic_scores": [raw - 0.01, raw + 0.01]}})
+    loc2 = Localizer(starter.build_starter({"widths": [4, 4, 4, 4, 4]}), card=calibrated, device="cpu")
+    loc2.net.load_state_dict(net.state_dict())
+    assert loc2.predict_one(images[0]).score == pytest.approx(0.5, abs=1e-6)
+
+
+def test_report_method_text_shows_the_demo_models_false_alarm_rate():
+    """The label the card states (with its false-alarm rate) is what the report prints beside "demo"."""
+    from declip_desktop.reports.model import ModelInfo
+    from declip_desktop.reports.texts import method_html
+
+    label = "demo model — not for casework · false alarms: 18 % of unedited test photos have > 1 % of their area flagged"
+    html = method_html([ModelInfo(name="starter", sha256="a" * 64, demo=True, label=label)], 0.5)
+    assert "false alarms: 18 %" in html and "not for casework" in html
+    plain = method_html([ModelInfo(name="starter", sha256="a" * 64, demo=True)], 0.5)
+    assert "not for casework" in plain  # a result without a label still says demo
