@@ -165,6 +165,35 @@ def test_the_real_localizer_gives_the_same_maps_through_the_prefetch(case):
         assert np.abs(stored - pred.prob_map).max() <= 1 / 65535 + 1e-7
 
 
+def test_a_tiled_localizer_gets_the_photo_through_the_prefetch(case):
+    """The prefetch keeps the decoded photo only for a tiled localizer, and the tiled pair, tile
+    progress and extra parameters come out as on the direct path."""
+    from declip_desktop.cases.analysis_pairs import tiled_partner
+    from declip_desktop.common.tiling_plan import TilingOptions
+    from declip_desktop.modelstore.loading import load_localizer
+    from tests.factories import install_tiny_model
+
+    install_tiny_model(name="tiny-prefetch-tiled")
+    plain = load_localizer("tiny-prefetch-tiled", device="cpu", batch_size=2, threads=1)
+    first = case.evidence_file(case.evidence_list()[0])
+    assert plain.prepare(first).image is None  # a waiting batch holds only the small tensors
+    loc = load_localizer("tiny-prefetch-tiled", device="cpu", batch_size=2, threads=1,
+                         tiling=TilingOptions(scales=(1.0, 0.5)))
+    assert loc.prepare(first).image.size == (40, 30)
+    events = []
+    summary = run_queue(case, loc, on_progress=events.append, extra_parameters={"role": "primary"})
+    assert summary.done == 7 and summary.failed == 0
+    ids = [e.id for e in case.evidence_list()]
+    # tile progress during every batch (it names the batch's first item: the runner's granularity)
+    assert {e.evidence_id for e in events if e.status == "tiles"} == set(ids[::2])
+    direct = loc.predict([case.evidence_file(e) for e in case.evidence_list()])
+    for ev, pred in zip(case.evidence_list(), direct):
+        squash = case.latest_analysis(ev.id)
+        tiled = tiled_partner(case, squash)
+        assert squash.parameters["role"] == tiled.parameters["role"] == "primary"
+        assert np.abs(case.load_map(tiled) - pred.tiled.prob_map).max() <= 1 / 65535 + 1e-7
+
+
 def test_weights_digest_matches_and_reports_read_errors(tmp_path):
     path = tmp_path / "w.bin"
     path.write_bytes(np.random.default_rng(0).bytes((3 << 20) + 17))
