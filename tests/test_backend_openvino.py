@@ -10,7 +10,9 @@ import torch
 
 from declip_desktop.engine.backends import openvino_cpu, selection
 from declip_desktop.engine.localizer import Localizer
-from declip_desktop.engine.models import ModelStore, import_checkpoint
+from declip_desktop.modelstore.checkpoint_import import import_checkpoint
+from declip_desktop.modelstore.loading import load_localizer
+from declip_desktop.modelstore.store import ModelStore
 from tests import reference_declip as ref
 from tests.factories import make_tiny_vit_checkpoint
 from tests.test_accelerate import _agreement_net, _input, _varied_images
@@ -35,7 +37,7 @@ def _photos(count=3):
 def test_exact_mode_through_openvino_matches_the_reference(tiny):
     """Exact mode's limit: max |Δ| ≤ 1e-4 against the independent reference forward pass."""
     _, model, src = tiny
-    loc = Localizer(model, device="cpu", backend="openvino", threads=1)
+    loc = load_localizer(model, device="cpu", backend="openvino", threads=1)
     assert loc.parameters["backend"].startswith("openvino ") and loc.parameters["backend"].endswith("(f32)")
     assert isinstance(loc.net, openvino_cpu.OpenVINONet) and not loc.fast_cpu
     sd = torch.load(src, weights_only=True)["model"]
@@ -57,7 +59,7 @@ def test_fast_mode_bf16_agrees_with_exact_on_varied_images():
     this recipe's own margin (measured 0.014 here; plain bf16 weights give 0.028), so a
     precision regression fails."""
     from declip_desktop.engine import accelerate
-    from declip_desktop.engine.models import ModelCard
+    from declip_desktop.common.model_card import ModelCard
 
     net = _agreement_net()
     x = torch.stack([_input(a) for a in _varied_images(seed=5)])
@@ -84,7 +86,7 @@ def _cache_dir(model):
 def test_cache_is_made_once_checked_at_every_load_and_remade_when_edited(tiny, monkeypatch):
     store, model, _ = tiny
     told: list[str] = []
-    first = Localizer(model, device="cpu", backend="openvino", threads=1, on_status=told.append)
+    first = load_localizer(model, device="cpu", backend="openvino", threads=1, on_status=told.append)
     assert any("Converting the model for OpenVINO" in m for m in told)
     directory = _cache_dir(model)
     assert directory.parent.parent.parent == model.card_path.parent  # next to the card
@@ -96,9 +98,9 @@ def test_cache_is_made_once_checked_at_every_load_and_remade_when_edited(tiny, m
     def no_torch(*_a, **_k):
         raise AssertionError("the weights were loaded although the cache was good")
 
-    monkeypatch.setattr("declip_desktop.engine.models.load_network", no_torch)
+    monkeypatch.setattr("declip_desktop.modelstore.loading.load_network", no_torch)
     told.clear()
-    again = Localizer(model, device="cpu", backend="openvino", threads=1, on_status=told.append)
+    again = load_localizer(model, device="cpu", backend="openvino", threads=1, on_status=told.append)
     assert told == []
     for a, b in zip(again.predict(_photos(2)), expected):
         np.testing.assert_array_equal(a.prob_map, b.prob_map)
@@ -109,7 +111,7 @@ def test_cache_is_made_once_checked_at_every_load_and_remade_when_edited(tiny, m
     blob[len(blob) // 2] ^= 0x40
     (directory / "model.bin").write_bytes(bytes(blob))
     told.clear()
-    redone = Localizer(model, device="cpu", backend="openvino", threads=1, on_status=told.append)
+    redone = load_localizer(model, device="cpu", backend="openvino", threads=1, on_status=told.append)
     assert any("failed its check" in m and "model.bin" in m and "SHA-256" in m for m in told), told
     for a, b in zip(redone.predict(_photos(2)), expected):
         np.testing.assert_array_equal(a.prob_map, b.prob_map)
@@ -133,7 +135,7 @@ def test_cache_that_cannot_be_written_still_runs_and_leaves_nothing(tiny, monkey
 
     monkeypatch.setattr(ov, "save_model", disk_full)
     told: list[str] = []
-    loc = Localizer(model, device="cpu", backend="openvino", threads=1, on_status=told.append)
+    loc = load_localizer(model, device="cpu", backend="openvino", threads=1, on_status=told.append)
     assert any("could not be saved" in m for m in told), told
     assert loc.predict(_photos(1))[0].ok
     root = openvino_cpu.cache_root(model)
@@ -143,24 +145,24 @@ def test_cache_that_cannot_be_written_still_runs_and_leaves_nothing(tiny, monkey
 def test_backend_choice_and_its_messages(tiny, monkeypatch):
     _, model, _ = tiny
     with pytest.raises(selection.BackendUnavailable, match="unknown CPU back end 'tpu'"):
-        Localizer(model, device="cpu", backend="tpu")
+        load_localizer(model, device="cpu", backend="tpu")
     monkeypatch.setenv("DECLIP_CPU_BACKEND", "nonsense")
     with pytest.raises(selection.BackendUnavailable, match="DECLIP_CPU_BACKEND"):
-        Localizer(model, device="cpu")
+        load_localizer(model, device="cpu")
     monkeypatch.setenv("DECLIP_CPU_BACKEND", "torch")
-    assert Localizer(model, device="cpu", threads=1).parameters["backend"].startswith("torch ")
+    assert load_localizer(model, device="cpu", threads=1).parameters["backend"].startswith("torch ")
     # OpenVINO absent: asked for, a clear error; automatic, PyTorch runs and fast mode says why.
     monkeypatch.setattr(openvino_cpu, "version", lambda: None)
     with pytest.raises(selection.BackendUnavailable, match=r"not installed: pip install 'declip-desktop\[fast\]'"):
-        Localizer(model, device="cpu", backend="openvino")
+        load_localizer(model, device="cpu", backend="openvino")
     told: list[str] = []
-    loc = Localizer(model, device="cpu", fast=True, backend="auto", threads=1, on_status=told.append)
+    loc = load_localizer(model, device="cpu", fast=True, backend="auto", threads=1, on_status=told.append)
     assert loc.parameters["backend"].startswith("torch ") and "install OpenVINO" in told[0]
     monkeypatch.undo()
     # A CPU without bf16: fast mode through OpenVINO is refused when asked for, int8 otherwise.
     monkeypatch.setattr(openvino_cpu, "has_bf16", lambda: False)
     with pytest.raises(selection.BackendUnavailable, match="no bf16 instructions"):
-        Localizer(model, device="cpu", fast=True, backend="openvino")
+        load_localizer(model, device="cpu", fast=True, backend="openvino")
     told.clear()
-    loc = Localizer(model, device="cpu", fast=True, backend="auto", threads=1, on_status=told.append)
+    loc = load_localizer(model, device="cpu", fast=True, backend="auto", threads=1, on_status=told.append)
     assert loc.parameters["backend"].startswith("torch ") and "int8" in told[0]
