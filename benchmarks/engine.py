@@ -292,8 +292,10 @@ def machine() -> str:
     # instruction where AVX2 needs three, so the fast/exact ratio differs between machines.
     isa = torch.backends.cpu.get_cpu_capability()
     vnni = "yes" if {"avx512_vnni", "avx_vnni"} & flags else ("no" if flags else "unknown")
+    # bf16 matrix instructions decide OpenVINO's fast mode (AMX tiles, or AVX512-BF16 dot products)
+    bf16 = ", ".join(f for f in ("amx_bf16", "amx_int8", "avx512_bf16") if f in flags) or "none"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch CPU capability {isa}, int8 VNNI {vnni}, "
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch CPU capability {isa}, int8 VNNI {vnni}, AMX/bf16: {bf16}, "
             f"Python {platform.python_version()}, torch {torch.__version__}, load average at start {load:.1f}")
 
 
@@ -320,14 +322,23 @@ def main() -> int:
     installed = install(net, work)
     del net
     print(f"model built and installed in {time.perf_counter() - t0:.0f} s", flush=True)
-    t = time.perf_counter()
-    exact = load_localizer(installed, device="cpu", batch_size=BATCH)
-    exact_load = time.perf_counter() - t
-    t = time.perf_counter()
-    fast = load_localizer(installed, device="cpu", fast=True, batch_size=BATCH)
-    fast_load = time.perf_counter() - t
-    print(f"Localizer load: exact {exact_load:.1f} s; fast {fast_load:.1f} s (int8 conversion; no calibration, "
-          f"so the first start of a model is no slower than later ones)", flush=True)
+    loads = {}
+    for label, kwargs in (("exact", {}), ("fast", {"fast": True}), ("exact, PyTorch", {"backend": "torch"})):
+        for attempt in ("first", "again"):  # the first start converts (and caches) for OpenVINO
+            t = time.perf_counter()
+            loc = load_localizer(installed, device="cpu", batch_size=BATCH, on_status=lambda m: print("  ", m), **kwargs)
+            loads[label, attempt] = time.perf_counter() - t
+            if loc.parameters["backend"].startswith("torch"):
+                break
+        print(f"Localizer {label}: backend {loc.parameters['backend']}, recipe "
+              f"{loc.parameters.get('fast_recipe', '-')}; start-up " +
+              ", ".join(f"{a} {loads[label, a]:.1f} s" for a in ("first", "again") if (label, a) in loads), flush=True)
+        if label == "exact":
+            exact = loc
+        elif label == "fast":
+            fast = loc
+        else:
+            exact_torch = loc
 
     photos = sample_photos()
     x = torch.stack([to_input_tensor(Image.fromarray(_rgb(a))) for _, a in photos[:BATCH]])
@@ -336,11 +347,15 @@ def main() -> int:
         e = torch.sigmoid(exact.net(x))[:, 0]
     print(f"conformance: authors-style vs exact, max |Δ| per pixel = {(a - e).abs().max().item():.2e} (limit 1e-4)")
 
-    res = time_rounds({"authors-style": authors, "exact": exact.net, "fast": fast.net}, x, args.rounds)
+    with torch.inference_mode():
+        t = torch.sigmoid(exact_torch.net(x))[:, 0]
+    print(f"conformance: exact (PyTorch) vs exact, max |Δ| per pixel = {(t - e).abs().max().item():.2e}")
+    res = time_rounds({"authors-style": authors, "exact": exact.net, "fast": fast.net,
+                       "exact, PyTorch": exact_torch.net}, x, args.rounds)
     base = res["authors-style"][0]
     print(f"CPU, batch {BATCH}, seconds per image (best / median of {args.rounds} interleaved rounds):")
     for k, (best, med) in res.items():
-        print(f"  {k:14s} {best:6.3f} / {med:6.3f}   speed-up vs authors-style {base / best:4.2f}× "
+        print(f"  {k:18s} {best:6.3f} / {med:6.3f}   speed-up vs authors-style {base / best:4.2f}× "
               f"(medians {res['authors-style'][1] / med:4.2f}×)")
 
     deltas, maxes, spreads = [], [], []

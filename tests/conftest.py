@@ -10,6 +10,9 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Keep torch on the CPU threads we have; tests are small and oversubscription only hurts.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# PyTorch runs the models unless a test asks for OpenVINO (the dev extra installs it): converting
+# each test's model costs seconds; tests/test_backend_openvino.py covers that path, asking for it.
+os.environ.setdefault("DECLIP_CPU_BACKEND", "torch")
 
 
 @pytest.fixture(autouse=True)

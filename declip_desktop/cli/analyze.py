@@ -40,7 +40,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="default: auto")
     p.add_argument("--fast", action="store_true",
-                   help="approximate fast mode: int8 on CPU, fp16 on GPU (maps within 0.005 mean of exact mode)")
+                   help="approximate fast mode: bf16 (OpenVINO) or int8 on CPU, fp16 on GPU "
+                        "(maps within 0.005 mean of exact mode)")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="GPU autocast precision (default: fp32; fp16 with --fast)")
     p.add_argument("--threads", type=int, help="CPU threads for the model (default: torch's choice)")
     from declip_desktop.cli.tiling_args import add_tiling_arguments

@@ -101,6 +101,8 @@ class Localizer:
     (autocast; GPU only: on this project's CPUs bf16 is far slower than fp32).
     `on_status`: called (on the constructing thread) with a one-line message the user should
     see about how the model will run (e.g. fast mode unavailable on this PyTorch build).
+    `backend`: the CPU back end, "auto" (default; $DECLIP_CPU_BACKEND), "torch" or "openvino"
+    (`engine.backends.selection`); `parameters["backend"]` records which one ran.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class Localizer:
         on_status: Callable[[str], None] | None = None,
         card: Any = None,
         tiling: Any = None,
+        backend: str | None = None,
     ):
         import torch
 
@@ -162,16 +165,22 @@ class Localizer:
 
         from declip_desktop.engine import accelerate
 
-        net = model if self.installed is None else self.installed.load_network(device="cpu")
-        net.eval()
-        for p in net.parameters():
-            p.requires_grad_(False)
-        accelerate.optimize_exact(net)
-        self.fast_cpu = self.fast and not on_gpu and hasattr(net, "backbone") and hasattr(net, "decoder")
+        def exact_net():
+            net = model if self.installed is None else self.installed.load_network(device="cpu")
+            net.eval()
+            for p in net.parameters():
+                p.requires_grad_(False)
+            return accelerate.optimize_exact(net)
+
         self._fast_recipe = accelerate.FAST_RECIPE
-        if self.fast_cpu:
-            self._make_fast(net)
-        self.net = net.to(self.device)
+        self.backend = f"torch {torch.__version__}"
+        self.net = None if on_gpu else self._open_cpu_backend(model, backend, exact_net)
+        if self.net is None:
+            net = exact_net()
+            self.fast_cpu = self.fast and not on_gpu and hasattr(net, "backbone") and hasattr(net, "decoder")
+            if self.fast_cpu:
+                self._make_fast(net)
+            self.net = net.to(self.device)
 
     # ------------------------------------------------------------------ properties
 
@@ -204,6 +213,7 @@ class Localizer:
         return {
             "fast": self.fast,
             **({"fast_recipe": self._fast_recipe} if self.fast_cpu else {}),
+            "backend": self.backend,
             "batch_size": self.batch_size,
             "device": self.device,
             "precision": self.precision,
@@ -412,6 +422,29 @@ class Localizer:
         from declip_desktop.engine.tiling import seconds_per_pass
 
         return seconds_per_pass(self._forward_checked, self.input_size, self.batch_size)
+
+    def _open_cpu_backend(self, model: Any, backend: str | None, exact_net: Callable):
+        """The network through OpenVINO when `backends.selection` picks it (a DeCLIP model on the
+        CPU), else None (PyTorch runs it). Tells `on_status` why fast mode is not what it could be."""
+        from declip_desktop.engine.backends import selection
+
+        declip = (getattr(self.card, "kind", "declip") == "declip" if self.installed is not None
+                  else hasattr(model, "backbone") and hasattr(model, "decoder"))
+        precision, message = selection.openvino_precision(backend, self.fast) if declip else (None, None)
+        if message and self._on_status is not None:
+            self._on_status(message)
+        if precision is None:
+            return None
+        from declip_desktop.engine.backends import openvino_cpu
+
+        net = openvino_cpu.open_network(load_torch_net=exact_net, weights_sha256=self.model_sha256,
+                                        input_size=self.input_size, precision=precision, threads=self.threads,
+                                        installed=self.installed, on_status=self._on_status)
+        self.backend = f"openvino {openvino_cpu.short_version()} ({precision})"
+        self.fast_cpu = precision == "bf16"
+        if self.fast_cpu:
+            self._fast_recipe = openvino_cpu.FAST_RECIPE
+        return net
 
     def _make_fast(self, net) -> None:
         """int8 rewrite (`accelerate.optimize_fast_cpu`). It needs no calibration, so there is no

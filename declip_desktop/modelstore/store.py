@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -155,6 +156,8 @@ class ModelStore:
         # Card first: a model without its card is invisible, never half-listed.
         model.card_path.unlink(missing_ok=True)
         model.weights_path.unlink(missing_ok=True)
+        # Converted copies made from these weights (engine.backends.openvino_cpu): useless now.
+        shutil.rmtree(model.card_path.with_name(f"{name}.openvino"), ignore_errors=True)
 
     def verify(self) -> list[tuple[str, bool, str]]:
         """Check every model against its card: [(name, ok, detail)].

@@ -1,0 +1,282 @@
+"""A DeclipNet run by OpenVINO's CPU plugin: exact mode in fp32, fast mode in bf16.
+
+Why (docs/PERFORMANCE.md, `benchmarks/engine.py`): on the same weights and images, OpenVINO's
+fp32 graph (fused attention and layer norms, convolutions with its own blocked layouts) ran
+ViT-L/14 layer20 conv-20 faster than PyTorch's eager fp32, with the same results to float
+rounding; and on CPUs with bf16 matrix instructions (Intel AMX, AVX512-BF16) its bf16 mode ran
+several times faster than any int8 recipe measured, whose per-call quantization bookkeeping
+cost more than the int8 products. bf16 keeps 8 significant bits per value with its own
+exponent (fp32 accumulation), so no value is clipped and nothing is calibrated; the weights
+get about 16 bits as two bf16 parts (`backends.two_part`), which is what brought plain bf16's
+error (max |Δ| 0.063 on a held-out photo) inside the limits.
+
+The converted model (OpenVINO IR: `model.xml` + `model.bin`, any batch size) is made once per
+model, OpenVINO version and recipe (`IR_RECIPES`: one for exact, one for fast mode), on first
+use, and kept next to the model's card in `<name>.openvino/<recipe>/<key>/` (read-only bundled
+models: under `$DECLIP_HOME/cache/openvino/`). `manifest.json` beside it records what it was
+made from and the SHA-256 of both files; every load checks the key and both digests and
+rebuilds on any difference (a cache file is never trusted blindly).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+#: What each cached file is, by the precision it is compiled for (part of its cache key: change
+#: the name when the recipe changes): the `optimize_exact`-ed DeclipNet traced to OpenVINO with a
+#: dynamic batch dimension, weights fp32; for bf16, first rewritten with two-part weights
+#: (`backends.two_part`; twice the weights' size on disk).
+IR_RECIPES = {"f32": "openvino-ir-v1", "bf16": "openvino-ir-bf16x2-v1"}
+#: Names fast mode's recipe through this back end; recorded with every fast-mode result.
+FAST_RECIPE = "fast-cpu-openvino-bf16x2-v5"
+MANIFEST = "manifest.json"
+FILES = ("model.xml", "model.bin")
+#: How to install the optional back end (the `fast` extra of pyproject.toml).
+INSTALL_HINT = "pip install 'declip-desktop[fast]' (or: pip install openvino)"
+
+
+class CacheError(Exception):
+    """A cached converted model that does not match what it claims to be (reason in the message)."""
+
+
+def version() -> str | None:
+    """OpenVINO's version string, or None when it is not installed."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return str(openvino.__version__)
+
+
+def short_version() -> str | None:
+    """"2026.4.1" of "2026.4.1-22982-…" (what results record; the cache key uses the whole)."""
+    full = version()
+    return None if full is None else full.split("-", 1)[0]
+
+
+def has_bf16() -> bool:
+    """True when OpenVINO can run bf16 on this CPU in hardware (AMX or AVX512-BF16)."""
+    return "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+_CORE = None
+_CORE_LOCK = threading.Lock()
+
+
+def _core():
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            import openvino as ov
+
+            _CORE = ov.Core()
+        return _CORE
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def cache_key(weights_sha256: str, input_size: int, ir_recipe: str) -> str:
+    """16 hex digits naming one converted file: weights, recipe, OpenVINO version, input size."""
+    text = f"{weights_sha256}\n{ir_recipe}\n{version()}\n{int(input_size)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_root(source: Any) -> Path | None:
+    """Where an installed model's converted files live (next to its card if writable); `source`
+    is the store's model source (its `installed`) or the installed model itself. None when it
+    has no card file (nothing is cached then)."""
+    installed = getattr(source, "installed", source)
+    card_path = getattr(installed, "card_path", None)
+    if card_path is None:
+        return None
+    name = installed.card.name
+    if getattr(installed, "read_only", False):
+        from declip_desktop.common.paths import declip_home
+
+        return declip_home() / "cache" / "openvino" / name
+    return Path(card_path).with_name(f"{name}.openvino")
+
+
+def _sha256_file(path: Path) -> str:
+    from declip_desktop.common.hashing import sha256_file
+
+    return sha256_file(path)
+
+
+def _expected(weights_sha256: str, input_size: int, ir_recipe: str) -> dict:
+    return {"key": cache_key(weights_sha256, input_size, ir_recipe), "weights_sha256": weights_sha256,
+            "ir_recipe": ir_recipe, "openvino": version(), "input_size": int(input_size)}
+
+
+def cache_dir(root: Path, weights_sha256: str, input_size: int, ir_recipe: str) -> Path:
+    return root / ir_recipe / cache_key(weights_sha256, input_size, ir_recipe)
+
+
+def check_cached(directory: Path, weights_sha256: str, input_size: int, ir_recipe: str) -> Path:
+    """The checked `model.xml` in `directory`; CacheError (with the reason) when anything differs."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CacheError(f"{directory}: no {MANIFEST}") from exc
+    except (OSError, ValueError) as exc:
+        raise CacheError(f"{directory / MANIFEST}: unreadable ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise CacheError(f"{directory / MANIFEST}: not a JSON object")
+    for field, value in _expected(weights_sha256, input_size, ir_recipe).items():
+        if manifest.get(field) != value:
+            raise CacheError(f"{directory / MANIFEST}: {field} is {manifest.get(field)!r}, expected {value!r}")
+    files = manifest.get("files")
+    for name in FILES:
+        digest = files.get(name) if isinstance(files, dict) else None
+        path = directory / name
+        if not path.is_file():
+            raise CacheError(f"{path}: missing")
+        actual = _sha256_file(path)
+        if actual != digest:
+            raise CacheError(f"{path}: SHA-256 {actual} differs from the manifest's {digest}")
+    return directory / FILES[0]
+
+
+def _convert(net: nn.Module, input_size: int):
+    import openvino as ov
+
+    example = torch.zeros(1, 3, input_size, input_size)
+    with torch.no_grad():
+        return ov.convert_model(net, example_input=example, input=[ov.PartialShape([-1, 3, input_size, input_size])])
+
+
+def build_cached(net: nn.Module, root: Path, weights_sha256: str, input_size: int, ir_recipe: str):
+    """Convert `net` and write it with its manifest to `root/<ir_recipe>/<key>/` (atomically: a
+    half-written folder is never at the final name; older keys of the recipe are removed).
+    Returns (ov.Model, path or None); when the files cannot be written (disk full, read-only)
+    the converted model is still returned."""
+    import openvino as ov
+
+    model = _convert(net, input_size)
+    expected = _expected(weights_sha256, input_size, ir_recipe)
+    final = cache_dir(root, weights_sha256, input_size, ir_recipe)
+    root = final.parent
+    tmp = None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(root)
+        tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+        ov.save_model(model, str(tmp / FILES[0]), compress_to_fp16=False)
+        manifest = {**expected, "files": {name: _sha256_file(tmp / name) for name in FILES}}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        tmp = None
+        for other in root.iterdir():  # files of an older OpenVINO or recipe: never read again
+            if other.name != final.name and other.is_dir() and not other.name.startswith(".building-"):
+                shutil.rmtree(other, ignore_errors=True)
+        return model, final
+    except OSError:
+        return model, None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_abandoned(root: Path, age_s: float = 3600.0) -> None:
+    """Remove `.building-*` folders of conversions killed midway (older than `age_s`, so that a
+    conversion running in another process right now keeps its folder)."""
+    import time
+
+    for other in root.glob(".building-*"):
+        try:
+            if time.time() - other.stat().st_mtime > age_s:
+                shutil.rmtree(other, ignore_errors=True)
+        except OSError:
+            continue
+
+
+# --------------------------------------------------------------------------- the runtime
+
+
+class OpenVINONet(nn.Module):
+    """Callable like the torch network it replaces: B×3×S×S float32 in, B×1×h×w logits out."""
+
+    def __init__(self, compiled, precision: str):
+        super().__init__()
+        self.compiled = compiled
+        self.precision = precision  # "f32" | "bf16"
+        self._request = compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request: one call at a time
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import numpy as np
+
+        data = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        with self._lock:
+            self._request.infer({0: data})
+            out = self._request.get_output_tensor(0).data.copy()
+        return torch.from_numpy(out)
+
+
+def compile_network(model, precision: str, threads: int) -> OpenVINONet:
+    """`model` (ov.Model or path to its .xml) compiled for the CPU at `precision` ("f32" | "bf16")."""
+    config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": int(threads),
+              "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    if precision == "f32":
+        # Exact mode: no precision traded for speed anywhere (e.g. OpenVINO's dynamic int8
+        # quantization of fully connected layers, which the PERFORMANCE mode may enable).
+        config.update({"EXECUTION_MODE_HINT": "ACCURACY", "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0})
+    core = _core()
+    if not hasattr(model, "get_parameters"):
+        model = core.read_model(str(model))
+    return OpenVINONet(core.compile_model(model, "CPU", config), precision)
+
+
+def open_network(*, load_torch_net: Callable[[], nn.Module], weights_sha256: str, input_size: int,
+                 precision: str, threads: int, installed: Any = None,
+                 on_status: Callable[[str], None] | None = None) -> OpenVINONet:
+    """The model compiled by OpenVINO, from its checked cache when there is one.
+
+    `load_torch_net` gives the `optimize_exact`-ed torch network; it is called only when the
+    file must be (re)made, so a model whose cache is good is never loaded into torch at all.
+    `installed` None (a network handed to the Localizer): converted in memory, nothing cached.
+    """
+    say = on_status or (lambda message: None)
+    ir_recipe = IR_RECIPES[precision]
+    root = cache_root(installed) if installed is not None else None  # None: convert in memory
+    if root is not None:
+        directory = cache_dir(root, weights_sha256, input_size, ir_recipe)
+        if directory.exists():
+            try:
+                xml = check_cached(directory, weights_sha256, input_size, ir_recipe)
+                return compile_network(xml, precision, threads)
+            except CacheError as exc:
+                say(f"The converted OpenVINO model failed its check and is made again: {exc}")
+    mode = "fast mode" if precision == "bf16" else "exact mode"
+    say(f"Converting the model for OpenVINO's {mode} (once per model and OpenVINO version; "
+        "one to four minutes for ViT-L/14)…")
+    net = load_torch_net()
+    if precision == "bf16":
+        from declip_desktop.engine.backends import two_part
+
+        two_part.rewrite(net)
+    if root is None:
+        model = _convert(net, input_size)
+    else:
+        model, written = build_cached(net, root, weights_sha256, input_size, ir_recipe)
+        if written is None:
+            say(f"The converted OpenVINO model could not be saved under {root} (disk full or read-only?); "
+                "it will be converted again next time.")
+        else:  # run what was cached (memory-mapped), not the copy that still shares torch's tensors
+            model = written / FILES[0]
+    del net
+    return compile_network(model, precision, threads)
