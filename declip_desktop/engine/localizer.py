@@ -38,6 +38,7 @@ from declip_desktop.common.facts import card_is_demo, demo_label
 from declip_desktop.common.images import ImageError, load_rgb_image
 from declip_desktop.common.version import SOFTWARE_VERSION
 from declip_desktop.engine.devices import DEVICES, is_oom as _is_oom, pick_device  # noqa: F401 - re-exported
+from declip_desktop.engine.network_card import card_for_network
 from declip_desktop.engine.prediction import Prediction  # re-exported: the Localizer's result type
 from declip_desktop.engine.score_calibration import calibrated_score, card_value  # numpy only
 
@@ -50,27 +51,6 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 def _card_field(card: Any, name: str, default: Any) -> Any:
     value = getattr(card, name, None)
     return default if value is None else value
-
-
-def _card_for_network(net: Any, card: Any):
-    """A copy of `card` whose `sha256` is the digest of `net`'s weights (what results record)."""
-    import dataclasses
-
-    from safetensors.torch import save
-
-    from declip_desktop.common.hashing import sha256_bytes
-    from declip_desktop.common.model_card import ModelCard
-
-    if card is None:
-        raise ValueError("a ready network needs its model card: Localizer(net, card=ModelCard(name=..., ...))")
-    if isinstance(card, dict):
-        card = ModelCard.from_dict(card)
-    if not isinstance(card, ModelCard):
-        raise TypeError(f"card must be a ModelCard or a dict, not {type(card).__name__}")
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    digest = sha256_bytes(save(state))
-    extra = {**card.extra, "sha256_of": "state dict of a network passed to Localizer (safetensors bytes)"}
-    return dataclasses.replace(card, sha256=digest, extra=extra)
 
 
 def invalid_output_message(count: int) -> str:
@@ -147,7 +127,7 @@ class Localizer:
 
         if isinstance(model, torch.nn.Module):
             self.installed = None
-            self.card = _card_for_network(model, card)
+            self.card = card_for_network(model, card)
         elif card is not None:
             raise ValueError("`card` describes a ready network; pass the network itself as `model`")
         elif callable(getattr(model, "load_network", None)):
