@@ -269,6 +269,8 @@ def test_out_of_gpu_memory_falls_back_to_the_cpu_with_a_notice(qtbot, model_inst
         def predict(self, images):
             raise OutOfDeviceMemory("cuda:0", "CUDA out of memory (simulated by the test)")
 
+        predict_prepared = predict  # the queue's prefetched path (analysis.prefetch) runs out the same way
+
     def make(model, *, device, **kw):
         inner = real.localizer_factory(model, device="cpu", **kw)
         return inner if device == "cpu" else GpuThatRunsOut(inner)

@@ -65,6 +65,9 @@ def test_thirteen_items_make_sixteen_compact_pages(built):
     cover = _text(reader.pages[0])
     assert all(ev.original_name in cover for ev in evidence)  # every summary row on the cover
     assert "Appendix B" not in cover  # no hash annex: the compact pages print every hash in full
+    method = _text(reader.pages[pages["Method and limitations"] - 1])
+    # Methods this case did not use are not described (they pushed the method section onto two pages).
+    assert "Stability under re-compression" not in method and "Agreement across models" not in method
     # The full layout keeps the one-line-per-entry table and the annex.
     assert {"Appendix A — Audit trail", "Appendix B — Hash annex"} <= {s.title for s in full.stats.sections}
 

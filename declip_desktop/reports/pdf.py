@@ -193,8 +193,10 @@ class ReportRenderer(FrontPages, ImagePages, DetailPages, CompactPages, Annotati
             if shown != (item.notes or "(no notes)"):
                 truncated.append(item)
         models = distinct_models(d.evidence)
+        robust = any(getattr(item.robustness, "rows", None) for item in d.evidence)  # agreement / stability
         method = (method_html(models, d.threshold_override, compact=compact,
-                              tiled=any(item.tiling for item in d.evidence)) + calibration_html(d.calibration))
+                              tiled=any(item.tiling for item in d.evidence), robust=robust)
+                  + calibration_html(d.calibration))
         # Compact: the audit summary (and notes in full) follow the declaration in the same flow.
         tail = audit_summary_html(d) + notes_in_full_html(truncated) if compact else ""
         self.method_doc = L.new_document(self.writer, area.width(), self.fonts.body,

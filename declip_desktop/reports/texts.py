@@ -43,9 +43,10 @@ def training_coverage(model: ModelInfo) -> str:
 
 
 def method_html(models: list[ModelInfo], thresholds_uniform: float | None, compact: bool = False,
-                tiled: bool = False) -> str:
+                tiled: bool = False, robust: bool = False) -> str:
     """The method-and-limitations section as HTML for QTextDocument. `compact`: the layout whose
-    audit appendix is a summary (the full trail is attached to the PDF). `tiled`: some item has a tiled map."""
+    audit appendix is a summary (the full trail is attached to the PDF). `tiled`: some item has a tiled map.
+    `robust`: some item has several models' maps or a stability check (only then is that method described)."""
     coverage = "".join(
         f"<li><b>{escape(m.name)}</b>"
         + (f" <span class='alert'>({escape(m.label or DEMO_LABEL)})</span>" if m.demo else "")
@@ -99,7 +100,7 @@ Another model may give different results on the same image.</li>
 circumstances of acquisition, and where possible the original source of the image.</li>
 </ul>
 {TILING_METHOD_HTML if tiled else ""}
-{ROBUSTNESS_METHOD_HTML}
+{ROBUSTNESS_METHOD_HTML if robust else ""}
 {FORENSICS_METHOD_HTML}
 <h3>Integrity</h3>
 <p>This report is kept in the case folder and its SHA-256 is written to the case's audit log when it is
