@@ -11,7 +11,7 @@ from declip_desktop.common.model_card import ModelCard
 from declip_desktop.engine import accelerate, int8
 from declip_desktop.engine.backends import hybrid, openvino_cpu, selection
 from declip_desktop.engine.localizer import Localizer
-from declip_desktop.modelstore.loading import load_localizer
+from declip_desktop.modelstore.loading import load_localizer, load_network
 from tests.test_accelerate import _agreement_net, _input, _varied_images
 from tests.test_backend_openvino import _photos, tiny  # noqa: F401 - the fixture
 
@@ -84,7 +84,7 @@ def test_cache_of_the_backbone_is_checked_remade_and_preparable(tiny, no_bf16): 
     import shutil
 
     shutil.rmtree(directory)
-    xml = openvino_cpu.prepare_cache(load_torch_net=lambda: accelerate.optimize_exact(model.load_network()),
+    xml = openvino_cpu.prepare_cache(load_torch_net=lambda: accelerate.optimize_exact(load_network(model)),
                                      weights_sha256=model.sha256, input_size=224, precision=RECIPE, installed=model)
     assert xml == directory / "model.xml" and openvino_cpu.check_cached(directory, model.sha256, 224,
                                                                         openvino_cpu.IR_RECIPES[RECIPE]) == xml
