@@ -9,16 +9,19 @@ by wrapping the functions that do it:
   sigmoid, back), i.e. the model's own time;
 - prefetch thread (off the critical path): reading, hashing, decoding and preprocessing
   the next batch; "waiting for the next batch" is the time the runner actually waited for it;
-- main thread: the map resized to 12 MP, storing (16-bit PNG encoding, durable write, the
-  database row and audit entry).
+- the runner's thread: the map resized to 12 MP (inside the Localizer, after the forward);
+- storing thread (off the critical path; `analysis.storing`): 16-bit PNG encoding, durable
+  write, the database row and audit entry; "waiting for the last batch to be stored" is the
+  time the runner actually waited for it.
 
 overhead = (wall time of the run − forward) / wall time of the run: everything beyond the
-network, including what running the prefetch thread beside the forward costs it. Rounds
-alternate the pipelined runner with a serial one (the same runner with the next batch
-loaded only when it is needed, as before the prefetch) so both see the same machine load;
-medians are printed.
+network, including what running the prefetch and storing threads beside the forward costs
+it. Rounds alternate the pipelined runner with a serial one (the same runner with the next
+batch loaded only when it is needed and every result stored on the runner's thread, as
+before the pipeline) so both see the same machine load; medians are printed.
 
     .venv/bin/python benchmarks/pipeline.py [--images 50] [--models vit,starter] [--rounds 2] [--threads 2]
+    .venv/bin/python benchmarks/pipeline.py --quick   # 3 small photos, starter, one round: does it work
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class SerialPrefetcher:
         from declip_desktop.analysis import prefetch
 
         self._load = lambda ev: prefetch.load_evidence(case, ev, localizer)
-        self._batches = iter([list(b) for b in batches])
+        self._left = [list(b) for b in batches]
 
     def __enter__(self):
         return self
@@ -51,14 +54,19 @@ class SerialPrefetcher:
     def __exit__(self, *exc) -> None:
         return None
 
+    @property
+    def remaining(self) -> int:
+        return len(self._left)
+
     def next(self):
-        return [self._load(ev) for ev in next(self._batches)]
+        return [self._load(ev) for ev in self._left.pop(0)]
 
 
 def run_round(loc, photos: list[Path], work: Path, pipelined: bool) -> dict:
     from declip_desktop.analysis import prefetch
     from declip_desktop.analysis import queue as queue_mod
     from declip_desktop.analysis import run_queue
+    from declip_desktop.analysis.storing import BatchStorer
     from declip_desktop.cases import Case
     from declip_desktop.engine import preprocess
 
@@ -71,7 +79,7 @@ def run_round(loc, photos: list[Path], work: Path, pipelined: bool) -> dict:
         phases.wrap(prefetch, "load_evidence", "read, hash, decode, preprocess"),
         phases.wrap(loc, "prepare", "  of which decode + preprocess"),
         phases.wrap(preprocess, "resize_map", "map resized to the photo's size"),
-        phases.wrap(case, "store_result", "store (PNG encode, write, DB row, audit)"),
+        phases.wrap(case, "store_result", STORE),
     ]
     store_module = sys.modules[type(case)._store_result.__module__]
     if hasattr(store_module, "encode_png16"):
@@ -81,9 +89,10 @@ def run_round(loc, photos: list[Path], work: Path, pipelined: bool) -> dict:
         queue_mod.BatchPrefetcher = SerialPrefetcher
     else:
         restores.append(phases.wrap(original, "next", "waiting for the next batch"))
+        restores.append(phases.wrap(BatchStorer, "wait", "waiting for the last batch to be stored"))
     try:
         t = time.perf_counter()
-        summary = run_queue(case, loc)
+        summary = run_queue(case, loc, store_thread=pipelined)
         wall = time.perf_counter() - t
     finally:
         queue_mod.BatchPrefetcher = original
@@ -96,9 +105,10 @@ def run_round(loc, photos: list[Path], work: Path, pipelined: bool) -> dict:
             "phases": dict(phases.seconds)}
 
 
-PHASE_ORDER = ["forward", "waiting for the next batch", "read, hash, decode, preprocess", "  of which decode + preprocess",
-               "map resized to the photo's size", "store (PNG encode, write, DB row, audit)",
-               "  of which 16-bit PNG encoding"]
+STORE = "store (PNG encode, write, DB row, audit)"
+PHASE_ORDER = ["forward", "waiting for the next batch", "waiting for the last batch to be stored",
+               "read, hash, decode, preprocess", "  of which decode + preprocess",
+               "map resized to the photo's size", STORE, "  of which 16-bit PNG encoding"]
 
 
 def report(label: str, rounds: list[dict], images: int) -> None:
@@ -110,14 +120,24 @@ def report(label: str, rounds: list[dict], images: int) -> None:
         print(f"{label}, {mode}: {len(rs)} round(s), median wall {med['wall']:.1f} s "
               f"({med['wall'] / images:.2f} s/image), forward {med['forward']:.1f} s, beyond the forward "
               f"{med['overhead']:.1f} s = {100 * med['share']:.1f} % of the total")
-        main_names = ["forward", "map resized to the photo's size", "store (PNG encode, write, DB row, audit)",
-                      "waiting for the next batch" if mode == "pipelined" else "read, hash, decode, preprocess"]
+        main_names = (["forward", "map resized to the photo's size", "waiting for the next batch",
+                       "waiting for the last batch to be stored"] if mode == "pipelined" else
+                      ["forward", "map resized to the photo's size", STORE, "read, hash, decode, preprocess"])
         accounted = statistics.median(sum(r["phases"].get(n, 0.0) for n in main_names) for r in rs)
         print(f"    (the runner's own thread: {accounted:.1f} s of the {med['wall']:.1f} s accounted for by the phases below)")
         names = list(dict.fromkeys(n for r in rs for n in r["phases"]))
         for name in sorted(names, key=lambda n: PHASE_ORDER.index(n) if n in PHASE_ORDER else len(PHASE_ORDER)):
             value = statistics.median(r["phases"].get(name, 0.0) for r in rs)
-            print(f"    {name:<44} {value:8.2f} s  {1000 * value / images:7.0f} ms/image")
+            where = ("" if name in main_names or name.startswith("  ") else
+                     "  (prefetch thread)" if name.startswith("read") else "  (storing thread)")
+            print(f"    {name:<44} {value:8.2f} s  {1000 * value / images:7.0f} ms/image{where}")
+    shares = {mode: statistics.median(r["share"] for r in rounds if r["mode"] == mode)
+              for mode in ("pipelined", "serial") if any(r["mode"] == mode for r in rounds)}
+    if len(shares) == 2:
+        walls = {mode: statistics.median(r["wall"] for r in rounds if r["mode"] == mode) for mode in shares}
+        print(f"{label}: beyond the forward {100 * shares['pipelined']:.1f} % pipelined, "
+              f"{100 * shares['serial']:.1f} % serial (target <= 10 %); wall pipelined/serial "
+              f"{walls['pipelined'] / walls['serial']:.2f}")
 
 
 def main() -> int:
@@ -128,7 +148,13 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--size", default="4000x3000", help="photo size WxH (12 MP)")
+    ap.add_argument("--quick", action="store_true",
+                    help="check that it works: 3 photos of 1024x768, the starter, batch 1, one round of each mode")
     args = ap.parse_args()
+    if args.quick:
+        args.images, args.models, args.rounds, args.size, args.batch = 3, "starter", 1, "1024x768", 1
+    size = tuple(int(v) for v in args.size.lower().split("x"))
 
     import torch
 
@@ -137,8 +163,9 @@ def main() -> int:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="declip-pipeline-"))
     print(machine())
-    print(f"{args.images} JPEG photos of {12} MP, batch {args.batch}, {args.threads} torch threads, work in {work}")
-    photos = make_photos(work / "photos", args.images)
+    print(f"{args.images} JPEG photos of {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.1f} MP), batch {args.batch}, "
+          f"{args.threads} torch threads, work in {work}")
+    photos = make_photos(work / f"photos-{size[0]}x{size[1]}", args.images, size=size)
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         model = seeded_vit_model(work / "home") if name == "vit" else resolve_model("starter")
         loc = load_localizer(model, device="cpu", batch_size=args.batch, threads=args.threads)

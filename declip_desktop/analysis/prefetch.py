@@ -105,6 +105,11 @@ class BatchPrefetcher:
                 continue
         return False
 
+    @property
+    def remaining(self) -> int:
+        """Batches not taken yet."""
+        return len(self._batches) - self._taken
+
     def next(self) -> list[LoadedEvidence]:
         """The next batch (blocks until it is loaded); raises what broke the thread."""
         if self._taken >= len(self._batches):

@@ -147,6 +147,11 @@ class AnalysisSession:
         self.stop_token.cancel()
         self._resume.set()
 
+    def stop_requested(self) -> bool:
+        """Whether a pause, stop or cancel is asked for now, without waiting (`_should_stop`
+        waits while paused): the runner finishes storing what is computed before it asks."""
+        return self.paused or self.stop_token() or self.cancel_token()
+
     def _should_stop(self) -> bool:
         while not self._resume.wait(0.1):  # paused: wait here, between two images
             if self.stop_token() or self.cancel_token():
@@ -269,7 +274,8 @@ class AnalysisSession:
             on_start(len(waiting_evidence(self.case, choice.sha256, ids)))
         while True:
             summary = run_queue(self.case, localizer, evidence_ids=ids, on_progress=on_progress,
-                                should_stop=self._should_stop, analyst=self.analyst,
+                                should_stop=self._should_stop, stop_requested=self.stop_requested,
+                                analyst=self.analyst,
                                 extra_parameters=extra_parameters)
             if summary.out_of_memory and str(localizer.device) != "cpu":
                 # run_queue put the batch back; the model moves to the CPU once.

@@ -48,6 +48,19 @@ class CaseAnalyses(CaseEvidence):
                                "AND status NOT IN ('analysing', 'skipped')", (int(evidence_id),))
             return cur.rowcount == 1
 
+    def release_claim(self, claims: Iterable[tuple[int, str]]) -> int:
+        """Undo `mark_analysing` for items whose computed result is dropped before anything was
+        stored (the run paused or stopped before it would have started them): each gets back the
+        status it had, (evidence id, status) 'queued', 'done' or 'failed'. Not audited, as the
+        claim was not: for the case nothing happened to them."""
+        with self._store.write(what="analysis") as conn:
+            released = 0
+            for evidence_id, status in claims:
+                cur = conn.execute("UPDATE evidence SET status = ? WHERE id = ? AND status = 'analysing'",
+                                   (status if status in ("queued", "done", "failed") else "queued", int(evidence_id)))
+                released += cur.rowcount
+            return released
+
     def requeue(self, evidence_ids: Iterable[int], analyst: str | None = None) -> int:
         return self._set_queue_status(evidence_ids, "queued", "analysis.requeued", analyst)
 
