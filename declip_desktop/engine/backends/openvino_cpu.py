@@ -124,8 +124,11 @@ def cache_dir(root: Path, weights_sha256: str, input_size: int, ir_recipe: str) 
     return root / ir_recipe / cache_key(weights_sha256, input_size, ir_recipe)
 
 
-def check_cached(directory: Path, weights_sha256: str, input_size: int, ir_recipe: str) -> Path:
-    """The checked `model.xml` in `directory`; CacheError (with the reason) when anything differs."""
+def check_cached(directory: Path, weights_sha256: str, input_size: int, ir_recipe: str,
+                 hash_files: bool = True) -> Path:
+    """The checked `model.xml` in `directory`; CacheError (with the reason) when anything differs.
+    `hash_files` False checks the manifest and that both files exist, not their digests (for
+    listings, which must not read gigabytes; every load hashes them)."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -143,6 +146,8 @@ def check_cached(directory: Path, weights_sha256: str, input_size: int, ir_recip
         path = directory / name
         if not path.is_file():
             raise CacheError(f"{path}: missing")
+        if not hash_files:
+            continue
         actual = _sha256_file(path)
         if actual != digest:
             raise CacheError(f"{path}: SHA-256 {actual} differs from the manifest's {digest}")
@@ -157,14 +162,13 @@ def _convert(net: nn.Module, input_size: int):
         return ov.convert_model(net, example_input=example, input=[ov.PartialShape([-1, 3, input_size, input_size])])
 
 
-def build_cached(net: nn.Module, root: Path, weights_sha256: str, input_size: int, ir_recipe: str):
-    """Convert `net` and write it with its manifest to `root/<ir_recipe>/<key>/` (atomically: a
-    half-written folder is never at the final name; older keys of the recipe are removed).
-    Returns (ov.Model, path or None); when the files cannot be written (disk full, read-only)
-    the converted model is still returned."""
+def write_cached(model, root: Path, weights_sha256: str, input_size: int, ir_recipe: str) -> Path:
+    """Write a converted `model` with its manifest to `root/<ir_recipe>/<key>/`, atomically: the
+    files go to a `.building-*` folder renamed at the end, so a process killed midway (or a full
+    disk, which raises OSError) never leaves a half-written folder at the final name; older keys
+    of the recipe are removed."""
     import openvino as ov
 
-    model = _convert(net, input_size)
     expected = _expected(weights_sha256, input_size, ir_recipe)
     final = cache_dir(root, weights_sha256, input_size, ir_recipe)
     root = final.parent
@@ -183,9 +187,7 @@ def build_cached(net: nn.Module, root: Path, weights_sha256: str, input_size: in
         for other in root.iterdir():  # files of an older OpenVINO or recipe: never read again
             if other.name != final.name and other.is_dir() and not other.name.startswith(".building-"):
                 shutil.rmtree(other, ignore_errors=True)
-        return model, final
-    except OSError:
-        return model, None
+        return final
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -241,26 +243,60 @@ def compile_network(model, precision: str, threads: int) -> OpenVINONet:
     return OpenVINONet(core.compile_model(model, "CPU", config), precision)
 
 
+class PrepareStopped(Exception):
+    """`should_stop()` turned true before a conversion was written; nothing was kept."""
+
+
 def open_network(*, load_torch_net: Callable[[], nn.Module], weights_sha256: str, input_size: int,
                  precision: str, threads: int, installed: Any = None,
                  on_status: Callable[[str], None] | None = None) -> OpenVINONet:
-    """The model compiled by OpenVINO, from its checked cache when there is one.
+    """The model compiled by OpenVINO, from its checked cache when there is one (`prepare`).
 
     `load_torch_net` gives the `optimize_exact`-ed torch network; it is called only when the
     file must be (re)made, so a model whose cache is good is never loaded into torch at all.
     `installed` None (a network handed to the Localizer): converted in memory, nothing cached.
     """
+    model = _prepared(installed, load_torch_net=load_torch_net, weights_sha256=weights_sha256,
+                      input_size=input_size, precision=precision, on_status=on_status)
+    return compile_network(model, precision, threads)
+
+
+def prepare(installed: Any, *, load_torch_net: Callable[[], nn.Module], precision: str,
+            weights_sha256: str | None = None, input_size: int | None = None,
+            on_status: Callable[[str], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Path | None:
+    """Make sure `installed` has the checked converted model `open_network` will use for
+    `precision` (what a model's import or download runs, so no first analysis converts).
+    Returns its folder; None when it could not be written (`on_status` says why: the model
+    still runs, converted at its first use). A good cache is only checked (both digests).
+    `should_stop()` is asked before the conversion and before writing (the conversion itself
+    is one OpenVINO call and runs to its end): PrepareStopped then, nothing written."""
+    card = getattr(installed, "card", None)
+    weights_sha256 = weights_sha256 or card.sha256
+    input_size = int(input_size or getattr(card, "input_size", None) or 224)
+    found = _prepared(installed, load_torch_net=load_torch_net, weights_sha256=weights_sha256,
+                      input_size=input_size, precision=precision, on_status=on_status,
+                      should_stop=should_stop)
+    return found.parent if isinstance(found, Path) else None
+
+
+def _prepared(installed: Any, *, load_torch_net: Callable[[], nn.Module], weights_sha256: str,
+              input_size: int, precision: str, on_status: Callable[[str], None] | None = None,
+              should_stop: Callable[[], bool] | None = None):
+    """The checked or newly written `model.xml` (a Path), else the converted ov.Model in memory."""
     say = on_status or (lambda message: None)
+    stop = should_stop or (lambda: False)
     ir_recipe = IR_RECIPES[precision]
     root = cache_root(installed) if installed is not None else None  # None: convert in memory
     if root is not None:
         directory = cache_dir(root, weights_sha256, input_size, ir_recipe)
         if directory.exists():
             try:
-                xml = check_cached(directory, weights_sha256, input_size, ir_recipe)
-                return compile_network(xml, precision, threads)
+                return check_cached(directory, weights_sha256, input_size, ir_recipe)
             except CacheError as exc:
                 say(f"The converted OpenVINO model failed its check and is made again: {exc}")
+    if stop():
+        raise PrepareStopped("stopped before converting")
     mode = "fast mode" if precision == "bf16" else "exact mode"
     say(f"Converting the model for OpenVINO's {mode} (once per model and OpenVINO version; "
         "one to four minutes for ViT-L/14)…")
@@ -269,14 +305,16 @@ def open_network(*, load_torch_net: Callable[[], nn.Module], weights_sha256: str
         from declip_desktop.engine.backends import two_part
 
         two_part.rewrite(net)
-    if root is None:
-        model = _convert(net, input_size)
-    else:
-        model, written = build_cached(net, root, weights_sha256, input_size, ir_recipe)
-        if written is None:
-            say(f"The converted OpenVINO model could not be saved under {root} (disk full or read-only?); "
-                "it will be converted again next time.")
-        else:  # run what was cached (memory-mapped), not the copy that still shares torch's tensors
-            model = written / FILES[0]
+    model = _convert(net, input_size)
     del net
-    return compile_network(model, precision, threads)
+    if root is None:
+        return model
+    if stop():
+        raise PrepareStopped("stopped after converting, before writing")
+    try:
+        # run what was cached (memory-mapped), not the copy that still shares torch's tensors
+        return write_cached(model, root, weights_sha256, input_size, ir_recipe) / FILES[0]
+    except OSError as exc:
+        say(f"The converted OpenVINO model could not be saved under {root} "
+            f"({exc.strerror or exc}; disk full or read-only?); it will be converted again next time.")
+        return model
