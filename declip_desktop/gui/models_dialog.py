@@ -78,6 +78,8 @@ def prepare_and_describe(preparer: Callable[..., Any] | None, name: str, progres
         report = preparer(name, progress=progress, should_stop=should_stop)
     except Exception as exc:  # noqa: BLE001 - the model is installed; the sentence tells what failed
         return f"It could not be prepared for this computer ({exc}); its first analysis will convert it."
+    if report.ok and all(o.state == "not needed" for o in report.outcomes):
+        return "Nothing to prepare on this computer."
     if report.ok:
         return "Prepared for this computer (no conversion at its first analysis)."
     if report.cancelled:
