@@ -11,8 +11,10 @@ get about 16 bits as two bf16 parts (`backends.two_part`), which is what brought
 error (max |Δ| 0.063 on a held-out photo) inside the limits.
 
 The converted model (OpenVINO IR: `model.xml` + `model.bin`, any batch size) is made once per
-model, OpenVINO version and recipe (`IR_RECIPES`: one for exact, one for fast mode), on first
-use, and kept next to the model's card in `<name>.openvino/<recipe>/<key>/` (read-only bundled
+model, OpenVINO version and recipe (`IR_RECIPES`: one for exact, one for fast mode) by `prepare`,
+which a model's import or download runs (`engine.backends.prepare`; a model installed before
+that is converted at its first use instead), and kept next to the model's card in
+`<name>.openvino/<recipe>/<key>/` (read-only bundled
 models: under `$DECLIP_HOME/cache/openvino/`). `manifest.json` beside it records what it was
 made from and the SHA-256 of both files; every load checks the key and both digests and
 rebuilds on any difference (a cache file is never trusted blindly).
