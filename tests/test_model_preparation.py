@@ -23,6 +23,8 @@ from declip_desktop.modelstore.store import ModelStore
 from tests.factories import make_tiny_vit_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
+# Each conversion of the tiny model takes seconds on a quiet machine, minutes on a loaded one.
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture()
@@ -109,7 +111,6 @@ prepare_installed("tiny", ["exact"])
 """
 
 
-@pytest.mark.timeout(900)  # three conversions of the tiny model
 def test_killed_preparation_leaves_no_half_cache_the_next_use_rebuilds_and_a_tampered_file_is_remade(src, capsys):
     assert main(["models", "import", str(src), "--name", "tiny", "--no-prepare"]) == 0
     model = ModelStore().get("tiny")
@@ -170,13 +171,22 @@ set +e
 echo "import-rc=$?"
 "$PY" -m declip_desktop models verify
 echo "verify-rc=$?"
+"$PY" -c "$FIRST_ANALYSIS"
 find "$DECLIP_HOME/models" -type f | sort
 """
 
 
-@pytest.mark.timeout(900)  # a conversion in a fresh process; minutes on a loaded 2-core machine
+FIRST_ANALYSIS = r"""
+import numpy as np
+from declip_desktop.modelstore.loading import load_localizer
+loc = load_localizer("tiny", device="cpu", threads=1, on_status=print)
+print("first-analysis-ok", loc.predict([np.full((32, 48, 3), 100, np.uint8)])[0].ok)
+"""
+
+
 def test_a_really_full_disk_tmpfs_keeps_the_model_and_reports(src, tmp_path):
-    """The model folder on a 1.7 MB tmpfs: the 1.2 MB weights fit, their 1.2 MB conversion does not."""
+    """The model folder on a 1.7 MB tmpfs: the 1.2 MB weights fit, their 1.2 MB conversion does not;
+    the first analysis then converts in memory and runs."""
     home = Path(os.environ["DECLIP_HOME"])
     (home / "models").mkdir(parents=True)
     probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {tmp_path}"],
@@ -184,11 +194,12 @@ def test_a_really_full_disk_tmpfs_keeps_the_model_and_reports(src, tmp_path):
     if probe.returncode:
         pytest.skip(f"cannot mount a tmpfs in a user namespace here: {probe.stderr.strip()}")
     out = subprocess.run(["unshare", "-rm", "sh", "-c", TMPFS], capture_output=True, text=True, timeout=900,
-                         env={**_env(), "PY": sys.executable, "SRC": str(src)})
+                         env={**_env(), "PY": sys.executable, "SRC": str(src), "FIRST_ANALYSIS": FIRST_ANALYSIS})
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
     assert "import-rc=0" in text and "verify-rc=0" in text, text[-3000:]
     assert "No space left on device" in text and "converts it at its first use" in text, text[-3000:]
+    assert "first-analysis-ok True" in text and "could not be saved" in text, text[-3000:]
     files = [line for line in out.stdout.splitlines() if line.startswith(str(home))]
     assert sorted(Path(f).name for f in files) == ["default.json", "tiny.json", "tiny.safetensors"], files
 

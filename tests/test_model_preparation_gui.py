@@ -13,6 +13,8 @@ from declip_desktop.modelstore.preparation import prepare_installed
 from declip_desktop.modelstore.store import ModelStore
 from tests.factories import make_tiny_vit_checkpoint
 
+pytestmark = pytest.mark.timeout(900)  # a conversion of the tiny model: minutes on a loaded machine
+
 
 @pytest.fixture()
 def src(tmp_path):

@@ -22,6 +22,7 @@ rebuilds on any difference (a cache file is never trusted blindly).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -179,7 +180,7 @@ def write_cached(model, root: Path, weights_sha256: str, input_size: int, ir_rec
         root.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(root)
         tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
-        ov.save_model(model, str(tmp / FILES[0]), compress_to_fp16=False)
+        _save(ov, model, tmp / FILES[0])
         manifest = {**expected, "files": {name: _sha256_file(tmp / name) for name in FILES}}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if final.exists():
@@ -193,6 +194,18 @@ def write_cached(model, root: Path, weights_sha256: str, input_size: int, ir_rec
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _save(ov, model, xml: Path) -> None:
+    """`ov.save_model`, with a failed write as the OSError it is: OpenVINO reports a full disk
+    as RuntimeError("basic_ios::clear: iostream error"), which says nothing about the disk."""
+    try:
+        ov.save_model(model, str(xml), compress_to_fp16=False)
+    except RuntimeError as exc:
+        free = shutil.disk_usage(xml.parent).free
+        if free < 64 * 2**20:  # measured while the partial files still take their space
+            raise OSError(errno.ENOSPC, f"No space left on device ({free // 2**20} MiB free; OpenVINO: {exc})") from exc
+        raise OSError(errno.EIO, f"OpenVINO could not write {xml} ({exc}; {free // 2**20} MiB free)") from exc
 
 
 def _remove_abandoned(root: Path, age_s: float = 3600.0) -> None:
