@@ -100,11 +100,12 @@ def main() -> None:
         return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="declip_import_bench_"))
     work.mkdir(parents=True, exist_ok=True)
-    ckpt = work / ("quick" if args.quick else "") / "ViT_layer20_conv-20_ldm.pth"
+    # --quick: the test suite's tiny ViT (two blocks), named as the authors would name it
+    ckpt = work / "quick" / "ViT_layer1_conv-12_ldm.pth" if args.quick else work / "ViT_layer20_conv-20_ldm.pth"
     if args.quick and not ckpt.exists():
         from tests.factories import make_tiny_vit_checkpoint
 
-        make_tiny_vit_checkpoint(ckpt, layer="layer20", decoder="conv-4")
+        make_tiny_vit_checkpoint(ckpt, layer="layer1", decoder="conv-12")
     elif not ckpt.exists():
         # in a child process, so that this parent stays small while it measures the others
         subprocess.run([sys.executable, __file__, "--write-checkpoint", str(ckpt)], check=True)
