@@ -46,6 +46,8 @@ elif what == "prepare":
     extra = {"modes": {o.mode: [o.state, round(o.seconds, 1)] for o in report.outcomes}, "ok": report.ok}
 elif what == "localizer":
     from declip_desktop.modelstore.loading import load_localizer
+    import open_clip  # noqa: F401  (the app imports it at start-up: not part of a model's load)
+    t = time.perf_counter()
     loc = load_localizer(arg, device="cpu", threads=2)
     loaded = time.perf_counter()
     with torch.no_grad():
