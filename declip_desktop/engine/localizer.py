@@ -420,10 +420,11 @@ class Localizer:
         net = openvino_cpu.open_network(load_torch_net=exact_net, weights_sha256=self.model_sha256,
                                         input_size=self.input_size, precision=precision, threads=self.threads,
                                         installed=self.installed, on_status=self._on_status)
-        self.backend = f"openvino {openvino_cpu.short_version()} ({precision})"
-        self.fast_cpu = precision == "bf16"
+        self.backend = f"openvino {openvino_cpu.short_version()} ({net.precision})"
+        self.fast_cpu = net.precision != "f32"  # (a fast recipe that cannot serve this model runs f32)
+        self.fast = self.fast and self.fast_cpu
         if self.fast_cpu:
-            self._fast_recipe = openvino_cpu.FAST_RECIPE
+            self._fast_recipe = openvino_cpu.FAST_RECIPES[net.precision]
         return net
 
     def _make_fast(self, net) -> None:

@@ -1,4 +1,5 @@
-"""A DeclipNet run by OpenVINO's CPU plugin: exact mode in fp32, fast mode in bf16.
+"""A DeclipNet run by OpenVINO's CPU plugin: exact mode in fp32, fast mode in bf16 (or, on CPUs
+without bf16 instructions, the ViT in fp32 and the decoder in int8: `backends.hybrid`).
 
 Why (docs/PERFORMANCE.md, `benchmarks/engine.py`): on the same weights and images, OpenVINO's
 fp32 graph (fused attention and layer norms, convolutions with its own blocked layouts) ran
@@ -40,9 +41,14 @@ from torch import nn
 #: the name when the recipe changes): the `optimize_exact`-ed DeclipNet traced to OpenVINO with a
 #: dynamic batch dimension, weights fp32; for bf16, first rewritten with two-part weights
 #: (`backends.two_part`; twice the weights' size on disk).
-IR_RECIPES = {"f32": "openvino-ir-v1", "bf16": "openvino-ir-bf16x2-v1"}
+#: "int8dec" (`backends.hybrid`): only the backbone is converted, fp32.
+IR_RECIPES = {"f32": "openvino-ir-v1", "bf16": "openvino-ir-bf16x2-v1", "int8dec": "openvino-ir-backbone-f32-v1"}
 #: Names fast mode's recipe through this back end; recorded with every fast-mode result.
 FAST_RECIPE = "fast-cpu-openvino-bf16x2-v5"
+#: The fast-mode recipe of each fast precision ("bf16": AMX / AVX512-BF16 CPUs; "int8dec": the rest).
+FAST_RECIPES = {"bf16": FAST_RECIPE, "int8dec": "fast-cpu-openvino-f32vit-int8dec-v6"}
+#: The precision OpenVINO compiles each recipe's file for.
+_COMPILED_AS = {"f32": "f32", "bf16": "bf16", "int8dec": "f32"}
 MANIFEST = "manifest.json"
 FILES = ("model.xml", "model.bin")
 #: How to install the optional back end (the `fast` extra of pyproject.toml).
@@ -258,49 +264,77 @@ def compile_network(model, precision: str, threads: int) -> OpenVINONet:
     return OpenVINONet(core.compile_model(model, "CPU", config), precision)
 
 
+def open_network(*, load_torch_net: Callable[[], nn.Module], weights_sha256: str, input_size: int,
+                 precision: str, threads: int, installed: Any = None,
+                 on_status: Callable[[str], None] | None = None) -> nn.Module:
+    """The model compiled by OpenVINO (an `OpenVINONet`, or for "int8dec" a `hybrid.HybridNet`),
+    from its checked cache when there is one. `precision` is a key of IR_RECIPES; the returned
+    network's `precision` says what runs ("f32" when "int8dec" cannot serve this model).
+
+    `load_torch_net` gives the `optimize_exact`-ed torch network; for "f32" and "bf16" it is
+    called only when the file must be (re)made, so a model whose cache is good is never loaded
+    into torch at all ("int8dec" always needs the torch decoder).
+    `installed` None (a network handed to the Localizer): converted in memory, nothing cached.
+    """
+    say = on_status or (lambda message: None)
+    common = dict(weights_sha256=weights_sha256, input_size=input_size, installed=installed, say=say)
+    if precision != "int8dec":
+        xml_or_model = _checked_or_converted(load_torch_net, precision=precision, **common)
+        return compile_network(xml_or_model, _COMPILED_AS[precision], threads)
+    from declip_desktop.engine.backends import hybrid
+
+    net = load_torch_net()
+    try:
+        decoder = hybrid.int8_decoder(net)
+    except ValueError as exc:
+        say(f"Fast mode runs exact mode for this model ({exc}).")
+        del net
+        return open_network(load_torch_net=load_torch_net, weights_sha256=weights_sha256, input_size=input_size,
+                            precision="f32", threads=threads, installed=installed, on_status=on_status)
+    backbone = net.backbone
+    del net
+    xml_or_model = _checked_or_converted(lambda: backbone, precision=precision, **common)
+    del backbone  # the ViT's torch weights are not used again (memory-mapped: released with it)
+    return hybrid.HybridNet(compile_network(xml_or_model, "f32", threads), decoder, precision)
+
+
 class PrepareStopped(Exception):
     """`should_stop()` turned true before a conversion was written; nothing was kept."""
 
 
-def open_network(*, load_torch_net: Callable[[], nn.Module], weights_sha256: str, input_size: int,
-                 precision: str, threads: int, installed: Any = None,
-                 on_status: Callable[[str], None] | None = None) -> OpenVINONet:
-    """The model compiled by OpenVINO, from its checked cache when there is one (`prepare`).
-
-    `load_torch_net` gives the `optimize_exact`-ed torch network; it is called only when the
-    file must be (re)made, so a model whose cache is good is never loaded into torch at all.
-    `installed` None (a network handed to the Localizer): converted in memory, nothing cached.
-    """
-    model = _prepared(installed, load_torch_net=load_torch_net, weights_sha256=weights_sha256,
-                      input_size=input_size, precision=precision, on_status=on_status)
-    return compile_network(model, precision, threads)
-
-
 def prepare(installed: Any, *, load_torch_net: Callable[[], nn.Module], precision: str,
-            weights_sha256: str | None = None, input_size: int | None = None,
             on_status: Callable[[str], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> Path | None:
-    """Make sure `installed` has the checked converted model `open_network` will use for
-    `precision` (what a model's import or download runs, so no first analysis converts).
-    Returns its folder; None when it could not be written (`on_status` says why: the model
-    still runs, converted at its first use). A good cache is only checked (both digests).
-    `should_stop()` is asked before the conversion and before writing (the conversion itself
-    is one OpenVINO call and runs to its end): PrepareStopped then, nothing written."""
-    card = getattr(installed, "card", None)
-    weights_sha256 = weights_sha256 or card.sha256
-    input_size = int(input_size or getattr(card, "input_size", None) or 224)
-    found = _prepared(installed, load_torch_net=load_torch_net, weights_sha256=weights_sha256,
-                      input_size=input_size, precision=precision, on_status=on_status,
-                      should_stop=should_stop)
-    return found.parent if isinstance(found, Path) else None
+    """`prepare_cache` for an installed model (`engine.backends.prepare`): its card gives the
+    weights' SHA-256 and input size. Returns the cache folder, or None when it could not be
+    written; PrepareStopped when `should_stop()` said stop (asked before converting and before
+    writing; the conversion itself is one OpenVINO call and runs to its end)."""
+    card = installed.card
+    xml = prepare_cache(load_torch_net=load_torch_net, weights_sha256=card.sha256,
+                        input_size=int(getattr(card, "input_size", None) or 224), precision=precision,
+                        installed=installed, on_status=on_status, should_stop=should_stop)
+    return None if xml is None else xml.parent
 
 
-def _prepared(installed: Any, *, load_torch_net: Callable[[], nn.Module], weights_sha256: str,
-              input_size: int, precision: str, on_status: Callable[[str], None] | None = None,
-              should_stop: Callable[[], bool] | None = None):
-    """The checked or newly written `model.xml` (a Path), else the converted ov.Model in memory."""
+def prepare_cache(*, load_torch_net: Callable[[], nn.Module], weights_sha256: str, input_size: int,
+                  precision: str, installed: Any, on_status: Callable[[str], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> Path | None:
+    """Make (or check) the converted file of `installed` for `precision` now, e.g. when a model is
+    imported, so that no analysis ever waits for a conversion. Returns the checked `model.xml`,
+    or None when it could not be written (the first analysis then converts it again)."""
     say = on_status or (lambda message: None)
-    stop = should_stop or (lambda: False)
+    # "int8dec" converts only the backbone (its decoder runs in torch).
+    load = (lambda: load_torch_net().backbone) if precision == "int8dec" else load_torch_net
+    result = _checked_or_converted(load, weights_sha256=weights_sha256, input_size=input_size,
+                                   precision=precision, installed=installed, say=say, should_stop=should_stop)
+    return result if isinstance(result, Path) else None
+
+
+def _checked_or_converted(load_module: Callable[[], nn.Module], *, weights_sha256: str, input_size: int,
+                          precision: str, installed: Any, say: Callable[[str], None],
+                          should_stop: Callable[[], bool] | None = None):
+    """The checked cached `model.xml` for `precision`, or the module of `load_module` converted
+    (and cached when `installed` has a place for it): a Path or an ov.Model."""
     ir_recipe = IR_RECIPES[precision]
     root = cache_root(installed) if installed is not None else None  # None: convert in memory
     if root is not None:
@@ -310,12 +344,13 @@ def _prepared(installed: Any, *, load_torch_net: Callable[[], nn.Module], weight
                 return check_cached(directory, weights_sha256, input_size, ir_recipe)
             except CacheError as exc:
                 say(f"The converted OpenVINO model failed its check and is made again: {exc}")
+    stop = should_stop or (lambda: False)
     if stop():
         raise PrepareStopped("stopped before converting")
-    mode = "fast mode" if precision == "bf16" else "exact mode"
+    mode = "exact mode" if precision == "f32" else "fast mode"
     say(f"Converting the model for OpenVINO's {mode} (once per model and OpenVINO version; "
         "one to four minutes for ViT-L/14)…")
-    net = load_torch_net()
+    net = load_module()
     if precision == "bf16":
         from declip_desktop.engine.backends import two_part
 
@@ -327,9 +362,10 @@ def _prepared(installed: Any, *, load_torch_net: Callable[[], nn.Module], weight
     if stop():
         raise PrepareStopped("stopped after converting, before writing")
     try:
-        # run what was cached (memory-mapped), not the copy that still shares torch's tensors
-        return write_cached(model, root, weights_sha256, input_size, ir_recipe) / FILES[0]
+        written = write_cached(model, root, weights_sha256, input_size, ir_recipe)
     except OSError as exc:
         say(f"The converted OpenVINO model could not be saved under {root} "
             f"({exc.strerror or exc}; disk full or read-only?); it will be converted again next time.")
         return model
+    del model
+    return written / FILES[0]  # run what was cached (memory-mapped), not the copy sharing torch's tensors

@@ -1,7 +1,8 @@
 """Which CPU back end runs a model: PyTorch (always there) or OpenVINO (the `fast` extra).
 
     auto      OpenVINO when it is installed (exact: fp32; fast: bf16 where the CPU has bf16
-              instructions, else PyTorch's int8 recipe), PyTorch otherwise
+              instructions, else "int8dec": the ViT in fp32, the decoder in int8,
+              `backends.hybrid`), PyTorch otherwise
     torch     PyTorch only (exact: fp32; fast: the int8 recipe `accelerate.FAST_RECIPE`)
     openvino  OpenVINO, or a clear error when it cannot run what was asked
 
@@ -30,7 +31,7 @@ def resolve(requested: str | None) -> str:
 
 
 def openvino_precision(requested: str | None, fast: bool) -> tuple[str | None, str | None]:
-    """(the OpenVINO precision to compile, "f32" | "bf16", or None for PyTorch; a message for the
+    """(the OpenVINO recipe to run, "f32" | "bf16" | "int8dec", or None for PyTorch; a message for the
     user or None). Raises BackendUnavailable when "openvino" was asked for and cannot serve."""
     from declip_desktop.engine.backends import openvino_cpu
 
@@ -48,7 +49,12 @@ def openvino_precision(requested: str | None, fast: bool) -> tuple[str | None, s
         return "f32", None
     if openvino_cpu.has_bf16():
         return "bf16", None
-    message = ("This CPU has no bf16 instructions (AMX or AVX512-BF16), which OpenVINO's fast mode needs")
+    from declip_desktop.engine import int8
+
+    if int8.available():  # AVX2-only CPUs: measured faster than PyTorch's int8 recipe (docs/PERFORMANCE.md)
+        return "int8dec", None
+    message = ("This CPU has no bf16 instructions (AMX or AVX512-BF16) and this PyTorch no int8 kernels, "
+               "which OpenVINO's fast modes need")
     if choice == "openvino":
         raise BackendUnavailable(message + "; run exact mode, or fast mode with the torch back end.")
-    return None, message + "; fast mode is running PyTorch's int8 recipe instead."
+    return None, message + "; fast mode is running PyTorch's recipe instead."
