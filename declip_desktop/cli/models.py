@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from declip_desktop.cli import jsonout
+from declip_desktop.cli import jsonout, models_prepare
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -63,6 +63,7 @@ def register_import(models_sub) -> None:
         help="OpenAI CLIP ViT-L-14.pt / RN50.pt (needed by the ViT+RN50 fusion checkpoints; give it twice)",
     )
     p.add_argument("--json", action="store_true", help="print the model card as JSON")
+    models_prepare.add_install_arguments(p)
     p.set_defaults(func=cmd_import)
 
 
@@ -74,6 +75,10 @@ def cmd_import(args) -> int:
     def progress(_done: int, _total: int, message: str) -> None:
         print(f"… {message}", file=sys.stderr, flush=True)
 
+    try:
+        models_prepare.check_modes(args.prepare_modes)
+    except ValueError as exc:
+        return fail(f"--prepare-modes: {exc}")
     store = ModelStore()
     try:
         before = store.default_name()
@@ -90,6 +95,8 @@ def cmd_import(args) -> int:
         print(f"installed {card.name}: {card.label}")
         print(f"  sha256 {card.sha256}")
     print(default_notice(store, card.name, became_default), file=sys.stderr)
+    # The model is installed whatever happens here; a failed preparation only says so.
+    models_prepare.prepare_after_install(card.name, args, store)
     return 0
 
 
@@ -130,6 +137,8 @@ def cmd_list(args) -> int:
         for m in models:
             row = m.card.to_dict()
             row.update({"weights_path": str(m.weights_path), "bundled": m.read_only, "default": m.name == default})
+            states = models_prepare.listing_states(m)
+            row.update({"prepared": {mode: s["prepared"] for mode, s in states.items()}, "preparation": states})
             rows.append(row)
         print(jsonout.dumps(rows, indent=2, ensure_ascii=False))
         return 0
@@ -141,7 +150,7 @@ def cmd_list(args) -> int:
         flags = " (default)" if m.name == default else ""
         flags += " [bundled]" if m.read_only else ""
         label = m.card.label or f"{m.card.backbone} {m.card.layer or ''} {m.card.decoder}".strip()
-        print(f"{m.name:<{width}}  {label}{flags}")
+        print(f"{m.name:<{width}}  {label}{flags}  [{models_prepare.listing_words(models_prepare.listing_states(m))}]")
     return 0
 
 
@@ -195,4 +204,5 @@ def cmd_default(args) -> int:
 
 
 #: Each adds one action under `declip models`; G's download/verify/remove go here too.
-ACTION_REGISTRARS: list[Callable] = [register_import, register_list, register_default, register_download_actions]
+ACTION_REGISTRARS: list[Callable] = [register_import, register_list, register_default, register_download_actions,
+                                     models_prepare.register]

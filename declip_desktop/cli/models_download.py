@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from declip_desktop.cli import jsonout
+from declip_desktop.cli import jsonout, models_prepare
 from declip_desktop.modelstore.registry import CHECKPOINTS, MIRROR_ENV, RECOMMENDED
 
 
@@ -36,6 +36,7 @@ def register(models_subparsers: argparse._SubParsersAction) -> None:
         help=f"base URL of a mirror holding every file at its registry path (default: ${MIRROR_ENV})",
     )
     p.add_argument("--force", action="store_true", help="download and reinstall even if installed")
+    models_prepare.add_install_arguments(p)
     p.set_defaults(func=cmd_download)
 
     p = models_subparsers.add_parser(
@@ -123,8 +124,12 @@ def cmd_download(args: argparse.Namespace) -> int:
         return 2
     try:
         entries = [get_checkpoint(n) for n in args.names]
+        models_prepare.check_modes(args.prepare_modes)
     except UnknownModelError as exc:
         _error(str(exc))
+        return 2
+    except ValueError as exc:
+        _error(f"--prepare-modes: {exc}")
         return 2
 
     from declip_desktop.cli.models import default_notice
@@ -158,6 +163,8 @@ def cmd_download(args: argparse.Namespace) -> int:
             bars.close()
         if result.already_installed:
             print(f"{entry.name}: already installed (use --force to download it again).")
+            if not args.no_prepare:  # prepared when installed; only checked then (an older install: made now)
+                models_prepare.prepare_after_install(entry.name, args, store)
             continue
         card = result.card
         print(
@@ -170,6 +177,7 @@ def cmd_download(args: argparse.Namespace) -> int:
         except ModelError:
             became = False
         print(default_notice(store, card.name, became), file=sys.stderr)
+        models_prepare.prepare_after_install(card.name, args, store)
     return 1 if failed else 0
 
 

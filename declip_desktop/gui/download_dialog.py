@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from declip_desktop.common.progress import CancelToken
-from declip_desktop.gui.models_dialog import default_model_sentence
+from declip_desktop.gui.models_dialog import default_model_sentence, prepare_and_describe
 from declip_desktop.modelstore.download import download_model, installed_cards
 from declip_desktop.modelstore.download_errors import DownloadError, format_size
 from declip_desktop.modelstore.fetch import Progress
@@ -48,13 +48,15 @@ class _DownloadWorker(QObject):
     """Runs one download_model call on a QThread; talks back only through signals."""
 
     progressed = Signal(object)  # modelstore.fetch.Progress
-    succeeded = Signal(object)  # modelstore.download.InstallResult
+    succeeded = Signal(object, str)  # modelstore.download.InstallResult, what the preparation did
     failed = Signal(str, str)  # kind, message
     done = Signal()
 
-    def __init__(self, name: str, base_url: str | None, cancel: CancelToken, importer: Callable[..., Any]):
+    def __init__(self, name: str, base_url: str | None, cancel: CancelToken, importer: Callable[..., Any],
+                 preparer: Callable[..., Any] | None = None):
         super().__init__()
         self._name, self._base_url, self._cancel, self._importer = name, base_url, cancel, importer
+        self._preparer = preparer
 
     @Slot()
     def run(self) -> None:
@@ -70,7 +72,11 @@ class _DownloadWorker(QObject):
         except Exception as exc:  # noqa: BLE001 — shown to the user; the window must survive it
             self.failed.emit("internal", f"Unexpected error while installing {self._name}: {exc!r}")
         else:
-            self.succeeded.emit(result)
+            # Installed: a cancel from here on stops only the preparation (the model stays).
+            def progress(_done: int, _total: int, text: str) -> None:
+                self.progressed.emit(Progress(stage="prepare", label=self._name, detail=text))
+
+            self.succeeded.emit(result, prepare_and_describe(self._preparer, result.card.name, progress, self._cancel))
         finally:
             self.done.emit()
 
@@ -81,9 +87,10 @@ class DownloadDialog(QDialog):
     modelInstalled = Signal(str)  # noqa: N815 (Qt naming)
 
     def __init__(self, parent: QWidget | None = None, *, base_url: str | None = None,
-                 importer: Callable[..., Any] | None = None):
+                 importer: Callable[..., Any] | None = None, preparer: Callable[..., Any] | None = None):
         super().__init__(parent)
         self._importer = importer  # EngineServices.checkpoint_importer
+        self._preparer = preparer  # EngineServices.model_preparer
         self.setWindowTitle("Download DeCLIP models")
         self.setObjectName("downloadDialog")
         self.resize(780, 500)  # all nine rows visible without scrolling
@@ -194,7 +201,8 @@ class DownloadDialog(QDialog):
         self._cancel = CancelToken()
         self._thread = QThread(self)
         # An empty field means the original hosts, even when DECLIP_MODELS_URL is set.
-        self._worker = _DownloadWorker(name, self.mirror.text().strip(), self._cancel, self._importer)
+        self._worker = _DownloadWorker(name, self.mirror.text().strip(), self._cancel, self._importer,
+                                       self._preparer)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.progressed.connect(self._on_progress)
@@ -224,6 +232,10 @@ class DownloadDialog(QDialog):
             detail = f": {p.detail}" if p.detail else ""
             self.status.setText(f"Installing {p.label} (converting to safetensors){detail}…")
             return
+        if p.stage == "prepare":
+            self.progress.setRange(0, 0)
+            self.status.setText(f"Preparing {p.label} for this computer: {p.detail}")
+            return
         self.progress.setRange(0, 1000)
         fraction = p.fraction
         self.progress.setValue(int(1000 * fraction) if fraction is not None else 0)
@@ -236,17 +248,17 @@ class DownloadDialog(QDialog):
             parts.append(f"{minutes}:{seconds:02d} left")
         self.status.setText(" — ".join(parts))
 
-    @Slot(object)
-    def _on_success(self, result) -> None:
+    @Slot(object, str)
+    def _on_success(self, result, prepared: str = "") -> None:
         self.progress.setRange(0, 1000)
         self.progress.setValue(1000)
         name = result.entry.name
         if result.already_installed:
-            self.status.setText(f"{name} is already installed.")
+            self.status.setText(f"{name} is already installed. {prepared}".strip())
         else:
             self.status.setText(
                 f"{name} installed. SHA-256 of the downloaded file: {result.source_sha256} "
-                f"(recorded in its model card). {default_model_sentence(name)}"
+                f"(recorded in its model card). {prepared} {default_model_sentence(name)}".replace("  ", " ")
             )
         self.refresh()
         self.modelInstalled.emit(name)
@@ -280,7 +292,8 @@ class DownloadDialog(QDialog):
         super().closeEvent(event)
 
 
-def open_download_dialog(parent: QWidget | None = None, *, importer: Callable[..., Any] | None = None) -> DownloadDialog:
+def open_download_dialog(parent: QWidget | None = None, *, importer: Callable[..., Any] | None = None,
+                         preparer: Callable[..., Any] | None = None) -> DownloadDialog:
     """Show the (non-modal) download dialog; keep the returned object to connect
     `modelInstalled` to the window's model picker. A dialog already open for `parent`
     is brought to the front instead of opening a second one."""
@@ -290,7 +303,7 @@ def open_download_dialog(parent: QWidget | None = None, *, importer: Callable[..
                 existing.raise_()
                 existing.activateWindow()
                 return existing
-    dialog = DownloadDialog(parent, importer=importer)
+    dialog = DownloadDialog(parent, importer=importer, preparer=preparer)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.show()
     dialog.raise_()

@@ -67,6 +67,26 @@ def default_model_sentence(installed: str) -> str:
     return f"The default model is still {current} (Models → Choose model… → Set as default to change it)."
 
 
+def prepare_and_describe(preparer: Callable[..., Any] | None, name: str, progress: Callable[[int, int, str], None],
+                    should_stop: Callable[[], bool] | None = None) -> str:
+    """Run the application's model preparer after an install (on the worker thread) and say in
+    one sentence what it did; the install stands whatever happens here (a full disk only means
+    the first analysis converts the model)."""
+    if preparer is None:
+        return ""
+    try:
+        report = preparer(name, progress=progress, should_stop=should_stop)
+    except Exception as exc:  # noqa: BLE001 - the model is installed; the sentence tells what failed
+        return f"It could not be prepared for this computer ({exc}); its first analysis will convert it."
+    if report.ok and all(o.state == "not needed" for o in report.outcomes):
+        return "Nothing to prepare on this computer."
+    if report.ok:
+        return "Prepared for this computer (no conversion at its first analysis)."
+    if report.cancelled:
+        return "Preparation cancelled: its first analysis will convert it."
+    return "Not fully prepared: " + report.message.replace("\n", " ")
+
+
 def find_card(name: str | None):
     if not name:
         return None
@@ -114,9 +134,11 @@ class ModelsDialog(QDialog):
     modelImported = Signal(str)
     errorOccurred = Signal(str, str)
 
-    def __init__(self, current: str | None, parent=None, *, importer: Callable[..., Any] | None = None):
+    def __init__(self, current: str | None, parent=None, *, importer: Callable[..., Any] | None = None,
+                 preparer: Callable[..., Any] | None = None):
         super().__init__(parent)
         self._importer = importer  # EngineServices.checkpoint_importer
+        self._preparer = preparer  # EngineServices.model_preparer
         self.setWindowTitle("Models")
         self.resize(760, 460)
         self._current = current
@@ -253,19 +275,21 @@ class ModelsDialog(QDialog):
         relay = ProgressRelay(self)
         relay.counts.connect(lambda _done, _total, text: self.import_status.setText(text))
 
-        importer = self._importer
+        importer, preparer = self._importer, self._preparer
 
         def work():
             if importer is None:
                 raise RuntimeError("no checkpoint importer is connected to this window (start it with `declip-desktop`)")
-            return importer(path, name=name, clip_weights=clip_weights, progress=relay.counts.emit)
+            card = importer(path, name=name, clip_weights=clip_weights, progress=relay.counts.emit)
+            return card, prepare_and_describe(preparer, card.name, relay.counts.emit)
 
         run_background(work, self._imported, self._import_failed)
 
-    def _imported(self, card) -> None:
+    def _imported(self, result) -> None:
+        card, prepared = result
         self.import_button.setEnabled(True)
         self.progress.setVisible(False)
-        self.import_status.setText(f"Imported {card.name}. {default_model_sentence(card.name)}")
+        self.import_status.setText(f"Imported {card.name}. {prepared} {default_model_sentence(card.name)}".replace("  ", " "))
         self.modelImported.emit(card.name)
         self.refresh(card.name)
 

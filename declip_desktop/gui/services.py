@@ -28,6 +28,11 @@ class EngineServices:
     #: expected_architecture=)` → ModelCard: the store's importer (imports torch; called only
     #: on worker threads), for Models → Import and Models → Download.
     checkpoint_importer: Callable[..., Any] | None = None
+    #: `model_preparer(name, progress=, should_stop=)` → a report with `.ok`, `.cancelled` and
+    #: `.message`: converts a just-installed model for this machine's back end
+    #: (`modelstore.preparation.prepare_installed`; torch, worker threads only), so that no first
+    #: analysis waits for it. None: nothing is prepared (the first analysis converts).
+    model_preparer: Callable[..., Any] | None = None
 
 
 __all__ = ["EngineServices"]

@@ -217,7 +217,8 @@ class AnalysisControls:
         self.notifications.info(f"Device set to {device}; it applies to the next analysis run.")
 
     def show_models(self, start_import: bool = False) -> ModelsDialog:
-        dialog = ModelsDialog(self._case_model(), self, importer=self.services.checkpoint_importer)
+        dialog = ModelsDialog(self._case_model(), self, importer=self.services.checkpoint_importer,
+                              preparer=self.services.model_preparer)
         dialog.modelChosen.connect(self._model_chosen)
         dialog.errorOccurred.connect(lambda m, d: self.notifications.error(m, d))
         dialog.modelImported.connect(lambda name: self.notifications.info(f"Model {name} imported."))
@@ -249,5 +250,6 @@ class AnalysisControls:
         except Exception as exc:  # the download feature is optional at run time
             self.notifications.error(f"The download dialog is not available: {exc}", traceback.format_exc())
             return
-        self._download_dialog = open_download_dialog(self, importer=self.services.checkpoint_importer)
+        self._download_dialog = open_download_dialog(self, importer=self.services.checkpoint_importer,
+                                                     preparer=self.services.model_preparer)
         self._download_dialog.modelInstalled.connect(lambda _name: self._update_model_label())

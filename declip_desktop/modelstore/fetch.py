@@ -60,7 +60,8 @@ USER_AGENT = f"DeCLIP-Desktop/{SOFTWARE_VERSION} (+model download)"
 @dataclass(frozen=True)
 class Progress:
     """One progress report. `stage` is "download", "verify" (hashing a cached or partial
-    file) or "import" (converting to safetensors; no byte counts)."""
+    file), "import" (converting to safetensors; no byte counts) or "prepare" (the app converting
+    the installed model for this computer, `detail` saying what)."""
 
     stage: str
     label: str  # the file name being worked on

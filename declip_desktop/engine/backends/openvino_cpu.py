@@ -12,8 +12,10 @@ get about 16 bits as two bf16 parts (`backends.two_part`), which is what brought
 error (max |Δ| 0.063 on a held-out photo) inside the limits.
 
 The converted model (OpenVINO IR: `model.xml` + `model.bin`, any batch size) is made once per
-model, OpenVINO version and recipe (`IR_RECIPES`: one for exact, one for fast mode), on first
-use, and kept next to the model's card in `<name>.openvino/<recipe>/<key>/` (read-only bundled
+model, OpenVINO version and recipe (`IR_RECIPES`: one for exact, one for fast mode) by `prepare`,
+which a model's import or download runs (`engine.backends.prepare`; a model installed before
+that is converted at its first use instead), and kept next to the model's card in
+`<name>.openvino/<recipe>/<key>/` (read-only bundled
 models: under `$DECLIP_HOME/cache/openvino/`). `manifest.json` beside it records what it was
 made from and the SHA-256 of both files; every load checks the key and both digests and
 rebuilds on any difference (a cache file is never trusted blindly).
@@ -21,6 +23,7 @@ rebuilds on any difference (a cache file is never trusted blindly).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -130,8 +133,11 @@ def cache_dir(root: Path, weights_sha256: str, input_size: int, ir_recipe: str) 
     return root / ir_recipe / cache_key(weights_sha256, input_size, ir_recipe)
 
 
-def check_cached(directory: Path, weights_sha256: str, input_size: int, ir_recipe: str) -> Path:
-    """The checked `model.xml` in `directory`; CacheError (with the reason) when anything differs."""
+def check_cached(directory: Path, weights_sha256: str, input_size: int, ir_recipe: str,
+                 hash_files: bool = True) -> Path:
+    """The checked `model.xml` in `directory`; CacheError (with the reason) when anything differs.
+    `hash_files` False checks the manifest and that both files exist, not their digests (for
+    listings, which must not read gigabytes; every load hashes them)."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -149,6 +155,8 @@ def check_cached(directory: Path, weights_sha256: str, input_size: int, ir_recip
         path = directory / name
         if not path.is_file():
             raise CacheError(f"{path}: missing")
+        if not hash_files:
+            continue
         actual = _sha256_file(path)
         if actual != digest:
             raise CacheError(f"{path}: SHA-256 {actual} differs from the manifest's {digest}")
@@ -163,14 +171,13 @@ def _convert(net: nn.Module, input_size: int):
         return ov.convert_model(net, example_input=example, input=[ov.PartialShape([-1, 3, input_size, input_size])])
 
 
-def build_cached(net: nn.Module, root: Path, weights_sha256: str, input_size: int, ir_recipe: str):
-    """Convert `net` and write it with its manifest to `root/<ir_recipe>/<key>/` (atomically: a
-    half-written folder is never at the final name; older keys of the recipe are removed).
-    Returns (ov.Model, path or None); when the files cannot be written (disk full, read-only)
-    the converted model is still returned."""
+def write_cached(model, root: Path, weights_sha256: str, input_size: int, ir_recipe: str) -> Path:
+    """Write a converted `model` with its manifest to `root/<ir_recipe>/<key>/`, atomically: the
+    files go to a `.building-*` folder renamed at the end, so a process killed midway (or a full
+    disk, which raises OSError) never leaves a half-written folder at the final name; older keys
+    of the recipe are removed."""
     import openvino as ov
 
-    model = _convert(net, input_size)
     expected = _expected(weights_sha256, input_size, ir_recipe)
     final = cache_dir(root, weights_sha256, input_size, ir_recipe)
     root = final.parent
@@ -179,7 +186,7 @@ def build_cached(net: nn.Module, root: Path, weights_sha256: str, input_size: in
         root.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(root)
         tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
-        ov.save_model(model, str(tmp / FILES[0]), compress_to_fp16=False)
+        _save(ov, model, tmp / FILES[0])
         manifest = {**expected, "files": {name: _sha256_file(tmp / name) for name in FILES}}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if final.exists():
@@ -189,12 +196,22 @@ def build_cached(net: nn.Module, root: Path, weights_sha256: str, input_size: in
         for other in root.iterdir():  # files of an older OpenVINO or recipe: never read again
             if other.name != final.name and other.is_dir() and not other.name.startswith(".building-"):
                 shutil.rmtree(other, ignore_errors=True)
-        return model, final
-    except OSError:
-        return model, None
+        return final
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _save(ov, model, xml: Path) -> None:
+    """`ov.save_model`, with a failed write as the OSError it is: OpenVINO reports a full disk
+    as RuntimeError("basic_ios::clear: iostream error"), which says nothing about the disk."""
+    try:
+        ov.save_model(model, str(xml), compress_to_fp16=False)
+    except RuntimeError as exc:
+        free = shutil.disk_usage(xml.parent).free
+        if free < 64 * 2**20:  # measured while the partial files still take their space
+            raise OSError(errno.ENOSPC, f"No space left on device ({free // 2**20} MiB free; OpenVINO: {exc})") from exc
+        raise OSError(errno.EIO, f"OpenVINO could not write {xml} ({exc}; {free // 2**20} MiB free)") from exc
 
 
 def _remove_abandoned(root: Path, age_s: float = 3600.0) -> None:
@@ -281,8 +298,27 @@ def open_network(*, load_torch_net: Callable[[], nn.Module], weights_sha256: str
     return hybrid.HybridNet(compile_network(xml_or_model, "f32", threads), decoder, precision)
 
 
+class PrepareStopped(Exception):
+    """`should_stop()` turned true before a conversion was written; nothing was kept."""
+
+
+def prepare(installed: Any, *, load_torch_net: Callable[[], nn.Module], precision: str,
+            on_status: Callable[[str], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Path | None:
+    """`prepare_cache` for an installed model (`engine.backends.prepare`): its card gives the
+    weights' SHA-256 and input size. Returns the cache folder, or None when it could not be
+    written; PrepareStopped when `should_stop()` said stop (asked before converting and before
+    writing; the conversion itself is one OpenVINO call and runs to its end)."""
+    card = installed.card
+    xml = prepare_cache(load_torch_net=load_torch_net, weights_sha256=card.sha256,
+                        input_size=int(getattr(card, "input_size", None) or 224), precision=precision,
+                        installed=installed, on_status=on_status, should_stop=should_stop)
+    return None if xml is None else xml.parent
+
+
 def prepare_cache(*, load_torch_net: Callable[[], nn.Module], weights_sha256: str, input_size: int,
-                  precision: str, installed: Any, on_status: Callable[[str], None] | None = None) -> Path | None:
+                  precision: str, installed: Any, on_status: Callable[[str], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> Path | None:
     """Make (or check) the converted file of `installed` for `precision` now, e.g. when a model is
     imported, so that no analysis ever waits for a conversion. Returns the checked `model.xml`,
     or None when it could not be written (the first analysis then converts it again)."""
@@ -290,12 +326,13 @@ def prepare_cache(*, load_torch_net: Callable[[], nn.Module], weights_sha256: st
     # "int8dec" converts only the backbone (its decoder runs in torch).
     load = (lambda: load_torch_net().backbone) if precision == "int8dec" else load_torch_net
     result = _checked_or_converted(load, weights_sha256=weights_sha256, input_size=input_size,
-                                   precision=precision, installed=installed, say=say)
+                                   precision=precision, installed=installed, say=say, should_stop=should_stop)
     return result if isinstance(result, Path) else None
 
 
 def _checked_or_converted(load_module: Callable[[], nn.Module], *, weights_sha256: str, input_size: int,
-                          precision: str, installed: Any, say: Callable[[str], None]):
+                          precision: str, installed: Any, say: Callable[[str], None],
+                          should_stop: Callable[[], bool] | None = None):
     """The checked cached `model.xml` for `precision`, or the module of `load_module` converted
     (and cached when `installed` has a place for it): a Path or an ov.Model."""
     ir_recipe = IR_RECIPES[precision]
@@ -307,6 +344,9 @@ def _checked_or_converted(load_module: Callable[[], nn.Module], *, weights_sha25
                 return check_cached(directory, weights_sha256, input_size, ir_recipe)
             except CacheError as exc:
                 say(f"The converted OpenVINO model failed its check and is made again: {exc}")
+    stop = should_stop or (lambda: False)
+    if stop():
+        raise PrepareStopped("stopped before converting")
     mode = "exact mode" if precision == "f32" else "fast mode"
     say(f"Converting the model for OpenVINO's {mode} (once per model and OpenVINO version; "
         "one to four minutes for ViT-L/14)…")
@@ -315,12 +355,17 @@ def _checked_or_converted(load_module: Callable[[], nn.Module], *, weights_sha25
         from declip_desktop.engine.backends import two_part
 
         two_part.rewrite(net)
+    model = _convert(net, input_size)
+    del net
     if root is None:
-        return _convert(net, input_size)
-    model, written = build_cached(net, root, weights_sha256, input_size, ir_recipe)
-    if written is None:
-        say(f"The converted OpenVINO model could not be saved under {root} (disk full or read-only?); "
-            "it will be converted again next time.")
         return model
-    del model, net
+    if stop():
+        raise PrepareStopped("stopped after converting, before writing")
+    try:
+        written = write_cached(model, root, weights_sha256, input_size, ir_recipe)
+    except OSError as exc:
+        say(f"The converted OpenVINO model could not be saved under {root} "
+            f"({exc.strerror or exc}; disk full or read-only?); it will be converted again next time.")
+        return model
+    del model
     return written / FILES[0]  # run what was cached (memory-mapped), not the copy sharing torch's tensors
