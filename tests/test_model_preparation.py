@@ -16,7 +16,7 @@ import pytest
 
 from declip_desktop.cli import main
 from declip_desktop.common.paths import models_dir
-from declip_desktop.engine.backends import openvino_cpu
+from declip_desktop.engine.backends import openvino_cpu, selection
 from declip_desktop.modelstore.loading import load_localizer
 from declip_desktop.modelstore.preparation import prepare_installed
 from declip_desktop.modelstore.store import ModelStore
@@ -57,7 +57,8 @@ def test_import_prepares_and_the_first_analysis_converts_nothing(src, capsys, mo
     manifest = json.loads((_exact_dir(model) / "manifest.json").read_text())
     assert manifest["weights_sha256"] == model.sha256
     row = _listing(capsys)["tiny"]
-    assert row["prepared"] == {"exact": True, "fast": True if openvino_cpu.has_bf16() else None}
+    fast_precision, _ = selection.openvino_precision(None, True)  # what this CPU's fast mode converts, if anything
+    assert row["prepared"] == {"exact": True, "fast": None if fast_precision is None else False}
     assert row["preparation"]["exact"]["runs_on"].startswith("OpenVINO ")
     assert main(["models", "list"]) == 0
     assert "exact prepared" in capsys.readouterr().out
@@ -102,7 +103,7 @@ def test_wrong_modes_and_names_are_clear_errors_and_install_nothing(src, capsys)
 
 KILL_AT_WRITE = r"""
 import os, signal, sys
-from declip_desktop.engine.backends import openvino_cpu
+from declip_desktop.engine.backends import openvino_cpu, selection
 from declip_desktop.modelstore.preparation import prepare_installed
 def killed(path):  # the files are written, the manifest is not: SIGKILL as a crash would
     os.kill(os.getpid(), signal.SIGKILL)
