@@ -11,6 +11,7 @@ threads; each thread gets its own on first use.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import random
 import shutil
@@ -70,6 +71,10 @@ def is_read_only_medium(folder: Path) -> bool:
     return not os.access(folder, os.W_OK)
 
 
+class _Connection(sqlite3.Connection):
+    """A plain connection that can be weakly referenced (tests check when one is freed)."""
+
+
 def connect_read_only(path: Path, scratch: list[Path]) -> sqlite3.Connection:
     """A connection that can never write the case, and never waits for its writers.
 
@@ -96,7 +101,8 @@ def connect_read_only(path: Path, scratch: list[Path]) -> sqlite3.Connection:
 
 
 def _ro(uri: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False,
+                           factory=_Connection)
     try:
         conn.execute("PRAGMA query_only = ON")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails here, not later, if unreadable
@@ -109,7 +115,8 @@ def _ro(uri: str) -> sqlite3.Connection:
 def connect(path: Path) -> sqlite3.Connection:
     """A raw connection with our settings. `isolation_level=None`: we open transactions
     explicitly, never implicitly before a DML statement."""
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False,
+                           factory=_Connection)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -123,6 +130,21 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _close_safe_ones(owned: list[tuple[threading.Thread, sqlite3.Connection]]) -> int:
+    """Close the connections of this thread and of finished threads; return how many belong to
+    other live threads (a function of its own so that no loop variable keeps one of those
+    referenced after it returns)."""
+    me = threading.current_thread()
+    others = 0
+    for thread, conn in owned:
+        if thread is me or not thread.is_alive():
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        else:
+            others += 1
+    return others
+
+
 class Store:
     """Thread-local connections to one `case.sqlite`, plus transaction helpers."""
 
@@ -131,7 +153,8 @@ class Store:
         self.read_only = read_only
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
+        # Every connection with the thread that made it: only that thread ever uses it.
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._scratch: list[Path] = []  # private copies made to read a WAL on read-only media
         self._closed = False
         self.holder_file = self.path.parent / lockinfo.HOLDER_FILE
@@ -139,33 +162,54 @@ class Store:
     # -- connections -------------------------------------------------------------------
     @property
     def conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+        local = self._local  # read once: `close` may swap it from another thread
+        conn = getattr(local, "conn", None)
         if conn is None:
             if self._closed:
                 raise CaseError(f"{self.path.parent}: the case is closed. Open it again to continue.")
             with self._lock:
                 conn = connect_read_only(self.path, self._scratch) if self.read_only else connect(self.path)
-            self._local.conn = conn
-            self._local.db = sqlite_utils.Database(conn, execute_plugins=False)
+            local.conn = conn
+            local.db = sqlite_utils.Database(conn, execute_plugins=False)
             with self._lock:
-                self._conns.append(conn)
+                if self._closed:  # closed while this connection was being opened
+                    del local.conn, local.db
+                    conn.close()
+                    raise CaseError(f"{self.path.parent}: the case is closed. Open it again to continue.")
+                self._conns.append((threading.current_thread(), conn))
         return conn
 
     @property
     def db(self) -> sqlite_utils.Database:
-        self.conn  # noqa: B018 - creates this thread's connection if needed
-        return self._local.db
+        conn = self.conn  # creates this thread's connection if needed
+        db = getattr(self._local, "db", None)
+        if db is None or db.conn is not conn:  # the case was closed in between
+            raise CaseError(f"{self.path.parent}: the case is closed. Open it again to continue.")
+        return db
 
     def close(self) -> None:
+        """Close this thread's connection and those of finished threads; drop the rest.
+
+        Closing a connection that another thread is in the middle of using crashes the
+        interpreter (sqlite3 frees the statement under the running query), so a live
+        thread's connection is never closed from here. Swapping the thread-local store
+        drops the only reference to it: an idle one is freed, and with that closed, by the
+        collection below; a busy one after its statement returns. Either way that thread's next use
+        of the case raises `CaseError` ("the case is closed"), not a segfault.
+        """
         with self._lock:
             self._closed = True
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+            owned, self._conns = self._conns, []
+            self._local = threading.local()
+        left_to_free = _close_safe_ones(owned)
+        del owned
+        if left_to_free:
+            # sqlite3 connections sit in a reference cycle (their statement cache), so
+            # dropping the last reference frees them only at a collection: run one now, so
+            # an idle connection is closed before `close` returns (its file can be unmounted).
+            gc.collect()
         for folder in self._scratch:
             shutil.rmtree(folder, ignore_errors=True)
-        self._local = threading.local()
 
     # -- who is writing ----------------------------------------------------------------
     @contextlib.contextmanager
