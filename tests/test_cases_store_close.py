@@ -6,7 +6,6 @@ still reading it (sqlite3 freed the statement under the running query).
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 import textwrap
@@ -95,6 +94,5 @@ def test_connections_of_finished_threads_and_of_the_closer_are_closed(tmp_path):
     for conn in (holder["conn"], mine):  # still referenced here, so closed explicitly, not freed
         with pytest.raises(Exception, match="closed database"):
             conn.execute("SELECT 1")
-    gc.collect()
     with pytest.raises(CaseError, match="the case is closed"):
         case._store.query("SELECT 1")

@@ -160,13 +160,16 @@ class Store:
         self.holder_file = self.path.parent / lockinfo.HOLDER_FILE
 
     # -- connections -------------------------------------------------------------------
+    def _closed_error(self) -> CaseError:
+        return CaseError(f"{self.path.parent}: the case is closed. Open it again to continue.")
+
     @property
     def conn(self) -> sqlite3.Connection:
         local = self._local  # read once: `close` may swap it from another thread
         conn = getattr(local, "conn", None)
         if conn is None:
             if self._closed:
-                raise CaseError(f"{self.path.parent}: the case is closed. Open it again to continue.")
+                raise self._closed_error()
             with self._lock:
                 conn = connect_read_only(self.path, self._scratch) if self.read_only else connect(self.path)
             local.conn = conn
@@ -175,7 +178,7 @@ class Store:
                 if self._closed:  # closed while this connection was being opened
                     del local.conn, local.db
                     conn.close()
-                    raise CaseError(f"{self.path.parent}: the case is closed. Open it again to continue.")
+                    raise self._closed_error()
                 self._conns.append((threading.current_thread(), conn))
         return conn
 
@@ -184,7 +187,7 @@ class Store:
         conn = self.conn  # creates this thread's connection if needed
         db = getattr(self._local, "db", None)
         if db is None or db.conn is not conn:  # the case was closed in between
-            raise CaseError(f"{self.path.parent}: the case is closed. Open it again to continue.")
+            raise self._closed_error()
         return db
 
     def close(self) -> None:
