@@ -84,3 +84,32 @@ def test_report_method_text_shows_the_demo_models_false_alarm_rate():
     assert "false alarms: 18 %" in html and "not for casework" in html
     plain = method_html([ModelInfo(name="starter", sha256="a" * 64, demo=True)], 0.5)
     assert "not for casework" in plain  # a result without a label still says demo
+
+
+def test_localizer_scores_with_the_cards_top_fraction_and_refuses_a_damaged_one():
+    """The card's `score_top_fraction` (chosen with its calibration) is the share of the map the score
+    averages; a hand-edited value is an error, never a silent default that would mis-read the calibration."""
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.engine.localizer import Localizer
+
+    torch.manual_seed(0)
+    net = starter.build_starter({"widths": [4, 4, 4, 4, 4]})
+    image = np.random.default_rng(2).integers(0, 256, (160, 160, 3), dtype=np.uint8)
+
+    def localizer(extra):
+        card = ModelCard(name="share", kind="starter", backbone="starter-fcn", mean=[0.5] * 3, std=[0.25] * 3,
+                         input_size=160, extra=extra)
+        return Localizer(net, card=card, device="cpu")
+
+    default, wide = localizer({}), localizer({"score_top_fraction": 0.5})
+    pred_default, pred_wide = default.predict_one(image), wide.predict_one(image)
+    np.testing.assert_array_equal(pred_default.prob_map, pred_wide.prob_map)  # the map does not change
+    # Half the map averages lower than its top 1 %; each equals image_score over the same map.
+    assert pred_wide.score < pred_default.score
+    small = torch.sigmoid(net(starter.normalize(torch.from_numpy(image).unsqueeze(0), [0.5] * 3, [0.25] * 3)))[0, 0]
+    assert pred_wide.score == pytest.approx(preprocess.image_score(small, 0.5), abs=1e-6)
+    assert pred_default.score == pytest.approx(preprocess.image_score(small), abs=1e-6)
+    assert wide.parameters["score_top_fraction"] == 0.5 and "score_top_fraction" not in default.parameters
+    for junk in (0, -0.1, 1.5, "0.1", True, float("nan")):
+        with pytest.raises(ModelError, match="score_top_fraction"):
+            localizer({"score_top_fraction": junk})

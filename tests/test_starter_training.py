@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from declip_desktop.cli import main as cli_main
 from declip_desktop.engine import starter
 from declip_desktop.training import starter_training, synth
+from declip_desktop.training.starter_package import TOP_FRACTIONS
 
 
 def trainer_main(argv):
@@ -128,11 +130,60 @@ def test_native_mode_trains_packages_calibrates_and_compares(tiny_sets, tmp_path
     from declip_desktop.training.starter_eval import evaluate_native, load_native
 
     net = starter.load_starter(models / "starter.safetensors", card)
-    res = evaluate_native(net, load_native(data, "test", 320), card["mean"], card["std"])
+    fraction = card["score_top_fraction"]
+    res = evaluate_native(net, load_native(data, "test", 320), card["mean"], card["std"], top_fraction=fraction)
     assert res["iou"] == pytest.approx(m["test"]["iou"], abs=1e-6)
     assert res["authentic_over_1pct_share"] == m["test"]["authentic_over_1pct_share"]
+    assert res["auc"] == m["test"]["auc"] and m["test"]["score_top_fraction"] == fraction
+    # The share was chosen on validation (best AUC there) and the calibration was fitted with that same
+    # share: the packaged weights give exactly the card's reference scores on the authentic valid images.
+    per_share = m["bias_calibration_on_valid"]["valid_auc_per_score_top_fraction"]
+    assert set(per_share) == {str(f) for f in TOP_FRACTIONS} and per_share[str(fraction)] == max(per_share.values())
+    valid = evaluate_native(net, load_native(data, "valid", 320), card["mean"], card["std"], top_fraction=fraction)
+    assert valid["authentic_scores"] == pytest.approx(ref, abs=2e-5)
     assert synth_general.AUTHENTIC == "authentic"
 
 
 def main_set_of(tiny_sets):
     return tiny_sets[1][0]
+
+
+class _ScriptedNet(torch.nn.Module):
+    """Returns prepared logit maps in call order (the packaging's fit reads one map per item)."""
+
+    def __init__(self, maps):
+        super().__init__()
+        self.head = torch.nn.Conv2d(1, 1, 1)
+        self.maps = list(maps)
+
+    def forward(self, x):
+        return self.maps.pop(0).clone()[None, None]
+
+
+def test_score_share_is_chosen_on_validation_auc():
+    """Edited maps hold one tiny, very confident spot; authentic maps a broad, moderately high patch.
+    The top 0.1 % separates them perfectly; the top 10 % ranks them the wrong way round. The fit must
+    pick the share by AUC (not keep the 1 % default) and fit the calibration with it."""
+    from declip_desktop.training.starter_eval import NativeItem
+    from declip_desktop.training.starter_package import fit_offset
+
+    side = 100  # 10,000 logits: top 0.1 % = 10 of them, top 10 % = 1000
+    maps, items = [], []
+    for i in range(12):
+        authentic = i % 2 == 0
+        logits = torch.full((side, side), -6.0)
+        if authentic:
+            logits[:20, :60] = 1.0 + 0.01 * i  # 12 % of the map at sigmoid ≈ 0.73
+        else:
+            logits[50:52, 50:55] = 6.0 + 0.01 * i  # 10 pixels, 0.1 %
+        maps.append(logits)
+        mask = np.zeros((side, side), bool)
+        if not authentic:
+            mask[50:52, 50:55] = True
+        items.append(NativeItem(np.zeros((side, side, 3), np.uint8), mask, mask.astype(np.uint8) * 255,
+                                {"authentic": authentic, "type": "authentic" if authentic else "splice"}))
+    record, valid = fit_offset(_ScriptedNet(maps), items, [0.5] * 3, [0.25] * 3, budget=1.0)
+    per_share = record["valid_auc_per_score_top_fraction"]
+    assert per_share["0.001"] == 1.0 and per_share["0.1"] < 0.5
+    assert record["score_top_fraction"] == 0.001 == valid["score_top_fraction"] and valid["auc"] == 1.0
+    assert min(valid["edited_scores"]) > max(valid["authentic_scores"])

@@ -40,7 +40,9 @@ from declip_desktop.common.version import SOFTWARE_VERSION
 from declip_desktop.engine.devices import DEVICES, is_oom as _is_oom, pick_device  # noqa: F401 - re-exported
 from declip_desktop.engine.network_card import card_for_network
 from declip_desktop.engine.prediction import Prediction  # re-exported: the Localizer's result type
-from declip_desktop.engine.score_calibration import calibrated_score, card_value  # numpy only
+from declip_desktop.engine.score_calibration import (  # numpy only
+    DEFAULT_TOP_FRACTION, calibrated_score, card_value, score_top_fraction,
+)
 
 if TYPE_CHECKING:  # torch is imported when a Localizer is made, not with this module
     from declip_desktop.engine.preprocess import PreparedImage
@@ -140,6 +142,8 @@ class Localizer:
         # A fully convolutional card may ask for native resolution (long side ≤ max_side, aspect kept):
         # shrinking to the input_size square removes the traces it reads.
         self.max_side = int(card_value(self.card, "max_side") or 0) or None
+        # The image score's share of the map (the card's, chosen with its calibration; default 1 %).
+        self.score_top_fraction = score_top_fraction(self.card)
         self.mean = tuple(float(v) for v in _card_field(self.card, "mean", (0.48145466, 0.4578275, 0.40821073)))
         self.std = tuple(float(v) for v in _card_field(self.card, "std", (0.26862954, 0.26130258, 0.27577711)))
 
@@ -200,6 +204,8 @@ class Localizer:
             "threads": self.threads,
             "input_size": self.input_size,
             **({"max_side": self.max_side} if self.max_side else {}),
+            **({"score_top_fraction": self.score_top_fraction}
+               if self.score_top_fraction != DEFAULT_TOP_FRACTION else {}),
             "software_version": SOFTWARE_VERSION,
             "mode": "squash",
         }
@@ -361,7 +367,7 @@ class Localizer:
                     continue
                 results[index] = Prediction(
                     source=name, prob_map=resize_map(p, height, width),
-                    score=calibrated_score(image_score(p), self.card),
+                    score=calibrated_score(image_score(p, self.score_top_fraction), self.card),
                     model_name=self.model_name, model_sha256=self.model_sha256, seconds=share,
                     device=self.device, width=width, height=height, demo=self.is_demo,
                     label=self.label if self.is_demo else "",
@@ -380,7 +386,8 @@ class Localizer:
             try:
                 pred.tiled = tiled_map(image, self._forward_checked, input_size=self.input_size, mean=self.mean,
                                        std=self.std, options=self.tiling, batch_size=self.batch_size,
-                                       on_tile=self.on_tile, should_stop=self.should_stop)
+                                       on_tile=self.on_tile, should_stop=self.should_stop,
+                                       score_top_fraction=self.score_top_fraction)
             except NonFiniteTiles as exc:
                 results[index] = self._error(name, invalid_output_message(exc.count))
 

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from declip_desktop.engine.score_calibration import DEFAULT_TOP_FRACTION
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 INPUT_SIZE = 224
@@ -126,7 +128,7 @@ def resize_map(prob: torch.Tensor, height: int, width: int) -> np.ndarray:
 
 
 #: Share of the map's pixels averaged into the image-level score.
-SCORE_TOP_FRACTION = 0.01
+SCORE_TOP_FRACTION = DEFAULT_TOP_FRACTION  # one value for both modules (score_calibration is numpy-only)
 
 
 def image_score(prob: torch.Tensor, top_fraction: float = SCORE_TOP_FRACTION) -> float:

@@ -11,6 +11,11 @@ and then the score a user sees is the empirical distribution function of those s
 score, linearly interpolated: **a score of 0.9 means about 10 % of unedited validation images
 score higher.** It is monotone, so it ranks images exactly as the raw score does (same AUC).
 Cards without the field keep the raw score.
+
+A card may also set `score_top_fraction` (default 0.01): the share of the map whose mean is the raw
+score. The starter's packaging chooses it on the validation split (the fraction that best separates
+edited from unedited validation images) and fits `score_calibration` with the same fraction, so the
+two always travel together in one card.
 """
 
 from __future__ import annotations
@@ -31,6 +36,24 @@ def card_value(card: Any, name: str) -> Any:
     if value is None:
         value = (getattr(card, "extra", None) or {}).get(name)
     return value
+
+
+#: The raw score's default share of the map (`preprocess.SCORE_TOP_FRACTION` is this value).
+DEFAULT_TOP_FRACTION = 0.01
+
+
+def score_top_fraction(card: Any) -> float:
+    """The card's `score_top_fraction`, or the default. A value that is not a number in (0, 1] is an
+    error rather than a silent default: the card's calibration was fitted with its own fraction."""
+    from declip_desktop.common.model_card import ModelError
+
+    value = card_value(card, "score_top_fraction")
+    if value is None:
+        return DEFAULT_TOP_FRACTION
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
+        raise ModelError(f"the model card's score_top_fraction must be a number in (0, 1], not {value!r}; "
+                         "the card was edited by hand or is damaged: reinstall the model")
+    return float(value)
 
 
 def authentic_scores(card: Any) -> list[float] | None:

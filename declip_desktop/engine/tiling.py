@@ -94,12 +94,12 @@ class _Canvas:
 def tiled_map(image: Image.Image, forward: Forward, *, input_size: int, mean: Sequence[float],
               std: Sequence[float], options: TilingOptions | None = None, batch_size: int = 4,
               on_tile: Callable[[int, int], None] | None = None,
-              should_stop: Callable[[], bool] | None = None) -> TiledMap:
+              should_stop: Callable[[], bool] | None = None, score_top_fraction: float | None = None) -> TiledMap:
     """The tiled map of one 8-bit RGB PIL image; see the module docstring.
 
     Raises `AnalysisStopped` when `should_stop()` turns true between two batches, and
     `NonFiniteTiles` when the network returned NaN/Inf for any tile."""
-    from declip_desktop.engine.preprocess import image_score, resize_map
+    from declip_desktop.engine.preprocess import SCORE_TOP_FRACTION, image_score, resize_map
 
     if image.mode != "RGB":
         raise ValueError(f"expected an RGB image, got mode {image.mode!r}")
@@ -145,7 +145,8 @@ def tiled_map(image: Image.Image, forward: Forward, *, input_size: int, mean: Se
     parameters = {"mode": "tiled", **options.parameters(input_size), "passes": total,
                   "scales_run": [sp.scale for sp in plan.scales],
                   "tiles_per_scale": [[len(sp.ys), len(sp.xs)] for sp in plan.scales]}
-    return TiledMap(prob_map=resize_map(combined, image.height, image.width), score=image_score(combined),
+    score = image_score(combined, score_top_fraction or SCORE_TOP_FRACTION)
+    return TiledMap(prob_map=resize_map(combined, image.height, image.width), score=score,
                     passes=total, seconds=seconds, parameters=parameters)
 
 

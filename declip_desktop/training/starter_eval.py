@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from declip_desktop.engine import starter
-from declip_desktop.engine.preprocess import image_score, native_size
+from declip_desktop.engine.preprocess import SCORE_TOP_FRACTION, image_score, native_size
 from declip_desktop.training.synth import read_manifest
 
 class StarterDataError(ValueError):
@@ -68,11 +68,12 @@ def load_native(data_dir: Path, split: str, max_side: int, limit: int = 0) -> li
 
 
 @torch.no_grad()
-def predict(net: torch.nn.Module, image: np.ndarray, out_hw: tuple[int, int], mean, std) -> tuple[np.ndarray, float]:
+def predict(net: torch.nn.Module, image: np.ndarray, out_hw: tuple[int, int], mean, std,
+            top_fraction: float = SCORE_TOP_FRACTION) -> tuple[np.ndarray, float]:
     """(probability map at out_hw, raw image score on the network's own map)."""
     x = starter.normalize(torch.from_numpy(np.array(image)).unsqueeze(0), mean, std)
     prob_small = torch.sigmoid(net(x))
-    score = image_score(prob_small[0, 0])
+    score = image_score(prob_small[0, 0], top_fraction)
     prob = F.interpolate(prob_small, size=out_hw, mode="bilinear", align_corners=False)
     return prob[0, 0].numpy(), score
 
@@ -89,14 +90,16 @@ def _mean(values: list[float]) -> float:
     return round(float(np.mean(values)), 2) if values else float("nan")
 
 
-def evaluate_native(net, items: list[NativeItem], mean, std, offset: float = 0.0) -> dict[str, Any]:
-    """All issue-22 figures for `items`; `offset` is added to the logits (bias calibration)."""
+def evaluate_native(net, items: list[NativeItem], mean, std, offset: float = 0.0,
+                    top_fraction: float = SCORE_TOP_FRACTION) -> dict[str, Any]:
+    """All issue-22 figures for `items`; `offset` is added to the logits (bias calibration);
+    `top_fraction` is the image score's share of the map (the card's `score_top_fraction`)."""
     net.eval()
     ious, per_family, per_post = [], defaultdict(list), defaultdict(list)
     flagged, auth_scores, edit_scores = [], [], []
     per_post_auth = defaultdict(list)
     for it in items:
-        prob, score = predict(net, it.image, it.mask.shape, mean, std)
+        prob, score = predict(net, it.image, it.mask.shape, mean, std, top_fraction)
         if offset:
             prob = 1 / (1 + np.exp(-(np.log(prob / np.clip(1 - prob, 1e-7, 1)) + offset)))
         post = (it.record.get("post") or {}).get("kind", "none")
@@ -125,6 +128,7 @@ def evaluate_native(net, items: list[NativeItem], mean, std, offset: float = 0.0
                                          for k, v in sorted(per_post_auth.items())},
         "authentic_mean_score": round(float(np.mean(auth_scores)), 3) if auth_scores else None,
         "auc": None if (a := auc(edit_scores, auth_scores)) is None else round(a, 4),
+        "score_top_fraction": top_fraction,
         "authentic_scores": sorted(round(s, 5) for s in auth_scores),
         "edited_scores": sorted(round(s, 5) for s in edit_scores),
     }

@@ -4,8 +4,10 @@ Steps, all on photos the training never saw:
 1. output bias: the logit offset that maximizes the validation IoU on edited images among the
    offsets that keep at most the budget (default `FALSE_ALARM_BUDGET`, the issue's 20 %) of the
    authentic validation images with more than 1 % flagged;
-2. image score: the raw scores of the authentic validation images become the card's
-   `score_calibration` (`engine.score_calibration`: "0.9 ≈ 10 % of unedited images score higher");
+2. image score: the share of the map it averages (`score_top_fraction`, one of `TOP_FRACTIONS`) that
+   best separates edited from unedited validation images, and the raw scores of the authentic
+   validation images at that share become the card's `score_calibration` (`engine.score_calibration`:
+   "0.9 ≈ 10 % of unedited images score higher");
 3. the test split (test-only photos, method-disjoint parameters): every issue-22 figure, also for
    an earlier model (`compare`) on the same images in its own preprocessing;
 4. the card, whose label states the false-alarm rate, so every result (CLI, GUI, report) shows it.
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.version import SOFTWARE_VERSION
 from declip_desktop.engine import starter
+from declip_desktop.engine.preprocess import SCORE_TOP_FRACTION
 from declip_desktop.engine.score_calibration import raw_for_share_above
 from declip_desktop.training.starter_eval import (
     FALSE_ALARM_AREA, StarterDataError, evaluate_native, load_native,
@@ -34,6 +37,9 @@ from declip_desktop.training.starter_eval import (
 #: issue's target for the test split is 20 %).
 FALSE_ALARM_BUDGET = 0.20
 OFFSETS = np.arange(-3.0, 3.01, 0.25)
+#: Candidate shares of the map for the image score (its mean over the top share); the packaging keeps
+#: the one with the best validation AUC (ties: the default 1 %), written as the card's `score_top_fraction`.
+TOP_FRACTIONS = (0.001, 0.003, 0.01, 0.03, 0.1)
 #: The issue's targets (issue 22 item 3), checked and written into the card.
 TARGETS = {"iou": 45.0, "iou_per_family": 25.0, "authentic_median_flagged_pct": 1.0,
            "authentic_over_1pct_share": 20.0, "auc": 0.85}
@@ -44,9 +50,11 @@ def fit_offset(net, items, mean, std, budget: float = FALSE_ALARM_BUDGET) -> tup
     """Step 1, in one pass per image: (the offset record, the validation figures at that offset).
 
     Thresholds are compared on the upsampled logits (sigmoid(l + o) > 0.5 ⟺ l > −o); the image
-    score at any offset comes from the top-1 % logits, which an offset does not reorder."""
-    from declip_desktop.engine.preprocess import SCORE_TOP_FRACTION
+    score at any offset and any share of `TOP_FRACTIONS` comes from the top logits, which an offset
+    does not reorder. The share with the best validation AUC becomes the record's `score_top_fraction`."""
     from declip_desktop.training.starter_eval import auc
+
+    widest = max(TOP_FRACTIONS)
 
     net.eval()
     n_off = len(OFFSETS)
@@ -56,7 +64,9 @@ def fit_offset(net, items, mean, std, budget: float = FALSE_ALARM_BUDGET) -> tup
         x = starter.normalize(torch.from_numpy(np.array(it.image)).unsqueeze(0), mean, std)
         logits = net(x)
         flat = logits.reshape(-1)
-        top = torch.topk(flat, max(1, int(round(flat.numel() * SCORE_TOP_FRACTION)))).values.numpy()
+        # Sorted descending, so the top k of any share is a prefix; each share's k as image_score computes it.
+        top = torch.topk(flat, max(1, int(round(flat.numel() * widest)))).values.numpy()
+        top = (top, {f: max(1, int(round(flat.numel() * f))) for f in TOP_FRACTIONS})
         up = F.interpolate(logits, size=it.mask.shape, mode="bilinear", align_corners=False)[0, 0].numpy()
         if it.record.get("authentic"):
             areas.append([float((up > -o).mean()) for o in OFFSETS])
@@ -79,11 +89,19 @@ def fit_offset(net, items, mean, std, budget: float = FALSE_ALARM_BUDGET) -> tup
     offset = float(OFFSETS[best])
     net.head.bias += offset
 
-    def score(top):
-        return float((1 / (1 + np.exp(-(top + offset)))).mean())
+    def score(top, fraction):
+        values, ks = top
+        return float((1 / (1 + np.exp(-(values[:ks[fraction]] + offset)))).mean())
 
-    auth_scores = sorted(round(score(t), 5) for t in auth_top)
-    edit_scores = sorted(round(score(t), 5) for t in edit_top)
+    by_fraction = {}
+    for f in TOP_FRACTIONS:
+        by_fraction[f] = auc([score(t, f) for t in edit_top], [score(t, f) for t in auth_top])
+    scored = {f: a for f, a in by_fraction.items() if a is not None}
+    # Highest AUC; among equals the default share, then the smaller one.
+    fraction = (max(scored, key=lambda f: (round(scored[f], 6), f == SCORE_TOP_FRACTION, -f)) if scored
+                else SCORE_TOP_FRACTION)
+    auth_scores = sorted(round(score(t, fraction), 5) for t in auth_top)
+    edit_scores = sorted(round(score(t, fraction), 5) for t in edit_top)
     per_family: dict[str, list[float]] = {}
     for fam, row in zip(families, iou_m[:, best] if len(iou_m) else []):
         per_family.setdefault(fam, []).append(float(row))
@@ -93,7 +111,7 @@ def fit_offset(net, items, mean, std, budget: float = FALSE_ALARM_BUDGET) -> tup
         "per_family": {k: {"n": len(v), "iou": round(float(np.mean(v)), 2)} for k, v in sorted(per_family.items())},
         "authentic_median_flagged_pct": round(float(np.median(area_m[:, best])) * 100, 2) if len(area_m) else None,
         "authentic_over_1pct_share": round(float(alarm[best]) * 100, 1) if len(area_m) else None,
-        "auc": None if a is None else round(a, 4),
+        "auc": None if a is None else round(a, 4), "score_top_fraction": fraction,
         "authentic_scores": auth_scores, "edited_scores": edit_scores,
     }
     record = {"offset": offset, "budget_authentic_over_1pct": budget,
@@ -101,6 +119,9 @@ def fit_offset(net, items, mean, std, budget: float = FALSE_ALARM_BUDGET) -> tup
               "valid_authentic_over_1pct_before": round(float(alarm[zero]) * 100, 1),
               "valid_authentic_over_1pct_after": round(float(alarm[best]) * 100, 1),
               "within_budget": bool(allowed.size),
+              "score_top_fraction": fraction,
+              "valid_auc_per_score_top_fraction": {str(f): (None if v is None else round(v, 4))
+                                                   for f, v in by_fraction.items()},
               "per_offset": {f"{o:+.2f}": [round(float(mean_iou[j]), 2), round(float(alarm[j]) * 100, 1)]
                              for j, o in enumerate(OFFSETS)}}
     return record, valid
@@ -185,7 +206,8 @@ def package_native(cfg) -> int:
         calibration, res_valid = None, evaluate_native(net, valid, mean, std)
     print(f"validation offset: {json.dumps(calibration)}", flush=True)
     test = load_native(data, "test", cfg.max_side, cfg.test_limit)
-    res_test = evaluate_native(net, test, mean, std)
+    top_fraction = res_valid.get("score_top_fraction", SCORE_TOP_FRACTION)
+    res_test = evaluate_native(net, test, mean, std, top_fraction=top_fraction)
     print(json.dumps({"test": _public(res_test)}, indent=1), flush=True)
     earlier = (compare_with(Path(cfg.compare), test, mean, std, run / "earlier_on_test.json", cfg.compare_flips)
                if cfg.compare else None)
@@ -210,10 +232,11 @@ def package_native(cfg) -> int:
         "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         "software_version": SOFTWARE_VERSION, "demo": True, "label": label_for(res_test),
         "input_size": cfg.input_size, "max_side": cfg.max_side, "mean": mean, "std": std, "widths": widths,
-        "test_time_flips": cfg.test_time_flips,
+        "test_time_flips": cfg.test_time_flips, "score_top_fraction": top_fraction,
         "score_calibration": {
             "authentic_scores": ref, "n": len(ref), "split": "valid (validation-only photos)",
             "meaning": "score = share of unedited validation images whose raw score is lower; 0.9 ≈ 10 % score higher",
+            "raw_score": f"mean of the top {top_fraction * 100:g} % of the map (score_top_fraction, chosen on valid)",
             "raw_at_0.9": round(raw_for_share_above(ref, 0.10), 4) if len(ref) > 1 else None,
             "edited_valid_share_above_0.9": (round(float(np.mean(np.asarray(res_valid["edited_scores"])
                                                          > raw_for_share_above(ref, 0.10))) * 100, 1)
