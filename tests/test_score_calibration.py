@@ -113,3 +113,39 @@ def test_localizer_scores_with_the_cards_top_fraction_and_refuses_a_damaged_one(
     for junk in (0, -0.1, 1.5, "0.1", True, float("nan")):
         with pytest.raises(ModelError, match="score_top_fraction"):
             localizer({"score_top_fraction": junk})
+
+
+def test_score_meaning_states_calibration_and_refuses_junk_references():
+    from declip_desktop.common.score_meaning import authentic_scores, score_meaning
+
+    calibrated = {"score_top_fraction": 0.003, "score_calibration": {"authentic_scores": [0.1, 0.2, 0.4]}}
+    text = score_meaning(calibrated)
+    assert text.startswith("calibrated on 3 unedited validation images") and "top 0.3 %" in text
+    assert score_meaning({}).startswith("uncalibrated: the mean of the top 1 %")
+    assert score_meaning({"score_top_fraction": "lots"}).startswith("unknown: the model card's score_top_fraction")
+    # References that are not finite numbers in [0, 1] are no calibration (the raw score stays).
+    for junk in ([0.1, float("nan")], [0.1, 1.5], [0.2, True], "0.1 0.2", [0.3], [0.1, None]):
+        assert authentic_scores({"score_calibration": {"authentic_scores": junk}}) is None, junk
+        assert calibrated_score(0.42, {"score_calibration": {"authentic_scores": junk}}) == 0.42
+
+
+def test_details_page_and_report_say_what_the_score_means():
+    from types import SimpleNamespace
+
+    from declip_desktop.gui.inspector_parts import details_html
+    from declip_desktop.reports.model import ModelInfo
+    from declip_desktop.reports.texts import method_html
+
+    card = {"name": "starter", "score_calibration": {"authentic_scores": [0.1, 0.2, 0.4, 0.8]}}
+    ev = SimpleNamespace(original_name="p.png", original_path="/p.png", size=1, format="PNG", width=8, height=8,
+                         sha256="a" * 64, md5="b" * 32, imported_at="t", imported_by="alice", metadata={})
+
+    def analysis(parameters):
+        return SimpleNamespace(model_name="starter", model_sha256="c" * 64, device="cpu", seconds=0.1, finished="t",
+                               software_version="0.1.0", parameters=parameters, ok=True, score=0.93, error=None)
+
+    page = details_html(ev, analysis({"model_card": card}))
+    assert "Score means" in page and "calibrated on 4 unedited validation images" in page
+    assert "Score means" not in details_html(ev, analysis({}))  # an old result states no meaning it lacks
+    html = method_html([ModelInfo(name="starter", sha256="c" * 64, score_meaning="calibrated <on> 4")], 0.5)
+    assert "Image score: calibrated &lt;on&gt; 4" in html

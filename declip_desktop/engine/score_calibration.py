@@ -20,53 +20,15 @@ two always travel together in one card.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-
-def card_value(card: Any, name: str) -> Any:
-    """A card field from a ModelCard (its attribute or its `extra`) or a plain dict; None if absent."""
-    if card is None:
-        return None
-    if isinstance(card, Mapping):
-        return card.get(name)
-    value = getattr(card, name, None)
-    if value is None:
-        value = (getattr(card, "extra", None) or {}).get(name)
-    return value
-
-
-#: The raw score's default share of the map (`preprocess.SCORE_TOP_FRACTION` is this value).
-DEFAULT_TOP_FRACTION = 0.01
-
-
-def score_top_fraction(card: Any) -> float:
-    """The card's `score_top_fraction`, or the default. A value that is not a number in (0, 1] is an
-    error rather than a silent default: the card's calibration was fitted with its own fraction."""
-    from declip_desktop.common.model_card import ModelError
-
-    value = card_value(card, "score_top_fraction")
-    if value is None:
-        return DEFAULT_TOP_FRACTION
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
-        raise ModelError(f"the model card's score_top_fraction must be a number in (0, 1], not {value!r}; "
-                         "the card was edited by hand or is damaged: reinstall the model")
-    return float(value)
-
-
-def authentic_scores(card: Any) -> list[float] | None:
-    cal = card_value(card, "score_calibration")
-    if not isinstance(cal, Mapping):
-        return None
-    scores = cal.get("authentic_scores")
-    if not isinstance(scores, Sequence) or len(scores) < 2:
-        return None
-    try:
-        return sorted(float(s) for s in scores)
-    except (TypeError, ValueError):
-        return None
+# The card fields' readers live in common (the GUI and the reports read them too); re-exported here.
+from declip_desktop.common.score_meaning import (  # noqa: F401
+    DEFAULT_TOP_FRACTION, authentic_scores, card_value, score_top_fraction,
+)
 
 
 def calibrate(raw: float, reference: Sequence[float]) -> float:

@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from declip_desktop.common.facts import DEFAULT_THRESHOLD
+from declip_desktop.common.score_meaning import score_meaning
 from declip_desktop.common.images import load_rgb
 from declip_desktop.gui.render import DisplayMap, colormap_rgb
 
@@ -259,6 +260,9 @@ def details_html(ev, an) -> str:
                                          f"{params.get('overlap')}, scales {scales}, {params.get('passes')} passes"))
         if an.ok:
             model_rows.insert(0, ("Image score", f"{an.score:.4f}" if an.score is not None else "—"))
+            card = params.get("model_card")
+            if isinstance(card, dict):  # results stored before card snapshots have no stated meaning
+                model_rows.insert(1, ("Score means", score_meaning(card)))
         else:
             model_rows.insert(0, ("Error", _Html(f"<span style='color:#b91c1c'>{html.escape(str(an.error))}</span>")))
         parts += ["<h3>Analysis</h3>", _table(model_rows)]

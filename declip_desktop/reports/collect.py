@@ -11,6 +11,7 @@ from declip_desktop.cases.case_settings import case_threshold, effective_thresho
 from declip_desktop.cases.errors import CaseError
 from declip_desktop.cases.tags import Marks, all_marks
 from declip_desktop.common.facts import card_is_demo, demo_label
+from declip_desktop.common.score_meaning import score_meaning
 from declip_desktop.common.version import software_id
 from declip_desktop.reports.annotation_pages import collect_annotations
 from declip_desktop.reports.calibration_section import collect_calibration
@@ -96,6 +97,7 @@ def model_info(name: str, sha256: str, parameters: dict) -> ModelInfo:
         label=demo_label(card) or card.get("label") or None,
         card_found=True,
         software_version=card.get("software_version"),
+        score_meaning=score_meaning(card),
     )
 
 

@@ -33,6 +33,7 @@ class ModelInfo:
     label: str | None = None
     card_found: bool = False  # False: no snapshot with the result; only its name and hash are known
     software_version: str | None = None  # of the software that wrote the model card
+    score_meaning: str | None = None  # what its image score means (common.score_meaning), from the card
 
 
 @dataclass(frozen=True)

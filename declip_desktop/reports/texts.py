@@ -50,7 +50,8 @@ def method_html(models: list[ModelInfo], thresholds_uniform: float | None, compa
     coverage = "".join(
         f"<li><b>{escape(m.name)}</b>"
         + (f" <span class='alert'>({escape(m.label or DEMO_LABEL)})</span>" if m.demo else "")
-        + f" — model SHA-256 <span class='mono'>{escape(m.sha256)}</span>: trained on {escape(training_coverage(m))}</li>"
+        + f" — model SHA-256 <span class='mono'>{escape(m.sha256)}</span>: trained on {escape(training_coverage(m))}"
+        + (f". Image score: {escape(m.score_meaning)}" if m.score_meaning else "") + "</li>"
         for m in models
     ) or "<li>No analysis in this report produced a result; no model output is shown.</li>"
     threshold_text = (
