@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from declip_desktop.common.model_card import ModelError
+
 #: The raw score's default share of the map (`engine.preprocess.SCORE_TOP_FRACTION` is this value).
 DEFAULT_TOP_FRACTION = 0.01
 
@@ -33,8 +35,6 @@ def card_value(card: Any, name: str) -> Any:
 def score_top_fraction(card: Any) -> float:
     """The card's `score_top_fraction`, or the default. A value that is not a number in (0, 1] is an
     error rather than a silent default: the card's calibration was fitted with its own fraction."""
-    from declip_desktop.common.model_card import ModelError
-
     value = card_value(card, "score_top_fraction")
     if value is None:
         return DEFAULT_TOP_FRACTION
@@ -64,8 +64,6 @@ def authentic_scores(card: Any) -> list[float] | None:
 
 def score_meaning(card: Any) -> str:
     """One sentence: what this model's image score means (calibrated or not, and its read-out)."""
-    from declip_desktop.common.model_card import ModelError
-
     try:
         share = f"{score_top_fraction(card) * 100:g} %"
     except ModelError as exc:  # a damaged card: say so instead of a meaning

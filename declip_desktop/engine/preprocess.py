@@ -131,6 +131,11 @@ def resize_map(prob: torch.Tensor, height: int, width: int) -> np.ndarray:
 SCORE_TOP_FRACTION = DEFAULT_TOP_FRACTION  # one value for both modules (score_calibration is numpy-only)
 
 
+def top_count(n: int, top_fraction: float) -> int:
+    """How many of a map's `n` values the image score averages (at least one)."""
+    return max(1, int(round(n * top_fraction)))
+
+
 def image_score(prob: torch.Tensor, top_fraction: float = SCORE_TOP_FRACTION) -> float:
     """Image-level score in [0, 1]: the mean of the top 1% of the model's own (h×w) probabilities.
 
@@ -142,5 +147,4 @@ def image_score(prob: torch.Tensor, top_fraction: float = SCORE_TOP_FRACTION) ->
     resolution.
     """
     flat = prob.reshape(-1).float()
-    k = max(1, int(round(flat.numel() * top_fraction)))
-    return float(torch.topk(flat, k).values.mean().clamp(0.0, 1.0))
+    return float(torch.topk(flat, top_count(flat.numel(), top_fraction)).values.mean().clamp(0.0, 1.0))

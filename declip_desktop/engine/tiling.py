@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from declip_desktop.common.errors import AnalysisStopped
+from declip_desktop.common.score_meaning import DEFAULT_TOP_FRACTION
 from declip_desktop.common.tiling_plan import TilingOptions, plan_tiles, ramp_weights
 
 #: forward(B×3×S×S normalized float32) -> (B×h×w probabilities on the CPU, per-image count of
@@ -94,12 +95,13 @@ class _Canvas:
 def tiled_map(image: Image.Image, forward: Forward, *, input_size: int, mean: Sequence[float],
               std: Sequence[float], options: TilingOptions | None = None, batch_size: int = 4,
               on_tile: Callable[[int, int], None] | None = None,
-              should_stop: Callable[[], bool] | None = None, score_top_fraction: float | None = None) -> TiledMap:
+              should_stop: Callable[[], bool] | None = None,
+              score_top_fraction: float = DEFAULT_TOP_FRACTION) -> TiledMap:
     """The tiled map of one 8-bit RGB PIL image; see the module docstring.
 
     Raises `AnalysisStopped` when `should_stop()` turns true between two batches, and
     `NonFiniteTiles` when the network returned NaN/Inf for any tile."""
-    from declip_desktop.engine.preprocess import SCORE_TOP_FRACTION, image_score, resize_map
+    from declip_desktop.engine.preprocess import image_score, resize_map
 
     if image.mode != "RGB":
         raise ValueError(f"expected an RGB image, got mode {image.mode!r}")
@@ -145,7 +147,7 @@ def tiled_map(image: Image.Image, forward: Forward, *, input_size: int, mean: Se
     parameters = {"mode": "tiled", **options.parameters(input_size), "passes": total,
                   "scales_run": [sp.scale for sp in plan.scales],
                   "tiles_per_scale": [[len(sp.ys), len(sp.xs)] for sp in plan.scales]}
-    score = image_score(combined, score_top_fraction or SCORE_TOP_FRACTION)
+    score = image_score(combined, score_top_fraction)
     return TiledMap(prob_map=resize_map(combined, image.height, image.width), score=score,
                     passes=total, seconds=seconds, parameters=parameters)
 

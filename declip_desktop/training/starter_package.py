@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.version import SOFTWARE_VERSION
 from declip_desktop.engine import starter
-from declip_desktop.engine.preprocess import SCORE_TOP_FRACTION
+from declip_desktop.engine.preprocess import SCORE_TOP_FRACTION, top_count
 from declip_desktop.engine.score_calibration import raw_for_share_above
 from declip_desktop.training.starter_eval import (
     FALSE_ALARM_AREA, StarterDataError, evaluate_native, load_native,
@@ -64,9 +64,9 @@ def fit_offset(net, items, mean, std, budget: float = FALSE_ALARM_BUDGET) -> tup
         x = starter.normalize(torch.from_numpy(np.array(it.image)).unsqueeze(0), mean, std)
         logits = net(x)
         flat = logits.reshape(-1)
-        # Sorted descending, so the top k of any share is a prefix; each share's k as image_score computes it.
-        top = torch.topk(flat, max(1, int(round(flat.numel() * widest)))).values.numpy()
-        top = (top, {f: max(1, int(round(flat.numel() * f))) for f in TOP_FRACTIONS})
+        # Sorted descending, so the top k of any share is a prefix; each share's k as image_score counts it.
+        top = torch.topk(flat, top_count(flat.numel(), widest)).values.numpy()
+        top = (top, {f: top_count(flat.numel(), f) for f in TOP_FRACTIONS})
         up = F.interpolate(logits, size=it.mask.shape, mode="bilinear", align_corners=False)[0, 0].numpy()
         if it.record.get("authentic"):
             areas.append([float((up > -o).mean()) for o in OFFSETS])
