@@ -108,7 +108,7 @@ def test_native_mode_trains_packages_calibrates_and_compares(tiny_sets, tmp_path
                          "--val-every", "1", "--val-limit", "10", "--widths", "4", "4", "4", "4", "4",
                          "--max-side", "320"]) == 0
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    assert {"valid_selection", "valid_auc", "valid_authentic_over_1pct"} <= set(log[-1])
+    assert {"valid_selection", "valid_auc", "valid_authentic_over_1pct", "valid_offset"} <= set(log[-1])
     earlier = tmp_path / "earlier"
     assert trainer_main(["package", "--data", str(main_set_of(tiny_sets)), "--run", str(run), "--models", str(earlier),
                          "--photos", str(root / "photos"), "--input-size", "128", "--no-calibrate"]) == 0
@@ -187,3 +187,48 @@ def test_score_share_is_chosen_on_validation_auc():
     assert per_share["0.001"] == 1.0 and per_share["0.1"] < 0.5
     assert record["score_top_fraction"] == 0.001 == valid["score_top_fraction"] and valid["auc"] == 1.0
     assert min(valid["edited_scores"]) > max(valid["authentic_scores"])
+
+
+def _shift_items_and_maps(shift: float):
+    """Six validation images (3 edited, 3 authentic) and their logit maps, all shifted by `shift`.
+    Edited: a 10×10 spot at 1.3 where the mask is. Authentic: a 2 % patch at −0.6, flagged only
+    once the offset passes +0.6. Background −4."""
+    from declip_desktop.training.starter_eval import NativeItem
+
+    side, maps, items = 50, [], []
+    for i in range(6):
+        authentic = i % 2 == 0
+        logits = torch.full((side, side), -4.0)
+        mask = np.zeros((side, side), bool)
+        if authentic:
+            logits[:5, :10] = -0.6
+        else:
+            logits[20:30, 20:30] = 1.3
+            mask[20:30, 20:30] = True
+        maps.append(logits + shift)
+        items.append(NativeItem(np.zeros((side, side, 3), np.uint8), mask, mask.astype(np.uint8) * 255,
+                                {"authentic": authentic, "type": "authentic" if authentic else "splice"}))
+    return maps, items
+
+
+def test_trainer_selects_weights_on_figures_after_the_bias_fit():
+    """Packaging fits an output offset, so a network whose raw bias flags every authentic image is as
+    good as one that does not: the trainer's selection must judge both the same (the raw figures would
+    put the shifted one far behind), and must leave the weights' bias untouched."""
+    from declip_desktop.training.starter_eval import evaluate_native
+    from declip_desktop.training.starter_package import selection_figures
+
+    figures = {}
+    for shift in (0.0, 1.6):
+        maps, items = _shift_items_and_maps(shift)
+        net = _ScriptedNet(maps)
+        bias = net.head.bias.detach().clone()
+        fit, valid = selection_figures(net, items, [0.5] * 3, [0.25] * 3)
+        assert torch.equal(net.head.bias, bias)
+        assert valid["authentic_over_1pct_share"] == 0.0 and valid["iou"] == pytest.approx(100.0)
+        figures[shift] = (fit["offset"], valid["selection"])
+    assert figures[0.0][1] == figures[1.6][1] == pytest.approx(100.0)
+    assert figures[1.6][0] == pytest.approx(figures[0.0][0] - 1.5)  # the fit absorbed the shift
+    maps, items = _shift_items_and_maps(1.6)
+    raw = evaluate_native(_ScriptedNet(maps), items, [0.5] * 3, [0.25] * 3)
+    assert raw["authentic_over_1pct_share"] == 100.0 and raw["selection"] < figures[1.6][1] - 30

@@ -30,7 +30,7 @@ from declip_desktop.engine import starter
 from declip_desktop.engine.preprocess import SCORE_TOP_FRACTION, top_count
 from declip_desktop.engine.score_calibration import raw_for_share_above
 from declip_desktop.training.starter_eval import (
-    FALSE_ALARM_AREA, StarterDataError, evaluate_native, load_native,
+    FALSE_ALARM_AREA, StarterDataError, evaluate_native, load_native, selection_score,
 )
 
 #: Default share of authentic validation images allowed above 1 % flagged when fitting the bias (the
@@ -124,6 +124,20 @@ def fit_offset(net, items, mean, std, budget: float = FALSE_ALARM_BUDGET) -> tup
                                                    for f, v in by_fraction.items()},
               "per_offset": {f"{o:+.2f}": [round(float(mean_iou[j]), 2), round(float(alarm[j]) * 100, 1)]
                              for j, o in enumerate(OFFSETS)}}
+    return record, valid
+
+
+@torch.no_grad()
+def selection_figures(net, items, mean, std, budget: float = FALSE_ALARM_BUDGET) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The validation figures the packaging would report for these weights: `fit_offset`'s, with the
+    network's bias left as it was. The trainer keeps its best weights by these, since a raw bias that
+    flags every authentic image is what packaging removes; judging raw outputs kept weak early weights."""
+    saved = net.head.bias.detach().clone()
+    try:
+        record, valid = fit_offset(net, items, mean, std, budget)
+    finally:
+        net.head.bias.copy_(saved)
+    valid["selection"] = selection_score(valid)
     return record, valid
 
 

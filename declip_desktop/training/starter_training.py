@@ -207,7 +207,8 @@ def train(args: TrainConfig) -> int:
     mean, std = starter.DEFAULT_MEAN, starter.DEFAULT_STD
     native = bool(getattr(args, "max_side", 0))
     if native:  # native resolution (long side ≤ max_side): a generalization set with authentic images
-        from declip_desktop.training.starter_eval import evaluate_native, load_native
+        from declip_desktop.training.starter_eval import load_native
+        from declip_desktop.training.starter_package import selection_figures
 
         def load(path, split, limit=0):
             return load_native(Path(path), split, args.max_side, limit)
@@ -266,9 +267,9 @@ def train(args: TrainConfig) -> int:
         last = step + 1 == args.steps or (args.max_minutes and progress(step + 1) >= 1.0)
         if (step + 1) % args.val_every == 0 or last:
             entry = {"step": step + 1, "loss": round(float(np.mean(running)), 4)}
-            if native:  # keep the weights best on edits, false alarms and AUC together
-                res = evaluate_native(net, valid_items, mean, std)
-                entry.update({"valid_iou": res["iou"], "valid_selection": res["selection"],
+            if native:  # keep the weights best on edits, false alarms and AUC together, after the bias fit
+                fit, res = selection_figures(net, valid_items, mean, std)
+                entry.update({"valid_offset": fit["offset"], "valid_iou": res["iou"], "valid_selection": res["selection"],
                               "valid_authentic_over_1pct": res["authentic_over_1pct_share"],
                               "valid_authentic_median_flagged_pct": res["authentic_median_flagged_pct"],
                               "valid_auc": res["auc"], "valid_per_family": {k: v["iou"] for k, v in res["per_family"].items()}})
