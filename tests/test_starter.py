@@ -22,15 +22,16 @@ CARD_PATH = BUNDLED_MODELS_DIR / "starter.json"
 WEIGHTS_PATH = BUNDLED_MODELS_DIR / "starter.safetensors"
 #: Floors the bundled model must keep on the fixed sets below (CI-sized regression guards, not the
 #: card's measurement: some of these scikit-image photos are training photos). Measured 2026-12-02 on
-#: the shipped phase-5 weights (4 flips): old generator's set 38.96 (per image 70.9 37.0 38.4 22.5 32.1
-#: 10.4 16.0 84.5; calling every pixel manipulated scores 18.9); new families 19.75 (87.5 8.2 0.2 2.6
-#: 3.5 20.6 15.6); the 6 authentic images have 79.0 1.8 42.8 96.0 37.6 1.6 % flagged (mean 43.1 %): all
-#: six are false alarms, issue 22's target (≤ 20 % of authentic photos above 1 %) is not met by it.
-#: The floors leave a margin for CPU/BLAS differences.
-IOU_FLOOR = 34.0  # old generator's set (8 types)
-GENERAL_IOU_FLOOR = 16.0  # one image per family of the new generator, test parameters
+#: the shipped phase-6 weights (1 view, native size): old generator's set 47.04 (per image 63.1 51.1
+#: 95.5 13.4 1.9 2.2 95.7 53.4; calling every pixel manipulated scores 18.9); new families 13.9 (38.2
+#: 0 0 0 0 44.9 14.2 in the families' order: copy-move, retouch, smoothing and local adjust are
+#: missed on these four images); the 6 authentic images have 2.06 0.52 0.01 0.19 0.0 0.15 % flagged (mean 0.49 %).
+#: Phase 5 gave 38.96 / 19.75 / 43.1 % on the same sets. The floors leave a margin for CPU/BLAS
+#: differences; the ceiling is far below phase 5's 43 %, so a return of the false alarms fails.
+IOU_FLOOR = 42.0  # old generator's set (8 types)
+GENERAL_IOU_FLOOR = 11.0  # one image per family of the new generator, test parameters
 #: The mean flagged area (percent) of the 6 fixed authentic images may not grow beyond this.
-AUTHENTIC_MEAN_FLAGGED_CEILING = 50.0
+AUTHENTIC_MEAN_FLAGGED_CEILING = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +86,14 @@ def test_bundled_card_is_a_labelled_demo_within_budget(card):
     from declip_desktop.training.synth_families import FAMILIES
 
     # Issue 22's figures on the generalization test split are in the card (and its label above).
-    gen = card["metrics"]["generalization_test"]
+    gen = card["metrics"]["test"]
     assert set(gen["per_family"]) == set(FAMILIES) and gen["n_authentic"] > 0
     assert f"{gen['authentic_over_1pct_share']:.0f} %" in card["label"]
+    # The image score means something stated: calibrated on authentic validation images, with the share
+    # of the map chosen there; the test figures were measured with that same share.
+    assert card["score_top_fraction"] == gen["score_top_fraction"]
+    assert len(card["score_calibration"]["authentic_scores"]) == card["metrics"]["valid"]["n_authentic"] >= 30
+    assert card["metrics"]["earlier_model_on_same_test"]["n_edited"] == gen["n_edited"]
     assert card["metrics"]["training_photos"] and all(
         p.get("licence") for p in card["metrics"]["training_photos"].values()
     )
