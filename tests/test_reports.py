@@ -368,6 +368,18 @@ def test_a_result_without_a_card_snapshot_says_only_what_it_recorded(tmp_path, h
         "vit-ldm", "e" * 64, False, None, None)
 
 
+def test_model_info_names_known_training_sets_and_prints_odd_snapshot_values_as_text():
+    from declip_desktop.reports.collect import model_info
+
+    base = {"name": "m", "kind": "declip", "sha256": "f" * 64, "demo": False}
+    assert model_info("m", "f" * 64, {"model_card": {**base, "training_set": "cocosd"}}).training_set == "COCO-SD"
+    assert model_info("m", "f" * 64, {"model_card": {**base, "training_set": "my own set"}}).training_set == "my own set"
+    # A hand-edited snapshot with a list where a name belongs: shown as text, not a crash or a Python object.
+    odd = model_info("m", "f" * 64, {"model_card": {**base, "training_set": ["ldm", 3]}})
+    assert odd.training_set == "['ldm', 3]"
+    assert model_info("m", "f" * 64, {"model_card": base}).training_set is None
+
+
 def test_qt_binding_keeps_none_alive():
     """PySide6 6.12.0 on Python 3.11 dropped a reference to None per void call and aborted
     the interpreter after ~100 000 painting calls; pyproject pins a release without the bug."""

@@ -23,6 +23,16 @@ class ModelError(Exception):
     """A model that cannot be imported, found or loaded; the message says what and what to do."""
 
 
+#: Training sets named in the authors' checkpoint file names.
+TRAINING_SETS = {
+    "pluralistic": "Dolos Pluralistic",
+    "lama": "Dolos LaMa",
+    "repaint-p2-9k": "Dolos RePaint-p2-9k",
+    "ldm": "Dolos LDM",
+    "cocosd": "COCO-SD",
+}
+
+
 @dataclass
 class ModelCard:
     """What a model is and where it came from; stored as `<name>.json`."""

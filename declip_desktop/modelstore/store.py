@@ -22,21 +22,13 @@ from declip_desktop.common import paths
 from declip_desktop.common.facts import card_is_demo
 from declip_desktop.common.hashing import sha256_file
 from declip_desktop.common.model_card import ModelCard, ModelError
+from declip_desktop.common.model_card import TRAINING_SETS  # noqa: F401 - re-exported (checkpoint_import)
 from declip_desktop.modelstore.model_facts import BUNDLED_DEMO_SHA256, architecture_from_shapes, card_contradictions
 
 log = logging.getLogger(__name__)
 
 #: In the model folder: which model is used when none is named (`declip models default NAME`).
 DEFAULT_FILE = "default.json"
-
-#: Training sets named in the authors' checkpoint file names.
-TRAINING_SETS = {
-    "pluralistic": "Dolos Pluralistic",
-    "lama": "Dolos LaMa",
-    "repaint-p2-9k": "Dolos RePaint-p2-9k",
-    "ldm": "Dolos LDM",
-    "cocosd": "COCO-SD",
-}
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]{0,79}")
 

@@ -11,6 +11,7 @@ from declip_desktop.cases.case_settings import case_threshold, effective_thresho
 from declip_desktop.cases.errors import CaseError
 from declip_desktop.cases.tags import Marks, all_marks
 from declip_desktop.common.facts import card_is_demo, demo_label
+from declip_desktop.common.model_card import TRAINING_SETS
 from declip_desktop.common.score_meaning import score_meaning
 from declip_desktop.common.version import software_id
 from declip_desktop.reports.annotation_pages import collect_annotations
@@ -79,12 +80,9 @@ def model_info(name: str, sha256: str, parameters: dict) -> ModelInfo:
         # what the result itself records.
         return ModelInfo(name=name, sha256=sha256)
     training = card.get("training_set")
-    try:
-        from declip_desktop.modelstore.store import TRAINING_SETS  # a table of names (no torch)
-
-        training = TRAINING_SETS.get(training, training)
-    except ImportError:
-        pass
+    # A known key reads as its data set's name; anything else a snapshot holds is printed as text.
+    training = TRAINING_SETS.get(training, training) if isinstance(training, str) else (
+        None if training is None else str(training))
     return ModelInfo(
         name=str(card.get("name") or name),
         sha256=sha256,
