@@ -112,6 +112,41 @@ def test_stop_inside_an_image_stores_nothing_and_requeues(tiled_case):
     assert case.verify().ok
 
 
+def test_a_crash_between_the_tiled_and_the_squash_map_leaves_the_item_unfinished(tiled_case, monkeypatch):
+    """The tiled map is stored first; a process killed (here: a store that raises) before the squash
+    map is written must not leave the item 'done' with only half its pair: it is requeued, and the
+    next run analyses it again and completes the pair; verify stays clean throughout."""
+    from declip_desktop.cases.errors import CaseError
+
+    case, session = tiled_case
+    real = Case.store_result
+    calls = []
+
+    def crash_on_squash(self, evidence_id, **kw):
+        calls.append(kw["parameters"].get("mode"))
+        if kw["parameters"].get("mode") == "squash":
+            raise CaseError("simulated crash before the squash map was written")
+        return real(self, evidence_id, **kw)
+
+    monkeypatch.setattr(Case, "store_result", crash_on_squash)
+    with pytest.raises(CaseError, match="simulated crash"):
+        session.run()
+    assert calls[:2] == ["tiled", "squash"]
+    first = case.evidence_list()[0]
+    assert [analysis_mode(a) for a in case.analyses(first.id)] == ["tiled"]
+    assert case.get_evidence(first.id).status != "done"
+    assert case.verify().ok, case.verify().problems
+    monkeypatch.setattr(Case, "store_result", real)
+    case.requeue_interrupted()  # what the next run or opening the case does
+    assert {e.status for e in case.evidence_list()} == {"queued"}
+    summary = AnalysisSession(case, model="tile-tiny", device="cpu", batch_size=2, localizer_factory=load_localizer,
+                              model_resolver=resolve_model, tiling=TilingOptions(scales=(1.0, 0.5))).run()
+    assert summary.done == 2
+    pair = latest_pair(case, first.id)
+    assert pair is not None and pair.squash.parameters["tiled_analysis_id"] == pair.tiled.id
+    assert {e.status for e in case.evidence_list()} == {"done"} and case.verify().ok
+
+
 def test_estimate_counts_tiles_and_the_squash(tiled_case):
     case, session = tiled_case
     est = estimate_session(session)

@@ -233,7 +233,7 @@ def store_tiled_pair(case: Case, evidence_id: int, pred: Any, params: dict, summ
         evidence_id, model_name=str(getattr(pred, "model_name", None) or summary.model_name),
         model_sha256=str(getattr(pred, "model_sha256", None) or summary.model_sha256), parameters=tiled_params,
         score=float(tiled.score), prob_map=tiled.prob_map, device=summary.device, seconds=float(tiled.seconds),
-        started=started, finished=now_iso(), analyst=analyst)
+        started=started, finished=now_iso(), analyst=analyst, finishes_item=False)  # the squash map finishes it
     return {**params, "mode": "squash", "tiled_analysis_id": stored.id}
 
 

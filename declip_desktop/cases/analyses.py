@@ -88,8 +88,12 @@ class CaseAnalyses(CaseEvidence):
     # ------------------------------------------------------------------ analyses
     def store_result(self, evidence_id: int, *, model_name: str, model_sha256: str, parameters: dict[str, Any],
                      score: float, prob_map: np.ndarray, device: str, seconds: float, started: str,
-                     finished: str, analyst: str | None = None) -> Analysis:
-        """Store a finished analysis: the map (16-bit PNG, atomically), its hash and the row."""
+                     finished: str, analyst: str | None = None, finishes_item: bool = True) -> Analysis:
+        """Store a finished analysis: the map (16-bit PNG, atomically), its hash and the row.
+
+        `finishes_item=False` stores it without marking the item done: the first of two analyses
+        that belong together (a tiled map before its squash map), so a process killed between
+        them leaves the item 'analysing', which goes back to the queue, not 'done' with half a pair."""
         prob_map = np.asarray(prob_map)
         if prob_map.ndim != 2 or prob_map.size == 0:
             raise CaseError(f"evidence {evidence_id}: a probability map must be a non-empty 2-D array, "
@@ -99,11 +103,11 @@ class CaseAnalyses(CaseEvidence):
                             "Nothing was stored.")
         with self._store.operation("analysis", analyst or self._analyst_override):
             return self._store_result(evidence_id, model_name, model_sha256, parameters, score, prob_map, device,
-                                      seconds, started, finished, analyst)
+                                      seconds, started, finished, analyst, finishes_item)
 
     def _store_result(self, evidence_id: int, model_name: str, model_sha256: str, parameters: dict[str, Any],
                       score: float, prob_map: np.ndarray, device: str, seconds: float, started: str,
-                      finished: str, analyst: str | None) -> Analysis:
+                      finished: str, analyst: str | None, finishes_item: bool = True) -> Analysis:
         ev = self.get_evidence(evidence_id)
         png = encode_png16(prob_map)
         map_sha = sha256_bytes(png)
@@ -144,7 +148,8 @@ class CaseAnalyses(CaseEvidence):
                          float(seconds), SOFTWARE_VERSION, started, finished, actor),
                     )
                     analysis_id = int(cur.lastrowid)
-                    conn.execute("UPDATE evidence SET status = 'done' WHERE id = ?", (ev.id,))
+                    if finishes_item:
+                        conn.execute("UPDATE evidence SET status = 'done' WHERE id = ?", (ev.id,))
                     audit.append(conn, actor, "analysis.stored", f"analysis:{analysis_id}",
                                  {"model_name": model_name, "model_sha256": model_sha256, "score": float(score),
                                   "map_file": rel, "map_sha256": map_sha, "device": device,
