@@ -38,6 +38,14 @@ def test_native_size_keeps_aspect_and_never_enlarges():
     assert preprocess.native_size(300, 5000, 1280) == (77, 1280)
 
 
+def test_native_size_stretches_a_side_too_thin_for_the_network():
+    m = preprocess.MIN_NATIVE_SIDE
+    assert preprocess.native_size(1, 1, 1280) == (m, m)
+    assert preprocess.native_size(1, 3000, 1280) == (m, 1280)
+    assert preprocess.native_size(3000, 10, 1280) == (1280, m)
+    assert preprocess.native_size(m, m, 1280) == (m, m)
+
+
 def test_localizer_runs_a_max_side_card_at_native_size_with_mixed_sizes_in_a_batch():
     from declip_desktop.engine.localizer import Localizer
 

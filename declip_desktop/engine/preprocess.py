@@ -36,15 +36,25 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 INPUT_SIZE = 224
 
 
+#: The smallest side a native-resolution model is given. Below it a fully convolutional network
+#: has nothing to read (its four stride-2 stages would leave less than one cell, and a reflect
+#: padding needs at least three pixels), so a thinner side is stretched to this; the map is
+#: resized back to the image's own size like every other map.
+MIN_NATIVE_SIDE = 32
+
+
 def native_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     """(w, h) for a fully convolutional model run at native resolution: the image shrunk, aspect
     kept, so its long side is at most `max_side`; never enlarged (enlarging adds no evidence and
-    smooths the traces the model reads)."""
+    smooths the traces the model reads), except that a side below MIN_NATIVE_SIDE is stretched
+    to it (a 1-pixel-wide strip carries no evidence either way, but it must not crash the run)."""
     long_side = max(width, height)
     if long_side <= max_side:
-        return int(width), int(height)
-    scale = max_side / long_side
-    return max(1, round(width * scale)), max(1, round(height * scale))
+        w, h = int(width), int(height)
+    else:
+        scale = max_side / long_side
+        w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    return max(w, MIN_NATIVE_SIDE), max(h, MIN_NATIVE_SIDE)
 
 
 def resize_for_model(image: Image.Image, size: int | tuple[int, int] = INPUT_SIZE) -> Image.Image:
