@@ -19,6 +19,9 @@ Prints, per image at batch 4 on the CPU (interleaved rounds, best and median):
   of `benchmarks/heldout_images.py` (73 photos, edits, JPEG, grayscale, screenshots outside
   the tuning photos; needs data/photos from scripts/fetch_starter_photos.py), per kind and
   with the worst images;
+- with --fast-candidates: every fast recipe this CPU can run (OpenVINO bf16 and "int8dec", through
+  $DECLIP_OPENVINO_FAST, and PyTorch's int8 recipe) in the same interleaved rounds, with their
+  agreement with exact mode, so a CPU kind where the automatic choice is not the fastest shows it;
 - peak RSS of `python -m declip_desktop analyze` (exact and --fast) with the model installed;
 - with CUDA: fp32 / fp16 / bf16 at batch 1 and 32.
 
@@ -305,6 +308,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--worst", type=int, default=8, help="how many of the worst held-out images to list")
+    ap.add_argument("--fast-candidates", action="store_true",
+                    help="also time every other fast recipe this CPU can run, side by side")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print("machine:", machine(), f"| torch threads {args.threads}", flush=True)
@@ -340,6 +345,8 @@ def main() -> int:
         else:
             exact_torch = loc
 
+    candidates = fast_candidates(installed, fast) if args.fast_candidates else {}
+
     photos = sample_photos()
     x = torch.stack([to_input_tensor(Image.fromarray(_rgb(a))) for _, a in photos[:BATCH]])
     with torch.inference_mode():
@@ -351,7 +358,8 @@ def main() -> int:
         t = torch.sigmoid(exact_torch.net(x))[:, 0]
     print(f"conformance: exact (PyTorch) vs exact, max |Δ| per pixel = {(t - e).abs().max().item():.2e}")
     res = time_rounds({"authors-style": authors, "exact": exact.net, "fast": fast.net,
-                       "exact, PyTorch": exact_torch.net}, x, args.rounds)
+                       "exact, PyTorch": exact_torch.net, **{k: v.net for k, v in candidates.items()}},
+                      x, args.rounds)
     base = res["authors-style"][0]
     print(f"CPU, batch {BATCH}, seconds per image (best / median of {args.rounds} interleaved rounds):")
     for k, (best, med) in res.items():
@@ -370,11 +378,17 @@ def main() -> int:
               f"{d.max():.4f}  (map std {pe.prob_map.std():.3f}, score exact {pe.score:.3f} fast {pf.score:.3f})")
     print(f"fast vs exact over {len(photos)} photos: mean |Δ| {np.mean(deltas):.4f} (limit 0.005), "
           f"max |Δ| {np.max(maxes):.4f} (limit 0.05)")
+    for label, loc in candidates.items():
+        d = [np.abs(exact.predict_one(a).prob_map - loc.predict_one(a).prob_map) for _, a in photos]
+        print(f"  {label}: vs exact over the {len(photos)} photos mean |Δ| {np.mean([v.mean() for v in d]):.4f}, "
+              f"max |Δ| {max(v.max() for v in d):.4f}")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from heldout_images import fresh_images, heldout_images
 
     heldout_agreement(exact, fast, args.worst, heldout_images(), "evaluation images")
     heldout_agreement(exact, fast, args.worst, fresh_images(), "fresh images (never looked at for recipe v4)")
+    for label, loc in candidates.items():
+        heldout_agreement(exact, loc, args.worst, heldout_images() + fresh_images(), f"evaluation + fresh images, {label}")
 
     if not args.skip_rss:
         img = work / "photo.png"
@@ -389,6 +403,32 @@ def main() -> int:
     else:
         print("GPU: CUDA not available, GPU section skipped")
     return 0
+
+
+def fast_candidates(installed, fast) -> dict:
+    """The fast recipes other than the automatic one that this CPU can run, as Localizers, by label."""
+    from declip_desktop.engine.backends import selection
+    from declip_desktop.modelstore.loading import load_localizer
+
+    chosen = fast.parameters.get("fast_recipe")
+    found = {}
+    for forced in ("bf16", "int8dec"):
+        os.environ[selection.FAST_ENV] = forced
+        try:
+            loc = load_localizer(installed, device="cpu", fast=True, batch_size=BATCH, backend="openvino")
+        except selection.BackendUnavailable as exc:
+            print(f"fast candidate OpenVINO {forced}: cannot run here ({exc})")
+            continue
+        finally:
+            del os.environ[selection.FAST_ENV]
+        if loc.parameters.get("fast_recipe") != chosen:
+            found[f"fast {forced} (forced)"] = loc
+    loc = load_localizer(installed, device="cpu", fast=True, batch_size=BATCH, backend="torch")
+    if loc.fast:
+        found["fast, PyTorch int8"] = loc
+    for label, loc in found.items():
+        print(f"fast candidate {label}: recipe {loc.parameters.get('fast_recipe')}", flush=True)
+    return found
 
 
 def heldout_agreement(exact, fast, worst: int, images: list, label: str) -> None:

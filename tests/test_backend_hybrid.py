@@ -106,6 +106,27 @@ def test_choice_by_what_the_cpu_has(monkeypatch, no_bf16):
     assert selection.openvino_precision("auto", fast=True) == ("bf16", None)
 
 
+def test_the_fast_recipe_can_be_forced_and_a_wrong_force_is_refused(monkeypatch):
+    monkeypatch.setattr(int8, "available", lambda: True)
+    monkeypatch.setattr(openvino_cpu, "has_bf16", lambda: True)
+    monkeypatch.setenv(selection.FAST_ENV, "int8dec")
+    assert selection.openvino_precision("auto", fast=True) == ("int8dec", None)
+    assert selection.openvino_precision("auto", fast=False) == ("f32", None)  # exact mode is not touched
+    assert selection.openvino_precision("torch", fast=True) == (None, None)
+    monkeypatch.setenv(selection.FAST_ENV, " BF16 ")
+    assert selection.openvino_precision("openvino", fast=True) == ("bf16", None)
+    monkeypatch.setattr(openvino_cpu, "has_bf16", lambda: False)
+    with pytest.raises(selection.BackendUnavailable, match="DECLIP_OPENVINO_FAST=bf16.*no bf16"):
+        selection.openvino_precision("auto", fast=True)
+    monkeypatch.setenv(selection.FAST_ENV, "int8dec")
+    monkeypatch.setattr(int8, "available", lambda: False)
+    with pytest.raises(selection.BackendUnavailable, match="no int8 kernels"):
+        selection.openvino_precision("auto", fast=True)
+    monkeypatch.setenv(selection.FAST_ENV, "int4")
+    with pytest.raises(selection.BackendUnavailable, match="unknown fast recipe 'int4'"):
+        selection.openvino_precision("auto", fast=True)
+
+
 @needs_int8
 def test_a_model_without_a_conv_decoder_runs_exact_and_says_so(no_bf16):
     from declip_desktop.engine.networks import NetSpec, VitSpec, build_network

@@ -6,7 +6,9 @@
     torch     PyTorch only (exact: fp32; fast: the int8 recipe `accelerate.FAST_RECIPE`)
     openvino  OpenVINO, or a clear error when it cannot run what was asked
 
-The `DECLIP_CPU_BACKEND` environment variable sets the default for `Localizer(backend=None)`.
+The `DECLIP_CPU_BACKEND` environment variable sets the default for `Localizer(backend=None)`;
+`DECLIP_OPENVINO_FAST` ("auto", "bf16" or "int8dec") overrides which OpenVINO fast recipe runs, for
+a CPU where the other one measures faster (`benchmarks/engine.py --fast-candidates` times both).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import os
 
 BACKENDS = ("auto", "torch", "openvino")
 ENV = "DECLIP_CPU_BACKEND"
+FAST_ENV = "DECLIP_OPENVINO_FAST"
+FAST_CHOICES = ("auto", "bf16", "int8dec")
 
 
 class BackendUnavailable(ValueError):
@@ -47,10 +51,19 @@ def openvino_precision(requested: str | None, fast: bool) -> tuple[str | None, s
         return None, None
     if not fast:
         return "f32", None
-    if openvino_cpu.has_bf16():
-        return "bf16", None
+    forced = _forced_fast_recipe()
+    if forced == "bf16" and not openvino_cpu.has_bf16():
+        raise BackendUnavailable(f"${FAST_ENV}=bf16, but this CPU has no bf16 instructions (AMX or AVX512-BF16); "
+                                 f"unset {FAST_ENV} or set it to int8dec")
     from declip_desktop.engine import int8
 
+    if forced == "int8dec" and not int8.available():
+        raise BackendUnavailable(f"${FAST_ENV}=int8dec, but this PyTorch has no int8 kernels for this CPU; "
+                                 f"unset {FAST_ENV} or set it to bf16")
+    if forced:
+        return forced, None
+    if openvino_cpu.has_bf16():
+        return "bf16", None
     if int8.available():  # AVX2-only CPUs: measured faster than PyTorch's int8 recipe (docs/PERFORMANCE.md)
         return "int8dec", None
     message = ("This CPU has no bf16 instructions (AMX or AVX512-BF16) and this PyTorch no int8 kernels, "
@@ -58,3 +71,11 @@ def openvino_precision(requested: str | None, fast: bool) -> tuple[str | None, s
     if choice == "openvino":
         raise BackendUnavailable(message + "; run exact mode, or fast mode with the torch back end.")
     return None, message + "; fast mode is running PyTorch's recipe instead."
+
+
+def _forced_fast_recipe() -> str | None:
+    """The fast recipe $DECLIP_OPENVINO_FAST asks for, or None for the automatic choice."""
+    value = (os.environ.get(FAST_ENV) or "auto").strip().lower()
+    if value not in FAST_CHOICES:
+        raise BackendUnavailable(f"unknown fast recipe {value!r} (from ${FAST_ENV}); use one of {', '.join(FAST_CHOICES)}")
+    return None if value == "auto" else value
