@@ -41,12 +41,13 @@ def engine_services() -> EngineServices:
     thread keeps a core to itself, so the event loop is never starved by the analysis."""
     from declip_desktop.modelstore.checkpoint_import import import_checkpoint
     from declip_desktop.modelstore.loading import load_localizer, resolve_model
-    from declip_desktop.modelstore.preparation import prepare_installed
+    from declip_desktop.modelstore.preparation import prepare_installed, preparation_states
 
     threads = max(1, (os.cpu_count() or 2) - 1)
     return EngineServices(localizer_factory=functools.partial(load_localizer, threads=threads),
                           model_resolver=resolve_model, preload=preload_engine,
-                          checkpoint_importer=import_checkpoint, model_preparer=prepare_installed)
+                          checkpoint_importer=import_checkpoint, model_preparer=prepare_installed,
+                          preparation_reader=preparation_states)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,6 +87,30 @@ def prepare_and_describe(preparer: Callable[..., Any] | None, name: str, progres
     return "Not fully prepared: " + report.message.replace("\n", " ")
 
 
+_MODE_NAMES = {"exact": "exact mode", "fast": "fast mode"}
+
+
+def preparation_sentence(states: dict) -> tuple[str, bool]:
+    """("On this computer: exact mode prepared · fast mode not prepared …", whether a mode could be
+    prepared now) from `preparation_states`, so the analyst sees before the first analysis whether
+    it will start at once or first spend minutes converting the model."""
+    parts, preparable = [], False
+    for mode, state in states.items():
+        name = _MODE_NAMES.get(mode, mode)
+        prepared, detail = state.get("prepared"), str(state.get("detail") or "")
+        if prepared is True:
+            parts.append(f"{name} prepared")
+        elif prepared is False:
+            preparable = True
+            why = detail if detail.startswith("not usable") else "its first analysis converts it, minutes for ViT-L/14"
+            parts.append(f"{name} not prepared ({why})")
+        elif state.get("runs_on") is None:
+            parts.append(f"{name} unavailable ({detail})" if detail else f"{name} unavailable")
+        else:
+            parts.append(f"{name}: nothing to prepare")
+    return ("On this computer: " + " · ".join(parts) + "." if parts else ""), preparable
+
+
 def find_card(name: str | None):
     if not name:
         return None
@@ -135,10 +159,13 @@ class ModelsDialog(QDialog):
     errorOccurred = Signal(str, str)
 
     def __init__(self, current: str | None, parent=None, *, importer: Callable[..., Any] | None = None,
-                 preparer: Callable[..., Any] | None = None):
+                 preparer: Callable[..., Any] | None = None,
+                 preparation_reader: Callable[[str], dict] | None = None):
         super().__init__(parent)
         self._importer = importer  # EngineServices.checkpoint_importer
         self._preparer = preparer  # EngineServices.model_preparer
+        self._reader = preparation_reader  # EngineServices.preparation_reader
+        self._preparing: str | None = None  # the model "Prepare now" is converting
         self.setWindowTitle("Models")
         self.resize(760, 460)
         self._current = current
@@ -147,8 +174,24 @@ class ModelsDialog(QDialog):
         self.list = QListWidget()
         self.list.currentItemChanged.connect(self._show_card)
         split.addWidget(self.list)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
         self.card_view = QTextBrowser()
-        split.addWidget(self.card_view)
+        rl.addWidget(self.card_view, 1)
+        prep = QHBoxLayout()
+        self.preparation_status = QLabel("")
+        self.preparation_status.setWordWrap(True)
+        self.preparation_status.setVisible(preparation_reader is not None)
+        prep.addWidget(self.preparation_status, 1)
+        self.prepare_button = QPushButton("Prepare now")
+        self.prepare_button.setToolTip("Convert the model for this computer's back end now, so that no "
+                                       "analysis waits for it (one to four minutes for ViT-L/14).")
+        self.prepare_button.setVisible(False)
+        self.prepare_button.clicked.connect(self._prepare_selected)
+        prep.addWidget(self.prepare_button)
+        rl.addLayout(prep)
+        split.addWidget(right)
         split.setSizes([260, 480])
         layout.addWidget(split, 1)
         # import row
@@ -231,6 +274,60 @@ class ModelsDialog(QDialog):
     def _show_card(self, item, _previous=None) -> None:
         if item is not None:
             self.card_view.setHtml(card_html(item.data(Qt.ItemDataRole.UserRole)))
+            self._read_preparation(item.data(Qt.ItemDataRole.UserRole).name)
+
+    # ------------------------------------------------------------ preparation state
+
+    def _read_preparation(self, name: str) -> None:
+        """Ask, off the UI thread, whether `name` is prepared; a reply for a model no longer
+        selected is dropped."""
+        self.prepare_button.setVisible(False)
+        if self._reader is None:
+            return
+        if self._preparing == name:
+            self.preparation_status.setText("Preparing for this computer…")
+            return
+        self.preparation_status.setText("On this computer: checking…")
+        reader = self._reader
+        run_background(lambda: reader(name), lambda states: self._show_preparation(name, states),
+                       lambda exc, _detail: self._show_preparation_error(name, exc))
+
+    def _show_preparation(self, name: str, states: dict) -> None:
+        if name != self.selected_name() or self._preparing == name:
+            return
+        text, preparable = preparation_sentence(states)
+        self.preparation_status.setText(text)
+        self.prepare_button.setVisible(preparable and self._preparer is not None)
+        self.prepare_button.setEnabled(self._preparing is None)
+
+    def _show_preparation_error(self, name: str, exc: Exception) -> None:
+        if name == self.selected_name():
+            self.preparation_status.setText(f"Whether it is prepared could not be read: {exc}")
+
+    def _prepare_selected(self) -> None:
+        name, preparer = self.selected_name(), self._preparer
+        if not name or preparer is None or self._preparing is not None:
+            return
+        self._preparing = name
+        self.prepare_button.setEnabled(False)
+        self.preparation_status.setText("Preparing for this computer…")
+        relay = ProgressRelay(self)
+        relay.counts.connect(lambda _d, _t, text: self._preparation_progress(name, text))
+        run_background(lambda: prepare_and_describe(preparer, name, relay.counts.emit),
+                       lambda sentence: self._prepared(name, sentence),
+                       lambda exc, _detail: self._prepared(name, f"It could not be prepared: {exc}"))
+
+    def _preparation_progress(self, name: str, text: str) -> None:
+        if name == self.selected_name() and text:
+            self.preparation_status.setText(f"Preparing: {text}")
+
+    def _prepared(self, name: str, sentence: str) -> None:
+        self._preparing = None
+        self.import_status.setText(f"{name}: {sentence}")
+        if name == self.selected_name():
+            self._read_preparation(name)
+        else:
+            self.prepare_button.setEnabled(True)
 
     def _use(self) -> None:
         name = self.selected_name()

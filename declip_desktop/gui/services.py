@@ -33,6 +33,11 @@ class EngineServices:
     #: (`modelstore.preparation.prepare_installed`; torch, worker threads only), so that no first
     #: analysis waits for it. None: nothing is prepared (the first analysis converts).
     model_preparer: Callable[..., Any] | None = None
+    #: `preparation_reader(name)` → {mode: {"runs_on", "prepared": True | False | None, "detail"}}:
+    #: whether each mode of an installed model is prepared on this machine, read without converting
+    #: (`modelstore.preparation.preparation_states`; imports the back ends, so worker threads only).
+    #: None: the Models dialog does not show it.
+    preparation_reader: Callable[[str], dict] | None = None
 
 
 __all__ = ["EngineServices"]

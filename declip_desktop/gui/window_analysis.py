@@ -218,7 +218,8 @@ class AnalysisControls:
 
     def show_models(self, start_import: bool = False) -> ModelsDialog:
         dialog = ModelsDialog(self._case_model(), self, importer=self.services.checkpoint_importer,
-                              preparer=self.services.model_preparer)
+                              preparer=self.services.model_preparer,
+                              preparation_reader=self.services.preparation_reader)
         dialog.modelChosen.connect(self._model_chosen)
         dialog.errorOccurred.connect(lambda m, d: self.notifications.error(m, d))
         dialog.modelImported.connect(lambda name: self.notifications.info(f"Model {name} imported."))
