@@ -103,7 +103,12 @@ def test_choice_by_what_the_cpu_has(monkeypatch, no_bf16):
     precision, message = selection.openvino_precision("auto", fast=True)
     assert precision is None and "no int8 kernels" in message
     monkeypatch.setattr(openvino_cpu, "has_bf16", lambda: True)
-    assert selection.openvino_precision("auto", fast=True) == ("bf16", None)
+    monkeypatch.setattr(openvino_cpu, "has_amx", lambda: False)
+    assert selection.openvino_precision("auto", fast=True) == ("bf16", None)  # no int8 kernels: bf16 still runs
+    monkeypatch.setattr(int8, "available", lambda: True)
+    assert selection.openvino_precision("auto", fast=True) == ("int8dec", None)  # AVX512-BF16 alone: int8dec
+    monkeypatch.setattr(openvino_cpu, "has_amx", lambda: True)
+    assert selection.openvino_precision("auto", fast=True) == ("bf16", None)  # AMX: bf16
 
 
 def test_the_fast_recipe_can_be_forced_and_a_wrong_force_is_refused(monkeypatch):

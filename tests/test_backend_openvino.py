@@ -53,7 +53,7 @@ def test_exact_mode_through_openvino_matches_the_reference(tiny):
 
 
 @needs_bf16
-def test_fast_mode_bf16_agrees_with_exact_on_varied_images():
+def test_fast_mode_bf16_agrees_with_exact_on_varied_images(monkeypatch):
     """The pin on the bf16 fast mode: a photo, a screenshot with text, grayscale and JPEG images,
     maps far from flat, within the documented limits (mean |Δ| ≤ 0.005, max ≤ 0.05) and within
     this recipe's own margin (measured 0.014 here; plain bf16 weights give 0.028), so a
@@ -66,6 +66,7 @@ def test_fast_mode_bf16_agrees_with_exact_on_varied_images():
     with torch.inference_mode():
         exact = torch.sigmoid(accelerate.optimize_exact(_agreement_net())(x))
     card = ModelCard(name="agreement", backbone="ViT-L/14", layer="layer3", decoder="conv-12")
+    monkeypatch.setenv(selection.FAST_ENV, "bf16")  # the recipe itself, also where AMX is absent (auto: int8dec)
     fast = Localizer(net, card=card, device="cpu", fast=True, backend="openvino", threads=1)
     assert fast.fast and fast.parameters["fast_recipe"] == openvino_cpu.FAST_RECIPE
     assert fast.parameters["backend"].endswith("(bf16)")

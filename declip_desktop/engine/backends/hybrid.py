@@ -1,4 +1,4 @@
-"""Fast mode on CPUs without bf16 instructions (AVX2 only): the ViT in OpenVINO fp32, the
+"""Fast mode on CPUs without AMX (AVX2 only, or AVX512-BF16 alone): the ViT in OpenVINO fp32, the
 decoder in int8 with each image's own activation range.
 
 Why this split (docs/PERFORMANCE.md, "AVX2-only CPU, session 7"): on an AMD EPYC with AVX2

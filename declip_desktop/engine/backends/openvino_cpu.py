@@ -1,5 +1,5 @@
 """A DeclipNet run by OpenVINO's CPU plugin: exact mode in fp32, fast mode in bf16 (or, on CPUs
-without bf16 instructions, the ViT in fp32 and the decoder in int8: `backends.hybrid`).
+without AMX, the ViT in fp32 and the decoder in int8: `backends.hybrid`).
 
 Why (docs/PERFORMANCE.md, `benchmarks/engine.py`): on the same weights and images, OpenVINO's
 fp32 graph (fused attention and layer norms, convolutions with its own blocked layouts) ran
@@ -77,6 +77,20 @@ def short_version() -> str | None:
 def has_bf16() -> bool:
     """True when OpenVINO can run bf16 on this CPU in hardware (AMX or AVX512-BF16)."""
     return "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def has_amx() -> bool:
+    """True when the CPU has AMX tiles, the matrix unit that makes the bf16 recipe fast. OpenVINO
+    reports BF16 for AVX512-BF16 alone too, and there the two-part bf16 recipe measured 3.3×
+    slower than "int8dec" (an Intel Xeon without AMX, docs/PERFORMANCE.md), so `selection` asks."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # torch's own CPUID check (2.3+)
+    if probe is not None:
+        return bool(probe())
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "amx_tile" in flags.split()
 
 
 _CORE = None

@@ -1,8 +1,8 @@
 """Which CPU back end runs a model: PyTorch (always there) or OpenVINO (the `fast` extra).
 
-    auto      OpenVINO when it is installed (exact: fp32; fast: bf16 where the CPU has bf16
-              instructions, else "int8dec": the ViT in fp32, the decoder in int8,
-              `backends.hybrid`), PyTorch otherwise
+    auto      OpenVINO when it is installed (exact: fp32; fast: bf16 where the CPU has AMX,
+              else "int8dec": the ViT in fp32, the decoder in int8, `backends.hybrid`; bf16 on
+              AVX512-BF16 alone only when this PyTorch lacks int8 kernels), PyTorch otherwise
     torch     PyTorch only (exact: fp32; fast: the int8 recipe `accelerate.FAST_RECIPE`)
     openvino  OpenVINO, or a clear error when it cannot run what was asked
 
@@ -62,10 +62,16 @@ def openvino_precision(requested: str | None, fast: bool) -> tuple[str | None, s
                                  f"unset {FAST_ENV} or set it to bf16")
     if forced:
         return forced, None
-    if openvino_cpu.has_bf16():
+    bf16 = openvino_cpu.has_bf16()
+    if bf16 and openvino_cpu.has_amx():  # AMX: bf16 measured 3.27× the authors' code (docs/PERFORMANCE.md)
         return "bf16", None
-    if int8.available():  # AVX2-only CPUs: measured faster than PyTorch's int8 recipe (docs/PERFORMANCE.md)
+    # Without AMX, bf16 dot products run at about fp32's rate or slower (Zen 4: 1.10× exact; an
+    # Intel Xeon with AVX512-BF16 only: 3.3× slower than int8dec), and on AVX2-only CPUs int8dec
+    # measured faster than PyTorch's int8 recipe (docs/PERFORMANCE.md).
+    if int8.available():
         return "int8dec", None
+    if bf16:
+        return "bf16", None
     message = ("This CPU has no bf16 instructions (AMX or AVX512-BF16) and this PyTorch no int8 kernels, "
                "which OpenVINO's fast modes need")
     if choice == "openvino":
