@@ -308,6 +308,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--worst", type=int, default=8, help="how many of the worst held-out images to list")
+    ap.add_argument("--skip-heldout", action="store_true",
+                    help="leave out the held-out agreement sets (minutes; the seven photos are still compared)")
     ap.add_argument("--fast-candidates", action="store_true",
                     help="also time every other fast recipe this CPU can run, side by side")
     args = ap.parse_args()
@@ -385,10 +387,14 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from heldout_images import fresh_images, heldout_images
 
-    heldout_agreement(exact, fast, args.worst, heldout_images(), "evaluation images")
-    heldout_agreement(exact, fast, args.worst, fresh_images(), "fresh images (never looked at for recipe v4)")
-    for label, loc in candidates.items():
-        heldout_agreement(exact, loc, args.worst, heldout_images() + fresh_images(), f"evaluation + fresh images, {label}")
+    if args.skip_heldout:
+        print("held-out agreement: skipped (--skip-heldout)")
+    else:
+        heldout_agreement(exact, fast, args.worst, heldout_images(), "evaluation images")
+        heldout_agreement(exact, fast, args.worst, fresh_images(), "fresh images (never looked at for recipe v4)")
+        for label, loc in candidates.items():
+            heldout_agreement(exact, loc, args.worst, heldout_images() + fresh_images(),
+                              f"evaluation + fresh images, {label}")
 
     if not args.skip_rss:
         img = work / "photo.png"
