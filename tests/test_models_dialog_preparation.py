@@ -21,13 +21,17 @@ def test_the_sentence_names_every_mode_and_says_whether_preparing_helps():
     text, preparable = preparation_sentence({
         "exact": {"runs_on": "openvino f32", "prepared": True, "detail": "/x"},
         "fast": {"runs_on": "openvino bf16", "prepared": False, "detail": "not prepared: converted at its first use"}})
-    assert text.startswith("On this computer: exact mode prepared · fast mode not prepared (its first analysis")
+    assert text.startswith("On this computer: exact mode prepared · fast mode not prepared (the first analysis")
     assert preparable
     text, preparable = preparation_sentence({
         "exact": {"runs_on": "torch", "prepared": None, "detail": "PyTorch"},
         "fast": {"runs_on": None, "prepared": None, "detail": "unknown CPU back end 'x'"}})
     assert text == "On this computer: exact mode: nothing to prepare · fast mode unavailable (unknown CPU back end 'x')."
     assert not preparable
+    text, preparable = preparation_sentence({m: {"runs_on": "openvino f32", "prepared": False, "detail": ""}
+                                             for m in ("exact", "fast")})
+    assert text == ("On this computer: exact mode and fast mode not prepared (the first analysis converts it: "
+                    "minutes for ViT-L/14).") and preparable
     text, _ = preparation_sentence({"exact": {"runs_on": "openvino f32", "prepared": False,
                                               "detail": "not usable: model.bin was changed"}})
     assert "exact mode not prepared (not usable: model.bin was changed)" in text
@@ -106,5 +110,5 @@ def test_the_real_reader_on_the_bundled_starter_says_nothing_to_prepare(qtbot):
     qtbot.addWidget(dialog)
     _select(dialog, "starter")
     qtbot.waitUntil(lambda: "checking" not in dialog.preparation_status.text(), timeout=60_000)
-    assert dialog.preparation_status.text() == ("On this computer: exact mode: nothing to prepare · "
-                                                "fast mode: nothing to prepare."), dialog.preparation_status.text()
+    assert dialog.preparation_status.text() == "On this computer: exact mode and fast mode: nothing to prepare.", \
+        dialog.preparation_status.text()

@@ -91,23 +91,26 @@ _MODE_NAMES = {"exact": "exact mode", "fast": "fast mode"}
 
 
 def preparation_sentence(states: dict) -> tuple[str, bool]:
-    """("On this computer: exact mode prepared · fast mode not prepared …", whether a mode could be
-    prepared now) from `preparation_states`, so the analyst sees before the first analysis whether
-    it will start at once or first spend minutes converting the model."""
-    parts, preparable = [], False
+    """("On this computer: exact mode prepared · fast mode not prepared (…).", whether a mode could
+    be prepared now) from `preparation_states`, so the analyst sees before the first analysis
+    whether it starts at once or first spends minutes converting the model. Modes in the same
+    state share one phrase."""
+    phrases: dict[str, list[str]] = {}
+    preparable = False
     for mode, state in states.items():
-        name = _MODE_NAMES.get(mode, mode)
         prepared, detail = state.get("prepared"), str(state.get("detail") or "")
         if prepared is True:
-            parts.append(f"{name} prepared")
+            phrase = " prepared"
         elif prepared is False:
             preparable = True
-            why = detail if detail.startswith("not usable") else "its first analysis converts it, minutes for ViT-L/14"
-            parts.append(f"{name} not prepared ({why})")
+            why = detail if detail.startswith("not usable") else "the first analysis converts it: minutes for ViT-L/14"
+            phrase = f" not prepared ({why})"
         elif state.get("runs_on") is None:
-            parts.append(f"{name} unavailable ({detail})" if detail else f"{name} unavailable")
+            phrase = f" unavailable ({detail})" if detail else " unavailable"
         else:
-            parts.append(f"{name}: nothing to prepare")
+            phrase = ": nothing to prepare"
+        phrases.setdefault(phrase, []).append(_MODE_NAMES.get(mode, mode))
+    parts = [" and ".join(names) + phrase for phrase, names in phrases.items()]
     return ("On this computer: " + " · ".join(parts) + "." if parts else ""), preparable
 
 
