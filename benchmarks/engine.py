@@ -36,6 +36,8 @@ import json
 import os
 import platform
 import resource
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -313,6 +315,17 @@ def main() -> int:
     ap.add_argument("--fast-candidates", action="store_true",
                     help="also time every other fast recipe this CPU can run, side by side")
     args = ap.parse_args()
+    # The installed model and its OpenVINO files take about 6 GB: removed at the end, also when
+    # the run is interrupted (Ctrl+C, or SIGTERM turned into an ordinary exit).
+    work = Path(tempfile.mkdtemp(prefix="declip-bench-"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return measure(args, work)
+    finally:
+        shutil.rmtree(work, onerror=lambda _f, path, exc: print(f"could not remove {path}: {exc[1]}"))
+
+
+def measure(args, work: Path) -> int:
     torch.set_num_threads(args.threads)
     print("machine:", machine(), f"| torch threads {args.threads}", flush=True)
 
@@ -324,7 +337,6 @@ def main() -> int:
     t0 = time.perf_counter()
     net = build_benchmark_net()
     authors = authors_style_from(net)
-    work = Path(tempfile.mkdtemp(prefix="declip-bench-"))
     os.environ["DECLIP_HOME"] = str(work)
     installed = install(net, work)
     del net
