@@ -84,7 +84,7 @@ def register(models_sub) -> None:
         help="convert installed models for this machine now (not at their first analysis)",
         description=(
             "Prepare installed models for the CPU back end this machine runs them with: OpenVINO's "
-            "converted model for exact mode, and for fast mode where OpenVINO runs it (bf16 CPUs). "
+            "converted model for exact mode, and for fast mode (the bf16 file on AMX CPUs, the ViT's fp32 file elsewhere). "
             "Import and download do this already; use it for models installed earlier. A model "
             "prepared before is only checked. Nothing is recorded in any case. Exit code 1 when "
             "some mode could not be prepared (the model stays usable; that mode converts at first use)."
