@@ -24,16 +24,36 @@ def preload_engine() -> None:
     Loading torch's shared libraries happens inside one C call that holds the GIL for a
     second or more; doing it once at startup, while the analyst is still on the start screen
     or opening a case, keeps that pause out of the analysis itself.
+
+    open_clip (pure Python, seconds of import holding the GIL) is warmed only when the default
+    model is a DeCLIP one, which needs it: with the bundled starter, that import ran beside the
+    first analysis and doubled it (launch → first result 12.7 s against 6.1 s without it,
+    docs/PERFORMANCE.md), because every operator of the forward waits for the GIL.
     """
     import declip_desktop.engine.localizer  # noqa: F401
     import declip_desktop.modelstore.loading  # noqa: F401  (torch, safetensors)
     from declip_desktop.engine import networks
 
-    try:
-        networks.VitSpec.from_open_clip()  # reads a local config: imports open_clip and what it pulls in
-    except Exception:  # only a warm-up: the analysis reports real problems itself
-        log.exception("warming up open_clip failed")
+    if default_model_needs_open_clip():
+        try:
+            networks.VitSpec.from_open_clip()  # reads a local config: imports open_clip and what it pulls in
+        except Exception:  # only a warm-up: the analysis reports real problems itself
+            log.exception("warming up open_clip failed")
     freeze_long_lived_objects()
+
+
+def default_model_needs_open_clip() -> bool:
+    """Whether the store's default model is a DeCLIP model (CLIP backbone, built with open_clip's
+    configs). True when the default cannot be read: the analysis will then say what is wrong."""
+    from declip_desktop.common.model_card import ModelError
+    from declip_desktop.modelstore.store import ModelStore
+
+    try:
+        card = ModelStore().default().card
+    except (ModelError, LookupError, OSError) as exc:
+        log.info("default model not read for the warm-up (%s); warming open_clip", exc)
+        return True
+    return (getattr(card, "kind", None) or "declip") == "declip"
 
 
 def engine_services() -> EngineServices:
