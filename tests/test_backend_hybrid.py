@@ -1,5 +1,5 @@
 """Fast mode on CPUs without bf16 (`backends.hybrid`): the ViT in OpenVINO fp32, the decoder in
-int8. Its agreement with exact mode, what it records, its checked cache and `prepare_cache`."""
+int8. Its agreement with exact mode, what it records, its checked cache and `prepare`."""
 
 from __future__ import annotations
 
@@ -80,14 +80,14 @@ def test_cache_of_the_backbone_is_checked_remade_and_preparable(tiny, no_bf16): 
     for a, b in zip(redone.predict(_photos(2)), expected):
         np.testing.assert_array_equal(a.prob_map, b.prob_map)
 
-    # prepare_cache (what model import calls): makes the file, so the first analysis converts nothing.
+    # prepare (what model import calls): makes the file, so the first analysis converts nothing.
     import shutil
 
     shutil.rmtree(directory)
-    xml = openvino_cpu.prepare_cache(load_torch_net=lambda: accelerate.optimize_exact(load_network(model)),
-                                     weights_sha256=model.sha256, input_size=224, precision=RECIPE, installed=model)
-    assert xml == directory / "model.xml" and openvino_cpu.check_cached(directory, model.sha256, 224,
-                                                                        openvino_cpu.IR_RECIPES[RECIPE]) == xml
+    folder = openvino_cpu.prepare(model, load_torch_net=lambda: accelerate.optimize_exact(load_network(model)),
+                                  precision=RECIPE)
+    assert folder == directory and openvino_cpu.check_cached(directory, model.sha256, 224,
+                                                             openvino_cpu.IR_RECIPES[RECIPE]) == directory / "model.xml"
     told.clear()
     load_localizer(model, device="cpu", fast=True, backend="openvino", threads=1, on_status=told.append)
     assert told == []

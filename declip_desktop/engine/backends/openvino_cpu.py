@@ -319,29 +319,20 @@ class PrepareStopped(Exception):
 def prepare(installed: Any, *, load_torch_net: Callable[[], nn.Module], precision: str,
             on_status: Callable[[str], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> Path | None:
-    """`prepare_cache` for an installed model (`engine.backends.prepare`): its card gives the
-    weights' SHA-256 and input size. Returns the cache folder, or None when it could not be
-    written; PrepareStopped when `should_stop()` said stop (asked before converting and before
-    writing; the conversion itself is one OpenVINO call and runs to its end)."""
+    """Make (or check) the converted file of an installed model for `precision` now (when it is
+    imported or downloaded, `engine.backends.prepare`), so that no analysis ever waits for a
+    conversion; its card gives the weights' SHA-256 and input size. Returns the cache folder, or
+    None when it could not be written (the first analysis then converts it again);
+    PrepareStopped when `should_stop()` said stop (asked before converting and before writing;
+    the conversion itself is one OpenVINO call and runs to its end)."""
     card = installed.card
-    xml = prepare_cache(load_torch_net=load_torch_net, weights_sha256=card.sha256,
-                        input_size=int(getattr(card, "input_size", None) or 224), precision=precision,
-                        installed=installed, on_status=on_status, should_stop=should_stop)
-    return None if xml is None else xml.parent
-
-
-def prepare_cache(*, load_torch_net: Callable[[], nn.Module], weights_sha256: str, input_size: int,
-                  precision: str, installed: Any, on_status: Callable[[str], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> Path | None:
-    """Make (or check) the converted file of `installed` for `precision` now, e.g. when a model is
-    imported, so that no analysis ever waits for a conversion. Returns the checked `model.xml`,
-    or None when it could not be written (the first analysis then converts it again)."""
     say = on_status or (lambda message: None)
     # "int8dec" converts only the backbone (its decoder runs in torch).
     load = (lambda: load_torch_net().backbone) if precision == "int8dec" else load_torch_net
-    result = _checked_or_converted(load, weights_sha256=weights_sha256, input_size=input_size,
-                                   precision=precision, installed=installed, say=say, should_stop=should_stop)
-    return result if isinstance(result, Path) else None
+    result = _checked_or_converted(load, weights_sha256=card.sha256,
+                                   input_size=int(getattr(card, "input_size", None) or 224), precision=precision,
+                                   installed=installed, say=say, should_stop=should_stop)
+    return result.parent if isinstance(result, Path) else None
 
 
 def _checked_or_converted(load_module: Callable[[], nn.Module], *, weights_sha256: str, input_size: int,
