@@ -209,9 +209,9 @@ def main() -> int:
     if args.quick:
         args.rounds = 1
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from benchmarks.pipeline_common import machine, make_photos
+    from benchmarks.pipeline_common import machine, make_photos, scratch_dir
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="declip-first-"))
+    work = args.workdir or scratch_dir("declip-first-")  # removed at exit unless given
     work.mkdir(parents=True, exist_ok=True)
     print(machine())
     photo = make_photos(work / "photo-quick", 1, size=(1600, 1200))[0] if args.quick else make_photos(work / "photo", 1)[0]

@@ -29,14 +29,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.pipeline_common import Phases, machine, make_photos, seeded_vit_model  # noqa: E402
+from benchmarks.pipeline_common import Phases, machine, make_photos, scratch_dir, seeded_vit_model  # noqa: E402
 
 
 class SerialPrefetcher:
@@ -161,7 +160,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     from declip_desktop.modelstore.loading import load_localizer, resolve_model
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="declip-pipeline-"))
+    work = args.workdir or scratch_dir("declip-pipeline-")  # removed at exit unless given
     print(machine())
     print(f"{args.images} JPEG photos of {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.1f} MP), batch {args.batch}, "
           f"{args.threads} torch threads, work in {work}")

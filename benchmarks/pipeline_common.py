@@ -3,8 +3,13 @@ the seeded full-size ViT-L/14 model, phase timers, and the machine line."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
+import shutil
+import signal
+import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -12,6 +17,16 @@ from pathlib import Path
 import numpy as np
 
 PHOTO_SIZE = (4000, 3000)  # 12 MP, landscape
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new folder in the temporary directory, removed when the benchmark exits, also after an
+    exception, Ctrl+C or SIGTERM (turned into an ordinary exit). The photos and installed models
+    are gigabytes. A folder given with --workdir is the caller's and is kept."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    atexit.register(shutil.rmtree, path, onerror=lambda _f, p, exc: print(f"could not remove {p}: {exc[1]}"))
+    return path
 
 
 def make_photos(folder: Path, count: int, size: tuple[int, int] = PHOTO_SIZE, seed: int = 23) -> list[Path]:
