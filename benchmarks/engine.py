@@ -36,12 +36,9 @@ import json
 import os
 import platform
 import resource
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -315,14 +312,11 @@ def main() -> int:
     ap.add_argument("--fast-candidates", action="store_true",
                     help="also time every other fast recipe this CPU can run, side by side")
     args = ap.parse_args()
-    # The installed model and its OpenVINO files take about 6 GB: removed at the end, also when
-    # the run is interrupted (Ctrl+C, or SIGTERM turned into an ordinary exit).
-    work = Path(tempfile.mkdtemp(prefix="declip-bench-"))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        return measure(args, work)
-    finally:
-        shutil.rmtree(work, onerror=lambda _f, path, exc: print(f"could not remove {path}: {exc[1]}"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pipeline_common import scratch_dir
+
+    # The installed model and its OpenVINO files take about 6 GB: removed at exit, also on SIGTERM.
+    return measure(args, scratch_dir("declip-bench-"))
 
 
 def measure(args, work: Path) -> int:
