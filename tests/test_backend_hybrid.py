@@ -142,5 +142,6 @@ def test_a_model_without_a_conv_decoder_runs_exact_and_says_so(no_bf16):
     told: list[str] = []
     loc = Localizer(net, card=card, device="cpu", fast=True, backend="openvino", threads=1, on_status=told.append)
     assert any("Fast mode runs exact mode" in m and "no convolutional decoder" in m for m in told), told
-    assert isinstance(loc.net, openvino_cpu.OpenVINONet) and not loc.fast and not loc.fast_cpu
+    assert isinstance(loc.net, hybrid.HybridNet) and loc.net.precision == "f32" and not loc.fast and not loc.fast_cpu
+    assert isinstance(loc.net.backbone, openvino_cpu.OpenVINONet)
     assert loc.parameters["backend"].endswith("(f32)") and "fast_recipe" not in loc.parameters

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from declip_desktop.engine.backends import openvino_cpu, selection
+from declip_desktop.engine import winograd
+from declip_desktop.engine.backends import hybrid, openvino_cpu, selection
 from declip_desktop.engine.localizer import Localizer
 from declip_desktop.modelstore.checkpoint_import import import_checkpoint
 from declip_desktop.modelstore.loading import load_localizer
@@ -39,7 +40,9 @@ def test_exact_mode_through_openvino_matches_the_reference(tiny):
     _, model, src = tiny
     loc = load_localizer(model, device="cpu", backend="openvino", threads=1)
     assert loc.parameters["backend"].startswith("openvino ") and loc.parameters["backend"].endswith("(f32)")
-    assert isinstance(loc.net, openvino_cpu.OpenVINONet) and not loc.fast_cpu
+    # The backbone through OpenVINO, the decoder's 5×5 convolutions by Winograd's algorithm in torch.
+    assert isinstance(loc.net, hybrid.HybridNet) and isinstance(loc.net.backbone, openvino_cpu.OpenVINONet)
+    assert loc.parameters["decoder_convolutions"] == winograd.LABEL and not loc.fast_cpu
     sd = torch.load(src, weights_only=True)["model"]
     x = torch.stack([_input(a) for a in _photos(3)])
     with torch.inference_mode():
@@ -95,11 +98,12 @@ def test_cache_is_made_once_checked_at_every_load_and_remade_when_edited(tiny, m
     assert manifest["weights_sha256"] == model.sha256 and manifest["ir_recipe"] == openvino_cpu.IR_RECIPES["f32"]
     expected = first.predict(_photos(2))
 
-    # A good cache is used as it is: torch never loads the weights.
-    def no_torch(*_a, **_k):
-        raise AssertionError("the weights were loaded although the cache was good")
+    # A good cache is used as it is: nothing is converted again (torch loads only what the
+    # decoder needs; the backbone's memory-mapped weights are released unread).
+    def no_conversion(*_a, **_k):
+        raise AssertionError("the model was converted again although the cache was good")
 
-    monkeypatch.setattr("declip_desktop.modelstore.loading.load_network", no_torch)
+    monkeypatch.setattr(openvino_cpu, "_convert", no_conversion)
     told.clear()
     again = load_localizer(model, device="cpu", backend="openvino", threads=1, on_status=told.append)
     assert told == []

@@ -164,7 +164,16 @@ class Localizer:
             self.fast_cpu = self.fast and not on_gpu and hasattr(net, "backbone") and hasattr(net, "decoder")
             if self.fast_cpu:
                 self._make_fast(net)
+            if not on_gpu and not self.fast_cpu:
+                from declip_desktop.engine import winograd
+
+                winograd.winograd_decoder(net)  # CPU only: on a GPU cuDNN picks its own algorithm
             self.net = net.to(self.device)
+        from declip_desktop.engine import winograd
+
+        # Recorded with every result when the decoder's convolutions run by Winograd's algorithm
+        # (exact mode on the CPU): its fp32 rounding differs from direct convolution's.
+        self._winograd_label = winograd.LABEL if winograd.uses_winograd(self.net) else None
 
     # ------------------------------------------------------------------ properties
 
@@ -198,6 +207,7 @@ class Localizer:
             "fast": self.fast,
             **({"fast_recipe": self._fast_recipe} if self.fast_cpu else {}),
             "backend": self.backend,
+            **({"decoder_convolutions": self._winograd_label} if self._winograd_label else {}),
             "batch_size": self.batch_size,
             "device": self.device,
             "precision": self.precision,

@@ -1,5 +1,12 @@
-"""Fast mode on CPUs without AMX (AVX2 only, or AVX512-BF16 alone): the ViT in OpenVINO fp32, the
-decoder in int8 with each image's own activation range.
+"""The backbone in OpenVINO fp32, the decoder in PyTorch: exact mode (the decoder's convolutions
+by Winograd's algorithm in fp32, `engine.winograd`) and, on CPUs without AMX, fast mode ("int8dec":
+the decoder in int8 with each image's own activation range).
+
+Exact mode's split: OpenVINO runs the ViT's fp32 graph faster than PyTorch, but neither it nor
+oneDNN has a fast algorithm for 5×5 convolutions on AVX2; PyTorch's Winograd decoder ran 2.1×
+faster than either's direct convolutions, within 3e-6 of them (docs/PERFORMANCE.md).
+
+Fast mode's split ("int8dec"):
 
 Why this split (docs/PERFORMANCE.md, "AVX2-only CPU, session 7"): on an AMD EPYC with AVX2
 and no VNNI, no int8 path ran the ViT's Linears faster than OpenVINO's fp32 ones within the
@@ -37,6 +44,15 @@ class HybridNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.backbone(x))
+
+
+def exact_decoder(net: nn.Module) -> nn.Module:
+    """`net`'s (BN-folded, `optimize_exact`-ed) decoder with its 5×5 convolutions by Winograd's
+    algorithm (`winograd.winograd_decoder`; a linear decoder is returned as it is)."""
+    from declip_desktop.engine import winograd
+
+    winograd.winograd_decoder(net)
+    return net.decoder
 
 
 def int8_decoder(net: nn.Module) -> nn.Module:

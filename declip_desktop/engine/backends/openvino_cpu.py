@@ -1,5 +1,6 @@
-"""A DeclipNet run by OpenVINO's CPU plugin: exact mode in fp32, fast mode in bf16 (or, on CPUs
-without AMX, the ViT in fp32 and the decoder in int8: `backends.hybrid`).
+"""A DeclipNet run by OpenVINO's CPU plugin: exact mode's backbone in fp32 with the decoder in
+PyTorch (Winograd convolutions, `backends.hybrid`), fast mode in bf16 (or, on CPUs without AMX,
+the backbone in fp32 and the decoder in int8: `backends.hybrid`).
 
 Why (docs/PERFORMANCE.md, `benchmarks/engine.py`): on the same weights and images, OpenVINO's
 fp32 graph (fused attention and layer norms, convolutions with its own blocked layouts) ran
@@ -41,8 +42,11 @@ from torch import nn
 #: the name when the recipe changes): the `optimize_exact`-ed DeclipNet traced to OpenVINO with a
 #: dynamic batch dimension, weights fp32; for bf16, first rewritten with two-part weights
 #: (`backends.two_part`; twice the weights' size on disk).
-#: "int8dec" (`backends.hybrid`): only the backbone is converted, fp32.
-IR_RECIPES = {"f32": "openvino-ir-v1", "bf16": "openvino-ir-bf16x2-v1", "int8dec": "openvino-ir-backbone-f32-v1"}
+#: "f32" and "int8dec" (`backends.hybrid`): only the backbone is converted, fp32 (one file for both;
+#: until exact mode's decoder moved to Winograd convolutions in PyTorch, "f32" converted the whole
+#: network: "openvino-ir-v1").
+BACKBONE_IR = "openvino-ir-backbone-f32-v1"
+IR_RECIPES = {"f32": BACKBONE_IR, "bf16": "openvino-ir-bf16x2-v1", "int8dec": BACKBONE_IR}
 #: Names fast mode's recipe through this back end; recorded with every fast-mode result.
 FAST_RECIPE = "fast-cpu-openvino-bf16x2-v5"
 #: The fast-mode recipe of each fast precision ("bf16": AMX / AVX512-BF16 CPUs; "int8dec": the rest).
@@ -281,30 +285,32 @@ def compile_network(model, precision: str, threads: int) -> OpenVINONet:
 def open_network(*, load_torch_net: Callable[[], nn.Module], weights_sha256: str, input_size: int,
                  precision: str, threads: int, installed: Any = None,
                  on_status: Callable[[str], None] | None = None) -> nn.Module:
-    """The model compiled by OpenVINO (an `OpenVINONet`, or for "int8dec" a `hybrid.HybridNet`),
+    """The model compiled by OpenVINO (for "bf16" an `OpenVINONet`, else a `hybrid.HybridNet`),
     from its checked cache when there is one. `precision` is a key of IR_RECIPES; the returned
     network's `precision` says what runs ("f32" when "int8dec" cannot serve this model).
 
-    `load_torch_net` gives the `optimize_exact`-ed torch network; for "f32" and "bf16" it is
-    called only when the file must be (re)made, so a model whose cache is good is never loaded
-    into torch at all ("int8dec" always needs the torch decoder).
+    `load_torch_net` gives the `optimize_exact`-ed torch network; for "bf16" it is called only
+    when the file must be (re)made, so a model whose cache is good is never loaded into torch at
+    all ("f32" and "int8dec" always need the torch decoder; the backbone's memory-mapped weights
+    are released unread when its converted file is good).
     `installed` None (a network handed to the Localizer): converted in memory, nothing cached.
     """
     say = on_status or (lambda message: None)
     common = dict(weights_sha256=weights_sha256, input_size=input_size, installed=installed, say=say)
-    if precision != "int8dec":
+    if precision == "bf16":
         xml_or_model = _checked_or_converted(load_torch_net, precision=precision, **common)
         return compile_network(xml_or_model, _COMPILED_AS[precision], threads)
     from declip_desktop.engine.backends import hybrid
 
     net = load_torch_net()
-    try:
-        decoder = hybrid.int8_decoder(net)
-    except ValueError as exc:
-        say(f"Fast mode runs exact mode for this model ({exc}).")
-        del net
-        return open_network(load_torch_net=load_torch_net, weights_sha256=weights_sha256, input_size=input_size,
-                            precision="f32", threads=threads, installed=installed, on_status=on_status)
+    if precision == "int8dec":
+        try:
+            decoder = hybrid.int8_decoder(net)
+        except ValueError as exc:
+            say(f"Fast mode runs exact mode for this model ({exc}).")
+            precision = "f32"
+    if precision == "f32":
+        decoder = hybrid.exact_decoder(net)
     backbone = net.backbone
     del net
     xml_or_model = _checked_or_converted(lambda: backbone, precision=precision, **common)
@@ -327,8 +333,8 @@ def prepare(installed: Any, *, load_torch_net: Callable[[], nn.Module], precisio
     the conversion itself is one OpenVINO call and runs to its end)."""
     card = installed.card
     say = on_status or (lambda message: None)
-    # "int8dec" converts only the backbone (its decoder runs in torch).
-    load = (lambda: load_torch_net().backbone) if precision == "int8dec" else load_torch_net
+    # "f32" and "int8dec" convert only the backbone (their decoder runs in torch).
+    load = (lambda: load_torch_net().backbone) if IR_RECIPES[precision] == BACKBONE_IR else load_torch_net
     result = _checked_or_converted(load, weights_sha256=card.sha256,
                                    input_size=int(getattr(card, "input_size", None) or 224), precision=precision,
                                    installed=installed, say=say, should_stop=should_stop)
