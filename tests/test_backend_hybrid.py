@@ -21,8 +21,10 @@ RECIPE = "int8dec"
 
 @pytest.fixture()
 def no_bf16(monkeypatch):
-    """Every CPU behaves like the AVX2-only one here (the choice is by what the CPU has)."""
+    """Every CPU behaves like one with VNNI but no bf16, where fast mode is "int8dec" (the choice is
+    by what the CPU has)."""
     monkeypatch.setattr(openvino_cpu, "has_bf16", lambda: False)
+    monkeypatch.setattr(openvino_cpu, "has_vnni", lambda: True)
 
 
 @needs_int8
@@ -109,6 +111,25 @@ def test_choice_by_what_the_cpu_has(monkeypatch, no_bf16):
     assert selection.openvino_precision("auto", fast=True) == ("int8dec", None)  # AVX512-BF16 alone: int8dec
     monkeypatch.setattr(openvino_cpu, "has_amx", lambda: True)
     assert selection.openvino_precision("auto", fast=True) == ("bf16", None)  # AMX: bf16
+    # AVX2 alone (no VNNI, no bf16): nothing beat exact mode there, so fast mode runs it and says so.
+    monkeypatch.setattr(openvino_cpu, "has_bf16", lambda: False)
+    monkeypatch.setattr(openvino_cpu, "has_vnni", lambda: False)
+    assert selection.openvino_precision("auto", fast=True) == ("f32", selection.NOTHING_FASTER)
+    monkeypatch.setenv(selection.FAST_ENV, "int8dec")  # still there to be measured
+    assert selection.openvino_precision("auto", fast=True) == ("int8dec", None)
+
+
+def test_fast_mode_on_avx2_alone_runs_exact_mode_and_records_it(monkeypatch, tiny):
+    _, model, _ = tiny
+    monkeypatch.setattr(openvino_cpu, "has_bf16", lambda: False)
+    monkeypatch.setattr(openvino_cpu, "has_vnni", lambda: False)
+    monkeypatch.setattr(int8, "available", lambda: True)
+    told: list[str] = []
+    loc = load_localizer(model, device="cpu", fast=True, backend="openvino", threads=1, on_status=told.append)
+    assert told[0] == selection.NOTHING_FASTER and not any("fast" in m.lower() for m in told[1:]), told
+    assert not loc.fast and not loc.fast_cpu and "fast_recipe" not in loc.parameters
+    assert loc.parameters["backend"].endswith("(f32)") and loc.parameters["fast"] is False
+    assert isinstance(loc.net, hybrid.HybridNet) and loc.net.precision == "f32"
 
 
 def test_the_fast_recipe_can_be_forced_and_a_wrong_force_is_refused(monkeypatch):

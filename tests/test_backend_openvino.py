@@ -164,9 +164,10 @@ def test_backend_choice_and_its_messages(tiny, monkeypatch):
     loc = load_localizer(model, device="cpu", fast=True, backend="auto", threads=1, on_status=told.append)
     assert loc.parameters["backend"].startswith("torch ") and "install OpenVINO" in told[0]
     monkeypatch.undo()
-    # A CPU without bf16: fast mode runs the ViT in OpenVINO fp32 and the decoder in int8
-    # (tests/test_backend_hybrid.py), asked for or automatic, without a message.
+    # A CPU with VNNI but without bf16: fast mode runs the ViT in OpenVINO fp32 and the decoder in
+    # int8 (tests/test_backend_hybrid.py), asked for or automatic, without a message.
     monkeypatch.setattr(openvino_cpu, "has_bf16", lambda: False)
+    monkeypatch.setattr(openvino_cpu, "has_vnni", lambda: True)
     told.clear()
     loc = load_localizer(model, device="cpu", fast=True, backend="openvino", threads=1, on_status=told.append)
     assert loc.parameters["backend"].endswith("(int8dec)") and loc.fast_cpu

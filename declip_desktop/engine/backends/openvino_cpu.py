@@ -97,6 +97,17 @@ def has_amx() -> bool:
     return "amx_tile" in flags.split()
 
 
+def has_vnni() -> bool:
+    """True when the CPU has int8 dot-product instructions (AVX512-VNNI or AVX-VNNI), which make
+    the int8 decoder of "int8dec" pay; without them (AVX2 only) int8 products measured no faster
+    than fp32 (docs/PERFORMANCE.md), so `selection` asks."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
 _CORE = None
 _CORE_LOCK = threading.Lock()
 

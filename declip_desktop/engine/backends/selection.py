@@ -1,8 +1,9 @@
 """Which CPU back end runs a model: PyTorch (always there) or OpenVINO (the `fast` extra).
 
-    auto      OpenVINO when it is installed (exact: fp32; fast: bf16 where the CPU has AMX,
-              else "int8dec": the ViT in fp32, the decoder in int8, `backends.hybrid`; bf16 on
-              AVX512-BF16 alone only when this PyTorch lacks int8 kernels), PyTorch otherwise
+    auto      OpenVINO when it is installed (exact: the backbone in fp32, the decoder by Winograd
+              convolutions in PyTorch; fast: bf16 where the CPU has AMX, else "int8dec" where it
+              has VNNI: the decoder in int8, `backends.hybrid`; on AVX2 alone fast mode runs
+              exact mode, which nothing measured there beat within the limits), PyTorch otherwise
     torch     PyTorch only (exact: fp32; fast: the int8 recipe `accelerate.FAST_RECIPE`)
     openvino  OpenVINO, or a clear error when it cannot run what was asked
 
@@ -19,6 +20,11 @@ BACKENDS = ("auto", "torch", "openvino")
 ENV = "DECLIP_CPU_BACKEND"
 FAST_ENV = "DECLIP_OPENVINO_FAST"
 FAST_CHOICES = ("auto", "bf16", "int8dec")
+
+
+#: What the user is told when fast mode runs exact mode because nothing is faster on this CPU.
+NOTHING_FASTER = ("On this CPU (AVX2, without VNNI or AMX) no fast recipe measured faster than exact mode, "
+                  "so fast mode runs exact mode (same results).")
 
 
 class BackendUnavailable(ValueError):
@@ -66,10 +72,15 @@ def openvino_precision(requested: str | None, fast: bool) -> tuple[str | None, s
     if bf16 and openvino_cpu.has_amx():  # AMX: bf16 measured 3.27× the authors' code (docs/PERFORMANCE.md)
         return "bf16", None
     # Without AMX, bf16 dot products run at about fp32's rate or slower (Zen 4: 1.10× exact; an
-    # Intel Xeon with AVX512-BF16 only: 3.3× slower than int8dec), and on AVX2-only CPUs int8dec
-    # measured faster than PyTorch's int8 recipe (docs/PERFORMANCE.md).
-    if int8.available():
+    # Intel Xeon with AVX512-BF16 only: 3.3× slower than int8dec), and with VNNI the int8 decoder
+    # measured faster than direct fp32 convolutions (the Xeon: 1.55× against exact's 1.28×, before
+    # exact mode's Winograd decoder). On AVX2 alone no int8 product beat fp32 (the AMD EPYC:
+    # int8dec 1.25× the authors' code, exact mode with its Winograd decoder 1.47×), so fast mode
+    # runs exact mode there (docs/PERFORMANCE.md).
+    if int8.available() and openvino_cpu.has_vnni():
         return "int8dec", None
+    if int8.available() and not bf16:
+        return "f32", NOTHING_FASTER
     if bf16:
         return "bf16", None
     message = ("This CPU has no bf16 instructions (AMX or AVX512-BF16) and this PyTorch no int8 kernels, "
