@@ -1,5 +1,6 @@
 """The backbone in OpenVINO fp32, the decoder in PyTorch: exact mode (the decoder's convolutions
-by Winograd's algorithm in fp32, `engine.winograd`) and, on CPUs without AMX, fast mode ("int8dec":
+by Winograd's algorithm in fp32, `engine.winograd`) and, on CPUs with VNNI but without AMX, fast
+mode ("int8dec":
 the decoder in int8 with each image's own activation range).
 
 Exact mode's split: OpenVINO runs the ViT's fp32 graph faster than PyTorch, but neither it nor
