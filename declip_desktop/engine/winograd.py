@@ -88,10 +88,14 @@ class WinogradConv2d(nn.Module):
         if not self.supports(conv):
             raise ValueError(f"not a stride-1 'same' 5×5 convolution: {conv}")
         a_t, g, b_t = toom_cook_matrices()
-        weight = conv.weight.detach().double()
-        # U[a, b] = G w Gᵀ for every (out, in) pair, laid out for the 64 products: 64 × in × out.
-        u = torch.einsum("ak,oikl,bl->abio", g, weight, g)
-        self.register_buffer("u", u.reshape(TILE_IN * TILE_IN, conv.in_channels, conv.out_channels).float().contiguous())
+        # One product lays U out as the 64 products need it (64 × in × out): kron(G, G) (64 × 25)
+        # times the taps as 25 × (in·out). In fp32: G's entries are short fractions, so this adds
+        # ~1e-7, a hundredth of the transform's own rounding (a float64 einsum took 5 s for
+        # conv-20 at every model load).
+        taps = conv.weight.detach().float().permute(2, 3, 1, 0).reshape(KERNEL * KERNEL, -1)
+        u = torch.kron(g, g).float() @ taps
+        self.register_buffer("u", u.view(TILE_IN * TILE_IN, conv.in_channels, conv.out_channels))
+        del taps
         bias = conv.bias.detach().float() if conv.bias is not None else torch.zeros(conv.out_channels)
         self.register_buffer("bias", bias.clone())
         self.register_buffer("a_t", a_t.float().contiguous())
