@@ -311,22 +311,51 @@ def open_network(*, load_torch_net: Callable[[], nn.Module], weights_sha256: str
     if precision == "bf16":
         xml_or_model = _checked_or_converted(load_torch_net, precision=precision, **common)
         return compile_network(xml_or_model, _COMPILED_AS[precision], threads)
+    from concurrent.futures import ThreadPoolExecutor
+
     from declip_desktop.engine.backends import hybrid
 
-    net = load_torch_net()
-    if precision == "int8dec":
-        try:
-            decoder = hybrid.int8_decoder(net)
-        except ValueError as exc:
-            say(f"Fast mode runs exact mode for this model ({exc}).")
-            precision = "f32"
-    if precision == "f32":
-        decoder = hybrid.exact_decoder(net)
-    backbone = net.backbone
-    del net
-    xml_or_model = _checked_or_converted(lambda: backbone, precision=precision, **common)
+    # The backbone's file is checked and compiled on a second thread while this one loads the
+    # torch network (hash of the weights) and builds the decoder (Winograd weights): hashing and
+    # OpenVINO's compilation release the GIL, so the two overlap on two cores (ViT-L/14: about
+    # 2.3 s of the 4.9 s a sequential load took on the AMD EPYC; docs/PERFORMANCE.md). A file
+    # that is missing or fails its check is left to the sequential path below, which says why
+    # and converts it from the backbone.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="openvino-compile") as pool:
+        compiled = pool.submit(_compile_if_cached, weights_sha256, input_size, precision, installed, threads)
+        net = load_torch_net()
+        if precision == "int8dec":
+            try:
+                decoder = hybrid.int8_decoder(net)
+            except ValueError as exc:
+                say(f"Fast mode runs exact mode for this model ({exc}).")
+                precision = "f32"
+        if precision == "f32":
+            decoder = hybrid.exact_decoder(net)
+        backbone = net.backbone
+        del net
+        backbone_net = compiled.result()
+    if backbone_net is None:
+        xml_or_model = _checked_or_converted(lambda: backbone, precision=precision, **common)
+        backbone_net = compile_network(xml_or_model, "f32", threads)
     del backbone  # the ViT's torch weights are not used again (memory-mapped: released with it)
-    return hybrid.HybridNet(compile_network(xml_or_model, "f32", threads), decoder, precision)
+    return hybrid.HybridNet(backbone_net, decoder, precision)
+
+
+def _compile_if_cached(weights_sha256: str, input_size: int, precision: str, installed: Any,
+                       threads: int) -> OpenVINONet | None:
+    """The backbone compiled from its cached file when that file exists and passes its check,
+    else None (nothing is said or written here: the caller's sequential path does that)."""
+    root = cache_root(installed) if installed is not None else None
+    if root is None:
+        return None
+    ir_recipe = IR_RECIPES[precision]
+    try:
+        xml = check_cached(cache_dir(root, weights_sha256, input_size, ir_recipe), weights_sha256, input_size,
+                           ir_recipe)
+    except CacheError:
+        return None
+    return compile_network(xml, "f32", threads)
 
 
 class PrepareStopped(Exception):
