@@ -120,12 +120,12 @@ def test_stop_and_closing_mid_run_hand_the_items_back(qtbot, window):
     qtbot.addWidget(dialog)
     dialog.show()
     dialog.start_connect()
-    qtbot.waitUntil(lambda: dialog.run_button.isEnabled(), timeout=5000)
+    qtbot.waitUntil(lambda: dialog.run_button.isEnabled(), timeout=30000)
     dialog.start_run()
-    qtbot.waitUntil(lambda: dialog.stop_button.isEnabled() and dialog.bar.maximum() == 3, timeout=5000)
+    qtbot.waitUntil(lambda: dialog.stop_button.isEnabled() and dialog.bar.maximum() == 3, timeout=30000)
     dialog.close()  # mid-run: asks the run to stop, hides, closes when the run has ended
     assert job.stopped.is_set() and not dialog.isVisible() and not job.closed
-    qtbot.waitUntil(lambda: job.closed, timeout=5000)
+    qtbot.waitUntil(lambda: job.closed, timeout=30000)
     assert dialog.summary.stopped
 
 

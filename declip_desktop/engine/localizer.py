@@ -147,14 +147,11 @@ class Localizer:
         self.mean = tuple(float(v) for v in _card_field(self.card, "mean", (0.48145466, 0.4578275, 0.40821073)))
         self.std = tuple(float(v) for v in _card_field(self.card, "std", (0.26862954, 0.26130258, 0.27577711)))
 
-        from declip_desktop.engine import accelerate
+        from declip_desktop.engine import accelerate, winograd
 
         def exact_net():
             net = model if self.installed is None else self.installed.load_network(device="cpu")
-            net.eval()
-            for p in net.parameters():
-                p.requires_grad_(False)
-            return accelerate.optimize_exact(net)
+            return accelerate.optimize_exact(net.eval().requires_grad_(False))
 
         self._fast_recipe = accelerate.FAST_RECIPE
         self.backend = f"torch {torch.__version__}"
@@ -165,14 +162,9 @@ class Localizer:
             if self.fast_cpu:
                 self._make_fast(net)
             if not on_gpu and not self.fast_cpu:
-                from declip_desktop.engine import winograd
-
                 winograd.winograd_decoder(net)  # CPU only: on a GPU cuDNN picks its own algorithm
             self.net = net.to(self.device)
-        from declip_desktop.engine import winograd
-
-        # Recorded with every result when the decoder's convolutions run by Winograd's algorithm
-        # (exact mode on the CPU): its fp32 rounding differs from direct convolution's.
+        # Recorded with every result: Winograd's fp32 rounding differs from direct convolution's.
         self._winograd_label = winograd.LABEL if winograd.uses_winograd(self.net) else None
 
     # ------------------------------------------------------------------ properties
