@@ -5,8 +5,8 @@ model's time, and neither oneDNN nor OpenVINO has a fast algorithm for 5×5 kern
 run them directly, 25 multiply-adds per output and input channel). Winograd's F(4×4, 5×5) computes
 a 4×4 block of outputs from an 8×8 input tile with 64 products per channel pair instead of 400,
 as 64 independent matrix products (`torch.bmm`), so it runs on the same BLAS kernels. Measured on
-an AMD EPYC (AVX2, docs/PERFORMANCE.md): the whole decoder 2.8× faster than PyTorch's direct
-convolution, maps within 2.4e-6 of it (its own fp32 rounding differs from direct convolution's
+an AMD EPYC (AVX2, `benchmarks/winograd_decoder.py`, docs/PERFORMANCE.md): the whole decoder
+1.95× faster than PyTorch's direct convolution, maps within 2.0e-6 of it (its own fp32 rounding differs from direct convolution's
 by about 1e-5 of a layer's largest output, from the transform's fractions).
 
 The transforms are built from exact rational Toom-Cook matrices for the interpolation points

@@ -1,11 +1,10 @@
 """The backbone in OpenVINO fp32, the decoder in PyTorch: exact mode (the decoder's convolutions
 by Winograd's algorithm in fp32, `engine.winograd`) and, on CPUs with VNNI but without AMX, fast
-mode ("int8dec":
-the decoder in int8 with each image's own activation range).
+mode ("int8dec": the decoder in int8 with each image's own activation range).
 
 Exact mode's split: OpenVINO runs the ViT's fp32 graph faster than PyTorch, but neither it nor
-oneDNN has a fast algorithm for 5×5 convolutions on AVX2; PyTorch's Winograd decoder ran 2.1×
-faster than either's direct convolutions, within 3e-6 of them (docs/PERFORMANCE.md).
+oneDNN has a fast algorithm for 5×5 convolutions on AVX2; the Winograd decoder ran 1.95× faster
+than oneDNN's direct convolutions, within 2e-6 of them (`benchmarks/winograd_decoder.py`).
 
 Fast mode's split ("int8dec"):
 

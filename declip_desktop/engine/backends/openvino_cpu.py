@@ -1,6 +1,6 @@
 """A DeclipNet run by OpenVINO's CPU plugin: exact mode's backbone in fp32 with the decoder in
-PyTorch (Winograd convolutions, `backends.hybrid`), fast mode in bf16 (or, on CPUs without AMX,
-the backbone in fp32 and the decoder in int8: `backends.hybrid`).
+PyTorch (Winograd convolutions, `backends.hybrid`), fast mode in bf16 on CPUs with AMX (or, with
+VNNI but without AMX, the backbone in fp32 and the decoder in int8: `backends.hybrid`).
 
 Why (docs/PERFORMANCE.md, `benchmarks/engine.py`): on the same weights and images, OpenVINO's
 fp32 graph (fused attention and layer norms, convolutions with its own blocked layouts) ran
